@@ -1,0 +1,59 @@
+"""CPU backend: each per-element update of :mod:`microdl.optim._elementwise` in one ``prange`` loop.
+
+Kernels are compiled lazily, once per dtype, and cached on disk (``cache=True``), so a fresh process pays the
+compile only once per machine. They hold no arithmetic of their own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from microdl.optim import _elementwise as ew
+
+_inline = njit(inline="always")
+_sgd_at = _inline(ew.sgd_at)
+_adagrad_at = _inline(ew.adagrad_at)
+_rmsprop_at = _inline(ew.rmsprop_at)
+_adadelta_at = _inline(ew.adadelta_at)
+_adam_at = _inline(ew.adam_at)
+
+_kernel = njit(parallel=True, cache=True, nogil=True)
+
+
+@_kernel
+def sgd(theta, g, b, h):
+    for i in prange(theta.size):
+        _sgd_at(i, theta, g, b, h)
+
+
+@_kernel
+def adagrad(theta, g, state_sum, h):
+    for i in prange(theta.size):
+        _adagrad_at(i, theta, g, state_sum, h)
+
+
+@_kernel
+def rmsprop(theta, g, v, g_avg, b, h):
+    for i in prange(theta.size):
+        _rmsprop_at(i, theta, g, v, g_avg, b, h)
+
+
+@_kernel
+def adadelta(theta, g, v, u, h):
+    for i in prange(theta.size):
+        _adadelta_at(i, theta, g, v, u, h)
+
+
+@_kernel
+def adam(theta, g, m, v, v_max, h):
+    for i in prange(theta.size):
+        _adam_at(i, theta, g, m, v, v_max, h)
+
+
+KERNELS = {"sgd": sgd, "adagrad": adagrad, "rmsprop": rmsprop, "adadelta": adadelta, "adam": adam}
+
+
+def apply(rule: str, theta: np.ndarray, g: np.ndarray, slots: tuple, h: tuple) -> None:
+    """Apply ``rule`` in place over the flat buffers with its compiled kernel."""
+    KERNELS[rule](theta, g, *slots, h)

@@ -1,0 +1,67 @@
+"""Gradient clipping on a flat gradient buffer, in place: by global L2 norm and by value.
+
+Semantics follow ``torch.nn.utils.clip_grad_norm_`` (scale by ``max_norm / (norm + 1e-6)`` when that is below
+1; return the norm before clipping) and ``clip_grad_value_``. Host arrays use a Numba kernel; CUDA arrays use
+CUDA kernels (:mod:`microdl.optim._cuda_clip`) and stay on the device, with no host synchronisation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from microdl._cuda_support import is_cuda_array
+from microdl.optim.base import check_real
+
+__all__ = ["clip_grad_norm", "clip_grad_value"]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _sum_of_squares(g):
+    total = 0.0  # a whole-variable prange reduction, accumulated in float64
+    for i in prange(g.size):
+        total += np.float64(g[i]) * np.float64(g[i])
+    return total
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _scale(g, coef):
+    for i in prange(g.size):
+        g[i] = g[i] * coef
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _clamp(g, low, high):
+    for i in prange(g.size):
+        g[i] = min(max(g[i], low), high)
+
+
+def clip_grad_norm(grads: Any, max_norm: float) -> Any:
+    """Scale ``grads`` in place so that its L2 norm is at most ``max_norm``; return the norm before clipping.
+
+    For a CUDA array the norm is returned as a 1-element device array, so that no synchronisation happens.
+    """
+    max_norm = check_real("max_norm", max_norm, 0.0, low_open=True)
+    if is_cuda_array(grads):
+        from microdl.optim import _cuda_clip
+
+        return _cuda_clip.clip_grad_norm(grads, max_norm)
+    norm = float(np.sqrt(_sum_of_squares(grads)))
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        _scale(grads, grads.dtype.type(coef))
+    return norm
+
+
+def clip_grad_value(grads: Any, clip_value: float) -> None:
+    """Clamp every element of ``grads`` in place to ``[-clip_value, clip_value]``."""
+    clip_value = check_real("clip_value", clip_value, 0.0, low_open=True)
+    if is_cuda_array(grads):
+        from microdl.optim import _cuda_clip
+
+        _cuda_clip.clip_grad_value(grads, clip_value)
+        return
+    f = grads.dtype.type
+    _clamp(grads, f(-clip_value), f(clip_value))
