@@ -11,6 +11,7 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
+from scipy.sparse import issparse
 
 __all__ = ["check_choice", "check_positive_int", "check_random_state", "check_X", "check_Y"]
 
@@ -58,9 +59,17 @@ def _as_float_array(name: str, a: Any, dtype: np.dtype) -> np.ndarray:
     return arr
 
 
-def check_X(X: Any, n_features: int | None, dtype: Any) -> np.ndarray:
-    """``X`` as a finite, C-contiguous 2-D array of ``dtype`` with ``n_features`` columns."""
-    X = _as_float_array("X", X, np.dtype(dtype))
+def check_X(X: Any, n_features: int | None, dtype: Any) -> Any:
+    """``X`` as a finite, C-contiguous 2-D array of ``dtype`` with ``n_features`` columns.
+
+    A SciPy sparse matrix is returned as CSR of ``dtype`` (the model multiplies it with sparse products).
+    """
+    if issparse(X):
+        X = X.tocsr().astype(np.dtype(dtype), copy=False)
+        if not np.all(np.isfinite(X.data)):
+            raise ValueError("X contains NaN or infinity")
+    else:
+        X = _as_float_array("X", X, np.dtype(dtype))
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (samples x features); got shape {X.shape}")
     if X.shape[0] == 0:

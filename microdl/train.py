@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from scipy.sparse import issparse
 
 from microdl._validation import check_positive_int, check_random_state, check_X
 from microdl.nn import MLP
@@ -117,9 +118,7 @@ class EarlyStopping:
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self._wait = value, epoch, 0
             if self.restore_best_weights:
-                if self.best_params is None:
-                    self.best_params = np.empty_like(model.params)
-                self.best_params[...] = model.params
+                self.best_params = model.host_params()
             return False
         self._wait += 1
         return self._wait >= self.patience
@@ -127,7 +126,7 @@ class EarlyStopping:
     def restore(self, model: MLP) -> None:
         """Copy the best weights back into ``model`` (called by :func:`fit` at the end)."""
         if self.restore_best_weights and self.best_params is not None:
-            model.params[...] = self.best_params
+            model.set_params(self.best_params)
 
 
 def split_validation(X: np.ndarray, Y: np.ndarray, fraction: float, rng: np.random.Generator,
@@ -185,7 +184,7 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
         Must be bound to ``model.params``. An optimizer with ``full_batch = True`` (GD) gets one batch of
         every training sample per epoch whatever ``batch_size`` says.
     X, y : arrays
-        Training data; ``y`` as :meth:`MLP.loss_and_grad` accepts it.
+        Training data (X dense or SciPy sparse); ``y`` as :meth:`MLP.loss_and_grad` accepts it.
     epochs : int
         Maximum number of passes over the training data.
     batch_size : int or None
@@ -247,6 +246,12 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
     clip_norm = None if clip_norm is None else check_real("clip_norm", clip_norm, 0.0, low_open=True)
     clip_value = None if clip_value is None else check_real("clip_value", clip_value, 0.0, low_open=True)
     callbacks = list(callbacks)
+    if model.device == "cuda":
+        from microdl.cuda.train import fit_device
+
+        return fit_device(model, optimizer, X, Y, w, X_val, Y_val, epochs=epochs, batch_size=batch_size,
+                          shuffle=shuffle, rng=rng, schedule=schedule, clip_norm=clip_norm, clip_value=clip_value,
+                          callbacks=callbacks, progress=progress, max_time=max_time, max_grad_evals=max_grad_evals)
 
     # Preallocated batch buffers: gathering a batch is np.take(..., out=...), never a new array.
     X_batch = np.empty((batch_size, X.shape[1]), dtype=model.dtype)
@@ -278,7 +283,8 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
             if m == n:
                 Xb, Yb, wb = X, Y, w  # the full batch needs no gathering (the mean ignores order)
             else:
-                Xb = np.take(X, idx, axis=0, out=X_batch[:m])
+                # (sparse X is sliced, which allocates: dense input is the fast path)
+                Xb = X[idx] if issparse(X) else np.take(X, idx, axis=0, out=X_batch[:m])
                 Yb = np.take(Y, idx, axis=0, out=Y_batch[:m])
                 wb = None if w is None else np.take(w, idx, out=w_batch[:m])
             loss = model._loss_and_grad(Xb, Yb, wb)

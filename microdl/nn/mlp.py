@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from numba import njit
+from scipy.sparse import issparse
 
 from microdl._validation import check_choice, check_random_state, check_X, check_Y
 from microdl.nn import activations
@@ -66,6 +67,9 @@ class MLP:
         Precision of parameters, gradients and activations.
     random_state : int, numpy Generator or None
         Seed of the initialisation.
+    device : {"cpu", "cuda"}, default "cpu"
+        ``"cuda"`` keeps parameters, gradients and activations on the GPU and runs forward and backward as
+        Numba CUDA kernels (:mod:`microdl.cuda`); :attr:`params` and :attr:`grads` are then device arrays.
 
     Examples
     --------
@@ -79,7 +83,8 @@ class MLP:
     """
 
     def __init__(self, layer_sizes: Sequence[int], activation: str = "relu", loss: str = "cross_entropy",
-                 alpha: float = 0.0, init: str = "auto", dtype: Any = "float64", random_state: Any = None) -> None:
+                 alpha: float = 0.0, init: str = "auto", dtype: Any = "float64", random_state: Any = None,
+                 device: str = "cpu") -> None:
         sizes = _check_layer_sizes(layer_sizes)
         self.layer_sizes = sizes
         self.activation = check_choice("activation", activation, activations.ACTIVATIONS)
@@ -103,6 +108,13 @@ class MLP:
         self.initialize(random_state)
 
         self._capacity = 0  # rows of the preallocated batch buffers
+        self.device = check_choice("device", device, ("cpu", "cuda"))
+        self._device_net = None
+        if self.device == "cuda":
+            from microdl.cuda.model import DeviceNet  # imports numba.cuda only now
+
+            # Moves params and grads (and the views into them) to the GPU; see microdl.cuda.model.
+            self._device_net = DeviceNet(self)
 
     # -- set-up --------------------------------------------------------------------------------------------
     @property
@@ -143,7 +155,10 @@ class MLP:
         A_prev = X
         for l in range(self.n_layers):
             Z = self._A[l][:m]
-            np.matmul(A_prev, self.weights[l], out=Z)
+            if issparse(A_prev):  # sparse input: the first layer's product allocates its result
+                Z[...] = A_prev @ self.weights[l]
+            else:
+                np.matmul(A_prev, self.weights[l], out=Z)
             Z += self.biases[l]
             scratch = self._scratch_like(m, Z.shape[1])
             if l < self.n_layers - 1:
@@ -176,7 +191,10 @@ class MLP:
 
         for l in range(self.n_layers - 1, -1, -1):
             A_prev = X if l == 0 else self._A[l - 1][:m]
-            np.matmul(A_prev.T, D, out=self.dL_dW[l])
+            if issparse(A_prev):
+                self.dL_dW[l][...] = A_prev.T @ D
+            else:
+                np.matmul(A_prev.T, D, out=self.dL_dW[l])
             if self.alpha:
                 _add_scaled(self.dL_dW[l].reshape(-1), self.weights[l].reshape(-1), self.alpha / total_weight)
             np.sum(D, axis=0, out=self.dL_db[l])
@@ -189,7 +207,10 @@ class MLP:
 
     # -- public surface ------------------------------------------------------------------------------------
     def forward(self, X: Any) -> np.ndarray:
-        """Network outputs for ``X``: class probabilities (softmax or sigmoid) or regression values."""
+        """Network outputs for ``X`` (dense or SciPy sparse): class probabilities (softmax or sigmoid) or
+        regression values, as a host array."""
+        if self._device_net is not None:
+            return self._device_net.forward(X)
         X = check_X(X, self.layer_sizes[0], self.dtype)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         for start in range(0, X.shape[0], _PREDICT_CHUNK):
@@ -215,7 +236,7 @@ class MLP:
 
         Parameters
         ----------
-        X : array of shape (m, n_inputs)
+        X : array or SciPy sparse matrix of shape (m, n_inputs)
         y : array
             ``cross_entropy``: class indices of shape (m,) or probabilities of shape (m, n_outputs) whose rows
             sum to 1; ``binary_cross_entropy``: 0/1 (or probabilities) of shape (m, n_outputs), or (m,) with
@@ -234,6 +255,8 @@ class MLP:
                 raise ValueError(f"sample_weight must have shape ({X.shape[0]},); got {w.shape}")
             if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
                 raise ValueError("sample_weight must be finite, non-negative and have a positive sum")
+        if self._device_net is not None:
+            return self._device_net.loss_and_grad(X, Y, w)
         return self._loss_and_grad(X, Y, w)
 
     def __repr__(self) -> str:
@@ -244,14 +267,30 @@ class MLP:
     def config(self) -> dict[str, Any]:
         """The constructor arguments (without ``random_state``), for saving and cloning."""
         return {"layer_sizes": list(self.layer_sizes), "activation": self.activation, "loss": self.loss,
-                "alpha": self.alpha, "init": self.init, "dtype": self.dtype.name}
+                "alpha": self.alpha, "init": self.init, "dtype": self.dtype.name, "device": self.device}
+
+    def host_params(self) -> np.ndarray:
+        """A host copy of :attr:`params` (on either device)."""
+        if self._device_net is not None:
+            return self.params.copy_to_host()
+        return self.params.copy()
+
+    def set_params(self, values: Any) -> None:
+        """Overwrite :attr:`params` with ``values`` (a host array of the same size), on either device."""
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        if values.shape != (self.n_params,):
+            raise ValueError(f"params must have shape ({self.n_params},); got {values.shape}")
+        if self._device_net is not None:
+            self.params.copy_to_device(values)
+        else:
+            self.params[...] = values
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config(), "params": self.params.copy()}
+        return {"config": self.config(), "params": self.host_params()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state["config"])
-        self.params[...] = state["params"]
+        self.set_params(state["params"])
 
 
 def _check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:

@@ -1,0 +1,228 @@
+"""The ``microdl`` command-line tool.
+
+``microdl train`` trains one MLP on a named dataset and prints per-epoch progress and the final train and
+test loss and score; ``microdl datasets`` lists the datasets. The experiment commands (``compare``,
+``sensitivity``, ``report``) are added by :mod:`microdl.experiments.cli` when present. Every command has
+``--help``; bad values exit with status 2 and a message that names the option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main", "build_parser", "positive_int", "positive_float", "non_negative_float"]
+
+#: Modules that add subcommands with ``add_commands(subparsers)``.
+_COMMAND_MODULES = ("microdl.experiments.cli",)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1."""
+    value = positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
+def _add_train(sub: Any) -> None:
+    from microdl.datasets import DATASETS
+    from microdl.nn import ACTIVATIONS
+    from microdl.optim import BACKENDS, OPTIMIZERS, SCHEDULES
+
+    p = sub.add_parser("train", help="train an MLP on a dataset", description=(
+        "Train an MLP on one of scikit-learn's datasets and print the per-epoch loss and the final train and "
+        "test loss and accuracy (R² for regression)."))
+    p.add_argument("--dataset", default="digits", choices=list(DATASETS), help="dataset (default: digits)")
+    p.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS), help="optimizer (default: sgd)")
+    p.add_argument("--epochs", type=positive_int, default=30, help="number of epochs (default: 30)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="mini-batch size (default: 32; gd always uses the full batch)")
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=[64], metavar="N",
+                   help="hidden layer widths (default: 64)")
+    p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS), help="hidden activation")
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help="learning rate (default: the optimizer's torch.optim default)")
+    p.add_argument("--momentum", type=non_negative_float, default=None, help="momentum (sgd, gd, rmsprop)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=None, help="optimizer weight decay")
+    p.add_argument("--alpha", type=non_negative_float, default=0.0, help="L2 penalty of the model (default 0)")
+    p.add_argument("--schedule", default="constant", choices=list(SCHEDULES), help="learning-rate schedule")
+    p.add_argument("--clip-norm", type=positive_float, default=None, help="clip gradients to this global norm")
+    p.add_argument("--clip-value", type=positive_float, default=None, help="clip gradient elements to ±value")
+    p.add_argument("--patience", type=positive_int, default=None,
+                   help="early stopping on the validation loss, restoring the best weights")
+    p.add_argument("--validation-fraction", type=fraction, default=None,
+                   help="hold out this fraction of the training data for validation")
+    p.add_argument("--test-size", type=fraction, default=0.25, help="test fraction (default 0.25)")
+    p.add_argument("--dtype", default="float64", choices=["float32", "float64"], help="precision")
+    p.add_argument("--backend", default="cpu", choices=list(BACKENDS), help="optimizer backend (default cpu)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where the whole training step runs (cuda needs numba-cuda and a GPU)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of initialisation, split and shuffling")
+    p.add_argument("--save", default=None, metavar="PATH", help="write a checkpoint (.npz) here")
+    p.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="print only the final summary")
+    p.set_defaults(run=_run_train)
+
+
+class _PrintEpochs:
+    """Callback that prints one line per epoch (through tqdm, so the bar stays intact)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def on_epoch_end(self, epoch: int, history: Any, model: Any, optimizer: Any) -> bool:
+        if epoch % self.every == 0 or epoch == 1:
+            from tqdm.auto import tqdm
+
+            val = history.val_loss[-1]
+            extra = "" if math.isnan(val) else f"  val_loss {val:.4f}  val_score {history.val_metric[-1]:.4f}"
+            tqdm.write(f"epoch {epoch:4d}  loss {history.train_loss[-1]:.4f}{extra}  lr {history.lr[-1]:.3g}  "
+                       f"{history.wall_time[-1]:.2f}s")
+        return False
+
+
+def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from microdl.datasets import load_dataset
+    from microdl.nn import MLP
+    from microdl.optim import make_optimizer
+    from microdl.train import EarlyStopping, _loss_on, fit, score
+
+    hyper: dict[str, Any] = {}
+    if args.lr is not None:
+        hyper["lr"] = args.lr
+    if args.momentum is not None:
+        if args.optimizer not in ("sgd", "gd", "rmsprop"):
+            parser.error(f"--momentum applies to sgd, gd and rmsprop, not {args.optimizer}")
+        hyper["momentum"] = args.momentum
+    if args.weight_decay is not None:
+        hyper["weight_decay"] = args.weight_decay
+    if args.patience is not None and args.validation_fraction is None:
+        args.validation_fraction = 0.1
+
+    data = load_dataset(args.dataset, test_size=args.test_size, random_state=args.seed, dtype=args.dtype)
+    model = MLP((data.n_features, *args.hidden, data.n_outputs), activation=args.activation, loss=data.loss,
+                alpha=args.alpha, dtype=args.dtype, random_state=args.seed, device=args.device)
+    optimizer = make_optimizer(args.optimizer, model.params, backend=args.backend, **hyper)
+    callbacks: list[Any] = []
+    if not args.quiet and not args.json:
+        print(f"{args.dataset}: {data.X_train.shape[0]} train / {data.X_test.shape[0]} test samples, "
+              f"{data.n_features} features; {model!r}; {optimizer!r}")
+        callbacks.append(_PrintEpochs(every=max(1, args.epochs // 30)))
+    if args.patience is not None:
+        callbacks.append(EarlyStopping(patience=args.patience))
+    history = fit(model, optimizer, data.X_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,
+                  random_state=args.seed, validation_fraction=args.validation_fraction, schedule=args.schedule,
+                  clip_norm=args.clip_norm, clip_value=args.clip_value, callbacks=callbacks,
+                  progress=not args.quiet and not args.json and args.epochs >= 10)
+
+    Y_train, Y_test = model.encode_targets(data.y_train), model.encode_targets(data.y_test)
+    metric = "accuracy" if data.task == "classification" else "r2"
+    summary = {
+        "dataset": args.dataset, "optimizer": args.optimizer, "epochs": history.epochs,
+        "stop_reason": history.stop_reason,
+        "train_loss": _loss_on(model, data.X_train, Y_train), "test_loss": _loss_on(model, data.X_test, Y_test),
+        f"train_{metric}": score(model, data.X_train, Y_train), f"test_{metric}": score(model, data.X_test, Y_test),
+        "wall_time_s": history.wall_time[-1] if history.wall_time else 0.0,
+    }
+    if args.save:
+        from microdl.io import save
+
+        save(args.save, model, optimizer, history)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        if history.diverged:
+            print(f"warning: {history.stop_reason}", file=sys.stderr)
+        print(f"final  train loss {summary['train_loss']:.4f}  test loss {summary['test_loss']:.4f}  "
+              f"train {metric} {summary[f'train_{metric}']:.4f}  test {metric} {summary[f'test_{metric}']:.4f}  "
+              f"({history.epochs} epochs, {summary['wall_time_s']:.2f}s, stop: {history.stop_reason})")
+    return 1 if history.diverged else 0
+
+
+def _add_datasets(sub: Any) -> None:
+    p = sub.add_parser("datasets", help="list the built-in datasets",
+                       description="List the datasets microdl can load by name, with size and task.")
+    p.set_defaults(run=_run_datasets)
+
+
+def _run_datasets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from microdl.datasets import list_datasets
+
+    print(f"{'name':16s} {'task':15s} {'samples':>8s} {'features':>8s} {'classes':>7s}  description")
+    for row in list_datasets():
+        classes = "-" if row["n_classes"] is None else str(row["n_classes"])
+        print(f"{row['name']:16s} {row['task']:15s} {row['n_samples']:8d} {row['n_features']:8d} {classes:>7s}  "
+              f"{row['description']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    from microdl import __version__
+
+    parser = argparse.ArgumentParser(prog="microdl", description=(
+        "microdl: a Numba-accelerated MLP with hand-written backprop and six optimizers."))
+    parser.add_argument("--version", action="version", version=f"microdl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_train(sub)
+    _add_datasets(sub)
+    for name in _COMMAND_MODULES:
+        if importlib.util.find_spec(name.rsplit(".", 1)[0]) and importlib.util.find_spec(name):
+            importlib.import_module(name).add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.run(args, parser)
+    except (ValueError, TypeError) as exc:  # bad values that only the library can judge
+        parser.exit(2, f"microdl {args.command}: error: {exc}\n")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
