@@ -1,0 +1,213 @@
+"""The training loop: learning, full-batch GD, determinism, validation, early stopping, divergence, budgets."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from microdl.datasets import load_dataset
+from microdl.nn import MLP
+from microdl.optim import SGD, Adam, Optimizer, make_optimizer
+from microdl.train import DivergenceWarning, EarlyStopping, History, fit, score
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return load_dataset("iris", random_state=0)
+
+
+def _net(data, seed=0, **kwargs):
+    return MLP((data.n_features, 16, data.n_outputs), loss=data.loss, random_state=seed, **kwargs)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop", "adagrad", "adadelta", "adamw"])
+def test_iris_reaches_90_percent_test_accuracy(iris, optimizer):
+    net = _net(iris)
+    lr = {"sgd": 0.1, "adam": 0.01, "adamw": 0.01, "rmsprop": 0.01, "adagrad": 0.1, "adadelta": 1.0}[optimizer]
+    opt = make_optimizer(optimizer, net.params, lr=lr, **({"momentum": 0.9} if optimizer == "sgd" else {}))
+    history = fit(net, opt, iris.X_train, iris.y_train, epochs=60, batch_size=16, random_state=0)
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert score(net, iris.X_test, net.encode_targets(iris.y_test)) >= 0.9
+
+
+def test_gd_takes_one_full_batch_step_per_epoch(iris):
+    net = _net(iris)
+    opt = make_optimizer("gd", net.params, lr=0.5)
+    history = fit(net, opt, iris.X_train, iris.y_train, epochs=5, batch_size=8, random_state=0)
+    n = iris.X_train.shape[0]
+    assert history.grad_evals == [1, 2, 3, 4, 5]
+    assert history.samples_seen == [n * k for k in range(1, 6)]
+    # One GD step is exactly θ - lr ∇L(θ) on the whole training set.
+    net2 = _net(iris)
+    net2.loss_and_grad(iris.X_train, iris.y_train)
+    expected = net2.params - 0.5 * net2.grads
+    net3 = _net(iris)
+    fit(net3, make_optimizer("gd", net3.params, lr=0.5), iris.X_train, iris.y_train, epochs=1)
+    np.testing.assert_allclose(net3.params, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_history_records_every_epoch(iris):
+    net = _net(iris)
+    h = fit(net, Adam(net.params, lr=0.01), iris.X_train, iris.y_train, epochs=4, batch_size=32,
+            validation_data=(iris.X_test, iris.y_test), random_state=0)
+    n = iris.X_train.shape[0]
+    assert h.epochs == 4 and len(h.val_loss) == len(h.val_metric) == len(h.lr) == len(h.wall_time) == 4
+    assert h.grad_evals == [math.ceil(n / 32) * k for k in range(1, 5)]
+    assert h.samples_seen[-1] == 4 * n
+    assert all(b > a for a, b in zip(h.wall_time, h.wall_time[1:]))
+    assert 0 <= h.val_metric[-1] <= 1 and np.isfinite(h.val_loss).all()
+    assert h.stop_reason == "max_epochs" and not h.diverged
+    assert History.from_dict(h.to_dict()) == h
+
+
+def test_same_random_state_gives_identical_results(iris):
+    results = []
+    for _ in range(2):
+        net = _net(iris, seed=3)
+        h = fit(net, SGD(net.params, lr=0.05, momentum=0.9), iris.X_train, iris.y_train, epochs=5,
+                batch_size=10, random_state=11, validation_fraction=0.2)
+        results.append((net.params.copy(), h.train_loss, h.val_loss))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert results[0][1:] == results[1][1:]
+    net = _net(iris, seed=3)
+    fit(net, SGD(net.params, lr=0.05, momentum=0.9), iris.X_train, iris.y_train, epochs=5, batch_size=10,
+        random_state=12, validation_fraction=0.2)
+    assert not np.array_equal(net.params, results[0][0])
+
+
+def test_loss_and_params_match_a_hand_written_loop(iris):
+    """The loop's bookkeeping: epoch loss is the size-weighted mean of batch losses, steps use each batch."""
+    net = _net(iris)
+    h = fit(net, SGD(net.params, lr=0.1), iris.X_train, iris.y_train, epochs=2, batch_size=25, shuffle=False)
+    ref = _net(iris)
+    Y = ref.encode_targets(iris.y_train)
+    n = len(Y)
+    for epoch in range(2):
+        total = 0.0
+        for lo in range(0, n, 25):
+            total += ref.loss_and_grad(iris.X_train[lo : lo + 25], Y[lo : lo + 25]) * len(Y[lo : lo + 25])
+            ref.params -= 0.1 * ref.grads
+        assert h.train_loss[epoch] == pytest.approx(total / n, rel=1e-12)
+    np.testing.assert_allclose(net.params, ref.params, rtol=1e-12, atol=1e-14)
+
+
+def test_early_stopping_restores_the_best_weights(iris):
+    net = _net(iris)
+    saved = {}
+
+    class Spy:
+        def on_epoch_end(self, epoch, history, model, optimizer):
+            saved[epoch] = model.params.copy()
+            return False
+
+    stopper = EarlyStopping(patience=3)
+    # A too-large learning rate makes the validation loss go up and down, so the best epoch is not the last.
+    h = fit(net, SGD(net.params, lr=2.0), iris.X_train, iris.y_train, epochs=40, batch_size=8, random_state=0,
+            validation_data=(iris.X_test, iris.y_test), callbacks=[Spy(), stopper])
+    best = int(np.nanargmin(h.val_loss)) + 1
+    assert h.best_epoch == best == stopper.best_epoch
+    np.testing.assert_array_equal(net.params, saved[best])
+    if h.stop_reason == "early_stopping":
+        assert h.epochs == best + 3
+
+
+def test_early_stopping_needs_validation_data(iris):
+    net = _net(iris)
+    with pytest.raises(ValueError, match="no validation data"):
+        fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=2, callbacks=[EarlyStopping()])
+
+
+def test_divergence_stops_with_a_clear_message_and_finite_weights(iris):
+    net = _net(iris, seed=0)
+    opt = SGD(net.params, lr=1e6)
+    with pytest.warns(DivergenceWarning, match="diverged"):
+        h = fit(net, opt, iris.X_train, iris.y_train, epochs=20, batch_size=4, random_state=0)
+    assert h.diverged and "lr=1e+06" in h.stop_reason
+    assert np.all(np.isfinite(net.params))
+    assert h.epochs < 20
+
+
+def test_callback_can_stop_and_budgets_stop(iris):
+    net = _net(iris)
+
+    class StopAtTwo:
+        def on_epoch_end(self, epoch, history, model, optimizer):
+            return epoch == 2
+
+    h = fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=10, callbacks=[StopAtTwo()])
+    assert h.epochs == 2 and h.stop_reason == "early_stopping"
+    h = fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=100, batch_size=10, max_grad_evals=30)
+    assert h.grad_evals[-1] >= 30 and h.grad_evals[-2] < 30 and h.stop_reason == "max_grad_evals"
+    h = fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=10_000, max_time=0.2)
+    assert h.stop_reason == "max_time" and h.epochs < 10_000
+
+
+def test_schedule_and_clipping_are_applied(iris):
+    net = _net(iris)
+    opt = SGD(net.params, lr=0.1)
+    h = fit(net, opt, iris.X_train, iris.y_train, epochs=6, schedule="step", clip_norm=0.5, random_state=0)
+    assert h.lr == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+    class GradNorm:
+        def __init__(self):
+            self.norms = []
+
+    # With clip_norm, no step can move the parameters by more than lr * max_norm.
+    net = _net(iris)
+    before = net.params.copy()
+    fit(net, SGD(net.params, lr=0.1), iris.X_train, iris.y_train, epochs=1, batch_size=len(iris.y_train),
+        clip_norm=1e-3)
+    assert np.linalg.norm(net.params - before) <= 0.1 * 1e-3 * (1 + 1e-9)
+
+
+def test_sample_weight_zero_ignores_samples(iris):
+    X, y = iris.X_train, iris.y_train
+    w = np.ones(len(y))
+    w[::2] = 0.0
+    a, b = _net(iris), _net(iris)
+    fit(a, SGD(a.params, lr=0.1), X, y, epochs=1, batch_size=None, sample_weight=w)
+    fit(b, SGD(b.params, lr=0.1), X[1::2], y[1::2], epochs=1, batch_size=None)
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-10, atol=1e-13)
+
+
+def test_regression_and_float32(iris):
+    data = load_dataset("diabetes", random_state=0, dtype="float32")
+    net = MLP((data.n_features, 32, 1), loss="squared_error", dtype="float32", random_state=0)
+    h = fit(net, Adam(net.params, lr=0.01), data.X_train, data.y_train, epochs=30, batch_size=32, random_state=0,
+            validation_data=(data.X_test, data.y_test))
+    assert net.params.dtype == np.float32
+    assert h.val_metric[-1] > 0.2  # R² on held-out diabetes data (a linear model gets about 0.3-0.5 here)
+
+
+def test_bad_arguments(iris):
+    net = _net(iris)
+    other = _net(iris)
+    X, y = iris.X_train, iris.y_train
+    with pytest.raises(ValueError, match="bound to model.params"):
+        fit(net, Adam(other.params), X, y)
+    with pytest.raises(TypeError, match="optimizer must be"):
+        fit(net, "adam", X, y)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        fit(net, Adam(net.params), X, y, batch_size=0)
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        fit(net, Adam(net.params), X, y, epochs=0)
+    with pytest.raises(ValueError, match="not both"):
+        fit(net, Adam(net.params), X, y, validation_data=(X, y), validation_fraction=0.1)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        fit(net, Adam(net.params), X, y, validation_fraction=1.5)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        fit(net, Adam(net.params), X, y, schedule="warmup")
+    with pytest.raises(ValueError, match="X has 4 samples but y has 5"):
+        fit(net, Adam(net.params), X[:4], y[:5])
+    with pytest.raises(ValueError, match="clip_norm"):
+        fit(net, Adam(net.params), X, y, clip_norm=-1.0)
+    assert isinstance(Adam(net.params), Optimizer)
+
+
+def test_progress_bar_runs_quietly(iris, capsys):
+    net = _net(iris)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=3, progress=True)
+    assert capsys.readouterr().out == ""
