@@ -270,7 +270,8 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
     if progress:
         from tqdm.auto import tqdm
 
-        bar = epoch_iter = tqdm(epoch_iter, desc="training", unit="epoch", leave=False)
+        # disable=None: no bar when stderr is not a terminal (logs, CI)
+        bar = epoch_iter = tqdm(epoch_iter, desc="training", unit="epoch", leave=False, disable=None)
     for epoch in epoch_iter:
         optimizer.lr = schedule.lr_at(epoch - 1, base_lr, None if math.isnan(monitor) else monitor)
         if shuffle and batch_size < n:
@@ -321,7 +322,10 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
         history.samples_seen.append(samples_seen)
         monitor = history.val_loss[-1] if X_val is not None else history.train_loss[-1]
         if bar is not None:
-            bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", val=f"{history.val_loss[-1]:.4f}")
+            shown = {"loss": f"{history.train_loss[-1]:.4f}"}
+            if X_val is not None:
+                shown["val_loss"] = f"{history.val_loss[-1]:.4f}"
+            bar.set_postfix(shown)
         stop = False
         for cb in callbacks:
             stop = bool(cb.on_epoch_end(epoch, history, model, optimizer)) or stop
