@@ -15,18 +15,29 @@ loss                        output             per-sample loss ℓ_i, computed f
 
 The batch loss is L = Σ_i w_i ℓ_i / Σ_i w_i. Losses are computed from the logits with the max-shift of
 log-sum-exp and a stable softplus, never as ``log(softmax)`` or ``log(sigmoid)``, so they stay finite for
-large logits.
+large logits. The fused CPU kernels of :mod:`microdl.nn._cpu` compute the same quantities row by row; the
+NumPy function below is their readable reference.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import expit
 
-__all__ = ["LOSSES", "OUTPUT_ACTIVATION", "loss_per_sample_and_output"]
+__all__ = ["LOSSES", "LOSS_CODES", "OUTPUT_ACTIVATION", "loss_per_sample_and_output"]
 
 LOSSES = ("cross_entropy", "binary_cross_entropy", "squared_error")
+#: Integer codes of the losses, for the compiled kernels.
+CROSS_ENTROPY, BINARY_CROSS_ENTROPY, SQUARED_ERROR = range(3)
+LOSS_CODES = dict(zip(LOSSES, range(3)))
 OUTPUT_ACTIVATION = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid", "squared_error": "identity"}
+
+
+def softplus(z):
+    """log(1 + e^z) = max(z, 0) + log1p(e^−|z|), per element and stable for large |z| (np.logaddexp(0, z))."""
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
 def loss_per_sample_and_output(loss: str, Z: np.ndarray, Y: np.ndarray | None, per_sample: np.ndarray,

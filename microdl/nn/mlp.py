@@ -10,15 +10,18 @@ Conventions
   :attr:`MLP.dL_db`. An optimizer step is then one elementwise kernel over one array.
 * The loss is the weighted mean of the per-sample losses of :mod:`microdl.nn.losses` plus the L2 penalty
   ``alpha / (2 Σw) Σ_l ||W[l]||²`` on weights only (scikit-learn's convention; biases are not penalised).
-* Activations, deltas and scratch space are preallocated for the largest batch seen and reused as row
-  slices, so a training step allocates nothing once the first batch has run.
+* Activations and deltas are preallocated for the largest batch seen and reused as row slices, so a
+  training step allocates nothing once the first batch has run.
+* On the CPU the passes run in the kernels of :mod:`microdl.nn._cpu`: the batch is cut into row blocks, one per
+  thread, each running the whole pass below on its rows; the blocks' gradients are added up at the end
+  (NOTE [row blocks] there).
 
 Backprop, in the names used below (⊙ is the elementwise product, m the batch size)::
 
     D[L]   = w ⊙ (A[L] − Y) / Σw                      (the canonical-link identity of the loss pair)
     dL/dW[l] = A[l−1]ᵀ D[l] + (α/Σw) W[l]
     dL/db[l] = Σ_rows D[l]
-    D[l−1] = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1])                (f' from the output A[l−1], activations.backward)
+    D[l−1] = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1])                (f' from the output A[l−1], activations.py)
 """
 
 from __future__ import annotations
@@ -26,25 +29,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numba
 import numpy as np
-from numba import njit
 from scipy.sparse import issparse
 
 from microdl._validation import check_choice, check_random_state, check_X, check_Y
-from microdl.nn import activations
-from microdl.nn.losses import LOSSES, OUTPUT_ACTIVATION, loss_per_sample_and_output
+from microdl.nn import _cpu, activations
+from microdl.nn.losses import LOSS_CODES, LOSSES, OUTPUT_ACTIVATION
 
 __all__ = ["MLP", "INITS"]
 
 INITS = ("auto", "glorot", "he")
 _PREDICT_CHUNK = 4096  # rows per forward pass in predict(): bounds the size of the activation buffers
-
-
-@njit(cache=True, nogil=True)
-def _add_scaled(dst, src, c):
-    """dst += c * src over flat views, without a temporary (used for the L2 term)."""
-    for i in range(dst.size):
-        dst[i] += c * src[i]
 
 
 class MLP:
@@ -107,6 +103,15 @@ class MLP:
         self.dL_dW, self.dL_db = _layer_views(self.grads, shapes)
         self.initialize(random_state)
 
+        # What the CPU kernels need besides the buffers: codes, the layout of the flat buffer, empty stand-ins.
+        self._activation_code = activations.ACTIVATION_CODES[self.activation]
+        self._loss_code = LOSS_CODES[self.loss]
+        self._layout = _layout_table(shapes)
+        self._n_weights = sum(fan_in * fan_out for fan_in, fan_out in shapes)
+        self._no_X = np.empty((0, sizes[0]), dtype=self.dtype)
+        self._no_Y = np.empty((0, 0), dtype=self.dtype)
+        self._no_w = np.empty(0, dtype=self.dtype)
+        self._block_grads = np.empty((0, self.n_params), dtype=self.dtype)
         self._capacity = 0  # rows of the preallocated batch buffers
         self.device = check_choice("device", device, ("cpu", "cuda"))
         self._device_net = None
@@ -139,71 +144,64 @@ class MLP:
         widths = self.layer_sizes[1:]
         self._A = [np.empty((m, w), dtype=self.dtype) for w in widths]  # outputs of layers 1..L
         self._D = [np.empty((m, w), dtype=self.dtype) for w in widths]  # dL/dZ of layers 1..L
-        self._scratch = np.empty(m * max(widths), dtype=self.dtype)
-        self._row = np.empty(m, dtype=self.dtype)
+        self._A_tuple, self._D_tuple = tuple(self._A), tuple(self._D)  # what the kernels take
         self._per_sample = np.empty(m, dtype=self.dtype)
         self._capacity = m
 
-    def _scratch_like(self, m: int, width: int) -> np.ndarray:
-        return self._scratch[: m * width].reshape(m, width)
+    def _blocks(self, m: int) -> tuple[int, np.ndarray]:
+        """The number of row blocks for ``m`` rows, and the gradient buffers of blocks 1.. (NOTE [row blocks]
+        in :mod:`microdl.nn._cpu`); grows the buffers if the thread count has grown."""
+        n_blocks = _cpu.n_blocks_for(m, self._n_weights, numba.get_num_threads())
+        if n_blocks - 1 > self._block_grads.shape[0]:
+            self._block_grads = np.empty((n_blocks - 1, self.n_params), dtype=self.dtype)
+        return n_blocks, self._block_grads
 
     # -- forward and backward ------------------------------------------------------------------------------
-    def _forward(self, X: np.ndarray, Y: np.ndarray | None = None) -> np.ndarray:
-        """Forward pass into the preallocated buffers; with ``Y``, also the per-sample losses. Returns a view."""
+    # Both run in the kernels of microdl.nn._cpu, one row block per thread. Sparse X is the one case that
+    # needs SciPy here: its products with W[1] (forward) and with D[1] (backward) are done outside the kernel.
+    def _run(self, X: Any, Y: np.ndarray, w: np.ndarray | None, with_grad: bool) -> tuple[float, float, int]:
+        """Run the kernel over validated, model-dtype ``X`` (dense or CSR) and ``Y`` (or an empty Y for no
+        loss); return (Σ w_i ℓ_i, 1/Σw, n_blocks)."""
         m = X.shape[0]
         self._reserve(m)
-        A_prev = X
-        for l in range(self.n_layers):
-            Z = self._A[l][:m]
-            if issparse(A_prev):  # sparse input: the first layer's product allocates its result
-                Z[...] = A_prev @ self.weights[l]
-            else:
-                np.matmul(A_prev, self.weights[l], out=Z)
-            Z += self.biases[l]
-            scratch = self._scratch_like(m, Z.shape[1])
-            if l < self.n_layers - 1:
-                activations.forward(self.activation, Z, scratch)
-            else:
-                loss_per_sample_and_output(self.loss, Z, Y, self._per_sample[:m], self._row[:m], scratch)
-            A_prev = Z
-        return A_prev
+        n_blocks, block_grads = self._blocks(m)
+        sparse = issparse(X)
+        if not sparse and not X.flags.c_contiguous:  # the kernels' products need row-major blocks
+            X = np.ascontiguousarray(X)
+        if not Y.flags.c_contiguous:
+            Y = np.ascontiguousarray(Y)
+        total_weight = m if w is None else float(w.sum())
+        scale = 1.0 / total_weight if total_weight > 0 else 0.0  # a batch of zero weights contributes nothing
+        with _cpu.single_threaded_blas():
+            if sparse:
+                self._A[0][:m] = X @ self.weights[0]
+            kernel = _cpu.forward_backward if n_blocks > 1 else _cpu.forward_backward_serial
+            sum_wl = kernel(
+                self._no_X if sparse else X, Y, self._no_w if w is None else w, scale, self.params, self._layout,
+                self._A_tuple, self._D_tuple, self.grads, block_grads, self._per_sample, m, n_blocks,
+                self._activation_code, self._loss_code, with_grad, sparse)
+        if sparse and with_grad:
+            self.dL_dW[0][...] = X.T @ self._D[0][:m]
+        return sum_wl, scale, n_blocks
 
-    def _loss_and_grad(self, X: np.ndarray, Y: np.ndarray, w: np.ndarray | None = None) -> float:
+    def _forward(self, X: Any, Y: np.ndarray | None = None) -> np.ndarray:
+        """Forward pass into the preallocated buffers; with ``Y``, also the per-sample losses into
+        ``_per_sample``. Returns a view of the output rows."""
+        self._run(X, self._no_Y if Y is None else Y, None, with_grad=False)
+        return self._A[-1][: X.shape[0]]
+
+    def _loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None = None) -> float:
         """Loss and gradients (into :attr:`grads`) for validated, model-dtype ``X`` and 2-D ``Y``."""
-        m = X.shape[0]
-        out = self._forward(X, Y)
-        per_sample = self._per_sample[:m]
-        total_weight = float(m) if w is None else float(w.sum())
-        data_loss = (per_sample.sum() if w is None else np.dot(w, per_sample)) / total_weight
+        sum_wl, scale, n_blocks = self._run(X, Y, w, with_grad=True)
         penalty = 0.0
-        if self.alpha:
-            penalty = 0.5 * self.alpha / total_weight * sum(np.vdot(W, W) for W in self.weights)
-
-        # Output layer: dL/dZ = w (A - Y) / Σw, for all three loss pairs.
-        D = self._D[-1][:m]
-        np.subtract(out, Y, out=D)
-        if w is None:
-            D *= 1.0 / total_weight
-        else:
-            row = self._row[:m]
-            np.divide(w, total_weight, out=row)
-            D *= row[:, None]
-
-        for l in range(self.n_layers - 1, -1, -1):
-            A_prev = X if l == 0 else self._A[l - 1][:m]
-            if issparse(A_prev):
-                self.dL_dW[l][...] = A_prev.T @ D
-            else:
-                np.matmul(A_prev.T, D, out=self.dL_dW[l])
-            if self.alpha:
-                _add_scaled(self.dL_dW[l].reshape(-1), self.weights[l].reshape(-1), self.alpha / total_weight)
-            np.sum(D, axis=0, out=self.dL_db[l])
-            if l > 0:
-                D_prev = self._D[l - 1][:m]
-                np.matmul(D, self.weights[l].T, out=D_prev)
-                activations.backward(self.activation, A_prev, D_prev, self._scratch_like(m, D_prev.shape[1]))
-                D = D_prev
-        return float(data_loss + penalty)
+        if self.alpha or n_blocks > 1:
+            # Add up the blocks' gradients and the L2 term (α/Σw) W; the penalty itself is α/(2Σw) Σ‖W‖².
+            skip_below = self.weights[0].size if issparse(X) else 0  # dL/dW[1] of sparse X is whole already
+            add_up = _cpu.sum_blocks if n_blocks > 1 else _cpu.sum_blocks_serial
+            sum_sq = add_up(self.grads, self._block_grads, n_blocks - 1, self.params, self._layout,
+                            self.alpha * scale, skip_below, n_blocks)
+            penalty = 0.5 * self.alpha * scale * sum_sq
+        return float(sum_wl * scale + penalty)
 
     # -- public surface ------------------------------------------------------------------------------------
     def forward(self, X: Any) -> np.ndarray:
@@ -306,6 +304,15 @@ def _check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
         if s <= 0:
             raise ValueError(f"layer sizes must be positive; got {s} in {sizes}")
     return tuple(int(s) for s in sizes)
+
+
+def _layout_table(shapes: list[tuple[int, int]]) -> np.ndarray:
+    """Rows (fan_in, fan_out, offset of W, offset of b) per layer, for the kernels."""
+    rows, offset = [], 0
+    for fan_in, fan_out in shapes:
+        rows.append((fan_in, fan_out, offset, offset + fan_in * fan_out))
+        offset += fan_in * fan_out + fan_out
+    return np.array(rows, dtype=np.int64)
 
 
 def _layer_views(flat: np.ndarray, shapes: list[tuple[int, int]]) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -20,6 +20,18 @@ _adam_at = _inline(ew.adam_at)
 
 _kernel = njit(parallel=True, cache=True, nogil=True)
 
+# NOTE [arcp for Adam]
+#     While the buffers fit in cache (N up to ~1e6 on a 32 MB L3) a step is bound by the divider, not by
+#     memory: each division or square root per element costs about as much as all of its loads and stores.
+#     Adam's rule divides by the loop-invariant sqrt(1 - beta2**t); the ``arcp`` fast-math flag lets LLVM
+#     take its reciprocal once and multiply, which leaves one division and one square root per element
+#     (measured, float32, 2 threads: 22.6 -> 18.1 us at N = 1e5, 197 -> 159 us at 1e6, no change at 1e7,
+#     where memory is the limit); the denominator moves by about an ulp. Only Adam gets the flag: on
+#     Adadelta it turns a / sqrt(b) into an approximate reciprocal square root in float32, which is not
+#     correctly rounded. The other flags bought nothing measurable, and ``nnan``/``ninf`` would let the
+#     compiler assume away the NaNs and infinities that a diverging run must still show.
+_adam_kernel = njit(parallel=True, cache=True, nogil=True, fastmath={"arcp"})
+
 
 @_kernel
 def sgd(theta, g, b, h):
@@ -45,7 +57,7 @@ def adadelta(theta, g, v, u, h):
         _adadelta_at(i, theta, g, v, u, h)
 
 
-@_kernel
+@_adam_kernel
 def adam(theta, g, m, v, v_max, h):
     for i in prange(theta.size):
         _adam_at(i, theta, g, m, v, v_max, h)

@@ -21,7 +21,8 @@ def _sum_of_squares(g, out):
     tid = cuda.threadIdx.x
     acc = 0.0
     for i in range(cuda.grid(1), g.size, cuda.gridsize(1)):
-        acc += g[i] * g[i]
+        x = np.float64(g[i])  # square in float64 too, as on the host: float32 squares overflow above ~1.8e19
+        acc += x * x
     partial[tid] = acc
     cuda.syncthreads()
     width = _BLOCK // 2

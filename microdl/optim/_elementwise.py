@@ -39,12 +39,16 @@ def adagrad_at(i, theta, g, state_sum, h):
 
 
 def rmsprop_at(i, theta, g, v, g_avg, b, h):
-    if g_avg is None and b is None:
-        theta[i], v[i], _, _ = _rmsprop(theta[i], g[i], v[i], g[i], g[i], h)
+    # One ``is None`` test per condition, nested: Numba prunes those at compile time. A chain that starts with
+    # ``g_avg is None and b is None`` kept the branch that indexes g_avg when only g_avg was None, so
+    # RMSprop with momentum but not centred failed to compile (typing ``g_avg[i]`` on None).
+    if g_avg is None:
+        if b is None:
+            theta[i], v[i], _, _ = _rmsprop(theta[i], g[i], v[i], g[i], g[i], h)
+        else:
+            theta[i], v[i], _, b[i] = _rmsprop(theta[i], g[i], v[i], g[i], b[i], h)
     elif b is None:
         theta[i], v[i], g_avg[i], _ = _rmsprop(theta[i], g[i], v[i], g_avg[i], g[i], h)
-    elif g_avg is None:
-        theta[i], v[i], _, b[i] = _rmsprop(theta[i], g[i], v[i], g[i], b[i], h)
     else:
         theta[i], v[i], g_avg[i], b[i] = _rmsprop(theta[i], g[i], v[i], g_avg[i], b[i], h)
 

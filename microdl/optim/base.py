@@ -113,8 +113,10 @@ class Optimizer:
             raise ValueError(f"{name} must be a flat 1-D buffer; got shape {x.shape}")
         if np.dtype(x.dtype) not in (np.float32, np.float64):
             raise TypeError(f"{name} must be float32 or float64; got {x.dtype}")
-        if isinstance(x, np.ndarray) and not (x.flags.c_contiguous and x.flags.writeable):
-            raise ValueError(f"{name} must be contiguous and writeable, since it is updated in place")
+        if isinstance(x, np.ndarray) and not x.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous; got a strided view (use np.ascontiguousarray)")
+        if name == "params" and isinstance(x, np.ndarray) and not x.flags.writeable:
+            raise ValueError("params must be writeable, since it is updated in place")
         return x
 
     def _new_state(self, names_and_fills: list[tuple[str, float, bool]]) -> None:
@@ -148,7 +150,11 @@ class Optimizer:
             g = self._as_buffer(grads, "grads")
             self._check_grads(g)
         self.t += 1
-        self._backend.apply(self.rule, self.params, g, self._slots, self._hyper())
+        try:
+            self._backend.apply(self.rule, self.params, g, self._slots, self._hyper())
+        except Exception:
+            self.t -= 1  # a step that did not happen must not advance the bias corrections and decays
+            raise
 
     def _check_grads(self, g: Any) -> None:
         if tuple(g.shape) != tuple(self.params.shape):
@@ -201,9 +207,18 @@ class Optimizer:
         t = state_dict["t"]
         if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
             raise ValueError(f"state_dict['t'] must be a non-negative integer; got {t!r}")
-        for name, value in state_dict["hyperparameters"].items():
-            setattr(self, name, value)
-        self._validate()
+        hyperparameters, current = state_dict["hyperparameters"], self.hyperparameters
+        if set(hyperparameters) != set(current):
+            raise ValueError(f"state_dict holds hyperparameters {sorted(hyperparameters)}; "
+                             f"{type(self).__name__} takes {sorted(current)}")
+        try:
+            for name, value in hyperparameters.items():
+                setattr(self, name, value)
+            self._validate()
+        except (TypeError, ValueError):
+            for name, value in current.items():  # a failed load leaves the optimizer as it was
+                setattr(self, name, value)
+            raise
         for name, host in saved.items():
             buf = self.state[name]
             host = np.asarray(host, dtype=self.dtype)

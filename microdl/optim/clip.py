@@ -38,6 +38,20 @@ def _clamp(g, low, high):
         g[i] = min(max(g[i], low), high)
 
 
+def _check_host_grads(grads: Any) -> np.ndarray:
+    """A host gradient buffer must be a writeable 1-D float array (an int array would silently round the scale
+    factor to 0 and zero the gradients)."""
+    if not isinstance(grads, np.ndarray):
+        raise TypeError(f"grads must be a NumPy array or a CUDA array; got {type(grads).__name__}")
+    if grads.ndim != 1:
+        raise ValueError(f"grads must be a flat 1-D buffer; got shape {grads.shape}")
+    if grads.dtype not in (np.float32, np.float64):
+        raise TypeError(f"grads must be float32 or float64; got {grads.dtype}")
+    if not grads.flags.writeable:
+        raise ValueError("grads must be writeable, since it is clipped in place")
+    return grads
+
+
 def clip_grad_norm(grads: Any, max_norm: float) -> Any:
     """Scale ``grads`` in place so that its L2 norm is at most ``max_norm``; return the norm before clipping.
 
@@ -48,6 +62,7 @@ def clip_grad_norm(grads: Any, max_norm: float) -> Any:
         from microdl.optim import _cuda_clip
 
         return _cuda_clip.clip_grad_norm(grads, max_norm)
+    _check_host_grads(grads)
     norm = float(np.sqrt(_sum_of_squares(grads)))
     coef = max_norm / (norm + 1e-6)
     if coef < 1.0:
@@ -63,5 +78,5 @@ def clip_grad_value(grads: Any, clip_value: float) -> None:
 
         _cuda_clip.clip_grad_value(grads, clip_value)
         return
-    f = grads.dtype.type
+    f = _check_host_grads(grads).dtype.type
     _clamp(grads, f(-clip_value), f(clip_value))

@@ -103,10 +103,11 @@ class InverseScaling(LRSchedule):
 class ReduceLROnPlateau(LRSchedule):
     """Multiply the rate by ``factor`` once the monitored loss has not improved by a relative ``threshold``
     for more than ``patience`` epochs, then wait ``cooldown`` epochs (``torch.optim.lr_scheduler.
-    ReduceLROnPlateau``, mode ``'min'``, ``threshold_mode='rel'``)."""
+    ReduceLROnPlateau``, mode ``'min'``, ``threshold_mode='rel'``). As in torch, the rate never goes below
+    ``min_lr``, and a reduction that would change it by ``eps`` or less is skipped."""
 
     def __init__(self, factor: float = 0.1, patience: int = 10, threshold: float = 1e-4, cooldown: int = 0,
-                 min_lr: float = 0.0) -> None:
+                 min_lr: float = 0.0, eps: float = 1e-8) -> None:
         self.factor = check_real("factor", factor, 0.0, 1.0, low_open=True, high_open=True)
         for name, value in (("patience", patience), ("cooldown", cooldown)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -114,6 +115,7 @@ class ReduceLROnPlateau(LRSchedule):
         self.patience, self.cooldown = patience, cooldown
         self.threshold = check_real("threshold", threshold, 0.0)
         self.min_lr = check_real("min_lr", min_lr, 0.0)
+        self.eps = check_real("eps", eps, 0.0)
         self._best = math.inf
         self._bad_epochs = 0
         self._cooldown_left = 0
@@ -129,7 +131,9 @@ class ReduceLROnPlateau(LRSchedule):
                 self._cooldown_left -= 1
                 self._bad_epochs = 0
             if self._bad_epochs > self.patience:
-                self._scale *= self.factor
+                old_lr = base_lr * self._scale
+                if old_lr - max(old_lr * self.factor, self.min_lr) > self.eps:
+                    self._scale *= self.factor
                 self._cooldown_left, self._bad_epochs = self.cooldown, 0
         return max(base_lr * self._scale, self.min_lr)
 

@@ -1,0 +1,179 @@
+"""Fit time per epoch: microdl's MLPClassifier against scikit-learn's, and against a plain torch CPU loop.
+
+Run as ``python -m benchmarks.sklearn_mlp`` (``--quick`` for a short run). Two problems, both in float32 with
+Adam (lr 1e-3), batches of 200, alpha 1e-4 and the same hidden layers everywhere:
+
+* digits (1,797 × 64, 10 classes), hidden (128,);
+* ``make_classification`` (50,000 × 100, 2 classes), hidden (256, 256).
+
+Each measurement runs in a fresh process (so that the thread pools of torch, OpenBLAS and Numba never meet) and
+times one fit of a fixed number of epochs (the stopping rule switched off). The contenders take turns, round
+after round, so that a noisy spell on a shared machine hits all of them alike; each reports its best time per
+epoch over the rounds and the accuracy on a held-out 20%. microdl is warmed up first in each process, so
+Numba's compilation (cached on disk after the first run) is not timed.
+The table gives each contender's time relative to scikit-learn's and to torch's, and checks the targets of
+issue 5: microdl at most half of scikit-learn's time per epoch at an equal or better score (within 0.01), and
+faster than the torch loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from benchmarks.common import machine_info, markdown_table
+
+PROBLEMS = {"digits": (128,), "classification_50k": (256, 256)}
+#: (epochs per fit, rounds) per problem, for the full and the quick run.
+EPOCHS = {"digits": (30, 5), "classification_50k": (4, 4)}
+EPOCHS_QUICK = {"digits": (10, 2), "classification_50k": (2, 1)}
+CONTENDERS = ("scikit-learn", "torch", "microdl")
+BATCH = 200
+SCORE_TOLERANCE = 0.01
+
+
+def load(problem: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Standardised float32 train and test splits (80/20)."""
+    from sklearn.datasets import load_digits, make_classification
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    if problem == "digits":
+        X, y = load_digits(return_X_y=True)
+    else:
+        X, y = make_classification(n_samples=50_000, n_features=100, n_informative=50, random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
+    scaler = StandardScaler().fit(X_train)
+    return (scaler.transform(X_train).astype(np.float32), scaler.transform(X_test).astype(np.float32),
+            y_train, y_test)
+
+
+def _time_estimator(make: type, problem: str, epochs: int, fits: int, warm_up: bool) -> dict:
+    X, X_test, y, y_test = load(problem)
+    settings = dict(hidden_layer_sizes=PROBLEMS[problem], solver="adam", alpha=1e-4, batch_size=BATCH,
+                    learning_rate_init=1e-3, tol=0.0, n_iter_no_change=10**9, random_state=0)
+    best, score = np.inf, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: we stop at max_iter on purpose
+        if warm_up:
+            make(max_iter=1, **settings).fit(X[:400], y[:400])
+        for _ in range(fits):
+            clf = make(max_iter=epochs, **settings)
+            start = time.perf_counter()
+            clf.fit(X, y)
+            best = min(best, (time.perf_counter() - start) / epochs)
+            score = clf.score(X_test, y_test)
+    return {"s_per_epoch": best, "accuracy": score}
+
+
+def _time_torch(problem: str, epochs: int, fits: int) -> dict:
+    import torch
+
+    X, X_test, y, y_test = load(problem)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+    sizes = (X.shape[1], *PROBLEMS[problem], int(y.max()) + 1)
+    best, score = np.inf, None
+    for fit_index in range(fits + 1):  # the first fit warms up
+        torch.manual_seed(fit_index)
+        layers: list = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
+        model = torch.nn.Sequential(*layers[:-1])
+        # alpha / batch as coupled weight decay is scikit-learn's L2 term (up to the intercepts).
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4 / BATCH, fused=True)
+        n_epochs = 1 if fit_index == 0 else epochs
+        start = time.perf_counter()
+        for _ in range(n_epochs):
+            order = torch.randperm(len(Xt))
+            for lo in range(0, len(Xt), BATCH):
+                idx = order[lo : lo + BATCH]
+                opt.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.cross_entropy(model(Xt[idx]), yt[idx])
+                loss.backward()
+                opt.step()
+        if fit_index:
+            best = min(best, (time.perf_counter() - start) / epochs)
+            with torch.no_grad():
+                score = float((model(torch.from_numpy(X_test)).argmax(1).numpy() == y_test).mean())
+    return {"s_per_epoch": best, "accuracy": score, "torch_threads": torch.get_num_threads()}
+
+
+def worker(contender: str, problem: str, epochs: int, fits: int) -> dict:
+    """One measurement, in this process."""
+    if contender == "microdl":
+        from microdl.sklearn import MLPClassifier
+
+        return _time_estimator(MLPClassifier, problem, epochs, fits, warm_up=True)
+    if contender == "scikit-learn":
+        from sklearn.neural_network import MLPClassifier
+
+        return _time_estimator(MLPClassifier, problem, epochs, fits, warm_up=False)
+    return _time_torch(problem, epochs, fits)
+
+
+def measure(contender: str, problem: str, epochs: int, fits: int) -> dict | None:
+    """One measurement in a fresh process; None if the contender is not installed."""
+    cmd = [sys.executable, "-m", "benchmarks.sklearn_mlp", "--worker", contender, problem, str(epochs), str(fits)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        if "ModuleNotFoundError" in done.stderr:
+            return None
+        raise RuntimeError(f"{contender} on {problem} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer epochs and rounds (a smoke run: noisier ratios)")
+    parser.add_argument("--worker", nargs=4, metavar=("CONTENDER", "PROBLEM", "EPOCHS", "FITS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        contender, problem, epochs, fits = args.worker
+        print(json.dumps(worker(contender, problem, int(epochs), int(fits))))
+        return 0
+
+    info = machine_info()
+    print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    plan = EPOCHS_QUICK if args.quick else EPOCHS
+    rows, verdicts = [], []
+    for problem, (epochs, rounds) in plan.items():
+        results: dict[str, dict | None] = {c: None for c in CONTENDERS}
+        missing: set[str] = set()
+        for _ in range(rounds):
+            for c in CONTENDERS:
+                if c in missing:
+                    continue
+                r = measure(c, problem, epochs, 1)
+                if r is None:
+                    missing.add(c)
+                elif results[c] is None or r["s_per_epoch"] < results[c]["s_per_epoch"]:
+                    results[c] = r
+        sk, pt, md = results["scikit-learn"], results["torch"], results["microdl"]
+        for contender, r in results.items():
+            if r is None:
+                continue
+            rows.append({"problem": problem, "hidden": str(PROBLEMS[problem]), "contender": contender,
+                         "s/epoch": r["s_per_epoch"], "test accuracy": r["accuracy"],
+                         "÷ scikit-learn": r["s_per_epoch"] / sk["s_per_epoch"],
+                         "÷ torch": None if pt is None else r["s_per_epoch"] / pt["s_per_epoch"]})
+        ratio = md["s_per_epoch"] / sk["s_per_epoch"]
+        ok = ratio <= 0.5 and md["accuracy"] >= sk["accuracy"] - SCORE_TOLERANCE
+        verdicts.append(f"{problem}: microdl/scikit-learn = {ratio:.2f} (target ≤ 0.5) at accuracy "
+                        f"{md['accuracy']:.4f} vs {sk['accuracy']:.4f}: {'met' if ok else 'NOT met'}")
+        if pt is not None:
+            ratio_pt = md["s_per_epoch"] / pt["s_per_epoch"]
+            verdicts.append(f"{problem}: microdl/torch = {ratio_pt:.2f} (target < 1): "
+                            f"{'met' if ratio_pt < 1 else 'NOT met'}")
+    print(markdown_table(rows))
+    print("\n".join(verdicts))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""The experiment commands of the ``microdl`` tool: ``compare``, ``sensitivity`` and ``report``.
+
+:func:`microdl.cli.build_parser` calls :func:`add_commands` with its subparsers. Names, seeds and budgets are
+checked while parsing, so a typo exits with status 2 and a message naming the option, before anything runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from microdl.cli import fraction, positive_float, positive_int
+
+__all__ = ["add_commands"]
+
+
+# -- argparse types ----------------------------------------------------------------------------------------
+def _checked(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a checker that raises ValueError or TypeError."""
+    def parse(text: str) -> Any:
+        try:
+            return check(text)
+        except (ValueError, TypeError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = getattr(check, "__name__", "value")
+    return parse
+
+
+def _dataset_list(text: str) -> tuple[str, ...]:
+    from microdl.experiments.runs import check_datasets
+
+    return check_datasets(text)
+
+
+def _optimizer_list(text: str) -> tuple[str, ...]:
+    from microdl.experiments.runs import check_optimizers
+
+    return check_optimizers(text)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """``N`` (seeds 0..N-1) or a comma list of seeds (``0,5,7``; ``7,`` is the single seed 7)."""
+    from microdl.experiments.runs import check_seeds
+
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        if len(parts) == 1:
+            return check_seeds(int(parts[0]))
+        return check_seeds([int(p) for p in parts if p])
+    except ValueError as exc:
+        if "invalid literal" in str(exc):
+            raise ValueError(f"must be a number of seeds or a comma list of seeds; got {text!r}") from None
+        raise
+
+
+def _budget(text: str) -> Any:
+    from microdl.experiments.runs import parse_budget
+
+    return parse_budget(text)
+
+
+def _lr_pair(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise ValueError(f"must be OPTIMIZER=RATE, such as adam=0.003; got {text!r}")
+    (name,) = _optimizer_list(name)
+    try:
+        return name, positive_float(value)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"the rate of {name} {exc}") from None
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    return tuple(positive_int(p) for p in text.split(",") if p.strip())
+
+
+def _percent(text: str) -> float:
+    value = positive_float(text.rstrip("%"))
+    if value >= 1000:
+        raise argparse.ArgumentTypeError(f"must be a percentage below 1000, got {text!r}")
+    return value / 100.0
+
+
+def _add_execution(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("execution")
+    g.add_argument("--jobs", type=positive_int, default=1,
+                   help="runs at a time (default 1, which also gives the cleanest wall-clock numbers)")
+    g.add_argument("--backend", choices=["loky", "threading", "dask"], default="loky",
+                   help="joblib backend (default loky: local processes); dask needs microdl[dask]")
+    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="Dask scheduler address, such as tcp://10.0.0.5:8786 (with --backend dask; without it a "
+                        "local cluster is started)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _check_execution(args: argparse.Namespace) -> None:
+    # ValueError: microdl.cli.main prints "microdl <command>: error: ..." and exits with status 2
+    if args.scheduler is not None and args.backend != "dask":
+        raise ValueError("--scheduler needs --backend dask")
+
+
+def _execution(args: argparse.Namespace) -> dict[str, Any]:
+    return {"jobs": args.jobs, "backend": args.backend, "scheduler": args.scheduler,
+            "progress": False if args.no_progress else None}
+
+
+# -- compare -----------------------------------------------------------------------------------------------
+def _add_compare(sub: Any) -> None:
+    from microdl.experiments.comparison import DEFAULT_EPOCHS, DEFAULT_TARGET
+    from microdl.experiments.runs import SIX_OPTIMIZERS
+
+    p = sub.add_parser("compare", help="compare optimizers across datasets and seeds", description=(
+        "Train the same MLP with each optimizer on each dataset, once per seed (same initialisation, split and "
+        "batch order for every optimizer of a seed). Prints a table per dataset (final train/test loss and "
+        "accuracy or R², epochs and time to a target loss, divergences) and writes curves.png, summary.csv, "
+        "summary.txt and history.json to --out. With no options: the six optimizers of the article on digits "
+        "with 3 seeds at torch.optim's default learning rates."))
+    p.add_argument("--dataset", type=_checked(_dataset_list), action="append", metavar="NAME[,NAME...]",
+                   help="dataset(s); repeat or give a comma list (default: digits)")
+    p.add_argument("--optimizers", type=_checked(_optimizer_list), default=SIX_OPTIMIZERS, metavar="LIST",
+                   help=f"comma list of optimizers (default: {','.join(SIX_OPTIMIZERS)})")
+    p.add_argument("--seeds", type=_checked(_seeds), default=(0, 1, 2), metavar="N|LIST",
+                   help="number of seeds (0..N-1) or a comma list of seeds (default: 3)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help=f"epochs per run (default {DEFAULT_EPOCHS}); a cap with a grad_evals or time budget")
+    p.add_argument("--budget", type=_checked(_budget), default=None, metavar="KIND:N",
+                   help="epochs:N, grad_evals:N or time:SECONDS (training time, evaluation excluded)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="mini-batch size (default 32; gd: full)")
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=[64], metavar="N",
+                   help="hidden layer widths (default: 64)")
+    p.add_argument("--lr", type=_checked(_lr_pair), action="append", default=[], metavar="OPTIMIZER=RATE",
+                   help="learning rate of one optimizer (repeatable); the others use torch's default or --tune")
+    p.add_argument("--tune", action="store_true",
+                   help="pick each learning rate from a log grid on a validation split of the training data")
+    p.add_argument("--target", type=fraction, default=DEFAULT_TARGET,
+                   help="target loss: this fraction of the way from the initial loss to the best final loss "
+                        f"(default {DEFAULT_TARGET})")
+    p.add_argument("--out", default="microdl-compare", metavar="DIR", help="output folder (default microdl-compare)")
+    _add_execution(p)
+    p.set_defaults(run=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from microdl.experiments.comparison import compare
+
+    _check_execution(args)
+    if args.epochs is not None and args.budget is not None and args.budget.kind == "epochs" \
+            and args.budget.value != args.epochs:
+        raise ValueError("--epochs and --budget epochs:N disagree; give one of them")
+    datasets = [name for group in (args.dataset or [("digits",)]) for name in group]
+    tic = time.perf_counter()
+    result = compare(datasets, args.optimizers, args.seeds, epochs=args.epochs, budget=args.budget,
+                     batch_size=args.batch_size, hidden=args.hidden, lrs=dict(args.lr), tune=args.tune,
+                     target=args.target, **_execution(args))
+    paths = result.save(args.out)
+    print(result.format_tables())
+    if result.tuning:
+        print(_tuning_note(result))
+    print(f"\n{len(result.runs)} runs in {time.perf_counter() - tic:.1f} s; wrote "
+          f"{', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _tuning_note(result: Any) -> str:
+    lines = ["tuned learning rates (mean final validation loss at the pick):"]
+    for dataset, picks in result.tuning.items():
+        chosen = []
+        for o, t in picks.items():
+            loss = t["val_loss"][t["grid"].index(t["lr"])]
+            chosen.append(f"{o} {t['lr']:g} ({'diverged' if loss is None else f'{loss:.4g}'})")
+        lines.append(f"  {dataset}: " + ", ".join(chosen))
+    return "\n".join(lines)
+
+
+# -- sensitivity -------------------------------------------------------------------------------------------
+def _add_sensitivity(sub: Any) -> None:
+    from microdl.experiments.runs import SIX_OPTIMIZERS
+    from microdl.experiments.sweep import DEFAULT_SWEEP_EPOCHS
+
+    p = sub.add_parser("sensitivity", help="sweep the learning rate (and SGD's batch size)", description=(
+        "Train each optimizer at every learning rate of a log grid (SGD also at several batch sizes) on a "
+        "validation split of the training data, plot the final validation loss against the learning rate "
+        "(sensitivity.png) and report the width, in decades, of the range of rates within --within percent of "
+        "the best."))
+    p.add_argument("--dataset", type=_checked(_dataset_list), default=("digits",), metavar="NAME",
+                   help="dataset (default digits)")
+    p.add_argument("--optimizers", type=_checked(_optimizer_list), default=SIX_OPTIMIZERS, metavar="LIST",
+                   help=f"comma list of optimizers (default: {','.join(SIX_OPTIMIZERS)})")
+    p.add_argument("--seeds", type=_checked(_seeds), default=(0, 1), metavar="N|LIST",
+                   help="number of seeds or a comma list (default: 2)")
+    p.add_argument("--epochs", type=positive_int, default=None, help=f"epochs per run (default {DEFAULT_SWEEP_EPOCHS})")
+    p.add_argument("--budget", type=_checked(_budget), default=None, metavar="KIND:N",
+                   help="epochs:N, grad_evals:N or time:SECONDS instead of --epochs")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size of the others (default 32)")
+    p.add_argument("--sgd-batch-sizes", type=_checked(_int_list), default=(8, 32, 128), metavar="LIST",
+                   help="SGD's batch sizes (default 8,32,128)")
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=[64], metavar="N", help="hidden widths")
+    p.add_argument("--within", type=_percent, default=0.10, metavar="PERCENT",
+                   help="tolerance of the flat range, in percent of the best loss (default 10)")
+    p.add_argument("--out", default="microdl-sensitivity", metavar="DIR",
+                   help="output folder (default microdl-sensitivity)")
+    _add_execution(p)
+    p.set_defaults(run=_run_sensitivity)
+
+
+def _run_sensitivity(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from microdl.experiments.sweep import sensitivity
+
+    _check_execution(args)
+    if len(args.dataset) != 1:
+        raise ValueError("sensitivity takes one --dataset")
+    if args.epochs is not None and args.budget is not None:
+        raise ValueError("give --epochs or --budget, not both")
+    tic = time.perf_counter()
+    result = sensitivity(args.dataset[0], args.optimizers, args.seeds, epochs=args.epochs, budget=args.budget,
+                         batch_size=args.batch_size, batch_sizes=args.sgd_batch_sizes, hidden=args.hidden,
+                         within=args.within, **_execution(args))
+    paths = result.save(args.out)
+    print(result.format_table())
+    print(f"\n{len(result.runs)} runs in {time.perf_counter() - tic:.1f} s; wrote "
+          f"{', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+# -- report ------------------------------------------------------------------------------------------------
+def _add_report(sub: Any) -> None:
+    p = sub.add_parser("report", help="test the optimisation article's claims and write a report", description=(
+        "Run the experiments behind each claim of the optimisation article (GD vs SGD, Adam and the others on "
+        "several datasets, Adagrad and AdaDelta as the network widens, learning-rate sensitivity, SGD's noisy "
+        "updates, ...) and write report.md and report.html with figures, numbers and a verdict per claim."))
+    p.add_argument("--out", default="report", metavar="DIR", help="output folder (default report)")
+    p.add_argument("--quick", action="store_true", help="tiny budgets (seconds; for tests and previews)")
+    _add_execution(p)
+    p.set_defaults(run=_run_report)
+
+
+def _run_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from microdl.experiments.report import make_report
+
+    _check_execution(args)
+    tic = time.perf_counter()
+    report = make_report(args.out, quick=args.quick, **_execution(args))
+    print(report.summary_text())
+    print(f"\nreport written to {Path(args.out) / 'report.md'} and {Path(args.out) / 'report.html'} "
+          f"in {time.perf_counter() - tic:.1f} s")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``compare``, ``sensitivity`` and ``report`` to the ``microdl`` subparsers."""
+    _add_compare(sub)
+    _add_sensitivity(sub)
+    _add_report(sub)

@@ -1,0 +1,418 @@
+"""One training run with a full record of its curves, and many of them in parallel.
+
+Every experiment of this package is a list of independent :class:`RunSpec` objects, each one MLP trained by
+:func:`microdl.train.fit` with one optimizer at one learning rate. :func:`run_one` trains it and returns a
+plain dict (JSON-ready) with the curves; :func:`execute` runs a list of them with joblib, on local processes,
+threads or a Dask cluster, behind a progress bar.
+
+NOTE [what a curve measures]
+``fit`` records the *running* mean of the mini-batch losses during an epoch, which mixes weights from the
+start and the end of the epoch and is not comparable between full-batch GD (one step per epoch) and SGD. A run
+here instead evaluates, after every epoch, the loss of the current weights on the *whole* training set and on
+the evaluation set (the test set in ``compare``, a validation split carved from the training data in the
+tuning and sensitivity sweeps). That evaluation is not training, so its time is taken off the clock:
+``wall_time`` counts only the time spent inside the training steps, which is what "faster per second"
+means. Epoch 0 is the initialisation, at time 0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba
+import numpy as np
+
+from microdl.datasets import DATASETS
+from microdl.optim import OPTIMIZERS
+
+__all__ = ["Budget", "parse_budget", "RunSpec", "run_one", "execute", "check_optimizers", "check_datasets",
+           "check_seeds", "check_execution", "default_lr", "threads_per_run", "SIX_OPTIMIZERS", "BACKENDS"]
+
+#: The six optimizers of the article, in the order of :mod:`microdl.optim.optimizers`.
+SIX_OPTIMIZERS = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam")
+
+#: joblib backends ``execute`` accepts.
+BACKENDS = ("loky", "threading", "dask")
+
+#: An epoch cap for budgets that are not counted in epochs (the budget stops the run long before).
+_NO_EPOCH_CAP = 10**7
+
+
+# -- budgets -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Budget:
+    """How long each run trains: ``kind`` is ``"epochs"``, ``"grad_evals"`` or ``"time"`` (seconds of training,
+    evaluation excluded). A run stops at the end of the first epoch that reaches the budget, so grad_evals and
+    time budgets may be overshot by up to one epoch."""
+
+    kind: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("epochs", "grad_evals", "time"):
+            raise ValueError(f"budget kind must be epochs, grad_evals or time; got {self.kind!r}")
+        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)) or not math.isfinite(self.value) \
+                or self.value <= 0:
+            raise ValueError(f"budget must be positive; got {self.kind}:{self.value!r}")
+        if self.kind != "time" and int(self.value) != self.value:
+            raise ValueError(f"a {self.kind} budget must be a whole number; got {self.value!r}")
+        if self.kind != "time":
+            object.__setattr__(self, "value", int(self.value))
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value:g}"
+
+    def describe(self) -> str:
+        unit = {"epochs": "epochs", "grad_evals": "gradient evaluations", "time": "s of training"}[self.kind]
+        return f"{self.value:g} {unit}"
+
+
+def parse_budget(text: str | Budget) -> Budget:
+    """``"epochs:N"``, ``"grad_evals:N"`` or ``"time:SECONDS"`` as a :class:`Budget` (a bare number is epochs).
+
+    >>> parse_budget("time:2.5")
+    Budget(kind='time', value=2.5)
+    """
+    if isinstance(text, Budget):
+        return text
+    if not isinstance(text, str):
+        raise TypeError(f"budget must be a string such as 'epochs:30'; got {text!r}")
+    kind, sep, value = text.strip().partition(":")
+    if not sep:
+        kind, value = "epochs", kind
+    kind = kind.strip().replace("-", "_")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"budget must look like epochs:N, grad_evals:N or time:SECONDS; got {text!r}") from None
+    if kind != "time" and number.is_integer():
+        number = int(number)
+    return Budget(kind, number)
+
+
+# -- argument checks shared by the experiments ---------------------------------------------------------------
+def check_optimizers(optimizers: str | Iterable[str]) -> tuple[str, ...]:
+    """A tuple of known optimizer names (a comma-separated string is split)."""
+    names = _as_names(optimizers, "optimizers")
+    for name in names:
+        if name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    return names
+
+
+def check_datasets(datasets: str | Iterable[str]) -> tuple[str, ...]:
+    """A tuple of known dataset names (a comma-separated string is split)."""
+    names = _as_names(datasets, "datasets")
+    for name in names:
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    return names
+
+
+def _as_names(value: str | Iterable[str], what: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = value.split(",")
+    names = []
+    for v in value:
+        if not isinstance(v, str):
+            raise TypeError(f"{what} must be names; got {v!r}")
+        v = v.strip()
+        if v and v not in names:
+            names.append(v)
+    if not names:
+        raise ValueError(f"{what} must name at least one")
+    return tuple(names)
+
+
+def check_seeds(seeds: int | Iterable[int]) -> tuple[int, ...]:
+    """``n`` gives the seeds 0..n-1; a sequence of non-negative integers is used as given."""
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds must be a positive number of seeds or a list of seeds; got {seeds}")
+        return tuple(range(int(seeds)))
+    out = []
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"seeds must be non-negative integers; got {s!r}")
+        if int(s) not in out:
+            out.append(int(s))
+    if not out:
+        raise ValueError("seeds must name at least one seed")
+    return tuple(out)
+
+
+def default_lr(optimizer: str) -> float:
+    """The learning rate the optimizer class defaults to (torch.optim's default)."""
+    import inspect
+
+    return float(inspect.signature(OPTIMIZERS[optimizer]).parameters["lr"].default)
+
+
+# -- one run -----------------------------------------------------------------------------------------------
+@dataclass
+class RunSpec:
+    """Everything one run needs, data included (so a worker never loads, and never sees, anything else).
+
+    ``X_eval, y_eval`` are the test set in ``compare`` and a validation split in tuning and sweeps;
+    ``eval_name`` names them in the result (``"test"`` or ``"val"``). ``max_epochs`` caps a grad_evals or
+    time budget (an epochs budget ignores it). ``labels`` are copied into the result
+    unchanged (dataset, seed, phase, width, ...). ``track_steps`` also records the mean size of an update
+    per epoch (``step_size``: mean |Δθ| per step over the learning rate) and, for Adagrad, the median of
+    its per-parameter rate 1/(√S + ε) (``effective_lr``, per epoch) and the 90th/10th percentile ratio of
+    that rate over the parameters at the end (``effective_spread``).
+    """
+
+    optimizer: str
+    lr: float
+    seed: int
+    layer_sizes: tuple[int, ...]
+    loss: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_eval: np.ndarray
+    y_eval: np.ndarray
+    budget: Budget
+    batch_size: int = 32
+    activation: str = "relu"
+    eval_name: str = "test"
+    labels: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None
+    track_steps: bool = False
+    max_epochs: int | None = None
+
+
+class _Recorder:
+    """fit callback: after each epoch, the full training and evaluation losses, off the clock (NOTE [what a
+    curve measures]); stops the run when a time budget is spent."""
+
+    def __init__(self, spec: RunSpec, Y_train: np.ndarray, Y_eval: np.ndarray, max_time: float | None) -> None:
+        self.spec, self.Y_train, self.Y_eval, self.max_time = spec, Y_train, Y_eval, max_time
+        self.train_loss: list[float] = []
+        self.eval_loss: list[float] = []
+        self.wall_time: list[float] = []
+        self.step_size: list[float] = []
+        self.effective_lr: list[float] = []
+        self.effective_spread = math.nan
+        self.off_clock = 0.0
+        self.prev_params: np.ndarray | None = None
+        self.prev_grad_evals = 0
+
+    def start(self, model: Any) -> None:
+        from microdl.train import _loss_on
+
+        self.train_loss.append(_loss_on(model, self.spec.X_train, self.Y_train))
+        self.eval_loss.append(_loss_on(model, self.spec.X_eval, self.Y_eval))
+        self.wall_time.append(0.0)
+        if self.spec.track_steps:
+            self.prev_params = model.params.copy()
+
+    def on_epoch_end(self, epoch: int, history: Any, model: Any, optimizer: Any) -> bool:
+        from microdl.train import _loss_on
+
+        tic = time.perf_counter()
+        training_time = history.wall_time[-1] - self.off_clock
+        self.wall_time.append(training_time)
+        self.train_loss.append(_loss_on(model, self.spec.X_train, self.Y_train))
+        self.eval_loss.append(_loss_on(model, self.spec.X_eval, self.Y_eval))
+        if self.spec.track_steps:
+            # mean |Δθ| per step, in units of the learning rate: the step an optimizer really takes
+            steps = history.grad_evals[-1] - self.prev_grad_evals
+            self.prev_grad_evals = history.grad_evals[-1]
+            moved = float(np.mean(np.abs(model.params - self.prev_params)))
+            self.step_size.append(moved / (steps * optimizer.lr) if steps and optimizer.lr else math.nan)
+            self.prev_params[...] = model.params
+            if "state_sum" in optimizer.state:
+                # Adagrad's per-parameter rate over γ, 1/(√S + ε), over the parameters that have had a gradient
+                # (a weight from an always-zero input never does, and would count as 1/ε)
+                S = optimizer.state["state_sum"]
+                rate = 1.0 / (np.sqrt(S[S > 0]) + optimizer.eps)
+                if rate.size:
+                    self.effective_lr.append(float(np.median(rate)))
+                    p10, p90 = np.percentile(rate, [10, 90])
+                    self.effective_spread = float(p90 / p10)
+        self.off_clock += time.perf_counter() - tic
+        return self.max_time is not None and training_time >= self.max_time
+
+
+def run_one(spec: RunSpec) -> dict[str, Any]:
+    """Train one model as ``spec`` says and return its record (see NOTE [what a curve measures]).
+
+    The result holds the labels, the optimizer and its learning rate, the per-epoch lists ``epoch``,
+    ``train_loss``, ``<eval>_loss``, ``wall_time`` and ``grad_evals`` (all starting at epoch 0), the final
+    losses and metrics (accuracy or R²), ``diverged`` and ``stop_reason``.
+    """
+    from microdl.nn import MLP
+    from microdl.optim import make_optimizer
+    from microdl.train import DivergenceWarning, _loss_on, fit, score
+
+    if spec.threads is not None:
+        numba.set_num_threads(max(1, min(spec.threads, numba.config.NUMBA_NUM_THREADS)))
+    model = MLP(spec.layer_sizes, activation=spec.activation, loss=spec.loss, random_state=spec.seed)
+    optimizer = make_optimizer(spec.optimizer, model.params, lr=spec.lr)
+    Y_train, Y_eval = model.encode_targets(spec.y_train), model.encode_targets(spec.y_eval)
+    budget = spec.budget
+    recorder = _Recorder(spec, Y_train, Y_eval, budget.value if budget.kind == "time" else None)
+    recorder.start(model)
+    if budget.kind == "epochs":
+        epochs = budget.value
+    elif budget.kind == "grad_evals":  # every epoch makes at least one, so that many epochs always suffice
+        epochs = min(budget.value, spec.max_epochs or budget.value)
+    else:
+        epochs = spec.max_epochs or _NO_EPOCH_CAP
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)  # recorded in the result instead
+        history = fit(model, optimizer, spec.X_train, spec.y_train, epochs=epochs, batch_size=spec.batch_size,
+                      random_state=spec.seed, callbacks=[recorder],
+                      max_grad_evals=budget.value if budget.kind == "grad_evals" else None)
+    stop_reason = "time budget" if history.stop_reason == "early_stopping" else history.stop_reason
+    if history.diverged:
+        stop_reason = "diverged"
+    e = spec.eval_name
+    with np.errstate(over="ignore", invalid="ignore"):  # R² of a diverged regression run is simply -inf or NaN
+        metrics = (score(model, spec.X_train, Y_train), score(model, spec.X_eval, Y_eval))
+    result: dict[str, Any] = {
+        **spec.labels,
+        "optimizer": spec.optimizer, "lr": spec.lr, "seed": spec.seed, "batch_size": spec.batch_size,
+        "layer_sizes": list(spec.layer_sizes), "n_params": int(model.n_params), "budget": str(budget),
+        "epoch": list(range(len(recorder.train_loss))),
+        "train_loss": recorder.train_loss, f"{e}_loss": recorder.eval_loss, "wall_time": recorder.wall_time,
+        "grad_evals": [0, *history.grad_evals],
+        "final_train_loss": _loss_on(model, spec.X_train, Y_train),
+        f"final_{e}_loss": _loss_on(model, spec.X_eval, Y_eval),
+        "final_train_metric": metrics[0], f"final_{e}_metric": metrics[1],
+        "diverged": bool(history.diverged), "stop_reason": stop_reason, "threads": numba.get_num_threads(),
+    }
+    if spec.track_steps:
+        result["step_size"] = recorder.step_size
+        if recorder.effective_lr:
+            result["effective_lr"] = recorder.effective_lr
+            result["effective_spread"] = recorder.effective_spread
+    return _finite_json(result)
+
+
+def _finite_json(d: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinity as None, so that the record is strict JSON."""
+    def fix(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, list):
+            return [fix(v) for v in x]
+        return x
+
+    return {k: fix(v) for k, v in d.items()}
+
+
+# -- many runs ---------------------------------------------------------------------------------------------
+def check_execution(jobs: int, backend: str, scheduler: str | None) -> None:
+    """Raise ValueError unless ``jobs``, ``backend`` and ``scheduler`` make sense together."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
+    if scheduler is not None and backend != "dask":
+        raise ValueError("scheduler is only used with backend='dask'")
+
+
+def threads_per_run(jobs: int, backend: str) -> int | None:
+    """Numba threads each run may use: all of them for one job at a time; a share of the cores when several
+    local jobs run at once (so they do not oversubscribe the machine); untouched on Dask workers."""
+    if jobs == 1 or backend == "dask":
+        return None
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def execute(specs: Sequence[RunSpec], *, jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
+            progress: bool | None = None, desc: str = "runs",
+            runner: Callable[[RunSpec], dict[str, Any]] = run_one) -> list[dict[str, Any]]:
+    """Run every spec (with ``runner``) and return the results in the order of ``specs``.
+
+    Parameters
+    ----------
+    jobs : int
+        Runs at a time (joblib ``n_jobs``); 1 runs them one after the other in this process. On Dask every
+        worker thread of the cluster is used (``n_jobs=-1``) unless ``jobs`` is more than 1.
+    backend : {"loky", "threading", "dask"}
+        joblib backend. ``"dask"`` connects a ``dask.distributed.Client`` to ``scheduler`` (an address such
+        as ``tcp://10.0.0.5:8786``; without one, a local cluster is started) and runs through joblib's Dask
+        backend.
+    progress : bool or None
+        A tqdm bar over runs; None shows it only on a terminal.
+    """
+    check_execution(jobs, backend, scheduler)
+    bar = _progress_bar(len(specs), desc, progress)
+    results: list[dict[str, Any] | None] = [None] * len(specs)
+
+    def collect(outputs: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        for index, result in outputs:
+            results[index] = result
+            bar.update(1)
+
+    try:
+        if jobs == 1 and backend != "dask":
+            collect((i, runner(spec)) for i, spec in enumerate(specs))
+        else:
+            from joblib import delayed
+
+            tasks = (delayed(_indexed)(runner, i, spec) for i, spec in enumerate(specs))
+            if backend == "dask":
+                client = _dask_client(scheduler)
+                try:
+                    import joblib
+
+                    with joblib.parallel_backend("dask"):
+                        collect(_parallel(n_jobs=jobs if jobs > 1 else -1)(tasks))
+                finally:
+                    client.close()
+            else:
+                collect(_parallel(n_jobs=jobs, backend=backend)(tasks))
+    finally:
+        bar.close()
+    return results  # type: ignore[return-value]
+
+
+def _parallel(**kwargs: Any) -> Any:
+    """joblib.Parallel yielding results as they finish (joblib >= 1.4), so the bar moves; older joblib
+    returns them all at the end."""
+    from joblib import Parallel
+
+    try:
+        return Parallel(return_as="generator_unordered", **kwargs)
+    except (TypeError, ValueError):
+        return Parallel(**kwargs)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, desc: str, progress: bool | None) -> Any:
+    """A tqdm bar over runs (None: only on a terminal), or nothing if tqdm is not installed."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit="run", disable=None if progress is None else not progress, leave=False)
+
+
+def _indexed(runner: Callable[[RunSpec], dict[str, Any]], index: int, spec: RunSpec) -> tuple[int, dict[str, Any]]:
+    return index, runner(spec)
+
+
+def _dask_client(scheduler: str | None) -> Any:
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise ValueError('backend="dask" needs dask.distributed: pip install "microdl[dask]"') from None
+    if scheduler is None:
+        return Client(processes=False)
+    return Client(scheduler)

@@ -1,0 +1,179 @@
+"""fit() with device="cuda" against the CPU loop: same seed, initialisation, data order and dtype (float64)
+give the same history and weights to float tolerance after several epochs.
+
+n = 13 samples in batches of 5 (two full batches and a partial one), tiny launch shapes. Runs under Numba's
+CUDA simulator (tests/test_cuda_simulator.py sets NUMBA_ENABLE_CUDASIM=1) or, with MICRODL_REAL_GPU=1, on a
+real GPU (scripts/gpu_check.sh).
+"""
+
+import math
+import os
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+REAL_GPU = os.environ.get("MICRODL_REAL_GPU") == "1"
+if not (os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or REAL_GPU):
+    pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or MICRODL_REAL_GPU=1", allow_module_level=True)
+
+from numba import cuda  # noqa: E402
+
+from microdl.cuda import kernels as K  # noqa: E402
+from microdl.cuda.train import fit_device  # noqa: E402
+from microdl.nn import MLP  # noqa: E402
+from microdl.optim import _cuda as optim_cuda  # noqa: E402
+from microdl.optim import make_optimizer  # noqa: E402
+from microdl.optim.schedules import make_schedule  # noqa: E402
+from microdl.train import DivergenceWarning, EarlyStopping, fit  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def small_launches(monkeypatch):
+    """Tiny launch shapes (partial tiles and blocks everywhere) and a short GIL switch interval, which makes
+    the simulator's busy-waiting scheduler several times faster."""
+    for name, value in {"TILE": 2, "REG": 2, "THREADS_PER_BLOCK": 4, "MAX_BLOCKS": 2, "REDUCE_COLS": 2,
+                        "REDUCE_ROWS": 2}.items():
+        monkeypatch.setattr(K, name, value)
+    monkeypatch.setattr(optim_cuda, "THREADS_PER_BLOCK", 4)
+    monkeypatch.setattr(optim_cuda, "MAX_BLOCKS", 2)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(2e-4)
+    yield
+    sys.setswitchinterval(interval)
+
+
+def problem(loss="cross_entropy", n=13, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n + 6, 5))
+    if loss == "cross_entropy":
+        y = rng.integers(0, 3, n + 6)
+    elif loss == "binary_cross_entropy":
+        y = (rng.uniform(size=(n + 6, 3)) > 0.5).astype(float)
+    else:
+        y = rng.normal(size=(n + 6, 3))
+    return X[:n], y[:n], X[n:], y[n:]
+
+
+def fit_one(device, optimizer, hyper, X, y, *, model_kw=None, make_callbacks=list, **fit_kw):
+    """Train a fresh model (same seed on both devices); return (history, host params, optimizer)."""
+    model = MLP(**{"layer_sizes": (5, 4, 3), "random_state": 1, **(model_kw or {})}, device=device)
+    opt = make_optimizer(optimizer, model.params, backend="cuda" if device == "cuda" else "cpu", **hyper)
+    history = fit(model, opt, X, y, callbacks=make_callbacks(), **fit_kw)
+    return history, model.host_params(), opt
+
+
+def fit_both(*args, **kwargs):
+    return fit_one("cpu", *args, **kwargs), fit_one("cuda", *args, **kwargs)
+
+
+def assert_same_run(cpu, gpu, rtol=1e-10):
+    (h_cpu, p_cpu, _), (h_gpu, p_gpu, _) = cpu, gpu
+    assert h_gpu.epochs == h_cpu.epochs
+    for name in ("train_loss", "val_loss", "val_metric", "lr"):
+        np.testing.assert_allclose(getattr(h_gpu, name), getattr(h_cpu, name), rtol=rtol, atol=1e-13, err_msg=name)
+    assert h_gpu.grad_evals == h_cpu.grad_evals and h_gpu.samples_seen == h_cpu.samples_seen
+    assert (h_gpu.stop_reason, h_gpu.diverged, h_gpu.best_epoch) == (h_cpu.stop_reason, h_cpu.diverged,
+                                                                     h_cpu.best_epoch)
+    assert all(b >= a for a, b in zip(h_gpu.wall_time, h_gpu.wall_time[1:]))
+    np.testing.assert_allclose(p_gpu, p_cpu, rtol=rtol, atol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer, hyper", [
+    ("sgd", {"lr": 0.1, "momentum": 0.9}),
+    ("adam", {"lr": 0.02}),
+])
+def test_minibatch_fit_matches_the_cpu(optimizer, hyper):
+    X, y, X_val, y_val = problem()
+    cpu, gpu = fit_both(optimizer, hyper, X, y, epochs=4, batch_size=5, random_state=3, validation_data=(X_val, y_val),
+                        model_kw={"alpha": 0.1})
+    assert_same_run(cpu, gpu)
+    assert gpu[0].grad_evals == [3, 6, 9, 12]  # 13 samples in batches of 5, 5 and 3
+    np.testing.assert_allclose(gpu[2].state_dict()["state"]["m" if optimizer == "adam" else "b"],
+                               cpu[2].state_dict()["state"]["m" if optimizer == "adam" else "b"], rtol=1e-10,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "squared_error"])
+def test_weighted_unshuffled_clipped_fit_matches_the_cpu(loss):
+    """Sample weights, batches as row slices (no shuffle), clipping by norm and value, a schedule."""
+    X, y, X_val, y_val = problem(loss)
+    w = np.random.default_rng(4).uniform(0.2, 2.0, 13)
+    cpu, gpu = fit_both("rmsprop", {"lr": 0.01, "momentum": 0.5}, X, y, epochs=3, batch_size=5, shuffle=False,
+                        sample_weight=w, clip_norm=0.5, clip_value=0.2, schedule="cosine",
+                        validation_data=(X_val, y_val),
+                        model_kw={"loss": loss, "activation": "tanh", "layer_sizes": (5, 4, 4, 3), "alpha": 0.2})
+    assert_same_run(cpu, gpu)
+
+
+def test_full_batch_gd_matches_the_cpu():
+    X, y, _, _ = problem()
+    cpu, gpu = fit_both("gd", {"lr": 0.5}, X, y, epochs=3, random_state=0)
+    assert_same_run(cpu, gpu)
+    assert gpu[0].grad_evals == [1, 2, 3]
+
+
+def test_validation_fraction_and_early_stopping_match_the_cpu():
+    X, y, _, _ = problem(n=16)
+    cpu, gpu = fit_both("adam", {"lr": 0.3}, X, y, epochs=5, batch_size=4, random_state=5, validation_fraction=0.25,
+                        make_callbacks=lambda: [EarlyStopping(patience=1)])
+    assert_same_run(cpu, gpu)
+    assert gpu[0].stop_reason == "early_stopping"
+
+
+def test_budget_stops_like_the_cpu():
+    X, y, _, _ = problem()
+    cpu, gpu = fit_both("sgd", {"lr": 0.1}, X, y, epochs=5, batch_size=5, random_state=0, max_grad_evals=4)
+    assert_same_run(cpu, gpu)
+    assert gpu[0].stop_reason == "max_grad_evals" and gpu[0].epochs == 2
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the simulator's overflowing NumPy scalars
+def test_divergence_restores_the_weights_from_the_start_of_the_epoch():
+    """NOTE [divergence per epoch]: the GPU sees the losses once per epoch and rolls that epoch back."""
+    X, y, _, _ = problem("squared_error")
+    args = ("sgd", {"lr": 0.5}, X, y * 1e3)
+    kw = dict(batch_size=5, random_state=0, model_kw={"loss": "squared_error", "activation": "identity"})
+    with pytest.warns(DivergenceWarning, match=r"epoch \d+ \(batch \d of 3\).*start of that epoch"):
+        h_gpu, p_gpu, _ = fit_one("cuda", *args, epochs=20, **kw)
+    assert h_gpu.diverged and h_gpu.stop_reason.startswith("diverged")
+    assert np.all(np.isfinite(p_gpu))
+    # the CPU loop run for the epochs before the bad one ends with the same weights
+    h_cpu, p_cpu, _ = fit_one("cpu", *args, epochs=h_gpu.epochs, **kw)
+    assert not h_cpu.diverged
+    np.testing.assert_allclose(h_gpu.train_loss, h_cpu.train_loss, rtol=1e-10)
+    np.testing.assert_allclose(p_gpu, p_cpu, rtol=1e-10)
+
+
+def test_device_training_data_is_used_in_place():
+    """fit_device takes device arrays (what fit() would pass on for CuPy or torch input) without copies."""
+    X, y, X_val, y_val = problem()
+    results = []
+    for on_device in (False, True):
+        model = MLP((5, 4, 3), random_state=1, device="cuda")
+        opt = make_optimizer("adam", model.params, backend="cuda", lr=0.02)
+        Y, Y_val = model.encode_targets(y), model.encode_targets(y_val)
+        args = (cuda.to_device(X), Y, None, cuda.to_device(X_val), Y_val) if on_device else (X, Y, None, X_val, Y_val)
+        history = fit_device(model, opt, *args, epochs=2, batch_size=5, shuffle=True,
+                             rng=np.random.default_rng(0), schedule=make_schedule(None, epochs=2), clip_norm=None,
+                             clip_value=None, callbacks=[], progress=False, max_time=None, max_grad_evals=None)
+        results.append((history.train_loss, history.val_loss, model.host_params()))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_float32_fit_tracks_the_cpu():
+    X, y, X_val, y_val = problem()
+    cpu, gpu = fit_both("adam", {"lr": 0.02}, X, y, epochs=3, batch_size=5, random_state=3,
+                        validation_data=(X_val, y_val), model_kw={"dtype": "float32"})
+    assert all(math.isfinite(v) for v in gpu[0].train_loss)
+    np.testing.assert_allclose(gpu[0].train_loss, cpu[0].train_loss, rtol=1e-4)
+    np.testing.assert_allclose(gpu[1], cpu[1], rtol=1e-3, atol=1e-5)
+
+
+def test_no_warning_on_a_healthy_run():
+    X, y, _, _ = problem()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_both("sgd", {"lr": 0.05}, X, y, epochs=2, batch_size=5, random_state=0)

@@ -1,0 +1,165 @@
+"""The optimizers and clipping on ``backend="cuda"``, against the naive oracle.
+
+Launches are shrunk to 4 threads per block and at most 2 blocks, so that with 11 parameters the grid-stride
+loop makes a second, partial pass, and with 3 parameters a block is only partly used.
+
+Runs under Numba's CUDA simulator (tests/test_cuda_simulator.py sets NUMBA_ENABLE_CUDASIM=1) or, with
+MICRODL_REAL_GPU=1, on a real GPU (scripts/gpu_check.sh).
+"""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+REAL_GPU = os.environ.get("MICRODL_REAL_GPU") == "1"
+if not (os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or REAL_GPU):
+    pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or MICRODL_REAL_GPU=1", allow_module_level=True)
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for tests/naive_optim.py
+
+from naive_optim import CASES, ORACLES, make_problem  # noqa: E402
+from numba import cuda  # noqa: E402
+
+from microdl.optim import OPTIMIZERS, Adam, clip_grad_norm, clip_grad_value  # noqa: E402
+from microdl.optim import _cuda as optim_cuda  # noqa: E402
+
+CUDA_CASES = [c for c in CASES if c[0] in {
+    "gd", "sgd-momentum", "sgd-momentum-dampening", "sgd-nesterov", "sgd-all", "adagrad", "adagrad-all",
+    "rmsprop", "rmsprop-centered", "rmsprop-momentum", "rmsprop-centered-momentum", "adadelta",
+    "adadelta-maximize", "adam", "adam-all", "adamw-all",
+}]
+STEPS = 5
+TOL = {np.float64: {"rtol": 1e-12, "atol": 1e-14}, np.float32: {"rtol": 2e-5, "atol": 2e-6}}
+
+
+@pytest.fixture(autouse=True)
+def small_launches(monkeypatch):
+    """Tiny launch shapes, and (in the simulator) a short GIL switch interval: the simulator's scheduler
+    busy-waits on its threads, and this makes it several times faster."""
+    monkeypatch.setattr(optim_cuda, "THREADS_PER_BLOCK", 4)
+    monkeypatch.setattr(optim_cuda, "MAX_BLOCKS", 2)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(2e-4)
+    yield
+    sys.setswitchinterval(interval)
+
+
+def _problem(dtype, n=11, steps=STEPS):
+    theta0, grads = make_problem(n=n, steps=steps, seed=4)
+    return theta0.astype(dtype), grads.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(("case_id", "name", "hyper"), CUDA_CASES, ids=[c[0] for c in CUDA_CASES])
+def test_cuda_matches_naive_oracle(case_id, name, hyper, dtype):
+    theta0, grads = _problem(dtype)
+    expected_history, expected_state = ORACLES[name](theta0, grads, **hyper)
+    params = cuda.to_device(theta0)
+    opt = OPTIMIZERS[name](params, backend="cuda", **hyper)
+    g = cuda.device_array_like(params)
+    for t in range(STEPS):
+        g.copy_to_device(grads[t])
+        opt.step(g)
+        np.testing.assert_allclose(params.copy_to_host(), expected_history[t], **TOL[dtype], err_msg=f"step {t}")
+    assert set(opt.state) == set(expected_state)
+    for key, expected in expected_state.items():
+        np.testing.assert_allclose(opt.state[key].copy_to_host(), expected, **TOL[dtype], err_msg=key)
+
+
+@pytest.mark.parametrize("n", [3, 11, 23], ids=["partial-block", "two-passes", "three-passes"])
+def test_every_element_is_updated_once(n):
+    # SGD with lr 1 from 0 and g = 1..n lands at exactly -g: an element skipped or updated twice would show.
+    g = np.arange(1.0, n + 1)
+    params = cuda.to_device(np.zeros(n))
+    OPTIMIZERS["sgd"](params, backend="cuda", lr=1.0).step(cuda.to_device(g))
+    np.testing.assert_array_equal(params.copy_to_host(), -g)
+
+
+def test_host_grads_go_through_one_staging_buffer():
+    theta0, grads = _problem(np.float64)
+    params = cuda.to_device(theta0)
+    opt = Adam(params, backend="cuda", lr=0.01)
+    opt.step(grads[0])
+    staging = opt._g_device
+    assert staging is not None
+    for g in grads[1:]:
+        opt.step(g)
+        assert opt._g_device is staging, "allocated once, reused"
+    expected, _ = ORACLES["adam"](theta0, grads, lr=0.01)
+    np.testing.assert_allclose(params.copy_to_host(), expected[-1], **TOL[np.float64])
+    with pytest.raises(ValueError, match="shape of params"):
+        opt.step(np.zeros(4))
+    with pytest.raises(TypeError, match="dtype of params"):
+        opt.step(np.zeros(11, dtype=np.float32))
+
+
+def test_host_params_are_rejected_on_cuda():
+    with pytest.raises(TypeError, match="must be a CUDA array"):
+        Adam(np.zeros(3), backend="cuda")
+
+
+def test_state_lives_on_the_device_and_round_trips():
+    theta0, grads = _problem(np.float64, steps=8)
+    straight = cuda.to_device(theta0)
+    opt = OPTIMIZERS["rmsprop"](straight, backend="cuda", lr=0.01, centered=True, momentum=0.5)
+    for g in grads:
+        opt.step(g)
+
+    first = cuda.to_device(theta0)
+    opt = OPTIMIZERS["rmsprop"](first, backend="cuda", lr=0.01, centered=True, momentum=0.5)
+    for g in grads[:4]:
+        opt.step(g)
+    assert all(not isinstance(buf, np.ndarray) and hasattr(buf, "copy_to_host") for buf in opt.state.values())
+    sd = opt.state_dict()
+    assert all(isinstance(v, np.ndarray) for v in sd["state"].values()) and sd["t"] == 4
+
+    resumed = cuda.to_device(first.copy_to_host())
+    other = OPTIMIZERS["rmsprop"](resumed, backend="cuda", lr=0.1)  # not centred, no momentum: other state
+    with pytest.raises(ValueError, match="g_avg"):
+        other.load_state_dict(sd)
+    other = OPTIMIZERS["rmsprop"](resumed, backend="cuda", lr=0.1, centered=True, momentum=0.9)
+    other.load_state_dict(sd)  # the same state; the saved lr and momentum replace these
+    assert (other.lr, other.momentum) == (0.01, 0.5)
+    for key in sd["state"]:
+        np.testing.assert_array_equal(other.state[key].copy_to_host(), sd["state"][key])
+    for g in grads[4:]:
+        other.step(g)
+    np.testing.assert_array_equal(resumed.copy_to_host(), straight.copy_to_host())
+
+    # and a CUDA checkpoint resumes on the CPU (to rounding: a different machine's arithmetic)
+    host = first.copy_to_host()
+    cpu = OPTIMIZERS["rmsprop"](host, backend="cpu", lr=0.01, centered=True, momentum=0.5)
+    cpu.load_state_dict(sd)
+    for g in grads[4:]:
+        cpu.step(g)
+    np.testing.assert_allclose(host, straight.copy_to_host(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("max_norm", [0.5, 100.0], ids=["clipped", "untouched"])
+def test_clip_grad_norm_on_the_device(max_norm, dtype):
+    g = np.random.default_rng(5).normal(size=11).astype(dtype)
+    d = cuda.to_device(g)
+    norm = clip_grad_norm(d, max_norm)
+    expected = np.linalg.norm(g.astype(np.float64))
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(norm.copy_to_host(), [expected], rtol=rtol)  # a device array: no sync
+    scale = min(1.0, max_norm / (expected + 1e-6))
+    np.testing.assert_allclose(d.copy_to_host(), g * scale, rtol=rtol)
+
+
+def test_clip_grad_norm_on_the_device_accumulates_in_float64():
+    d = cuda.to_device(np.full(11, 1e30, dtype=np.float32))  # squares overflow float32
+    norm = clip_grad_norm(d, 1.0)
+    np.testing.assert_allclose(norm.copy_to_host(), [1e30 * np.sqrt(11)], rtol=1e-6)
+    np.testing.assert_allclose(d.copy_to_host(), 1 / np.sqrt(11), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_clip_grad_value_on_the_device(dtype):
+    g = (np.random.default_rng(6).normal(size=11) * 2).astype(dtype)
+    d = cuda.to_device(g)
+    clip_grad_value(d, 1.0)
+    np.testing.assert_array_equal(d.copy_to_host(), np.clip(g, -1.0, 1.0))
