@@ -66,6 +66,8 @@ def is_cuda_array(x: object) -> bool:
 def as_device_array(x: object):
     """View ``x`` (anything with ``__cuda_array_interface__``) as a Numba device array, without a copy."""
     cuda = require_cuda()
-    if not hasattr(x, "__cuda_array_interface__"):  # already one of the simulator's device arrays
+    # Already a Numba (or simulator) device array: keep the same object, so that an optimizer bound to
+    # model.params really is bound to it (as_cuda_array would wrap it in a new view).
+    if getattr(x, "__cuda_ndarray__", False) or not hasattr(x, "__cuda_array_interface__"):
         return x
     return cuda.as_cuda_array(x)

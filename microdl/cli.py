@@ -142,7 +142,14 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     data = load_dataset(args.dataset, test_size=args.test_size, random_state=args.seed, dtype=args.dtype)
     model = MLP((data.n_features, *args.hidden, data.n_outputs), activation=args.activation, loss=data.loss,
                 alpha=args.alpha, dtype=args.dtype, random_state=args.seed, device=args.device)
-    optimizer = make_optimizer(args.optimizer, model.params, backend=args.backend, **hyper)
+    backend = args.backend
+    if args.device == "cuda":
+        if backend not in ("cpu", "cuda"):
+            parser.error(f"--device cuda needs the cuda optimizer backend, not --backend {backend}")
+        backend = "cuda"  # the parameters live on the GPU, so the update must run there too
+    elif backend == "cuda":
+        parser.error("--backend cuda needs --device cuda (the parameters must live on the GPU)")
+    optimizer = make_optimizer(args.optimizer, model.params, backend=backend, **hyper)
     callbacks: list[Any] = []
     if not args.quiet and not args.json:
         print(f"{args.dataset}: {data.X_train.shape[0]} train / {data.X_test.shape[0]} test samples, "

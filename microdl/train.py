@@ -163,6 +163,8 @@ def score(model: MLP, X: np.ndarray, Y: np.ndarray) -> float:
 
 def _loss_on(model: MLP, X: np.ndarray, Y: np.ndarray) -> float:
     """Mean data loss plus penalty on a whole dataset, evaluated in chunks (gradients are overwritten)."""
+    if model.device == "cuda":
+        return model._device_net.loss_on(X, Y, chunk=4096)
     total, n, chunk = 0.0, X.shape[0], 4096
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
