@@ -322,28 +322,44 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
             else:
                 history.val_loss.append(math.nan)
                 history.val_metric.append(math.nan)
-            history.lr.append(optimizer.lr)
-            history.wall_time.append(time.perf_counter() - start)
-            history.grad_evals.append(grad_evals)
-            history.samples_seen.append(samples_seen)
             monitor = history.val_loss[-1] if X_val is not None else history.train_loss[-1]
-            if bar is not None:
-                shown = {"loss": f"{history.train_loss[-1]:.4f}"}
-                if X_val is not None:
-                    shown["val_loss"] = f"{history.val_loss[-1]:.4f}"
-                bar.set_postfix(shown)
-            stop = False
-            for cb in callbacks:
-                stop = bool(cb.on_epoch_end(epoch, history, model, optimizer)) or stop
-            if stop:
-                history.stop_reason = "early_stopping"
+            if end_epoch(history, epoch, model=model, optimizer=optimizer, start=start, grad_evals=grad_evals,
+                         samples_seen=samples_seen, has_val=X_val is not None, bar=bar, callbacks=callbacks,
+                         max_time=max_time, max_grad_evals=max_grad_evals):
                 break
-            if max_time is not None and history.wall_time[-1] >= max_time:
-                history.stop_reason = "max_time"
-                break
-            if max_grad_evals is not None and grad_evals >= max_grad_evals:
-                history.stop_reason = "max_grad_evals"
-                break
+    return finish(history, model, bar, callbacks)
+
+
+def end_epoch(history: History, epoch: int, *, model: MLP, optimizer: Optimizer, start: float, grad_evals: int,
+              samples_seen: int, has_val: bool, bar: Any, callbacks: list[Any], max_time: float | None,
+              max_grad_evals: int | None) -> bool:
+    """Record an epoch's lr, time and counters (losses already appended), run the callbacks and budgets, and
+    return True to stop. Shared by this loop and the CUDA loop (:mod:`microdl.cuda.train`)."""
+    history.lr.append(optimizer.lr)
+    history.wall_time.append(time.perf_counter() - start)
+    history.grad_evals.append(grad_evals)
+    history.samples_seen.append(samples_seen)
+    if bar is not None:
+        shown = {"loss": f"{history.train_loss[-1]:.4f}"}
+        if has_val:
+            shown["val_loss"] = f"{history.val_loss[-1]:.4f}"
+        bar.set_postfix(shown)
+    stop = False
+    for cb in callbacks:
+        stop = bool(cb.on_epoch_end(epoch, history, model, optimizer)) or stop
+    if stop:
+        history.stop_reason = "early_stopping"
+    elif max_time is not None and history.wall_time[-1] >= max_time:
+        history.stop_reason = "max_time"
+    elif max_grad_evals is not None and grad_evals >= max_grad_evals:
+        history.stop_reason = "max_grad_evals"
+    else:
+        return False
+    return True
+
+
+def finish(history: History, model: MLP, bar: Any, callbacks: list[Any]) -> History:
+    """Close the progress bar and let EarlyStopping restore the best weights."""
     if bar is not None:
         bar.close()
     for cb in callbacks:

@@ -38,7 +38,7 @@ from microdl._cuda_support import is_cuda_array, require_cuda
 from microdl.cuda.model import check_device_X
 from microdl.optim import Optimizer, clip_grad_norm, clip_grad_value
 from microdl.optim.schedules import LRSchedule
-from microdl.train import DivergenceWarning, EarlyStopping, History, score
+from microdl.train import DivergenceWarning, History, end_epoch, finish, score
 
 __all__ = ["fit_device"]
 
@@ -148,32 +148,9 @@ def fit_device(model: Any, optimizer: Optimizer, X: Any, Y: Any, w: Any, X_val: 
         else:
             history.val_loss.append(math.nan)
             history.val_metric.append(math.nan)
-        history.lr.append(optimizer.lr)
-        history.wall_time.append(time.perf_counter() - start)
-        history.grad_evals.append(grad_evals)
-        history.samples_seen.append(samples_seen)
         monitor = history.val_loss[-1] if has_val else history.train_loss[-1]
-        if bar is not None:
-            shown = {"loss": f"{history.train_loss[-1]:.4f}"}
-            if has_val:
-                shown["val_loss"] = f"{history.val_loss[-1]:.4f}"
-            bar.set_postfix(shown)
-        stop = False
-        for cb in callbacks:
-            stop = bool(cb.on_epoch_end(epoch, history, model, optimizer)) or stop
-        if stop:
-            history.stop_reason = "early_stopping"
+        if end_epoch(history, epoch, model=model, optimizer=optimizer, start=start, grad_evals=grad_evals,
+                     samples_seen=samples_seen, has_val=has_val, bar=bar, callbacks=callbacks, max_time=max_time,
+                     max_grad_evals=max_grad_evals):
             break
-        if max_time is not None and history.wall_time[-1] >= max_time:
-            history.stop_reason = "max_time"
-            break
-        if max_grad_evals is not None and grad_evals >= max_grad_evals:
-            history.stop_reason = "max_grad_evals"
-            break
-    if bar is not None:
-        bar.close()
-    for cb in callbacks:
-        if isinstance(cb, EarlyStopping):
-            cb.restore(model)
-            history.best_epoch = cb.best_epoch
-    return history
+    return finish(history, model, bar, callbacks)
