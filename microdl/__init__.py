@@ -22,4 +22,6 @@ __all__ = ["nn", "optim", "train", "datasets", "io", "__version__"]
 def __getattr__(name: str) -> Any:
     if name in ("nn", "optim", "train", "datasets", "io", "experiments", "sklearn", "cuda"):
         return importlib.import_module(f"microdl.{name}")
+    if name == "compare":  # the convergence study's entry point, microdl.experiments.compare
+        return importlib.import_module("microdl.experiments").compare
     raise AttributeError(f"module 'microdl' has no attribute {name!r}")
