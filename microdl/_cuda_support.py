@@ -12,9 +12,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import threading
 from types import ModuleType
 
-__all__ = ["CudaUnavailableError", "require_cuda", "is_cuda_array", "as_device_array", "simulator_enabled"]
+__all__ = ["CudaUnavailableError", "require_cuda", "is_cuda_array", "as_device_array", "to_host", "simulator_enabled"]
 
 
 class CudaUnavailableError(RuntimeError):
@@ -41,6 +42,7 @@ def require_cuda() -> ModuleType:
     from numba import cuda
 
     if simulator_enabled():
+        _make_simulator_shared_arrays_thread_safe()
         return cuda
     try:
         n_devices = len(cuda.gpus)
@@ -49,6 +51,42 @@ def require_cuda() -> ModuleType:
     if n_devices == 0:
         raise CudaUnavailableError("the CUDA driver loaded, but no CUDA device is visible")
     return cuda
+
+
+def _make_simulator_shared_arrays_thread_safe() -> None:
+    """Close a race in the simulator's ``cuda.shared.array`` (numba-cuda 0.30 and earlier, at least).
+
+    The simulator runs each CUDA thread of a block as a Python thread, and gives them one shared array per
+    allocating source line by check-then-set on a dict (``FakeCUDAShared.array``). Two threads can both find
+    the slot empty, when the interpreter switches threads between the check and the set; the later one then
+    works on a private copy, so its writes are lost to the block and a reduction or tiled matrix multiply
+    returns a wrong number, silently and only now and then (more often on a loaded machine). Here the
+    check-then-set runs under a lock; the rest of the method (the allocation key is the caller's file and
+    line, dynamic shared memory for ``shape == 0``) is as the simulator's. Runs once per process.
+    """
+    from numba.cuda.simulator import kernelapi
+
+    cls = kernelapi.FakeCUDAShared
+    if getattr(cls.array, "_microdl_thread_safe", False):
+        return
+    simulator_array = cls.array
+    lock = threading.Lock()
+
+    def array(self, shape, dtype, alignment=None):
+        if shape == 0 or alignment is not None:
+            return simulator_array(self, shape, dtype, alignment)  # no per-line slot, or an error
+        if isinstance(dtype, kernelapi.types.Type):
+            dtype = kernelapi.numpy_support.as_dtype(dtype)
+        frame = sys._getframe(1)
+        caller = (frame.f_code.co_filename, frame.f_lineno)
+        with lock:
+            res = self._allocations.get(caller)
+            if res is None:
+                res = self._allocations[caller] = kernelapi.np.empty(shape, dtype)
+        return res
+
+    array._microdl_thread_safe = True
+    cls.array = array
 
 
 def is_cuda_array(x: object) -> bool:
@@ -71,3 +109,10 @@ def as_device_array(x: object):
     if getattr(x, "__cuda_ndarray__", False) or not hasattr(x, "__cuda_array_interface__"):
         return x
     return cuda.as_cuda_array(x)
+
+
+def to_host(x: object) -> object:
+    """``x`` as a host array if it is a device array (one copy to the host), else ``x`` unchanged."""
+    if not is_cuda_array(x):
+        return x
+    return as_device_array(x).copy_to_host()

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from scipy.sparse import issparse
 
+from microdl._cuda_support import is_cuda_array, to_host
+
 __all__ = ["check_choice", "check_positive_int", "check_random_state", "check_X", "check_Y"]
 
 
@@ -63,7 +65,11 @@ def check_X(X: Any, n_features: int | None, dtype: Any) -> Any:
     """``X`` as a finite, C-contiguous 2-D array of ``dtype`` with ``n_features`` columns.
 
     A SciPy sparse matrix is returned as CSR of ``dtype`` (the model multiplies it with sparse products).
+    A CUDA device array is refused: the caller decides whether it is used on the device or copied.
     """
+    if is_cuda_array(X):
+        raise TypeError("X is a CUDA device array, but this model runs on the CPU: build the model with "
+                        "device='cuda', or copy X to the host (cupy.asnumpy(X), X.cpu().numpy(), ...)")
     if issparse(X):
         X = X.tocsr().astype(np.dtype(dtype), copy=False)
         if not np.all(np.isfinite(X.data)):
@@ -80,8 +86,11 @@ def check_X(X: Any, n_features: int | None, dtype: Any) -> Any:
 
 
 def check_Y(y: Any, n_outputs: int, loss: str, dtype: Any) -> np.ndarray:
-    """Targets as the 2-D float array that ``loss`` expects, with every inconsistency named."""
-    y_arr = np.asarray(y)
+    """Targets as the 2-D float array that ``loss`` expects, with every inconsistency named.
+
+    Device arrays are copied to the host (targets are checked and one-hot encoded there).
+    """
+    y_arr = np.asarray(to_host(y))
     if y_arr.dtype.kind not in "biuf":
         raise TypeError(f"y must hold numbers; got dtype {y_arr.dtype}")
     if y_arr.size and not np.all(np.isfinite(y_arr)):

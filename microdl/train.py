@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.sparse import issparse
 
+from microdl._cuda_support import is_cuda_array, to_host
 from microdl._validation import check_positive_int, check_random_state, check_X
 from microdl.nn import MLP
 from microdl.nn._cpu import single_threaded_blas
@@ -172,6 +173,16 @@ def _loss_on(model: MLP, X: np.ndarray, Y: np.ndarray) -> float:
     return total / n
 
 
+def _check_training_X(model: MLP, X: Any) -> Any:
+    """Host X validated as everywhere (check_X); device X, for a CUDA model, checked for shape only and used in
+    place (a NaN check would need a pass over it on the device and a sync)."""
+    if model.device == "cuda" and is_cuda_array(X):
+        from microdl.cuda.model import check_device_X
+
+        return check_device_X(X, model.layer_sizes[0])
+    return check_X(X, model.layer_sizes[0], model.dtype)
+
+
 def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None = 32,
         shuffle: bool = True, random_state: Any = None, sample_weight: Any = None,
         validation_data: tuple[Any, Any] | None = None, validation_fraction: float | None = None,
@@ -187,7 +198,10 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
         Must be bound to ``model.params``. An optimizer with ``full_batch = True`` (GD) gets one batch of
         every training sample per epoch whatever ``batch_size`` says.
     X, y : arrays
-        Training data (X dense or SciPy sparse); ``y`` as :meth:`MLP.loss_and_grad` accepts it.
+        Training data (X dense or SciPy sparse); ``y`` as :meth:`MLP.loss_and_grad` accepts it. For a model
+        with ``device="cuda"``, X (and the validation X) may be a device array (``__cuda_array_interface__``:
+        Numba, CuPy, torch CUDA tensors), read in place without a copy; ``y`` and ``sample_weight`` may be too,
+        but they are copied to the host once, to be checked and encoded.
     epochs : int
         Maximum number of passes over the training data.
     batch_size : int or None
@@ -220,13 +234,13 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
         raise ValueError("optimizer must be bound to model.params (create it as Optimizer(model.params, ...))")
     epochs = check_positive_int("epochs", epochs)
     rng = check_random_state(random_state)
-    X = check_X(X, model.layer_sizes[0], model.dtype)
+    X = _check_training_X(model, X)
     Y = model.encode_targets(y)
     if Y.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
     w = None
     if sample_weight is not None:
-        w = np.asarray(sample_weight, dtype=model.dtype)
+        w = np.asarray(to_host(sample_weight), dtype=model.dtype)
         if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
             raise ValueError(f"sample_weight must be {X.shape[0]} finite non-negative values with a positive sum")
     if validation_data is not None and validation_fraction is not None:
@@ -236,10 +250,13 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
         check_real("validation_fraction", validation_fraction, 0.0, 1.0, low_open=True, high_open=True)
         if w is not None:
             raise ValueError("validation_fraction cannot be combined with sample_weight; pass validation_data")
+        if is_cuda_array(X):
+            raise ValueError("validation_fraction needs host data (the split is drawn on the host); with device "
+                             "arrays, pass validation_data instead")
         X, Y, X_val, Y_val = split_validation(X, Y, validation_fraction, rng,
                                               stratify=model.loss == "cross_entropy")
     elif validation_data is not None:
-        X_val = check_X(validation_data[0], model.layer_sizes[0], model.dtype)
+        X_val = _check_training_X(model, validation_data[0])
         Y_val = model.encode_targets(validation_data[1])
     n = X.shape[0]
     if batch_size is None or optimizer.full_batch:

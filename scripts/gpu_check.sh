@@ -61,10 +61,8 @@ step "versions" 120 "$PYTHON" -c "import sys, numpy, numba, numba_cuda; from num
 print(sys.version.split()[0], 'numpy', numpy.__version__, 'numba', numba.__version__, \
 'numba-cuda', numba_cuda.__version__); print(cuda.get_current_device().name, cuda.gpus)"
 
-# --confcutdir keeps tests/conftest.py (which collects tests/cuda_sim only under the simulator) out of it.
-export MICRODL_REAL_GPU=1
-step "cuda tests" 900 "$PYTHON" -m pytest -q -p no:cacheprovider --confcutdir=tests/cuda_sim --durations=10 \
-  tests/cuda_sim
+export MICRODL_REAL_GPU=1  # tests/conftest.py then collects tests/cuda_sim, which runs on the device
+step "cuda tests" 900 "$PYTHON" -m pytest -q -p no:cacheprovider --durations=10 tests/cuda_sim
 unset MICRODL_REAL_GPU
 step "unavailable tests" 300 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_cuda_unavailable.py
 

@@ -258,8 +258,10 @@ class DeviceNet:
 
     # -- the surface MLP calls -----------------------------------------------------------------------------
     def loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None) -> float:
-        """Loss of one batch (returned, which waits for the GPU) and its gradients (left in :attr:`grads`)."""
-        X = self.as_input(X)
+        """Loss of one batch (returned, which waits for the GPU) and its gradients (left in :attr:`grads`).
+
+        ``X`` comes from :meth:`as_input` (MLP.loss_and_grad calls it); ``Y`` and ``w`` are checked host arrays.
+        """
         m = X.shape[0]
         rows = self._rows(m)
         Xd = self._input_rows(X, 0, m, rows)

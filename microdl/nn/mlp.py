@@ -33,6 +33,7 @@ import numba
 import numpy as np
 from scipy.sparse import issparse
 
+from microdl._cuda_support import to_host
 from microdl._validation import check_choice, check_random_state, check_X, check_Y
 from microdl.nn import _cpu, activations
 from microdl.nn.losses import LOSS_CODES, LOSSES, OUTPUT_ACTIVATION
@@ -216,6 +217,16 @@ class MLP:
             out[start:stop] = self._forward(X[start:stop])
         return out
 
+    def forward_device(self, X: Any) -> Any:
+        """Network outputs left on the GPU (``device="cuda"`` only), for host or device ``X``.
+
+        Returns a Numba device array; it speaks ``__cuda_array_interface__``, so ``cupy.asarray(out)`` or
+        ``torch.as_tensor(out, device="cuda")`` take it without a copy.
+        """
+        if self._device_net is None:
+            raise ValueError("forward_device needs a model built with device='cuda'; forward returns host outputs")
+        return self._device_net.forward_device(X)
+
     def predict(self, X: Any) -> np.ndarray:
         """Class indices (``cross_entropy``), 0/1 indicators (``binary_cross_entropy``) or values."""
         out = self.forward(X)
@@ -235,6 +246,7 @@ class MLP:
         Parameters
         ----------
         X : array or SciPy sparse matrix of shape (m, n_inputs)
+            With ``device="cuda"``, also a device array (``__cuda_array_interface__``), read in place.
         y : array
             ``cross_entropy``: class indices of shape (m,) or probabilities of shape (m, n_outputs) whose rows
             sum to 1; ``binary_cross_entropy``: 0/1 (or probabilities) of shape (m, n_outputs), or (m,) with
@@ -242,13 +254,16 @@ class MLP:
         sample_weight : array of shape (m,), optional
             Non-negative weights with a positive sum.
         """
-        X = check_X(X, self.layer_sizes[0], self.dtype)
+        if self._device_net is not None:
+            X = self._device_net.as_input(X)  # a device array is read in place
+        else:
+            X = check_X(X, self.layer_sizes[0], self.dtype)
         Y = self.encode_targets(y)
         if Y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
         w = None
         if sample_weight is not None:
-            w = np.asarray(sample_weight, dtype=self.dtype)
+            w = np.asarray(to_host(sample_weight), dtype=self.dtype)
             if w.shape != (X.shape[0],):
                 raise ValueError(f"sample_weight must have shape ({X.shape[0]},); got {w.shape}")
             if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:

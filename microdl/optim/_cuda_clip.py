@@ -1,5 +1,13 @@
-"""CUDA kernels for :mod:`microdl.optim.clip`: a block-reduced sum of squares and an in-place rescale that
-reads the norm on the device, so clipping never waits for the host."""
+"""CUDA kernels for :mod:`microdl.optim.clip`. Clipping by norm is three launches that read the norm on the
+device, so it never waits for the host::
+
+    total += Σ g²                  microdl.cuda.kernels.sum_of_squares (float64, block tree + one atomic per block)
+    norm = √total; coef = min(1, max_norm / (norm + 1e-6)); total = 0        one thread
+    g *= coef                      grid-stride
+
+The accumulator is left at zero for the next call, so no host-to-device copy (which would synchronise) is
+needed to reset it.
+"""
 
 from __future__ import annotations
 
@@ -9,40 +17,26 @@ from typing import Any
 import numpy as np
 
 from microdl._cuda_support import as_device_array, require_cuda
+from microdl.cuda import kernels as K
 from microdl.optim import _cuda
 
 cuda = require_cuda()
-_BLOCK = 128  # threads per block of the reduction; a power of two
 
 
 @cuda.jit
-def _sum_of_squares(g, out):
-    partial = cuda.shared.array(_BLOCK, dtype=np.float64)
-    tid = cuda.threadIdx.x
-    acc = 0.0
-    for i in range(cuda.grid(1), g.size, cuda.gridsize(1)):
-        x = np.float64(g[i])  # square in float64 too, as on the host: float32 squares overflow above ~1.8e19
-        acc += x * x
-    partial[tid] = acc
-    cuda.syncthreads()
-    width = _BLOCK // 2
-    while width > 0:
-        if tid < width:
-            partial[tid] += partial[tid + width]
-        cuda.syncthreads()
-        width //= 2
-    if tid == 0:
-        cuda.atomic.add(out, 0, partial[0])
+def _finish_norm(total, norm, coef, max_norm):
+    """One thread: the norm, the scale factor (torch's clip_grad_norm_), and the accumulator reset."""
+    norm[0] = math.sqrt(total[0])
+    coef[0] = min(1.0, max_norm / (norm[0] + 1e-6))
+    total[0] = 0.0
 
 
 @cuda.jit
-def _scale_to_norm(g, total, norm, max_norm):
-    if cuda.grid(1) == 0:
-        norm[0] = math.sqrt(total[0])
-    coef = max_norm / (math.sqrt(total[0]) + 1e-6)
-    if coef < 1.0:
+def _scale(g, coef):
+    c = coef[0]
+    if c < 1.0:
         for i in range(cuda.grid(1), g.size, cuda.gridsize(1)):
-            g[i] = g[i] * coef
+            g[i] = g[i] * c
 
 
 @cuda.jit
@@ -51,20 +45,22 @@ def _clamp(g, low, high):
         g[i] = min(max(g[i], low), high)
 
 
+#: Device scalars, allocated once per process (clipping runs every step): the Σg² accumulator (kept at zero
+#: between calls), the norm handed back to the caller, and the scale factor.
 _scratch: dict[str, Any] = {}
 
 
 def clip_grad_norm(grads: Any, max_norm: float) -> Any:
-    """Clip on the device; return a 1-element device array with the norm, reused by the next call."""
+    """Clip on the device; return a 1-element float64 device array with the norm, reused by the next call."""
     g = as_device_array(grads)
-    if not _scratch:  # allocated once per process: clipping runs every step
-        _scratch["total"] = cuda.device_array(1, np.float64)
-        _scratch["norm"] = cuda.device_array(1, np.float64)
-    total, norm = _scratch["total"], _scratch["norm"]
-    total.copy_to_device(np.zeros(1, np.float64))
+    if not _scratch:
+        _scratch.update(total=cuda.to_device(np.zeros(1)), norm=cuda.device_array(1, np.float64),
+                        coef=cuda.device_array(1, np.float64))
+    total, norm, coef = _scratch["total"], _scratch["norm"], _scratch["coef"]
+    K.sum_of_squares(g, total, 0)
+    _finish_norm[1, 1](total, norm, coef, max_norm)
     blocks, threads = _cuda.launch_shape(g.size)
-    _sum_of_squares[blocks, _BLOCK](g, total)
-    _scale_to_norm[blocks, threads](g, total, norm, max_norm)
+    _scale[blocks, threads](g, coef)
     return norm
 
 

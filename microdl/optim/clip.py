@@ -55,7 +55,8 @@ def _check_host_grads(grads: Any) -> np.ndarray:
 def clip_grad_norm(grads: Any, max_norm: float) -> Any:
     """Scale ``grads`` in place so that its L2 norm is at most ``max_norm``; return the norm before clipping.
 
-    For a CUDA array the norm is returned as a 1-element device array, so that no synchronisation happens.
+    For a CUDA array the norm is returned as a 1-element float64 device array, so that no synchronisation
+    happens; that array is overwritten by the next call on the device (copy it to keep it).
     """
     max_norm = check_real("max_norm", max_norm, 0.0, low_open=True)
     if is_cuda_array(grads):

@@ -111,9 +111,11 @@ def test_forward_in_chunks_with_host_and_device_inputs(monkeypatch):
     np.testing.assert_allclose(gpu.forward(X32), cpu.forward(X.astype(np.float32)), rtol=1e-12)
     wide = np.hstack([X, np.ones((7, 2))])
     np.testing.assert_allclose(gpu.forward(cuda.to_device(wide)[:, :5]), expected, rtol=1e-12)
-    out = gpu._device_net.forward_device(X)  # stays on the device
+    out = gpu.forward_device(X)  # stays on the device
     assert device_model.is_cuda_array(out)
     np.testing.assert_allclose(out.copy_to_host(), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="device='cuda'"):
+        cpu.forward_device(X)
     np.testing.assert_array_equal(gpu.predict(X), cpu.predict(X))
 
 
@@ -179,7 +181,19 @@ def test_foreign_device_arrays_are_read_in_place(library):
     cpu, gpu = pair(layer_sizes=(5, 4, 3), random_state=8)
     X_dev = lib.asarray(X) if library == "cupy" else lib.as_tensor(X, device="cuda")
     np.testing.assert_allclose(gpu.forward(X_dev), cpu.forward(X), rtol=1e-12)
-    out = gpu._device_net.forward_device(X_dev)
+    out = gpu.forward_device(X_dev)
     back = lib.asarray(out) if library == "cupy" else lib.as_tensor(out, device="cuda")  # no copy either way
     np.testing.assert_allclose(lib.asnumpy(back) if library == "cupy" else back.cpu().numpy(), cpu.forward(X),
                                rtol=1e-12)
+    # fit() reads the foreign X in place: the same run as with host data
+    from microdl.optim import make_optimizer
+    from microdl.train import fit
+
+    runs = []
+    for X_fit in (X, X_dev):
+        model = MLP((5, 4, 3), random_state=8, device="cuda")
+        opt = make_optimizer("adam", model.params, backend="cuda", lr=0.05)
+        history = fit(model, opt, X_fit, y, epochs=2, batch_size=3, random_state=0)
+        runs.append((history.train_loss, model.host_params()))
+    np.testing.assert_array_equal(runs[1][0], runs[0][0])
+    np.testing.assert_array_equal(runs[1][1], runs[0][1])

@@ -21,11 +21,9 @@ if not (os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or REAL_GPU):
 from numba import cuda  # noqa: E402
 
 from microdl.cuda import kernels as K  # noqa: E402
-from microdl.cuda.train import fit_device  # noqa: E402
 from microdl.nn import MLP  # noqa: E402
 from microdl.optim import _cuda as optim_cuda  # noqa: E402
 from microdl.optim import make_optimizer  # noqa: E402
-from microdl.optim.schedules import make_schedule  # noqa: E402
 from microdl.train import DivergenceWarning, EarlyStopping, fit  # noqa: E402
 
 
@@ -146,21 +144,52 @@ def test_divergence_restores_the_weights_from_the_start_of_the_epoch():
     np.testing.assert_allclose(p_gpu, p_cpu, rtol=1e-10)
 
 
-def test_device_training_data_is_used_in_place():
-    """fit_device takes device arrays (what fit() would pass on for CuPy or torch input) without copies."""
+def test_fit_reads_device_training_data_in_place(monkeypatch):
+    """fit() takes device arrays (how CuPy arrays and torch CUDA tensors arrive): X and the validation X are
+    used as they are, with no copy; y and sample_weight are copied to the host to be checked and encoded. The
+    run is the host-data run."""
+    from microdl.cuda import model as device_model
+
     X, y, X_val, y_val = problem()
-    results = []
-    for on_device in (False, True):
-        model = MLP((5, 4, 3), random_state=1, device="cuda")
-        opt = make_optimizer("adam", model.params, backend="cuda", lr=0.02)
-        Y, Y_val = model.encode_targets(y), model.encode_targets(y_val)
-        args = (cuda.to_device(X), Y, None, cuda.to_device(X_val), Y_val) if on_device else (X, Y, None, X_val, Y_val)
-        history = fit_device(model, opt, *args, epochs=2, batch_size=5, shuffle=True,
-                             rng=np.random.default_rng(0), schedule=make_schedule(None, epochs=2), clip_norm=None,
-                             clip_value=None, callbacks=[], progress=False, max_time=None, max_grad_evals=None)
-        results.append((history.train_loss, history.val_loss, model.host_params()))
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+    w = np.random.default_rng(2).uniform(0.5, 1.5, 13)
+    host = fit_one("cuda", "adam", {"lr": 0.02}, X, y, epochs=2, batch_size=5, random_state=0, sample_weight=w,
+                   validation_data=(X_val, y_val))
+    X_dev, X_val_dev = cuda.to_device(X), cuda.to_device(X_val)
+    used = []
+    to_device = device_model.DeviceNet.to_device
+    monkeypatch.setattr(device_model.DeviceNet, "to_device",
+                        lambda self, a: used.append((a, to_device(self, a))) or used[-1][1])
+    dev = fit_one("cuda", "adam", {"lr": 0.02}, X_dev, cuda.to_device(y), epochs=2, batch_size=5, random_state=0,
+                  sample_weight=cuda.to_device(w), validation_data=(X_val_dev, cuda.to_device(y_val)))
+    assert any(a is X_dev and out is X_dev for a, out in used)
+    assert any(a is X_val_dev and out is X_val_dev for a, out in used)
+    assert_same_run(host, dev, rtol=0)
+
+
+def test_device_data_errors_name_the_problem():
+    X, y, _, _ = problem()
+    model = MLP((5, 4, 3), device="cuda")
+    opt = make_optimizer("sgd", model.params, backend="cuda")
+    with pytest.raises(ValueError, match="validation_fraction needs host data"):
+        fit(model, opt, cuda.to_device(X), y, validation_fraction=0.2)
+    with pytest.raises(ValueError, match="4 features"):
+        fit(model, opt, cuda.to_device(np.ascontiguousarray(X[:, :4])), y)
+    with pytest.raises(ValueError, match="samples but y has"):
+        fit(model, opt, cuda.to_device(X), y[:5])
+    cpu_model = MLP((5, 4, 3))
+    with pytest.raises(TypeError, match="CUDA device array.*device='cuda'"):
+        fit(cpu_model, make_optimizer("sgd", cpu_model.params), cuda.to_device(X), y)
+    with pytest.raises(TypeError, match="CUDA device array"):
+        cpu_model.forward(cuda.to_device(X))
+
+
+def test_loss_and_grad_reads_device_X_in_place():
+    X, y, _, _ = problem()
+    model = MLP((5, 4, 3), random_state=1, device="cuda")
+    loss = model.loss_and_grad(X, y)
+    grads = model.grads.copy_to_host()
+    assert model.loss_and_grad(cuda.to_device(X), cuda.to_device(y)) == loss
+    np.testing.assert_array_equal(model.grads.copy_to_host(), grads)
 
 
 def test_float32_fit_tracks_the_cpu():

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from naive_optim import CASES, ORACLES, make_problem  # noqa: E402
 from numba import cuda  # noqa: E402
 
+from microdl.cuda import kernels as K  # noqa: E402
 from microdl.optim import OPTIMIZERS, Adam, clip_grad_norm, clip_grad_value  # noqa: E402
 from microdl.optim import _cuda as optim_cuda  # noqa: E402
 
@@ -40,6 +41,8 @@ def small_launches(monkeypatch):
     busy-waits on its threads, and this makes it several times faster."""
     monkeypatch.setattr(optim_cuda, "THREADS_PER_BLOCK", 4)
     monkeypatch.setattr(optim_cuda, "MAX_BLOCKS", 2)
+    monkeypatch.setattr(K, "THREADS_PER_BLOCK", 4)  # the norm's sum of squares
+    monkeypatch.setattr(K, "MAX_BLOCKS", 2)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(2e-4)
     yield
@@ -148,6 +151,29 @@ def test_clip_grad_norm_on_the_device(max_norm, dtype):
     np.testing.assert_allclose(norm.copy_to_host(), [expected], rtol=rtol)  # a device array: no sync
     scale = min(1.0, max_norm / (expected + 1e-6))
     np.testing.assert_allclose(d.copy_to_host(), g * scale, rtol=rtol)
+
+
+def test_clip_grad_norm_on_the_device_resets_its_accumulator_without_the_host(monkeypatch):
+    """Back-to-back calls: each norm is its own (the Σg² accumulator is zeroed on the device), and after the
+    first call nothing is copied between host and device, which would synchronise every step."""
+    rng = np.random.default_rng(7)
+    g1, g2 = rng.normal(size=11), rng.normal(size=11) * 3
+    d1, d2 = cuda.to_device(g1), cuda.to_device(g2)
+    clip_grad_norm(d1, 0.5)
+
+    def no_transfer(*args, **kwargs):
+        raise AssertionError("clip_grad_norm copied between host and device")
+
+    with monkeypatch.context() as m:
+        for name in ("to_device", "device_array", "device_array_like"):
+            m.setattr(cuda, name, no_transfer)
+        m.setattr(type(d2), "copy_to_device", no_transfer)
+        m.setattr(type(d2), "copy_to_host", no_transfer)
+        norm = clip_grad_norm(d2, 0.5)
+    expected = np.linalg.norm(g2)
+    np.testing.assert_allclose(norm.copy_to_host(), [expected], rtol=1e-12)
+    np.testing.assert_allclose(d2.copy_to_host(), g2 * 0.5 / (expected + 1e-6), rtol=1e-12)
+    np.testing.assert_allclose(d1.copy_to_host(), g1 * 0.5 / (np.linalg.norm(g1) + 1e-6), rtol=1e-12)
 
 
 def test_clip_grad_norm_on_the_device_accumulates_in_float64():
