@@ -6,6 +6,8 @@ Run from the repository root, on a machine with an NVIDIA GPU (it exits with a m
     python -m benchmarks.gpu              # a few minutes
     python -m benchmarks.gpu --quick      # fewer epochs and repeats, no CPU run on the large problem
     python -m benchmarks.gpu --json out.json --out report.md
+    python -m benchmarks.gpu --smoke      # tiny sizes: checks the script end to end (CI runs it under
+                                          # NUMBA_ENABLE_CUDASIM=1); its figures mean nothing
 
 What is measured, all in float32, in one run:
 
@@ -61,13 +63,15 @@ OPTIMIZER_CASES = {  # name: (hyperparameters that switch every state buffer on,
 cuda: Any = None  # numba.cuda, once require_gpu() has found a GPU
 
 
-def require_gpu() -> Any:
-    """numba.cuda if a real GPU is usable, else exit with a message saying what is missing."""
+def require_gpu(allow_simulator: bool = False) -> Any:
+    """numba.cuda if a real GPU (or, with ``allow_simulator``, the simulator) is usable, else exit with a
+    message saying what is missing."""
     global cuda
     from microdl._cuda_support import CudaUnavailableError, require_cuda, simulator_enabled
 
-    if simulator_enabled():
-        sys.exit("benchmarks.gpu: NUMBA_ENABLE_CUDASIM is set; the simulator is not a GPU. Unset it.")
+    if simulator_enabled() and not allow_simulator:
+        sys.exit("benchmarks.gpu: NUMBA_ENABLE_CUDASIM is set; the simulator is not a GPU. Unset it (or pass "
+                 "--smoke to check the script itself).")
     try:
         cuda = require_cuda()
     except CudaUnavailableError as exc:
@@ -96,7 +100,20 @@ def gpu_time(cuda: Any, fn: Callable[[], Any], *, repeat: int, number: int = 1, 
     return best
 
 
+def torch_cuda() -> Any:
+    """torch, if it is installed with CUDA support and sees a device (else None)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
 def device_info(cuda: Any) -> dict[str, Any]:
+    from microdl._cuda_support import simulator_enabled
+
+    if simulator_enabled():
+        return {"gpu": "Numba CUDA simulator (figures mean nothing)"}
     dev = cuda.get_current_device()
     info = {"gpu": dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name),
             "compute_capability": ".".join(map(str, dev.compute_capability)),
@@ -154,9 +171,8 @@ def blas_matmul() -> tuple[str, Callable[[Any, Any, bool, bool], Callable[[], An
         return f"cuBLAS (CuPy {cupy.__version__})", prepare
     except ImportError:
         pass
-    try:
-        import torch
-
+    torch = torch_cuda()
+    if torch is not None:
         torch.backends.cuda.matmul.allow_tf32 = False
 
         def prepare(A, B, ta, tb):
@@ -165,14 +181,13 @@ def blas_matmul() -> tuple[str, Callable[[Any, Any, bool, bool], Callable[[], An
             return lambda: torch.matmul(a, b)
 
         return f"cuBLAS (torch {torch.__version__})", prepare
-    except ImportError:
-        return None
+    return None
 
 
-def matmul_rows(cuda: Any, shapes: list[tuple[int, int, int]], repeat: int) -> list[dict]:
+def matmul_rows(cuda: Any, shapes: list[tuple[int, int, int]], repeat: int, use_blas: bool = True) -> list[dict]:
     from microdl.cuda import kernels
 
-    blas = blas_matmul()
+    blas = blas_matmul() if use_blas else None
     variants = {"A·B": (kernels.matmul, False, False), "Aᵀ·B": (kernels.matmul_tn, True, False),
                 "A·Bᵀ": (kernels.matmul_nt, False, True)}
     rng = np.random.default_rng(0)
@@ -262,17 +277,10 @@ def torch_epochs(X: np.ndarray, y: np.ndarray, hidden: tuple[int, ...], batch: i
     return times
 
 
-def epoch_rows(quick: bool, large_n: int, use_torch: bool) -> list[dict]:
-    try:
-        import torch  # noqa: F401
-
-        have_torch = use_torch
-    except ImportError:
-        have_torch = False
-    epochs = 2 if quick else 3
-    problems = [("50,000 × 100, hidden (256, 256), batch 200", small_problem, (256, 256), 200, True),
-                (f"{large_n:,} × 256, hidden (1024, 1024), batch 1024", lambda: large_problem(large_n),
-                 (1024, 1024), 1024, not quick)]
+def epoch_rows(problems: list[tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]], tuple[int, ...], int, bool]],
+               epochs: int, use_torch: bool) -> list[dict]:
+    """One row per problem (label, make data, hidden sizes, batch, run the CPU too)."""
+    have_torch = use_torch and torch_cuda() is not None
     rows = []
     for label, make, hidden, batch, run_cpu in problems:
         X, y = make()
@@ -291,11 +299,24 @@ def epoch_rows(quick: bool, large_n: int, use_torch: bool) -> list[dict]:
             row["torch cuda s/epoch"] = min(t[1:])
             row["microdl / torch"] = row["microdl cuda s/epoch"] / row["torch cuda s/epoch"]
         else:
-            row["torch cuda s/epoch"] = "torch not installed"
+            row["torch cuda s/epoch"] = "no torch with CUDA"
         rows.append(row)
         print(markdown_table([row]), flush=True)
         del X, y
     return rows
+
+
+def shrink_launches_for_the_simulator() -> None:
+    """Small launch shapes, since the simulator runs every CUDA thread as a Python thread, and a short GIL
+    switch interval, which makes its busy-waiting scheduler several times faster."""
+    sys.setswitchinterval(2e-4)
+    from microdl.cuda import kernels
+    from microdl.optim import _cuda as optim_cuda
+
+    for name, value in {"TILE": 4, "REG": 2, "THREADS_PER_BLOCK": 32, "MAX_BLOCKS": 4, "REDUCE_COLS": 4,
+                        "REDUCE_ROWS": 4}.items():
+        setattr(kernels, name, value)
+    optim_cuda.THREADS_PER_BLOCK, optim_cuda.MAX_BLOCKS = 32, 4
 
 
 # -- main --------------------------------------------------------------------------------------------------
@@ -303,15 +324,22 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="2 epochs, fewer repeats, N = 1e8 only, no CPU run on the large problem")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes, to check the script end to end (also under NUMBA_ENABLE_CUDASIM=1); "
+                             "the figures mean nothing")
     parser.add_argument("--large-n", type=int, default=1_000_000, help="rows of the large problem")
     parser.add_argument("--skip", default="", help="comma-separated parts to leave out: bandwidth,matmul,epochs")
     parser.add_argument("--no-torch", action="store_true", help="leave torch out of the epoch comparison")
     parser.add_argument("--out", default=None, help="also write the Markdown report to this file")
     parser.add_argument("--json", default=None, help="also write the raw rows as JSON to this file")
     args = parser.parse_args(argv)
-    cuda = require_gpu()
+    cuda = require_gpu(allow_simulator=args.smoke)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    repeat = 3 if args.quick else 7
+    repeat = 1 if args.smoke else 3 if args.quick else 7
+    from microdl._cuda_support import simulator_enabled
+
+    if args.smoke and simulator_enabled():
+        shrink_launches_for_the_simulator()
 
     info = {**machine_info(), **device_info(cuda)}
     report = ["# microdl on the GPU", "", markdown_table([info]), ""]
@@ -324,18 +352,26 @@ def main(argv: list[str] | None = None) -> str:
         report.extend(text)
 
     if "bandwidth" not in skip:
-        sizes = [100_000_000] if args.quick else [100_000_000, 250_000_000]
+        sizes = [1000] if args.smoke else [100_000_000] if args.quick else [100_000_000, 250_000_000]
         rows, _ = bandwidth(cuda, sizes, repeat)
         results["bandwidth"] = rows
         section("Optimizer updates against the copy bandwidth (float32)", rows,
                 "Target: every update at >= 80% of the cudaMemcpy bandwidth.")
     if "matmul" not in skip:
-        shapes = [(4096, 4096, 4096), (1024, 1024, 1024), (1024, 256, 1024)]
-        rows = matmul_rows(cuda, shapes, repeat)
+        shapes = [(9, 7, 5)] if args.smoke else [(4096, 4096, 4096), (1024, 1024, 1024), (1024, 256, 1024)]
+        rows = matmul_rows(cuda, shapes, repeat, use_blas=not simulator_enabled())
         results["matmul"] = rows
         section("Matrix multiply (float32, TF32 off)", rows)
     if "epochs" not in skip:
-        rows = epoch_rows(args.quick, args.large_n, not args.no_torch)
+        if args.smoke:
+            problems = [("120 × 6, hidden (5, 4), batch 50", lambda: large_problem(120, d=6, classes=3), (5, 4),
+                         50, True)]
+        else:
+            problems = [("50,000 × 100, hidden (256, 256), batch 200", small_problem, (256, 256), 200, True),
+                        (f"{args.large_n:,} × 256, hidden (1024, 1024), batch 1024",
+                         lambda: large_problem(args.large_n), (1024, 1024), 1024, not args.quick)]
+        rows = epoch_rows(problems, 2 if args.smoke or args.quick else 3,
+                          use_torch=not args.no_torch and not simulator_enabled())
         results["epochs"] = rows
         section("Epoch time (float32, Adam)", rows,
                 "Target: the large problem within 3x of torch on CUDA (microdl / torch <= 3).")
