@@ -69,6 +69,13 @@ def _make_simulator_shared_arrays_thread_safe() -> None:
     cls = kernelapi.FakeCUDAShared
     if getattr(cls.array, "_microdl_thread_safe", False):
         return
+    # Patch only the implementation this was written against: per-line slots in ``self._allocations`` and the
+    # signature (self, shape, dtype, alignment=None). A numba-cuda that changes either is left alone.
+    import inspect
+
+    if (not hasattr(cls(0), "_allocations")
+            or list(inspect.signature(cls.array).parameters) != ["self", "shape", "dtype", "alignment"]):
+        return
     simulator_array = cls.array
     lock = threading.Lock()
 

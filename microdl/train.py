@@ -201,7 +201,8 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
         Training data (X dense or SciPy sparse); ``y`` as :meth:`MLP.loss_and_grad` accepts it. For a model
         with ``device="cuda"``, X (and the validation X) may be a device array (``__cuda_array_interface__``:
         Numba, CuPy, torch CUDA tensors), read in place without a copy; ``y`` and ``sample_weight`` may be too,
-        but they are copied to the host once, to be checked and encoded.
+        but they are copied to the host once, to be checked and encoded. Device X is not scanned for NaN or
+        infinity (that would cost a pass and a sync); bad values show up as a divergence warning.
     epochs : int
         Maximum number of passes over the training data.
     batch_size : int or None

@@ -34,8 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from microdl._cuda_support import is_cuda_array, require_cuda
-from microdl.cuda.model import check_device_X
+from microdl._cuda_support import require_cuda
 from microdl.optim import Optimizer, clip_grad_norm, clip_grad_value
 from microdl.optim.schedules import LRSchedule
 from microdl.train import DivergenceWarning, History, end_epoch, finish, score
@@ -73,11 +72,7 @@ def fit_device(model: Any, optimizer: Optimizer, X: Any, Y: Any, w: Any, X_val: 
     """
     net = model._device_net
     start = time.perf_counter()
-    if is_cuda_array(X):  # fit() validated host arrays; a device array's shape is checked here
-        X = check_device_X(X, net.n_inputs)
-    if X_val is not None and is_cuda_array(X_val):
-        X_val = check_device_X(X_val, net.n_inputs)
-    X_dev, Y_dev, w_dev = net.to_device(X), net.to_device(Y), net.to_device(w)  # validated by fit()
+    X_dev, Y_dev, w_dev = net.to_device(X), net.to_device(Y), net.to_device(w)  # all validated by fit()
     n = X_dev.shape[0]
     n_batches = -(-n // batch_size)
     batch_sizes = [min(batch_size, n - lo) for lo in range(0, n, batch_size)]

@@ -206,8 +206,8 @@ class MLP:
 
     # -- public surface ------------------------------------------------------------------------------------
     def forward(self, X: Any) -> np.ndarray:
-        """Network outputs for ``X`` (dense or SciPy sparse): class probabilities (softmax or sigmoid) or
-        regression values, as a host array."""
+        """Network outputs for ``X`` (dense or SciPy sparse; with ``device="cuda"`` also a device array, read in
+        place): class probabilities (softmax or sigmoid) or regression values, as a host array."""
         if self._device_net is not None:
             return self._device_net.forward(X)
         X = check_X(X, self.layer_sizes[0], self.dtype)
@@ -253,6 +253,8 @@ class MLP:
             one output; ``squared_error``: values of shape (m, n_outputs), or (m,) with one output.
         sample_weight : array of shape (m,), optional
             Non-negative weights with a positive sum.
+
+        ``y`` and ``sample_weight`` may also be device arrays; they are copied to the host to be checked.
         """
         if self._device_net is not None:
             X = self._device_net.as_input(X)  # a device array is read in place

@@ -57,8 +57,13 @@ def clip_grad_norm(grads: Any, max_norm: float) -> Any:
         _scratch.update(total=cuda.to_device(np.zeros(1)), norm=cuda.device_array(1, np.float64),
                         coef=cuda.device_array(1, np.float64))
     total, norm, coef = _scratch["total"], _scratch["norm"], _scratch["coef"]
-    K.sum_of_squares(g, total, 0)
-    _finish_norm[1, 1](total, norm, coef, max_norm)
+    try:
+        # The reduction uses the model kernels' launch constants, the scaling the optimizers'.
+        K.sum_of_squares(g, total, 0)
+        _finish_norm[1, 1](total, norm, coef, max_norm)
+    except BaseException:  # interrupted before the reset (a first compile, a launch error): start afresh
+        _scratch.clear()
+        raise
     blocks, threads = _cuda.launch_shape(g.size)
     _scale[blocks, threads](g, coef)
     return norm

@@ -183,7 +183,7 @@ def test_device_data_errors_name_the_problem():
         cpu_model.forward(cuda.to_device(X))
 
 
-def test_loss_and_grad_reads_device_X_in_place():
+def test_loss_and_grad_on_device_X_matches_host_X():
     X, y, _, _ = problem()
     model = MLP((5, 4, 3), random_state=1, device="cuda")
     loss = model.loss_and_grad(X, y)

@@ -2,8 +2,8 @@
 
 Unpatched, two simulated threads of one block can each get their own "shared" array when the interpreter
 switches threads inside the allocation; the block's reduction then misses their writes. That made
-``test_cuda_train.py`` fail now and then on a loaded machine. Here a slow allocation forces the switch every
-time, so the test fails on every run without the lock.
+``test_cuda_train.py`` fail now and then on a loaded machine. Here a slow allocation forces the switch (about
+two launches in three go wrong without the lock), and 20 launches make a pass without it all but impossible.
 """
 
 import os
@@ -21,6 +21,7 @@ from numba.cuda.simulator import kernelapi  # noqa: E402
 from microdl._cuda_support import _make_simulator_shared_arrays_thread_safe, require_cuda  # noqa: E402
 
 THREADS = 8
+FLOAT64 = np.dtype(np.float64)
 
 
 @cuda.jit
@@ -65,7 +66,7 @@ def test_threads_of_a_block_share_one_array_when_allocation_switches_threads(slo
     require_cuda()
     x = np.arange(1.0, THREADS + 1)
     out = np.zeros(1)
-    for _ in range(3):
+    for _ in range(20):
         block_total[1, THREADS](x, out)
         assert out[0] == x.sum()
 
@@ -86,3 +87,20 @@ def test_separate_lines_still_get_separate_arrays():
     out = np.zeros(2)
     two_arrays[1, 2](out)
     np.testing.assert_array_equal(out, [121.0, 121.0])
+
+
+def test_dynamic_shared_memory_still_works():
+    """``cuda.shared.array(0, ...)`` (dynamic shared memory) goes to the simulator's own method, unchanged."""
+    require_cuda()
+
+    @cuda.jit
+    def dynamic(out):
+        buf = cuda.shared.array(0, FLOAT64)  # a dtype: the simulator's dynamic path needs its itemsize
+        t = cuda.threadIdx.x
+        buf[t] = t + 1.0
+        cuda.syncthreads()
+        out[t] = buf[1 - t]
+
+    out = np.zeros(2)
+    dynamic[1, 2, 0, 16](out)
+    np.testing.assert_array_equal(out, [2.0, 1.0])
