@@ -174,12 +174,10 @@ def _loss_on(model: MLP, X: np.ndarray, Y: np.ndarray) -> float:
 
 
 def _check_training_X(model: MLP, X: Any) -> Any:
-    """Host X validated as everywhere (check_X); device X, for a CUDA model, checked for shape only and used in
-    place (a NaN check would need a pass over it on the device and a sync)."""
-    if model.device == "cuda" and is_cuda_array(X):
-        from microdl.cuda.model import check_device_X
-
-        return check_device_X(X, model.layer_sizes[0])
+    """X checked as the model's forward pass checks it: a CUDA model's :meth:`DeviceNet.as_input` takes device
+    arrays in place (shape only: a NaN scan would cost a pass and a sync); otherwise check_X."""
+    if model.device == "cuda":
+        return model._device_net.as_input(X)
     return check_X(X, model.layer_sizes[0], model.dtype)
 
 
