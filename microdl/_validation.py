@@ -1,13 +1,19 @@
-"""Input checks shared by the model, the training loop, the datasets and the CLI.
+"""The one family of argument checks, shared by the model, the optimizers, the schedules, the training loop,
+the datasets, the experiments and the CLI.
 
-Every check raises ``ValueError`` (or ``TypeError`` for a wrong kind of object) with a message that names the
+Every check returns the value in its canonical type (``float``, ``int``, ``bool``, ...) or raises
+``TypeError`` (a wrong kind of object) or ``ValueError`` (a value out of range) with a message that names the
 argument and what was wrong with it, so that bad input never turns into NaN weights or a silent wrong answer.
+NumPy scalars are accepted wherever the Python number is (``np.float32(0.1)`` is a real, ``np.int64(3)`` an
+integer); ``bool`` is never taken for a number. The scikit-learn estimators declare their parameters with
+scikit-learn's own ``_parameter_constraints`` instead, as scikit-learn's contract asks.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -15,37 +21,77 @@ from scipy.sparse import issparse
 
 from microdl._cuda_support import is_cuda_array, to_host
 
-__all__ = ["check_choice", "check_positive_int", "check_random_state", "check_X", "check_Y"]
+__all__ = ["check_real", "check_int", "check_bool", "check_choice", "check_random_state", "check_X", "check_Y",
+           "check_sample_weight"]
+
+
+def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def check_real(name: str, value: Any, low: float = -math.inf, high: float = math.inf, *,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a float if it is a finite real number in the interval from ``low`` to ``high``.
+
+    >>> check_real("lr", 0.1, 0.0)
+    0.1
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number; got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if not math.isfinite(value) or below or above:
+        raise ValueError(f"{name} must be a finite number in {_interval(low, high, low_open, high_open)}; "
+                         f"got {value!r}")
+    return value
+
+
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int if it is an integer (not a bool) with ``low <= value <= high``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an integer; got {value!r} of type {type(value).__name__}")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}; got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}; got {value}")
+    return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is True or False (a NumPy bool too); anything else, ``"no"`` included, raises."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise naming the allowed values."""
+    """``value`` if it is one of ``choices``, else raise naming the allowed values."""
     choices = tuple(choices)
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
     return value
 
 
-def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    """Return ``value`` as an int if it is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-    return int(value)
+def check_random_state(random_state: Any) -> np.random.Generator | np.random.RandomState:
+    """A NumPy random source from a seed.
 
-
-def check_random_state(random_state: Any) -> np.random.Generator:
-    """A NumPy Generator from an int seed, a Generator (used as is) or None (fresh entropy)."""
-    if isinstance(random_state, np.random.Generator):
+    An int seed or None (fresh entropy) gives a new ``Generator``; a ``Generator`` is used as it is. A legacy
+    ``RandomState`` is also used as it is, drawn from the way scikit-learn draws from it (NOTE [random
+    streams] in :mod:`microdl.train`), so that the estimators reproduce scikit-learn's stream.
+    """
+    if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
         return random_state
-    if random_state is None or (isinstance(random_state, Integral) and not isinstance(random_state, bool)):
-        if random_state is not None and random_state < 0:
-            raise ValueError(f"random_state must be a non-negative integer; got {random_state}")
-        return np.random.default_rng(random_state)
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(2**31))
-    raise TypeError(f"random_state must be an int, a numpy Generator or None; got {random_state!r}")
+    if random_state is None:
+        return np.random.default_rng()
+    seed = check_int("random_state", random_state) if isinstance(random_state, Integral) else None
+    if seed is None:
+        raise TypeError(f"random_state must be an int, a numpy Generator or RandomState, or None; "
+                        f"got {random_state!r}")
+    if seed < 0:
+        raise ValueError(f"random_state must be a non-negative integer; got {seed}")
+    return np.random.default_rng(seed)
 
 
 def _as_float_array(name: str, a: Any, dtype: np.dtype) -> np.ndarray:
@@ -54,54 +100,63 @@ def _as_float_array(name: str, a: Any, dtype: np.dtype) -> np.ndarray:
     except Exception as exc:  # ragged lists and other objects NumPy cannot take
         raise ValueError(f"{name} could not be read as an array: {exc}") from exc
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers; got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+        raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+    with np.errstate(over="ignore"):  # a value beyond float32's range becomes inf, and is refused below
+        arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinity")
+        raise ValueError(f"{name} contains NaN or infinity (in {dtype.name})")
     return arr
 
 
-def check_X(X: Any, n_features: int | None, dtype: Any) -> Any:
+def check_X(X: Any, n_features: int | None, dtype: Any, name: str = "X") -> Any:
     """``X`` as a finite, C-contiguous 2-D array of ``dtype`` with ``n_features`` columns.
 
-    A SciPy sparse matrix is returned as CSR of ``dtype`` (the model multiplies it with sparse products).
-    A CUDA device array is refused: the caller decides whether it is used on the device or copied.
+    A SciPy sparse matrix is returned as CSR of ``dtype`` (the model multiplies it with sparse products); a
+    complex one is refused, as a complex dense array is. A CUDA device array is refused: the caller decides
+    whether it is used on the device or copied.
     """
     if is_cuda_array(X):
-        raise TypeError("X is a CUDA device array, but this model runs on the CPU: build the model with "
-                        "device='cuda', or copy X to the host (cupy.asnumpy(X), X.cpu().numpy(), ...)")
+        raise TypeError(f"{name} is a CUDA device array, but this model runs on the CPU: build the model with "
+                        "device='cuda', or copy it to the host (cupy.asnumpy(X), X.cpu().numpy(), ...)")
+    dtype = np.dtype(dtype)
     if issparse(X):
-        X = X.tocsr().astype(np.dtype(dtype), copy=False)
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers; got a sparse matrix of dtype {X.dtype}")
+        with np.errstate(over="ignore"):
+            X = X.tocsr().astype(dtype, copy=False)
         if not np.all(np.isfinite(X.data)):
-            raise ValueError("X contains NaN or infinity")
+            raise ValueError(f"{name} contains NaN or infinity (in {dtype.name})")
     else:
-        X = _as_float_array("X", X, np.dtype(dtype))
+        X = _as_float_array(name, X, dtype)
     if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (samples x features); got shape {X.shape}")
+        raise ValueError(f"{name} must be 2-D (samples x features); got shape {X.shape}")
     if X.shape[0] == 0:
-        raise ValueError("X has no samples")
+        raise ValueError(f"{name} has no samples")
     if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"X has {X.shape[1]} features, but the network expects {n_features}")
+        raise ValueError(f"{name} has {X.shape[1]} features, but the network expects {n_features}")
     return X
 
 
-def check_Y(y: Any, n_outputs: int, loss: str, dtype: Any) -> np.ndarray:
+def check_Y(y: Any, n_outputs: int, loss: str, dtype: Any, name: str = "y") -> np.ndarray:
     """Targets as the 2-D float array that ``loss`` expects, with every inconsistency named.
 
     Device arrays are copied to the host (targets are checked and one-hot encoded there).
     """
-    y_arr = np.asarray(to_host(y))
+    try:
+        y_arr = np.asarray(to_host(y))
+    except Exception as exc:
+        raise ValueError(f"{name} could not be read as an array: {exc}") from exc
     if y_arr.dtype.kind not in "biuf":
-        raise TypeError(f"y must hold numbers; got dtype {y_arr.dtype}")
+        raise TypeError(f"{name} must hold real numbers; got dtype {y_arr.dtype}")
     if y_arr.size and not np.all(np.isfinite(y_arr)):
-        raise ValueError("y contains NaN or infinity")
+        raise ValueError(f"{name} contains NaN or infinity")
     if loss == "cross_entropy" and y_arr.ndim == 1:
         if not np.all(y_arr == np.round(y_arr)):
-            raise ValueError("class labels in y must be integers 0 .. n_classes-1")
+            raise ValueError(f"class labels in {name} must be integers 0 .. n_classes-1")
         labels = y_arr.astype(np.int64)
         if labels.size and (labels.min() < 0 or labels.max() >= n_outputs):
             raise ValueError(
-                f"y has labels in [{labels.min()}, {labels.max()}], but the network has {n_outputs} outputs "
+                f"{name} has labels in [{labels.min()}, {labels.max()}], but the network has {n_outputs} outputs "
                 f"(labels must be 0 .. {n_outputs - 1})"
             )
         Y = np.zeros((labels.size, n_outputs), dtype=dtype)
@@ -110,11 +165,40 @@ def check_Y(y: Any, n_outputs: int, loss: str, dtype: Any) -> np.ndarray:
     if y_arr.ndim == 1 and n_outputs == 1:
         y_arr = y_arr[:, None]
     if y_arr.ndim != 2 or y_arr.shape[1] != n_outputs:
-        raise ValueError(f"y must have shape (n_samples, {n_outputs}) for this network; got {y_arr.shape}")
-    Y = np.ascontiguousarray(y_arr, dtype=dtype)
+        raise ValueError(f"{name} must have shape (n_samples, {n_outputs}) for this network; got {y_arr.shape}")
+    with np.errstate(over="ignore"):
+        Y = np.ascontiguousarray(y_arr, dtype=dtype)
+    if not np.all(np.isfinite(Y)):
+        raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype).name}")
     if loss == "cross_entropy" and not np.allclose(Y.sum(axis=1), 1.0, atol=1e-5) or (
         loss != "squared_error" and (Y.min(initial=0) < 0 or Y.max(initial=0) > 1)
     ):
-        raise ValueError(f"y must hold probabilities in [0, 1] for {loss}"
+        raise ValueError(f"{name} must hold probabilities in [0, 1] for {loss}"
                          + (" whose rows sum to 1" if loss == "cross_entropy" else ""))
     return Y
+
+
+def check_sample_weight(sample_weight: Any, n_samples: int, dtype: Any) -> np.ndarray | None:
+    """Sample weights as a 1-D array of ``dtype``: finite, non-negative, ``n_samples`` of them, with a sum that
+    is positive and representable in ``dtype`` (a float32 sum that overflows would make every loss 0)."""
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(to_host(sample_weight))
+    except Exception as exc:
+        raise ValueError(f"sample_weight could not be read as an array: {exc}") from exc
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must hold real numbers; got dtype {w.dtype}")
+    with np.errstate(over="ignore"):
+        w = np.ascontiguousarray(w, dtype=dtype)
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},); got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must be finite and non-negative")
+    total = float(np.sum(w, dtype=np.float64))
+    if total <= 0:
+        raise ValueError("sample_weight must have a positive sum")
+    if total > np.finfo(np.dtype(dtype)).max:
+        raise ValueError(f"sample_weight sums to {total:g}, beyond the range of {np.dtype(dtype).name}; "
+                         "rescale the weights")
+    return w

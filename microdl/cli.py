@@ -125,7 +125,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from microdl.datasets import load_dataset
     from microdl.nn import MLP
     from microdl.optim import make_optimizer
-    from microdl.train import EarlyStopping, _loss_on, fit, score
+    from microdl.train import EarlyStopping, evaluate_loss, fit, score
 
     hyper: dict[str, Any] = {}
     if args.lr is not None:
@@ -167,7 +167,8 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     summary = {
         "dataset": args.dataset, "optimizer": args.optimizer, "epochs": history.epochs,
         "stop_reason": history.stop_reason,
-        "train_loss": _loss_on(model, data.X_train, Y_train), "test_loss": _loss_on(model, data.X_test, Y_test),
+        "train_loss": evaluate_loss(model, data.X_train, Y_train),
+        "test_loss": evaluate_loss(model, data.X_test, Y_test),
         f"train_{metric}": score(model, data.X_train, Y_train), f"test_{metric}": score(model, data.X_test, Y_test),
         "wall_time_s": history.wall_time[-1] if history.wall_time else 0.0,
     }

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from microdl._validation import check_choice, check_positive_int
+from microdl._validation import check_choice, check_int, check_real
 
 __all__ = ["Dataset", "DATASETS", "load_dataset", "list_datasets"]
 
@@ -101,11 +101,10 @@ def load_dataset(name: str, *, test_size: float = 0.25, random_state: int = 0, d
         Size of a generated dataset (ignored by the bundled ones).
     """
     check_choice("dataset", name, DATASETS)
-    if not 0.0 < test_size < 1.0:
-        raise ValueError(f"test_size must be in (0, 1); got {test_size!r}")
+    test_size = check_real("test_size", test_size, 0.0, 1.0, low_open=True, high_open=True)
     if n_samples is not None:
-        check_positive_int("n_samples", n_samples, 10)
-    random_state = check_positive_int("random_state", random_state, 0)
+        n_samples = check_int("n_samples", n_samples, 10)
+    random_state = check_int("random_state", random_state, 0)
     from sklearn.model_selection import train_test_split
 
     task, source, _ = DATASETS[name]

@@ -9,6 +9,13 @@ One epoch is::
         clip model.grads (optional)
         optimizer.step(model.grads)                         # one kernel over the flat buffer
 
+NOTE [random streams]
+    ``random_state`` seeds shuffling and the validation split. An int seed or a ``Generator`` draws a fresh
+    permutation per epoch (``rng.permutation(n)``), skipped when one batch holds every sample. A legacy
+    ``np.random.RandomState`` is drawn from as scikit-learn's MLP draws from it: every epoch permutes the
+    previous epoch's order (``order = order[rs.permutation(n)]``, which is ``sklearn.utils.shuffle``), full
+    batch or not, so that :mod:`microdl.sklearn` consumes the random stream exactly as scikit-learn does.
+
 Full-batch gradient descent is the same loop with one batch of every sample; an optimizer whose
 ``full_batch`` is true (:class:`microdl.optim.GD`) always gets that. Nothing in the loop allocates per batch.
 """
@@ -24,15 +31,16 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.sparse import issparse
 
-from microdl._cuda_support import is_cuda_array, to_host
-from microdl._validation import check_positive_int, check_random_state, check_X
+from microdl import config
+from microdl._cuda_support import is_cuda_array
+from microdl._validation import check_int, check_random_state, check_real, check_sample_weight, check_X
 from microdl.nn import MLP
 from microdl.nn._cpu import single_threaded_blas
 from microdl.optim import Optimizer, clip_grad_norm, clip_grad_value
-from microdl.optim.base import check_real
 from microdl.optim.schedules import LRSchedule, make_schedule
 
-__all__ = ["History", "Callback", "EarlyStopping", "DivergenceWarning", "fit", "score", "split_validation"]
+__all__ = ["History", "Callback", "EarlyStopping", "DivergenceWarning", "fit", "score", "split_validation",
+           "evaluate_loss"]
 
 
 class DivergenceWarning(RuntimeWarning):
@@ -102,7 +110,7 @@ class EarlyStopping:
 
     def __init__(self, patience: int = 10, min_delta: float = 0.0, monitor: str = "val_loss",
                  restore_best_weights: bool = True) -> None:
-        self.patience = check_positive_int("patience", patience, 0)
+        self.patience = check_int("patience", patience, 1)
         self.min_delta = check_real("min_delta", min_delta, 0.0)
         if monitor not in ("val_loss", "train_loss"):
             raise ValueError(f"monitor must be 'val_loss' or 'train_loss'; got {monitor!r}")
@@ -141,8 +149,9 @@ def split_validation(X: np.ndarray, Y: np.ndarray, fraction: float, rng: np.rand
     if stratify:
         from sklearn.model_selection import train_test_split
 
+        seed = rng if isinstance(rng, np.random.RandomState) else int(rng.integers(2**31))
         idx_train, idx_val = train_test_split(np.arange(n), test_size=n_val, stratify=Y.argmax(axis=1),
-                                              random_state=int(rng.integers(2**31)))
+                                              random_state=seed)
     else:
         perm = rng.permutation(n)
         idx_val, idx_train = perm[:n_val], perm[n_val:]
@@ -162,15 +171,26 @@ def score(model: MLP, X: np.ndarray, Y: np.ndarray) -> float:
     return float(np.mean(r2))
 
 
-def _loss_on(model: MLP, X: np.ndarray, Y: np.ndarray) -> float:
-    """Mean data loss plus penalty on a whole dataset, evaluated in chunks (gradients are overwritten)."""
+def evaluate_loss(model: MLP, X: Any, y: Any) -> float:
+    """The model's loss on a whole dataset: the mean per-sample loss plus the L2 penalty, counted once.
+
+    Evaluated in chunks of :data:`microdl.config.EVAL_CHUNK` rows, so memory stays bounded on large data; the
+    result equals the loss of one batch holding every row, as :meth:`MLP.loss_and_grad` computes it (to float
+    rounding). ``y`` is anything :meth:`MLP.loss_and_grad` accepts, or already encoded targets. The gradient
+    buffer is not touched.
+    """
     if model.device == "cuda":
-        return model._device_net.loss_on(X, Y, chunk=4096)
-    total, n, chunk = 0.0, X.shape[0], 4096
+        return model._device_net.loss_on(X, model.encode_targets(y), config.EVAL_CHUNK)
+    X = check_X(X, model.layer_sizes[0], model.dtype)
+    Y = model.encode_targets(y)
+    if Y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
+    n, chunk = X.shape[0], config.EVAL_CHUNK
+    sum_wl = 0.0
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        total += model._loss_and_grad(X[start:stop], Y[start:stop]) * (stop - start)
-    return total / n
+        sum_wl += model._data_loss_sum(X[start:stop], Y[start:stop])
+    return sum_wl / n + model.penalty(n)
 
 
 def _check_training_X(model: MLP, X: Any) -> Any:
@@ -231,17 +251,13 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
         raise TypeError(f"optimizer must be a microdl.optim.Optimizer; got {type(optimizer).__name__}")
     if optimizer.params is not model.params:
         raise ValueError("optimizer must be bound to model.params (create it as Optimizer(model.params, ...))")
-    epochs = check_positive_int("epochs", epochs)
+    epochs = check_int("epochs", epochs, 1)
     rng = check_random_state(random_state)
     X = _check_training_X(model, X)
     Y = model.encode_targets(y)
     if Y.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
-    w = None
-    if sample_weight is not None:
-        w = np.asarray(to_host(sample_weight), dtype=model.dtype)
-        if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-            raise ValueError(f"sample_weight must be {X.shape[0]} finite non-negative values with a positive sum")
+    w = check_sample_weight(sample_weight, X.shape[0], model.dtype)
     if validation_data is not None and validation_fraction is not None:
         raise ValueError("pass validation_data or validation_fraction, not both")
     X_val = Y_val = None
@@ -260,7 +276,7 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
     n = X.shape[0]
     if batch_size is None or optimizer.full_batch:
         batch_size = n
-    batch_size = min(check_positive_int("batch_size", batch_size), n)
+    batch_size = min(check_int("batch_size", batch_size, 1), n)
     schedule = make_schedule(schedule, epochs=epochs)
     clip_norm = None if clip_norm is None else check_real("clip_norm", clip_norm, 0.0, low_open=True)
     clip_value = None if clip_value is None else check_real("clip_value", clip_value, 0.0, low_open=True)
@@ -296,7 +312,9 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
     with single_threaded_blas():
         for epoch in epoch_iter:
             optimizer.lr = schedule.lr_at(epoch - 1, base_lr, None if math.isnan(monitor) else monitor)
-            if shuffle and batch_size < n:
+            if shuffle and isinstance(rng, np.random.RandomState):
+                order = order[rng.permutation(n)]  # NOTE [random streams]
+            elif shuffle and batch_size < n:
                 order = rng.permutation(n)
             last_finite[...] = model.params
             running = 0.0
@@ -333,7 +351,7 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
 
             history.train_loss.append(running / n)
             if X_val is not None:
-                history.val_loss.append(_loss_on(model, X_val, Y_val))
+                history.val_loss.append(evaluate_loss(model, X_val, Y_val))
                 history.val_metric.append(score(model, X_val, Y_val))
             else:
                 history.val_loss.append(math.nan)

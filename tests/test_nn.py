@@ -177,9 +177,9 @@ def test_pickle_round_trip():
     ("kwargs", "error", "match"),
     [
         ({"layer_sizes": (3,)}, ValueError, "at least an input and an output"),
-        ({"layer_sizes": (3, 0, 2)}, ValueError, "must be positive"),
-        ({"layer_sizes": (3, -4, 2)}, ValueError, "must be positive"),
-        ({"layer_sizes": (3, 2.5, 2)}, TypeError, "integers"),
+        ({"layer_sizes": (3, 0, 2)}, ValueError, r"layer_sizes\[1\] must be >= 1"),
+        ({"layer_sizes": (3, -4, 2)}, ValueError, "must be >= 1"),
+        ({"layer_sizes": (3, 2.5, 2)}, TypeError, "must be an integer"),
         ({"layer_sizes": 5}, TypeError, "sequence"),
         ({"layer_sizes": (3, 2), "activation": "relu6"}, ValueError, "unknown activation 'relu6'"),
         ({"layer_sizes": (3, 2), "loss": "hinge"}, ValueError, "unknown loss 'hinge'"),
@@ -227,7 +227,7 @@ def test_bad_sample_weight_and_types():
         net.loss_and_grad(X, y, np.array([1.0, -1.0, 1.0]))
     with pytest.raises(ValueError, match="positive sum"):
         net.loss_and_grad(X, y, np.zeros(3))
-    with pytest.raises(TypeError, match="X must hold numbers"):
+    with pytest.raises(TypeError, match="X must hold real numbers"):
         net.loss_and_grad(np.array([["a", "b", "c"]]), np.array([0]))
     bce = MLP((3, 2), loss="binary_cross_entropy")
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):

@@ -197,12 +197,14 @@ class DeviceNet:
         K.output_and_loss(A_prev, Y, rows.per_sample, self.loss)
         return A_prev
 
-    def _batch_loss(self, rows: _Rows, w: Any, losses: Any, slot: int) -> None:
-        """losses[slot] = Σwℓ/Σw + α/(2Σw) Σ‖W‖², leaving Σw in the stats for the backward pass."""
-        if self.alpha:
+    def _batch_loss(self, rows: _Rows, w: Any, losses: Any, slot: int, penalty: bool = True) -> None:
+        """losses[slot] = Σwℓ/Σw (+ α/(2Σw) Σ‖W‖² with ``penalty``), leaving Σw in the stats for the backward
+        pass."""
+        alpha = self.alpha if penalty else 0.0
+        if alpha:
             for W in self._W_flat:
                 K.sum_of_squares(W, self._stats, K.STAT_SUM_SQ)
-        K.batch_loss(rows.per_sample, w, self._stats, self.alpha, losses, slot)
+        K.batch_loss(rows.per_sample, w, self._stats, alpha, losses, slot)
 
     def _backward(self, X: Any, Y: Any, w: Any, rows: _Rows) -> None:
         D = rows.D[-1]
@@ -238,8 +240,7 @@ class DeviceNet:
 
     def loss_on(self, X: Any, Y: Any, chunk: int, out: Any = None) -> float:
         """Mean loss over a whole dataset, evaluated in chunks of ``chunk`` rows, as
-        :func:`microdl.train._loss_on` does on the CPU: Σ_c L_c m_c / n, each chunk's loss L_c with its own L2
-        penalty. With ``out`` (an n × n_outputs device array), the outputs are left there too. Gradients are
+        :func:`microdl.train.evaluate_loss` does on the CPU: Σ_c Σ_i ℓ_i / n plus the L2 penalty once. With ``out`` (an n × n_outputs device array), the outputs are left there too. Gradients are
         not touched. X and Y may be host or device arrays; one synchronisation, at the end."""
         X = self.as_input(X)
         Y = self.to_device(Y)
@@ -250,11 +251,11 @@ class DeviceNet:
             rows = self._rows(sizes[c])
             xb = self._input_rows(X, lo, lo + sizes[c], rows)
             self._forward(xb, rows, Y[lo : lo + sizes[c]], out=None if out is None else out[lo : lo + sizes[c]])
-            self._batch_loss(rows, None, losses, c)
+            self._batch_loss(rows, None, losses, c, penalty=False)
         total = 0.0
         for loss, m in zip(losses.copy_to_host(), sizes):  # summed in chunk order, as the CPU does
             total += float(loss) * m
-        return total / n
+        return total / n + self.model.penalty(n)
 
     # -- the surface MLP calls -----------------------------------------------------------------------------
     def loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None) -> float:

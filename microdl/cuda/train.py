@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from microdl import config
 from microdl._cuda_support import require_cuda
 from microdl.optim import Optimizer, clip_grad_norm, clip_grad_value
 from microdl.optim.schedules import LRSchedule
@@ -43,9 +44,6 @@ __all__ = ["fit_device"]
 
 cuda = require_cuda()
 
-#: Rows per chunk of the validation loss; the CPU loop's microdl.train._loss_on uses the same, and the L2
-#: penalty is counted once per chunk there, so the chunking must agree for the losses to match.
-VAL_CHUNK = 4096
 
 
 class _Outputs:
@@ -138,7 +136,7 @@ def fit_device(model: Any, optimizer: Optimizer, X: Any, Y: Any, w: Any, X_val: 
         history.train_loss.append(running / n)
 
         if has_val:
-            history.val_loss.append(net.loss_on(X_val_dev, Y_val_dev, VAL_CHUNK, out=val_out))
+            history.val_loss.append(net.loss_on(X_val_dev, Y_val_dev, config.EVAL_CHUNK, out=val_out))
             history.val_metric.append(score(_Outputs(model.loss, val_out.copy_to_host()), None, Y_val_host))
         else:
             history.val_loss.append(math.nan)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from microdl._validation import check_positive_int
+from microdl._validation import check_int, check_real
 from microdl.datasets import load_dataset
 from microdl.experiments.runs import (
     SIX_OPTIMIZERS,
@@ -89,15 +89,14 @@ def compare(datasets: str | Iterable[str] = ("digits",), optimizers: str | Itera
     check_execution(jobs, backend, scheduler)
     seeds = check_seeds(seeds)
     budget, epoch_cap = _resolve_budget(epochs, budget)
-    batch_size = check_positive_int("batch_size", batch_size)
-    hidden = tuple(check_positive_int("hidden layer width", h) for h in hidden)
+    batch_size = check_int("batch_size", batch_size, 1)
+    hidden = tuple(check_int("hidden layer width", h, 1) for h in hidden)
     if not 0.0 < target < 1.0:
         raise ValueError(f"target must be a fraction in (0, 1); got {target!r}")
     lrs = dict(lrs or {})
     for name, lr in lrs.items():
         check_optimizers([name])
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"the learning rate of {name} must be a positive number; got {lr!r}")
+        lrs[name] = check_real(f"the learning rate of {name}", lr, 0.0, low_open=True)
     threads = threads_per_run(jobs, backend)
 
     data_by_seed = {name: {s: load_dataset(name, random_state=s) for s in seeds} for name in datasets}
@@ -144,8 +143,7 @@ def compare(datasets: str | Iterable[str] = ("digits",), optimizers: str | Itera
 def _resolve_budget(epochs: int | None, budget: str | Budget | None) -> tuple[Budget, int | None]:
     """The budget and an epoch cap (only for grad_evals and time budgets given together with epochs)."""
     if epochs is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise ValueError(f"epochs must be a positive integer; got {epochs!r}")
+        epochs = check_int("epochs", epochs, 1)
     if budget is None:
         return Budget("epochs", int(epochs or DEFAULT_EPOCHS)), None
     budget = parse_budget(budget)

@@ -476,7 +476,7 @@ def _exp_noise(s: ReportSettings, out: Path, run: dict[str, Any], lrs: dict[str,
     from microdl.datasets import load_dataset
     from microdl.nn import MLP
     from microdl.optim import make_optimizer
-    from microdl.train import _loss_on
+    from microdl.train import evaluate_loss
 
     configs = [("sgd", b, lrs["sgd"]) for b in s.noise_batch_sizes] + [("gd", None, lrs["gd"])]
     rows = []
@@ -493,7 +493,7 @@ def _exp_noise(s: ReportSettings, out: Path, run: dict[str, Any], lrs: dict[str,
             n = X.shape[0]
             rng = np.random.default_rng(seed)
             order, pos = rng.permutation(n), 0
-            full = _loss_on(model, X, Y)
+            full = evaluate_loss(model, X, Y)
             curve, up, cos = [full], 0, []
             for _ in range(s.noise_steps):
                 model._loss_and_grad(X, Y)
@@ -511,7 +511,7 @@ def _exp_noise(s: ReportSettings, out: Path, run: dict[str, Any], lrs: dict[str,
                 denom = float(np.linalg.norm(g) * np.linalg.norm(g_full))
                 cos.append(float(g @ g_full) / denom if denom > 0 else 1.0)
                 opt.step(g)
-                new = _loss_on(model, X, Y)
+                new = evaluate_loss(model, X, Y)
                 if not math.isfinite(new):
                     break
                 up += new > full

@@ -28,6 +28,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from microdl._validation import check_int
 from microdl.datasets import DATASETS
 from microdl.optim import OPTIMIZERS
 
@@ -132,16 +133,13 @@ def _as_names(value: str | Iterable[str], what: str) -> tuple[str, ...]:
 
 def check_seeds(seeds: int | Iterable[int]) -> tuple[int, ...]:
     """``n`` gives the seeds 0..n-1; a sequence of non-negative integers is used as given."""
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise ValueError(f"seeds must be a positive number of seeds or a list of seeds; got {seeds}")
-        return tuple(range(int(seeds)))
+    if not isinstance(seeds, Iterable):
+        return tuple(range(check_int("seeds", seeds, 1)))
     out = []
     for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-            raise ValueError(f"seeds must be non-negative integers; got {s!r}")
-        if int(s) not in out:
-            out.append(int(s))
+        s = check_int("seed", s, 0)
+        if s not in out:
+            out.append(s)
     if not out:
         raise ValueError("seeds must name at least one seed")
     return tuple(out)
@@ -204,22 +202,22 @@ class _Recorder:
         self.prev_grad_evals = 0
 
     def start(self, model: Any) -> None:
-        from microdl.train import _loss_on
+        from microdl.train import evaluate_loss
 
-        self.train_loss.append(_loss_on(model, self.spec.X_train, self.Y_train))
-        self.eval_loss.append(_loss_on(model, self.spec.X_eval, self.Y_eval))
+        self.train_loss.append(evaluate_loss(model, self.spec.X_train, self.Y_train))
+        self.eval_loss.append(evaluate_loss(model, self.spec.X_eval, self.Y_eval))
         self.wall_time.append(0.0)
         if self.spec.track_steps:
             self.prev_params = model.params.copy()
 
     def on_epoch_end(self, epoch: int, history: Any, model: Any, optimizer: Any) -> bool:
-        from microdl.train import _loss_on
+        from microdl.train import evaluate_loss
 
         tic = time.perf_counter()
         training_time = history.wall_time[-1] - self.off_clock
         self.wall_time.append(training_time)
-        self.train_loss.append(_loss_on(model, self.spec.X_train, self.Y_train))
-        self.eval_loss.append(_loss_on(model, self.spec.X_eval, self.Y_eval))
+        self.train_loss.append(evaluate_loss(model, self.spec.X_train, self.Y_train))
+        self.eval_loss.append(evaluate_loss(model, self.spec.X_eval, self.Y_eval))
         if self.spec.track_steps:
             # mean |Δθ| per step, in units of the learning rate: the step an optimizer really takes
             steps = history.grad_evals[-1] - self.prev_grad_evals
@@ -249,7 +247,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     """
     from microdl.nn import MLP
     from microdl.optim import make_optimizer
-    from microdl.train import DivergenceWarning, _loss_on, fit, score
+    from microdl.train import DivergenceWarning, evaluate_loss, fit, score
 
     if spec.threads is not None:
         numba.set_num_threads(max(1, min(spec.threads, numba.config.NUMBA_NUM_THREADS)))
@@ -283,8 +281,8 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         "epoch": list(range(len(recorder.train_loss))),
         "train_loss": recorder.train_loss, f"{e}_loss": recorder.eval_loss, "wall_time": recorder.wall_time,
         "grad_evals": [0, *history.grad_evals],
-        "final_train_loss": _loss_on(model, spec.X_train, Y_train),
-        f"final_{e}_loss": _loss_on(model, spec.X_eval, Y_eval),
+        "final_train_loss": evaluate_loss(model, spec.X_train, Y_train),
+        f"final_{e}_loss": evaluate_loss(model, spec.X_eval, Y_eval),
         "final_train_metric": metrics[0], f"final_{e}_metric": metrics[1],
         "diverged": bool(history.diverged), "stop_reason": stop_reason, "threads": numba.get_num_threads(),
     }
@@ -313,8 +311,7 @@ def check_execution(jobs: int, backend: str, scheduler: str | None) -> None:
     """Raise ValueError unless ``jobs``, ``backend`` and ``scheduler`` make sense together."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
+    check_int("jobs", jobs, 1)
     if scheduler is not None and backend != "dask":
         raise ValueError("scheduler is only used with backend='dask'")
 

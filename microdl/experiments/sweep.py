@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from microdl._validation import check_positive_int
+from microdl._validation import check_int, check_real
 from microdl.datasets import load_dataset
 from microdl.experiments.comparison import _can_plot
 from microdl.experiments.runs import (
@@ -118,12 +118,11 @@ def sensitivity(dataset: str = "digits", optimizers: str | Iterable[str] = SIX_O
     if epochs is not None and budget is not None:
         raise ValueError("give epochs or budget, not both")
     budget = parse_budget(budget) if budget is not None else Budget("epochs", epochs or DEFAULT_SWEEP_EPOCHS)
-    batch_size = check_positive_int("batch_size", batch_size)
-    batch_sizes = tuple(check_positive_int("batch size", b) for b in batch_sizes) or (batch_size,)
+    batch_size = check_int("batch_size", batch_size, 1)
+    batch_sizes = tuple(check_int("batch size", b, 1) for b in batch_sizes) or (batch_size,)
     sweep_batch_for = tuple(o for o in check_optimizers(tuple(sweep_batch_for) or ("sgd",)) if o != "gd")
-    hidden = tuple(check_positive_int("hidden layer width", h) for h in hidden)
-    if isinstance(within, bool) or not isinstance(within, (int, float)) or not 0 < within < 10:
-        raise ValueError(f"within must be a positive fraction such as 0.1 (10%); got {within!r}")
+    hidden = tuple(check_int("hidden layer width", h, 1) for h in hidden)
+    within = check_real("within", within, 0.0, 10.0, low_open=True, high_open=True)
     grid = sorted(float(lr) for lr in grid)
     if not grid or grid[0] <= 0:
         raise ValueError("the learning-rate grid must hold positive numbers")

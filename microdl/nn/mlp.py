@@ -27,20 +27,28 @@ Backprop, in the names used below (⊙ is the elementwise product, m the batch s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
 import numba
 import numpy as np
 from scipy.sparse import issparse
 
-from microdl._cuda_support import to_host
-from microdl._validation import check_choice, check_random_state, check_X, check_Y
+from microdl._validation import (
+    check_choice,
+    check_int,
+    check_random_state,
+    check_real,
+    check_sample_weight,
+    check_X,
+    check_Y,
+)
 from microdl.nn import _cpu, activations
 from microdl.nn.losses import LOSS_CODES, LOSSES, OUTPUT_ACTIVATION
 
 __all__ = ["MLP", "INITS"]
 
-INITS = ("auto", "glorot", "he")
+INITS = ("auto", "glorot", "he", "sklearn")
 _PREDICT_CHUNK = 4096  # rows per forward pass in predict(): bounds the size of the activation buffers
 
 
@@ -57,9 +65,11 @@ class MLP:
         Loss, which fixes the output activation: softmax, sigmoid and identity respectively.
     alpha : float, default 0
         L2 penalty on the weights (not the biases), scaled as in scikit-learn.
-    init : {"auto", "glorot", "he"}, default "auto"
-        Uniform Glorot (bound √(6/(fan_in+fan_out))) or He (bound √(6/fan_in)) initialisation of the weights;
-        ``"auto"`` picks He for relu and leaky_relu, Glorot otherwise. Biases start at zero.
+    init : {"auto", "glorot", "he", "sklearn"}, default "auto"
+        Uniform Glorot (bound √(6/(fan_in+fan_out))) or He (bound √(6/fan_in)) initialisation of the weights,
+        biases at zero; ``"auto"`` picks He for relu and leaky_relu, Glorot otherwise. ``"sklearn"`` is
+        scikit-learn's scheme, draw for draw: per layer, W then b from U(±√(f/(fan_in+fan_out))) with f = 2 for
+        sigmoid and 6 otherwise (an int ``random_state`` seeds a ``RandomState``, as in scikit-learn).
     dtype : {"float64", "float32"}, default "float64"
         Precision of parameters, gradients and activations.
     random_state : int, numpy Generator or None
@@ -87,9 +97,7 @@ class MLP:
         self.activation = check_choice("activation", activation, activations.ACTIVATIONS)
         self.loss = check_choice("loss", loss, LOSSES)
         self.output_activation = OUTPUT_ACTIVATION[self.loss]
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not np.isfinite(alpha) or alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0; got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = check_real("alpha", alpha, 0.0)
         self.init = check_choice("init", init, INITS)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -129,7 +137,19 @@ class MLP:
         return len(self.layer_sizes) - 1
 
     def initialize(self, random_state: Any = None) -> None:
-        """Draw new weights (uniform Glorot or He, see the class docstring) and zero the biases, in place."""
+        """Draw new weights (and, for ``init="sklearn"``, biases) as the class docstring says, in place."""
+        if self.init == "sklearn":
+            # scikit-learn's _init_coef: for each layer, W then b from U(±√(factor/(fan_in + fan_out))), factor 2
+            # for the logistic activation and 6 otherwise, drawn from a RandomState (an int seed gives
+            # RandomState(seed), as sklearn.utils.check_random_state does).
+            rng = np.random.RandomState(random_state) if isinstance(random_state, Integral) else \
+                check_random_state(random_state)
+            factor = 2.0 if self.activation == "sigmoid" else 6.0
+            for W, b in zip(self.weights, self.biases):
+                bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
+                W[...] = rng.uniform(-bound, bound, W.shape)
+                b[...] = rng.uniform(-bound, bound, b.shape)
+            return
         rng = check_random_state(random_state)
         use_he = self.init == "he" or (self.init == "auto" and self.activation in ("relu", "leaky_relu"))
         for W, b in zip(self.weights, self.biases):
@@ -190,6 +210,21 @@ class MLP:
         ``_per_sample``. Returns a view of the output rows."""
         self._run(X, self._no_Y if Y is None else Y, None, with_grad=False)
         return self._A[-1][: X.shape[0]]
+
+    def _data_loss_sum(self, X: Any, Y: np.ndarray) -> float:
+        """Σ_i ℓ_i over validated, model-dtype rows (no penalty, no gradient)."""
+        return float(self._run(X, Y, None, with_grad=False)[0])
+
+    def penalty(self, total_weight: float) -> float:
+        """The L2 term α/(2Σw) Σ_l ‖W[l]‖² of a batch whose sample weights sum to ``total_weight``."""
+        if not self.alpha:
+            return 0.0
+        params = self.host_params() if self._device_net is not None else self.params
+        sum_sq = 0.0
+        for fan_in, fan_out, off_W, _ in self._layout:
+            W = params[off_W : off_W + fan_in * fan_out]
+            sum_sq += float(np.dot(W, W))
+        return 0.5 * self.alpha / total_weight * sum_sq
 
     def _loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None = None) -> float:
         """Loss and gradients (into :attr:`grads`) for validated, model-dtype ``X`` and 2-D ``Y``."""
@@ -263,13 +298,7 @@ class MLP:
         Y = self.encode_targets(y)
         if Y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
-        w = None
-        if sample_weight is not None:
-            w = np.asarray(to_host(sample_weight), dtype=self.dtype)
-            if w.shape != (X.shape[0],):
-                raise ValueError(f"sample_weight must have shape ({X.shape[0]},); got {w.shape}")
-            if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-                raise ValueError("sample_weight must be finite, non-negative and have a positive sum")
+        w = check_sample_weight(sample_weight, X.shape[0], self.dtype)
         if self._device_net is not None:
             return self._device_net.loss_and_grad(X, Y, w)
         return self._loss_and_grad(X, Y, w)
@@ -315,12 +344,7 @@ def _check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
         raise TypeError(f"layer_sizes must be a sequence of positive integers; got {layer_sizes!r}") from None
     if len(sizes) < 2:
         raise ValueError(f"layer_sizes needs at least an input and an output size; got {sizes}")
-    for s in sizes:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
-            raise TypeError(f"layer_sizes must hold integers; got {s!r} in {sizes}")
-        if s <= 0:
-            raise ValueError(f"layer sizes must be positive; got {s} in {sizes}")
-    return tuple(int(s) for s in sizes)
+    return tuple(check_int(f"layer_sizes[{k}]", s, 1) for k, s in enumerate(sizes))
 
 
 def _layout_table(shapes: list[tuple[int, int]]) -> np.ndarray:

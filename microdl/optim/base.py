@@ -9,14 +9,13 @@ host.
 
 from __future__ import annotations
 
-import math
-from numbers import Real
 from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 
 from microdl._cuda_support import as_device_array, is_cuda_array, require_cuda
+from microdl._validation import check_real
 
 __all__ = ["Optimizer", "BACKENDS"]
 
@@ -35,27 +34,6 @@ def load_backend(name: str) -> ModuleType:
     else:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {name!r}")
     return module
-
-
-def check_real(name: str, value: Any, low: float = -math.inf, high: float = math.inf, *,
-               low_open: bool = False, high_open: bool = False) -> float:
-    """Return ``value`` as a float if it is a finite real in the given interval, else raise naming it."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number; got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    below = value <= low if low_open else value < low
-    above = value >= high if high_open else value > high
-    if not math.isfinite(value) or below or above:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be a finite number in {interval}; got {value!r}")
-    return value
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """Return ``value`` if it is a bool, else raise naming it."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
-    return bool(value)
 
 
 class Optimizer:

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from microdl._cuda_support import is_cuda_array
-from microdl.optim.base import check_real
+from microdl._validation import check_real
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from microdl.optim.base import Optimizer, check_bool, check_real
+from microdl._validation import check_bool, check_real
+from microdl.optim.base import Optimizer
 
 __all__ = ["GD", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "OPTIMIZERS", "make_optimizer"]
 

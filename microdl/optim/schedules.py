@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from microdl.optim.base import check_real
+from microdl._validation import check_int, check_real
 
 __all__ = ["LRSchedule", "Constant", "StepLR", "ExponentialLR", "CosineWithWarmup", "InverseScaling",
            "ReduceLROnPlateau", "SCHEDULES", "make_schedule"]
@@ -49,9 +49,7 @@ class StepLR(LRSchedule):
     """Multiply the rate by ``gamma`` every ``step_size`` epochs (``torch.optim.lr_scheduler.StepLR``)."""
 
     def __init__(self, step_size: int = 10, gamma: float = 0.1) -> None:
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"step_size must be a positive integer; got {step_size!r}")
-        self.step_size = step_size
+        self.step_size = check_int("step_size", step_size, 1)
         self.gamma = check_real("gamma", gamma, 0.0, 1.0, low_open=True)
 
     def lr_at(self, epoch: int, base_lr: float, metric: float | None = None) -> float:
@@ -74,9 +72,8 @@ class CosineWithWarmup(LRSchedule):
     ``warmup_cosine_decay_schedule``)."""
 
     def __init__(self, total_epochs: int, warmup_epochs: int = 0, min_lr: float = 0.0) -> None:
-        for name, value, low in (("total_epochs", total_epochs, 1), ("warmup_epochs", warmup_epochs, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+        total_epochs = check_int("total_epochs", total_epochs, 1)
+        warmup_epochs = check_int("warmup_epochs", warmup_epochs, 0)
         if warmup_epochs >= total_epochs:
             raise ValueError(f"warmup_epochs ({warmup_epochs}) must be smaller than total_epochs ({total_epochs})")
         self.total_epochs, self.warmup_epochs = total_epochs, warmup_epochs
@@ -109,10 +106,7 @@ class ReduceLROnPlateau(LRSchedule):
     def __init__(self, factor: float = 0.1, patience: int = 10, threshold: float = 1e-4, cooldown: int = 0,
                  min_lr: float = 0.0, eps: float = 1e-8) -> None:
         self.factor = check_real("factor", factor, 0.0, 1.0, low_open=True, high_open=True)
-        for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
-        self.patience, self.cooldown = patience, cooldown
+        self.patience, self.cooldown = check_int("patience", patience, 0), check_int("cooldown", cooldown, 0)
         self.threshold = check_real("threshold", threshold, 0.0)
         self.min_lr = check_real("min_lr", min_lr, 0.0)
         self.eps = check_real("eps", eps, 0.0)

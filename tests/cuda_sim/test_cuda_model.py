@@ -119,22 +119,21 @@ def test_forward_in_chunks_with_host_and_device_inputs(monkeypatch):
     np.testing.assert_array_equal(gpu.predict(X), cpu.predict(X))
 
 
-def test_loss_on_matches_the_cpu_loss_on_whole_data():
-    """DeviceNet.loss_on is microdl.train._loss_on for the device: chunked, the penalty counted per chunk."""
+def test_loss_on_matches_the_whole_batch_loss():
+    """DeviceNet.loss_on is microdl.train.evaluate_loss for the device: chunked, the penalty counted once."""
     import microdl.train as train
 
     X, y, _ = data("cross_entropy")
     cpu, gpu = pair(layer_sizes=(5, 4, 3), alpha=0.4, random_state=9)
     Y = cpu.encode_targets(y)
-    # the CPU's chunk is 4096 rows; compare on chunks of 3 by evaluating the CPU chunk by chunk here
-    expected = sum(cpu._loss_and_grad(X[lo : lo + 3], Y[lo : lo + 3]) * len(X[lo : lo + 3]) for lo in (0, 3, 6)) / 7
+    expected = cpu._loss_and_grad(X, Y)  # one batch of every row; the device evaluates chunks of 3
     out = cuda.device_array((7, 3))
     grads = gpu.grads.copy_to_host()
     assert gpu._device_net.loss_on(X, Y, 3, out=out) == pytest.approx(expected, rel=1e-12)
     np.testing.assert_allclose(out.copy_to_host(), cpu.forward(X), rtol=1e-12)
     np.testing.assert_array_equal(gpu.grads.copy_to_host(), grads)  # untouched
     assert gpu._device_net.loss_on(cuda.to_device(X), cuda.to_device(Y), 4096) == pytest.approx(
-        train._loss_on(cpu, X, Y), rel=1e-12)
+        train.evaluate_loss(cpu, X, Y), rel=1e-12)
 
 
 def test_device_inputs_are_checked():
