@@ -17,13 +17,11 @@ from microdl.experiments import (
     flat_width,
     load_results,
     load_sensitivity,
-    make_report,
     parse_budget,
     sensitivity,
     target_loss,
     tuning,
 )
-from microdl.experiments.report import CLAIMS
 from microdl.experiments.runs import execute
 
 TINY = {"seeds": 2, "epochs": 3, "hidden": (8,), "progress": False}
@@ -196,32 +194,6 @@ def test_sensitivity_sweep_plot_and_reload(tmp_path):
     assert load_sensitivity(tmp_path).curves() == result.curves()
 
 
-def test_report_names_every_claim_with_a_verdict(tmp_path, capsys):
-    assert main(["report", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
-    printed = capsys.readouterr().out
-    md = (tmp_path / "report.md").read_text()
-    html = (tmp_path / "report.html").read_text()
-    for claim in CLAIMS:
-        assert claim.text in md and claim.text in printed
-    assert md.count("**supported") + md.count("**not supported") + md.count("**depends") \
-        + md.count("**not tested") >= len(CLAIMS)
-    assert "commit `" in md and "seeds" in md and "budgets" in md and "diabetes" in md
-    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and "<img src=" in html
-    for figure in ("gd_vs_sgd.png", "width.png", "noise.png", "sensitivity/sensitivity.png",
-                   "wide_tuned/curves.png", "wide_default/curves.png", "results.json"):
-        assert (tmp_path / figure).stat().st_size > 0, figure
-    assert load_results(tmp_path / "wide_tuned").config["tune"] is True
-
-
-def test_report_rejects_a_focus_outside_its_datasets(tmp_path):
-    from dataclasses import replace
-
-    from microdl.experiments.report import QUICK
-
-    with pytest.raises(ValueError, match="focus dataset"):
-        make_report(tmp_path, settings=replace(QUICK, focus="digits"))
-
-
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"datasets": ["mnist"]}, "unknown dataset 'mnist'"),
     ({"optimizers": ["sgd", "lbfgs"]}, "unknown optimizer 'lbfgs'"),
@@ -344,19 +316,3 @@ def test_help_of_the_experiment_commands(command, capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert f"usage: microdl {command}" in out and "--backend {loky,threading,dask}" in out
-
-
-def test_markup_renders_the_same_blocks_as_markdown_and_html():
-    from microdl.experiments.markup import Document
-
-    doc = Document("T")
-    doc.heading("H")
-    doc.paragraph("**bold** and *rule* with `code` & <tag>")
-    doc.table(["a", "b|c"], [[1, "x"]])
-    doc.bullets(["one"])
-    doc.image("f.png", "alt")
-    doc.pre("a < b")
-    md, html = doc.markdown(), doc.html()
-    assert md.startswith("# T\n") and "## H" in md and "| a | b\\|c |" in md and "![alt](f.png)" in md
-    assert "<strong>bold</strong> and <em>rule</em> with <code>code</code> &amp; &lt;tag&gt;" in html
-    assert "<th>b|c</th>" in html and '<img src="f.png" alt="alt">' in html and "<pre>a &lt; b</pre>" in html

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-from naive_optim import CASES, make_problem
 
 import microdl.optim as optim
 from microdl._cuda_support import CudaUnavailableError, require_cuda, simulator_enabled
@@ -30,6 +29,7 @@ from microdl.optim import (
     make_optimizer,
     make_schedule,
 )
+from tests.optim.naive import CASES, make_problem
 
 CASE_IDS = [c[0] for c in CASES]
 

@@ -9,9 +9,9 @@ from functools import cache
 
 import numpy as np
 import pytest
-from naive_optim import CASES, ORACLES, make_problem
 
 from microdl.optim import OPTIMIZERS
+from tests.optim.naive import CASES, ORACLES, make_problem
 
 BACKENDS = ["numpy", "cpu"]
 DTYPES = [np.float64, np.float32]

@@ -9,7 +9,6 @@ import warnings
 
 import numpy as np
 import pytest
-from naive_optim import CASES, make_problem
 
 from microdl.optim import (
     OPTIMIZERS,
@@ -20,6 +19,7 @@ from microdl.optim import (
     clip_grad_norm,
     clip_grad_value,
 )
+from tests.optim.naive import CASES, make_problem
 
 torch = pytest.importorskip("torch")
 

@@ -17,14 +17,12 @@ REAL_GPU = os.environ.get("MICRODL_REAL_GPU") == "1"
 if not (os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or REAL_GPU):
     pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or MICRODL_REAL_GPU=1", allow_module_level=True)
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for tests/naive_optim.py
-
-from naive_optim import CASES, ORACLES, make_problem  # noqa: E402
 from numba import cuda  # noqa: E402
 
 from microdl.cuda import kernels as K  # noqa: E402
 from microdl.optim import OPTIMIZERS, Adam, clip_grad_norm, clip_grad_value  # noqa: E402
 from microdl.optim import _cuda as optim_cuda  # noqa: E402
+from tests.optim.naive import CASES, ORACLES, make_problem  # noqa: E402
 
 CUDA_CASES = [c for c in CASES if c[0] in {
     "gd", "sgd-momentum", "sgd-momentum-dampening", "sgd-nesterov", "sgd-all", "adagrad", "adagrad-all",
