@@ -170,8 +170,11 @@ def check_Y(y: Any, n_outputs: int, loss: str, dtype: Any, name: str = "y") -> n
         Y = np.ascontiguousarray(y_arr, dtype=dtype)
     if not np.all(np.isfinite(Y)):
         raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype).name}")
-    if loss == "cross_entropy" and not np.allclose(Y.sum(axis=1), 1.0, atol=1e-5) or (
-        loss != "squared_error" and (Y.min(initial=0) < 0 or Y.max(initial=0) > 1)
+    if loss == "poisson":
+        if Y.min(initial=0) < 0:
+            raise ValueError(f"{name} must be non-negative for the poisson loss (counts or rates)")
+    elif loss != "squared_error" and (Y.min(initial=0) < 0 or Y.max(initial=0) > 1) or (
+        loss == "cross_entropy" and not np.allclose(Y.sum(axis=1), 1.0, atol=1e-5)
     ):
         raise ValueError(f"{name} must hold probabilities in [0, 1] for {loss}"
                          + (" whose rows sum to 1" if loss == "cross_entropy" else ""))
@@ -198,7 +201,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype: Any) -> np.nd
     total = float(np.sum(w, dtype=np.float64))
     if total <= 0:
         raise ValueError("sample_weight must have a positive sum")
-    if total > np.finfo(np.dtype(dtype)).max:
+    if total > float(np.finfo(np.dtype(dtype)).max):
         raise ValueError(f"sample_weight sums to {total:g}, beyond the range of {np.dtype(dtype).name}; "
                          "rescale the weights")
     return w

@@ -1,13 +1,33 @@
-"""The training loop: mini-batches (or the full batch), shuffling, validation, schedules, clipping,
-callbacks, early stopping and divergence handling.
+"""The training loop: mini-batches (or the full batch), shuffling, validation, schedules, clipping, callbacks,
+budgets, early stopping and divergence handling — written once, for every device and every optimizer.
 
 One epoch is::
 
-    for each batch (a slice of a fresh permutation, gathered into preallocated buffers):
-        loss = model._loss_and_grad(X_batch, Y_batch)      # fills model.grads
-        if loss is not finite: stop, keep the last finite weights
+    optimizer.lr ← schedule(epoch)
+    snapshot ← θ and the optimizer's state                 (NOTE [finite or told])
+    for each batch k of this epoch's order:
+        loss_k ← batches.loss_and_grad(k)                   # forward and backward: fills model.grads
         clip model.grads (optional)
         optimizer.step(model.grads)                         # one kernel over the flat buffer
+    every loss finite and within the dtype's range, θ and the state finite?  else: recover and stop
+    record the epoch (mean loss, validation, lr, time, counters); callbacks; budgets
+
+What a device supplies is only its batches: :class:`HostBatches` gathers rows of host arrays into buffers
+preallocated for the largest batch (nothing is allocated per batch) and knows each loss at once;
+:class:`microdl.cuda.batches.DeviceBatches` keeps the data on the GPU and hands the losses back once per epoch,
+so the host never waits for the GPU inside an epoch. Full-batch gradient descent is the same loop with one
+batch of every sample: an optimizer whose ``full_batch`` is true (:class:`microdl.optim.GD`) always gets that.
+An optimizer that ``drives_epochs`` (:class:`microdl.optim.LBFGS`) runs its own iterations through SciPy; each
+iteration is one epoch of the record, with the same bookkeeping, callbacks, budgets and divergence checks.
+
+NOTE [finite or told]
+    No run ends with non-finite weights. A batch loss that is NaN, infinite or beyond the range of the model's
+    dtype, or parameters or optimizer state that are no longer finite at the end of an epoch, stop the run:
+    the parameters and the optimizer's state (and step count) go back to the snapshot taken at the start of
+    the epoch, and the epoch's steps are replayed, exactly (the same batches in the same order), up to the
+    last one that leaves everything finite. So the model ends in the last finite state it passed through,
+    ``History.diverged`` is set, ``stop_reason`` says what happened and a :class:`DivergenceWarning` says it
+    too. The replay costs at most one epoch, once; a healthy epoch pays one snapshot copy and one scan.
 
 NOTE [random streams]
     ``random_state`` seeds shuffling and the validation split. An int seed or a ``Generator`` draws a fresh
@@ -15,9 +35,6 @@ NOTE [random streams]
     ``np.random.RandomState`` is drawn from as scikit-learn's MLP draws from it: every epoch permutes the
     previous epoch's order (``order = order[rs.permutation(n)]``, which is ``sklearn.utils.shuffle``), full
     batch or not, so that :mod:`microdl.sklearn` consumes the random stream exactly as scikit-learn does.
-
-Full-batch gradient descent is the same loop with one batch of every sample; an optimizer whose
-``full_batch`` is true (:class:`microdl.optim.GD`) always gets that. Nothing in the loop allocates per batch.
 """
 
 from __future__ import annotations
@@ -25,37 +42,48 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 from scipy.sparse import issparse
 
-from microdl import config
 from microdl._cuda_support import is_cuda_array
-from microdl._validation import check_int, check_random_state, check_real, check_sample_weight, check_X
+from microdl._validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_random_state,
+    check_real,
+    check_sample_weight,
+)
 from microdl.nn import MLP
-from microdl.nn._cpu import single_threaded_blas
+from microdl.nn._cpu import all_finite, single_threaded_blas
 from microdl.optim import Optimizer, clip_grad_norm, clip_grad_value
 from microdl.optim.schedules import LRSchedule, make_schedule
 
-__all__ = ["History", "Callback", "EarlyStopping", "DivergenceWarning", "fit", "score", "split_validation",
-           "evaluate_loss"]
+__all__ = ["History", "Callback", "EarlyStopping", "DivergenceWarning", "HostBatches", "fit", "evaluate_loss",
+           "score", "split_validation"]
 
 
 class DivergenceWarning(RuntimeWarning):
-    """Training stopped because the loss became NaN or infinite."""
+    """Training stopped because the loss or the weights stopped being finite (NOTE [finite or told])."""
 
 
 @dataclass
 class History:
     """Per-epoch record of a run. Lists are aligned: entry k describes epoch k + 1.
 
-    ``wall_time``, ``grad_evals`` and ``samples_seen`` are cumulative; ``val_*`` hold NaN when there is no
-    validation data. ``metric`` is accuracy for classification and R² for regression.
+    ``train_loss`` is the mean over the epoch's batches of the batch losses (each weighted by its size),
+    penalty included; ``train_penalty`` is the L2 term's share of it. ``wall_time``, ``grad_evals`` and
+    ``samples_seen`` are cumulative; ``val_*`` hold NaN when there is no validation data. ``val_metric`` is
+    accuracy for classification and R² for regression. For an optimizer that drives its own iterations
+    (L-BFGS) an epoch is one iteration and its loss the full-batch loss at the iterate.
     """
 
     train_loss: list[float] = field(default_factory=list)
+    train_penalty: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_metric: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
@@ -72,7 +100,7 @@ class History:
         return len(self.train_loss)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (NaN becomes None)."""
+        """A JSON-ready dict (NaN and infinities become None)."""
         d = asdict(self)
         return {k: [None if isinstance(x, float) and not math.isfinite(x) else x for x in v]
                 if isinstance(v, list) else v for k, v in d.items()}
@@ -81,7 +109,7 @@ class History:
     def from_dict(cls, d: dict[str, Any]) -> History:
         """Inverse of :meth:`to_dict`."""
         d = dict(d)
-        for k in ("train_loss", "val_loss", "val_metric", "lr", "wall_time"):
+        for k in ("train_loss", "train_penalty", "val_loss", "val_metric", "lr", "wall_time"):
             d[k] = [math.nan if x is None else float(x) for x in d.get(k, [])]
         return cls(**d)
 
@@ -99,11 +127,11 @@ class EarlyStopping:
     Parameters
     ----------
     patience : int, default 10
-        Epochs without improvement before stopping.
+        Epochs without improvement before stopping (at least 1).
     min_delta : float, default 0
         Smallest decrease that counts as an improvement.
     monitor : {"val_loss", "train_loss"}, default "val_loss"
-        The loss to watch; ``"val_loss"`` needs validation data.
+        The loss to watch; ``"val_loss"`` needs validation data, which :func:`fit` checks before training.
     restore_best_weights : bool, default True
         Put the best epoch's parameters back into the model when training ends.
     """
@@ -112,10 +140,8 @@ class EarlyStopping:
                  restore_best_weights: bool = True) -> None:
         self.patience = check_int("patience", patience, 1)
         self.min_delta = check_real("min_delta", min_delta, 0.0)
-        if monitor not in ("val_loss", "train_loss"):
-            raise ValueError(f"monitor must be 'val_loss' or 'train_loss'; got {monitor!r}")
-        self.monitor = monitor
-        self.restore_best_weights = restore_best_weights
+        self.monitor = check_choice("monitor", monitor, ("val_loss", "train_loss"))
+        self.restore_best_weights = check_bool("restore_best_weights", restore_best_weights)
         self.best = math.inf
         self.best_epoch: int | None = None
         self.best_params: np.ndarray | None = None
@@ -123,8 +149,6 @@ class EarlyStopping:
 
     def on_epoch_end(self, epoch: int, history: History, model: MLP, optimizer: Optimizer) -> bool:
         value = getattr(history, self.monitor)[-1]
-        if math.isnan(value):
-            raise ValueError(f"EarlyStopping monitors {self.monitor!r}, but there is no validation data")
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self._wait = value, epoch, 0
             if self.restore_best_weights:
@@ -139,8 +163,50 @@ class EarlyStopping:
             model.set_params(self.best_params)
 
 
-def split_validation(X: np.ndarray, Y: np.ndarray, fraction: float, rng: np.random.Generator,
-                     stratify: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+# -- evaluation ------------------------------------------------------------------------------------------------
+def metric_of_outputs(loss: str, out: np.ndarray, Y: np.ndarray) -> float:
+    """Accuracy (classification; subset accuracy for multi-label) or R² averaged over outputs (regression) of
+    the network outputs ``out`` against encoded targets ``Y``."""
+    if loss == "cross_entropy":
+        return float(np.mean(out.argmax(axis=1) == Y.argmax(axis=1)))
+    if loss == "binary_cross_entropy":
+        return float(np.mean(np.all((out > 0.5) == (Y > 0.5), axis=1)))
+    with np.errstate(over="ignore", invalid="ignore"):  # the outputs of a diverged model give -inf or NaN
+        ss_res = ((Y - out) ** 2).sum(axis=0)
+        ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+        r2 = 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)
+    return float(np.mean(r2))
+
+
+def score(model: MLP, X: Any, Y: Any) -> float:
+    """Accuracy (classification; subset accuracy for multi-label) or R² averaged over outputs (regression)."""
+    return metric_of_outputs(model.loss, model.forward(X), model.encode_targets(Y))
+
+
+def evaluate_loss(model: MLP, X: Any, y: Any) -> float:
+    """The model's loss on a whole dataset: the mean per-sample loss plus the L2 penalty, counted once.
+
+    Evaluated in chunks of :data:`microdl.config.EVAL_CHUNK` rows, so memory stays bounded on large data; the
+    result equals the loss of one batch holding every row, as :meth:`MLP.loss_and_grad` computes it (to float
+    rounding). ``y`` is anything :meth:`MLP.loss_and_grad` accepts, or already encoded targets. The gradient
+    buffer is not touched.
+
+    >>> import numpy as np
+    >>> from microdl.nn import MLP
+    >>> net = MLP((2, 3, 2), alpha=1.0, random_state=0)
+    >>> X, y = np.ones((5000, 2)), np.zeros(5000, dtype=int)
+    >>> bool(np.isclose(evaluate_loss(net, X, y), net.loss_and_grad(X, y)))
+    True
+    """
+    X = model._as_input(X)
+    Y = model.encode_targets(y)
+    if Y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
+    return model._evaluate(X, Y)[0]
+
+
+def split_validation(X: Any, Y: np.ndarray, fraction: float, rng: np.random.Generator | np.random.RandomState,
+                     stratify: bool) -> tuple[Any, np.ndarray, Any, np.ndarray]:
     """Split off ``fraction`` of the rows for validation (stratified on the one-hot argmax if asked)."""
     n = X.shape[0]
     n_val = max(1, int(round(fraction * n)))
@@ -158,78 +224,317 @@ def split_validation(X: np.ndarray, Y: np.ndarray, fraction: float, rng: np.rand
     return X[idx_train], Y[idx_train], X[idx_val], Y[idx_val]
 
 
-def score(model: MLP, X: np.ndarray, Y: np.ndarray) -> float:
-    """Accuracy (classification; subset accuracy for multi-label) or R² averaged over outputs (regression)."""
-    out = model.forward(X)
-    if model.loss == "cross_entropy":
-        return float(np.mean(out.argmax(axis=1) == Y.argmax(axis=1)))
-    if model.loss == "binary_cross_entropy":
-        return float(np.mean(np.all((out > 0.5) == (Y > 0.5), axis=1)))
-    ss_res = ((Y - out) ** 2).sum(axis=0)
-    ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
-    r2 = 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)
-    return float(np.mean(r2))
+# -- what a device supplies: its batches -----------------------------------------------------------------------
+class HostBatches:
+    """The batches of host (NumPy or SciPy sparse) training data, for a model on the CPU.
 
-
-def evaluate_loss(model: MLP, X: Any, y: Any) -> float:
-    """The model's loss on a whole dataset: the mean per-sample loss plus the L2 penalty, counted once.
-
-    Evaluated in chunks of :data:`microdl.config.EVAL_CHUNK` rows, so memory stays bounded on large data; the
-    result equals the loss of one batch holding every row, as :meth:`MLP.loss_and_grad` computes it (to float
-    rounding). ``y`` is anything :meth:`MLP.loss_and_grad` accepts, or already encoded targets. The gradient
-    buffer is not touched.
+    A shuffled batch is gathered into buffers preallocated for the largest batch (``np.take(..., out=...)``),
+    so an epoch allocates nothing; the full batch and unshuffled batches need no gathering. Each loss is known
+    as soon as its batch has run.
     """
-    if model.device == "cuda":
-        return model._device_net.loss_on(X, model.encode_targets(y), config.EVAL_CHUNK)
-    X = check_X(X, model.layer_sizes[0], model.dtype)
-    Y = model.encode_targets(y)
-    if Y.shape[0] != X.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
-    n, chunk = X.shape[0], config.EVAL_CHUNK
-    sum_wl = 0.0
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        sum_wl += model._data_loss_sum(X[start:stop], Y[start:stop])
-    return sum_wl / n + model.penalty(n)
+
+    def __init__(self, model: MLP, X: Any, Y: np.ndarray, w: np.ndarray | None, batch_size: int) -> None:
+        self.model, self.X, self.Y, self.w = model, X, Y, w
+        self.n = n = X.shape[0]
+        self.total_weight = float(n if w is None else np.sum(w, dtype=np.float64))
+        self.bounds = [(lo, min(lo + batch_size, n)) for lo in range(0, n, batch_size)]
+        self.losses = np.zeros(len(self.bounds))
+        self.penalties = np.zeros(len(self.bounds))
+        self._X = np.empty((batch_size, X.shape[1]), dtype=model.dtype)
+        self._Y = np.empty((batch_size, Y.shape[1]), dtype=model.dtype)
+        self._w = None if w is None else np.empty(batch_size, dtype=model.dtype)
+        self.order: np.ndarray | None = None
+
+    def set_order(self, order: np.ndarray | None) -> None:
+        """This epoch's row order (None: the rows as they are)."""
+        self.order = order
+
+    def loss_and_grad(self, k: int) -> bool:
+        """Loss of batch k into ``losses[k]`` (and its penalty into ``penalties[k]``), gradient into
+        ``model.grads``. Returns True: on the host the loss is known at once."""
+        lo, hi = self.bounds[k]
+        X, Y, w = self.X, self.Y, self.w
+        if self.order is None or hi - lo == self.n:  # in order, or the full batch (its mean ignores order)
+            Xb, Yb, wb = X[lo:hi], Y[lo:hi], None if w is None else w[lo:hi]
+        else:
+            idx, m = self.order[lo:hi], hi - lo
+            # (sparse X is sliced, which allocates: dense input is the fast path)
+            Xb = X[idx] if issparse(X) else np.take(X, idx, axis=0, out=self._X[:m])
+            Yb = np.take(Y, idx, axis=0, out=self._Y[:m])
+            wb = None if w is None else np.take(w, idx, out=self._w[:m])
+        data, penalty = self.model._batch_loss_and_grad(Xb, Yb, wb)
+        self.losses[k], self.penalties[k] = data + penalty, penalty
+        return True
+
+    def epoch_losses(self) -> tuple[np.ndarray, np.ndarray]:
+        """The losses and penalties of this epoch's batches."""
+        return self.losses, self.penalties
+
+    def validator(self, X: Any, Y: np.ndarray) -> Any:
+        """A function giving the loss (penalty once) and the outputs on ``(X, Y)``, in one forward pass."""
+        return lambda: self.model._evaluate(X, Y, with_outputs=True)
+
+    @staticmethod
+    def all_finite(arrays: Sequence[Any]) -> bool:
+        return all(all_finite(a) for a in arrays)
+
+    @staticmethod
+    def copy(dst: np.ndarray, src: np.ndarray) -> None:
+        np.copyto(dst, src)
+
+    @staticmethod
+    def empty_like(a: np.ndarray) -> np.ndarray:
+        return np.empty_like(a)
 
 
-def _check_training_X(model: MLP, X: Any) -> Any:
-    """X checked as the model's forward pass checks it: a CUDA model's :meth:`DeviceNet.as_input` takes device
-    arrays in place (shape only: a NaN scan would cost a pass and a sync); otherwise check_X."""
-    if model.device == "cuda":
-        return model._device_net.as_input(X)
-    return check_X(X, model.layer_sizes[0], model.dtype)
+class _Snapshot:
+    """Copies of θ and the optimizer's state buffers (on the device that holds them) and its step count."""
+
+    def __init__(self, batches: Any, optimizer: Any) -> None:
+        self.batches, self.optimizer = batches, optimizer
+        self.live = [optimizer.params, *optimizer.state.values()]
+        self.saved = [batches.empty_like(a) for a in self.live]
+        self.t = optimizer.t
+
+    def take(self) -> None:
+        for dst, src in zip(self.saved, self.live):
+            self.batches.copy(dst, src)
+        self.t = self.optimizer.t
+
+    def restore(self) -> None:
+        for dst, src in zip(self.live, self.saved):
+            self.batches.copy(dst, src)
+        self.optimizer.t = self.t
+
+    def live_finite(self) -> bool:
+        return self.batches.all_finite(self.live)
 
 
-def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None = 32,
+# -- the loop --------------------------------------------------------------------------------------------------
+class _Run:
+    """One call of :func:`fit`: the epoch skeleton and its bookkeeping, over a device's batches."""
+
+    def __init__(self, model: MLP, optimizer: Any, batches: Any, X_val: Any, Y_val: np.ndarray | None, *,
+                 epochs: int,
+                 shuffle: bool, rng: Any, schedule: LRSchedule | None, clip_norm: float | None,
+                 clip_value: float | None, callbacks: list[Any], progress: bool, max_time: float | None,
+                 max_grad_evals: int | None) -> None:
+        self.model, self.optimizer, self.batches = model, optimizer, batches
+        self.Y_val = Y_val
+        self.validate = None if Y_val is None else batches.validator(X_val, Y_val)
+        self.epochs, self.shuffle, self.rng, self.schedule = epochs, shuffle, rng, schedule
+        self.clip_norm, self.clip_value, self.callbacks = clip_norm, clip_value, callbacks
+        self.max_time, self.max_grad_evals = max_time, max_grad_evals
+        self.history = History()
+        self.grad_evals = self.samples_seen = 0
+        self.snapshot = _Snapshot(batches, optimizer)
+        self.loss_limit = float(np.finfo(model.dtype).max)
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            # disable=None: no bar when stderr is not a terminal (logs, CI)
+            self.bar = tqdm(total=epochs, desc="training", unit="epoch", leave=False, disable=None)
+        self.start = time.perf_counter()
+
+    # -- one step, and the epoch ----------------------------------------------------------------------------
+    def _step(self, k: int) -> bool:
+        """Loss and gradient of batch k, clipping, the optimizer's step. Returns whether the loss is known."""
+        known = self.batches.loss_and_grad(k)
+        if self.clip_norm is not None:
+            clip_grad_norm(self.model.grads, self.clip_norm)
+        if self.clip_value is not None:
+            clip_grad_value(self.model.grads, self.clip_value)
+        self.optimizer.step(self.model.grads)
+        return known
+
+    def _ok(self, loss: float) -> bool:
+        return math.isfinite(loss) and abs(loss) <= self.loss_limit
+
+    def run_epochs(self) -> None:
+        """The epoch loop of the elementwise optimizers."""
+        b, n = self.batches, self.batches.n
+        order = np.arange(n)
+        base_lr = self.optimizer.lr
+        monitor = None
+        for epoch in range(1, self.epochs + 1):
+            if self.schedule is not None:
+                self.optimizer.lr = self.schedule.lr_at(epoch - 1, base_lr, monitor)
+            if self.shuffle and isinstance(self.rng, np.random.RandomState):
+                order = order[self.rng.permutation(n)]  # NOTE [random streams]
+                b.set_order(order)
+            elif self.shuffle and len(b.bounds) > 1:
+                b.set_order(self.rng.permutation(n))
+            self.snapshot.take()
+            bad = None  # the first batch whose loss is not ok, if known during the epoch
+            for k, (lo, hi) in enumerate(b.bounds):
+                known = self._step(k)
+                self.grad_evals += 1
+                self.samples_seen += hi - lo
+                if known and not self._ok(b.losses[k]):
+                    bad = k
+                    break
+            losses, penalties = b.epoch_losses()
+            if bad is None:
+                bad = next((k for k, loss in enumerate(losses) if not self._ok(loss)), None)
+            if bad is not None or not self.snapshot.live_finite():
+                self._diverged(epoch, losses[bad] if bad is not None else None,
+                               len(b.bounds) if bad is None else bad)
+                return
+            sizes = [hi - lo for lo, hi in b.bounds]
+            train_loss = float(np.dot(losses, sizes)) / n
+            if self._end_epoch(epoch, train_loss, float(np.dot(penalties, sizes)) / n):
+                return
+            monitor = self.history.val_loss[-1] if self.validate is not None else train_loss
+
+    def run_iterations(self) -> None:
+        """The epoch loop of an optimizer that drives its own iterations (L-BFGS): one per epoch."""
+        b = self.batches
+        self.snapshot.take()
+        state = {"epoch": 0, "stopped": False}
+
+        def loss_and_grad() -> tuple[float, Any]:
+            b.loss_and_grad(0)
+            self.grad_evals += 1
+            self.samples_seen += b.n
+            return float(b.losses[0]), self.model.grads
+
+        def on_iteration(loss: float) -> bool:
+            state["epoch"] += 1
+            epoch = state["epoch"]
+            if not self._ok(loss) or not self.snapshot.live_finite():
+                self.snapshot.restore()  # the previous iterate
+                self._mark_diverged(epoch, loss, "the iterate of the iteration before was restored")
+                state["stopped"] = True
+                return True
+            self.snapshot.take()
+            stop = self._end_epoch(epoch, loss, self.model.penalty(b.total_weight))
+            state["stopped"] = stop
+            return stop
+
+        result = self.optimizer.run(loss_and_grad, self.epochs, on_iteration)
+        if not state["stopped"]:
+            if not self.snapshot.live_finite():  # the line search left a non-finite final point
+                self.snapshot.restore()
+                self._mark_diverged(state["epoch"] + 1, math.nan, "the last finite iterate was restored")
+            elif result.status == 0:
+                self.history.stop_reason = "converged"
+            elif result.nit < self.epochs and result.status == 1:
+                self.history.stop_reason = "max_fun"
+            elif result.status != 1:
+                self.history.stop_reason = f"stopped: {result.message}"
+
+    # -- divergence (NOTE [finite or told]) -----------------------------------------------------------------------
+    def _diverged(self, epoch: int, loss: float | None, stop_before: int) -> None:
+        """Go back to the epoch's snapshot and replay its steps before batch ``stop_before`` while everything
+        stays finite; then mark the run diverged."""
+        self.snapshot.restore()
+        steps = 0
+        if stop_before:
+            before = _Snapshot(self.batches, self.optimizer)
+            for k in range(stop_before):
+                before.take()
+                self._step(k)
+                if not self.snapshot.live_finite():
+                    before.restore()
+                    break
+                steps += 1
+        what = (f"the training loss became {loss:g}" if loss is not None
+                else "the weights or the optimizer's state became non-finite")
+        self._mark_diverged(epoch, what, f"the last finite weights and optimizer state (after {steps} of the "
+                                         f"epoch's steps) were restored")
+
+    def _mark_diverged(self, epoch: int, what: Any, restored: str) -> None:
+        if not isinstance(what, str):
+            what = f"the training loss became {what:g}"
+        lr = getattr(self.optimizer, "lr", None)
+        name = type(self.optimizer).__name__ + ("" if lr is None else f"(lr={lr:g})")
+        self.history.diverged = True
+        self.history.stop_reason = (f"diverged: {what} in epoch {epoch} with {name}; {restored}. Try a smaller "
+                                    "learning rate, gradient clipping or standardised inputs.")
+        warnings.warn(self.history.stop_reason, DivergenceWarning, stacklevel=4)
+
+    # -- the end of an epoch --------------------------------------------------------------------------------------
+    def _end_epoch(self, epoch: int, train_loss: float, train_penalty: float) -> bool:
+        """Record an epoch, run the callbacks and budgets; True stops training."""
+        h = self.history
+        h.train_loss.append(train_loss)
+        h.train_penalty.append(train_penalty)
+        if self.validate is not None:
+            val_loss, out = self.validate()
+            h.val_loss.append(val_loss)
+            h.val_metric.append(metric_of_outputs(self.model.loss, out, self.Y_val))
+        else:
+            h.val_loss.append(math.nan)
+            h.val_metric.append(math.nan)
+        lr = getattr(self.optimizer, "lr", None)
+        h.lr.append(math.nan if lr is None else float(lr))
+        h.wall_time.append(time.perf_counter() - self.start)
+        h.grad_evals.append(self.grad_evals)
+        h.samples_seen.append(self.samples_seen)
+        if self.bar is not None:
+            shown = {"loss": f"{train_loss:.4f}"}
+            if self.validate is not None:
+                shown["val_loss"] = f"{h.val_loss[-1]:.4f}"
+            self.bar.set_postfix(shown)
+            self.bar.update(1)
+        stopped_by = [cb for cb in self.callbacks if cb.on_epoch_end(epoch, h, self.model, self.optimizer)]
+        if stopped_by:
+            cb = stopped_by[0]
+            h.stop_reason = "early_stopping" if isinstance(cb, EarlyStopping) else f"callback {type(cb).__name__}"
+        elif self.max_time is not None and h.wall_time[-1] >= self.max_time:
+            h.stop_reason = "max_time"
+        elif self.max_grad_evals is not None and self.grad_evals >= self.max_grad_evals:
+            h.stop_reason = "max_grad_evals"
+        else:
+            return False
+        return True
+
+    def finish(self) -> History:
+        """Close the progress bar and let EarlyStopping restore the best weights."""
+        if self.bar is not None:
+            self.bar.close()
+        for cb in self.callbacks:
+            if isinstance(cb, EarlyStopping):
+                cb.restore(self.model)
+                self.history.best_epoch = cb.best_epoch
+        return self.history
+
+
+def fit(model: MLP, optimizer: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None = 32,
         shuffle: bool = True, random_state: Any = None, sample_weight: Any = None,
         validation_data: tuple[Any, Any] | None = None, validation_fraction: float | None = None,
         schedule: str | LRSchedule | None = None, clip_norm: float | None = None,
-        clip_value: float | None = None, callbacks: list[Any] | tuple = (), progress: bool = False,
+        clip_value: float | None = None, callbacks: Sequence[Any] = (), progress: bool = False,
         max_time: float | None = None, max_grad_evals: int | None = None) -> History:
     """Train ``model`` with ``optimizer`` (bound to ``model.params``) and return the :class:`History`.
+
+    Every argument is checked before the first epoch. A run that stops being finite ends in the last finite
+    state it passed through, with ``history.diverged`` set and a :class:`DivergenceWarning` (NOTE [finite or
+    told]). One model can be fitted by one thread at a time: a second concurrent ``fit`` raises RuntimeError.
 
     Parameters
     ----------
     model : MLP
-    optimizer : Optimizer
-        Must be bound to ``model.params``. An optimizer with ``full_batch = True`` (GD) gets one batch of
-        every training sample per epoch whatever ``batch_size`` says.
+    optimizer : Optimizer or LBFGS
+        Must be bound to ``model.params``. An optimizer with ``full_batch = True`` (GD, LBFGS) gets one batch of
+        every training sample per epoch whatever ``batch_size`` says; LBFGS takes one iteration per epoch.
     X, y : arrays
         Training data (X dense or SciPy sparse); ``y`` as :meth:`MLP.loss_and_grad` accepts it. For a model
         with ``device="cuda"``, X (and the validation X) may be a device array (``__cuda_array_interface__``:
         Numba, CuPy, torch CUDA tensors), read in place without a copy; ``y`` and ``sample_weight`` may be too,
         but they are copied to the host once, to be checked and encoded. Device X is not scanned for NaN or
-        infinity (that would cost a pass and a sync); bad values show up as a divergence warning.
+        infinity (that would cost a pass and a sync); bad values show up as a divergence.
     epochs : int
-        Maximum number of passes over the training data.
+        Maximum number of passes over the training data (L-BFGS: iterations).
     batch_size : int or None
         Mini-batch size; None (or >= the number of samples) is full-batch gradient descent.
     shuffle : bool
-        Draw a fresh permutation every epoch.
-    random_state : int, Generator or None
+        Draw a fresh order every epoch (NOTE [random streams]).
+    random_state : int, Generator, RandomState or None
         Seeds shuffling and the validation split.
     sample_weight : array of shape (n_samples,), optional
+        Non-negative weights of the samples' losses, with a positive sum that the dtype can hold.
     validation_data : (X_val, y_val), optional
     validation_fraction : float in (0, 1), optional
         Hold out this fraction of the training data (stratified for single-label classification).
@@ -237,23 +542,42 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
         Learning-rate schedule applied before each epoch (see :func:`microdl.optim.make_schedule`).
     clip_norm, clip_value : float, optional
         Clip the gradient by global L2 norm, or each element by value, before each step.
-    callbacks : list
+    callbacks : sequence
         Objects with ``on_epoch_end(epoch, history, model, optimizer) -> bool``; True stops training.
         An :class:`EarlyStopping` among them also restores the best weights at the end.
     progress : bool
-        Show a tqdm progress bar over epochs.
+        Show a progress bar over epochs (on a terminal).
     max_time, max_grad_evals : optional
         Budgets: stop once the wall time (seconds) or the number of gradient evaluations reaches them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from microdl.nn import MLP
+    >>> from microdl.optim import SGD
+    >>> X = np.random.default_rng(0).normal(size=(200, 4)); y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    >>> net = MLP((4, 16, 2), random_state=0)
+    >>> history = fit(net, SGD(net.params, lr=0.1), X, y, epochs=20, random_state=0)
+    >>> history.train_loss[-1] < history.train_loss[0]
+    True
     """
+    # -- every check before any work ----------------------------------------------------------------------------
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a microdl.nn.MLP; got {type(model).__name__}")
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a microdl.optim.Optimizer; got {type(optimizer).__name__}")
+    from microdl.optim.lbfgs import LBFGS
+
+    if not isinstance(optimizer, (Optimizer, LBFGS)):
+        raise TypeError(f"optimizer must be a microdl.optim.Optimizer or LBFGS; got {type(optimizer).__name__}")
     if optimizer.params is not model.params:
         raise ValueError("optimizer must be bound to model.params (create it as Optimizer(model.params, ...))")
+    drives = getattr(optimizer, "drives_epochs", False)
+    if drives and model.device != "cpu":
+        raise ValueError(f"{type(optimizer).__name__} runs on the CPU only; this model is on {model.device!r}")
     epochs = check_int("epochs", epochs, 1)
+    shuffle = check_bool("shuffle", shuffle)
+    progress = check_bool("progress", progress)
     rng = check_random_state(random_state)
-    X = _check_training_X(model, X)
+    X = model._as_input(X)
     Y = model.encode_targets(y)
     if Y.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
@@ -261,143 +585,69 @@ def fit(model: MLP, optimizer: Optimizer, X: Any, y: Any, *, epochs: int = 10, b
     if validation_data is not None and validation_fraction is not None:
         raise ValueError("pass validation_data or validation_fraction, not both")
     X_val = Y_val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, y_val)")
+        X_val = model._as_input(validation_data[0], name="X_val")
+        Y_val = model.encode_targets(validation_data[1], name="y_val")
+        if Y_val.shape[0] != X_val.shape[0]:
+            raise ValueError(f"validation_data: X_val has {X_val.shape[0]} samples but y_val has {Y_val.shape[0]}")
     if validation_fraction is not None:
-        check_real("validation_fraction", validation_fraction, 0.0, 1.0, low_open=True, high_open=True)
+        validation_fraction = check_real("validation_fraction", validation_fraction, 0.0, 1.0, low_open=True,
+                                         high_open=True)
         if w is not None:
             raise ValueError("validation_fraction cannot be combined with sample_weight; pass validation_data")
         if is_cuda_array(X):
             raise ValueError("validation_fraction needs host data (the split is drawn on the host); with device "
                              "arrays, pass validation_data instead")
-        X, Y, X_val, Y_val = split_validation(X, Y, validation_fraction, rng,
-                                              stratify=model.loss == "cross_entropy")
-    elif validation_data is not None:
-        X_val = _check_training_X(model, validation_data[0])
-        Y_val = model.encode_targets(validation_data[1])
-    n = X.shape[0]
-    if batch_size is None or optimizer.full_batch:
-        batch_size = n
-    batch_size = min(check_int("batch_size", batch_size, 1), n)
-    schedule = make_schedule(schedule, epochs=epochs)
+    if batch_size is not None:
+        batch_size = check_int("batch_size", batch_size, 1)
+    if drives and schedule is not None:
+        raise ValueError(f"{type(optimizer).__name__} has no learning rate, so it takes no schedule")
+    schedule = None if drives else make_schedule(schedule, epochs=epochs)
     clip_norm = None if clip_norm is None else check_real("clip_norm", clip_norm, 0.0, low_open=True)
     clip_value = None if clip_value is None else check_real("clip_value", clip_value, 0.0, low_open=True)
+    if drives and (clip_norm is not None or clip_value is not None):
+        raise ValueError(f"{type(optimizer).__name__} takes no gradient clipping (its line search needs the true "
+                         "gradient)")
     callbacks = list(callbacks)
-    if model.device == "cuda":
-        from microdl.cuda.train import fit_device
+    for k, cb in enumerate(callbacks):
+        if not callable(getattr(cb, "on_epoch_end", None)):
+            raise TypeError(f"callbacks[{k}] ({type(cb).__name__}) has no on_epoch_end(epoch, history, model, "
+                            "optimizer) method")
+        if isinstance(cb, EarlyStopping) and cb.monitor == "val_loss" and X_val is None and validation_fraction is None:
+            raise ValueError("EarlyStopping monitors 'val_loss', but there is no validation data: pass "
+                             "validation_data or validation_fraction, or monitor='train_loss'")
+    max_time = None if max_time is None else check_real("max_time", max_time, 0.0, low_open=True)
+    max_grad_evals = None if max_grad_evals is None else check_int("max_grad_evals", max_grad_evals, 1)
 
-        return fit_device(model, optimizer, X, Y, w, X_val, Y_val, epochs=epochs, batch_size=batch_size,
-                          shuffle=shuffle, rng=rng, schedule=schedule, clip_norm=clip_norm, clip_value=clip_value,
-                          callbacks=callbacks, progress=progress, max_time=max_time, max_grad_evals=max_grad_evals)
+    if not model._fit_lock.acquire(blocking=False):
+        raise RuntimeError("this model is being fitted in another thread; fit one model from one thread at a "
+                           "time (or fit copies: copy.deepcopy(model))")
+    try:
+        if validation_fraction is not None:
+            X, Y, X_val, Y_val = split_validation(X, Y, validation_fraction, rng,
+                                                  stratify=model.loss == "cross_entropy")
+        n = X.shape[0]
+        if batch_size is None or optimizer.full_batch:
+            batch_size = n
+        batch_size = min(batch_size, n)
+        if model.device == "cuda":
+            from microdl.cuda.batches import DeviceBatches
 
-    # Preallocated batch buffers: gathering a batch is np.take(..., out=...), never a new array.
-    X_batch = np.empty((batch_size, X.shape[1]), dtype=model.dtype)
-    Y_batch = np.empty((batch_size, Y.shape[1]), dtype=model.dtype)
-    w_batch = None if w is None else np.empty(batch_size, dtype=model.dtype)
-    order = np.arange(n)
-    last_finite = np.empty_like(model.params)
-    base_lr = optimizer.lr
-    history = History()
-    grad_evals = samples_seen = 0
-    start = time.perf_counter()
-    monitor = math.nan
-
-    epoch_iter = range(1, epochs + 1)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        # disable=None: no bar when stderr is not a terminal (logs, CI)
-        bar = epoch_iter = tqdm(epoch_iter, desc="training", unit="epoch", leave=False, disable=None)
-    # The kernels run BLAS on one thread (NOTE [row blocks] in microdl/nn/_cpu.py); setting that once here
-    # instead of once per batch saves a few microseconds per batch.
-    with single_threaded_blas():
-        for epoch in epoch_iter:
-            optimizer.lr = schedule.lr_at(epoch - 1, base_lr, None if math.isnan(monitor) else monitor)
-            if shuffle and isinstance(rng, np.random.RandomState):
-                order = order[rng.permutation(n)]  # NOTE [random streams]
-            elif shuffle and batch_size < n:
-                order = rng.permutation(n)
-            last_finite[...] = model.params
-            running = 0.0
-            for lo in range(0, n, batch_size):
-                idx = order[lo : lo + batch_size]
-                m = idx.size
-                if m == n:
-                    Xb, Yb, wb = X, Y, w  # the full batch needs no gathering (the mean ignores order)
-                else:
-                    # (sparse X is sliced, which allocates: dense input is the fast path)
-                    Xb = X[idx] if issparse(X) else np.take(X, idx, axis=0, out=X_batch[:m])
-                    Yb = np.take(Y, idx, axis=0, out=Y_batch[:m])
-                    wb = None if w is None else np.take(w, idx, out=w_batch[:m])
-                loss = model._loss_and_grad(Xb, Yb, wb)
-                grad_evals += 1
-                samples_seen += m
-                if not math.isfinite(loss):
-                    if not np.all(np.isfinite(model.params)):
-                        model.params[...] = last_finite
-                    history.diverged = True
-                    history.stop_reason = (f"diverged: the training loss became {loss} in epoch {epoch} with "
-                                           f"{type(optimizer).__name__}(lr={optimizer.lr:g}); the last finite weights "
-                                           "were kept. Try a smaller learning rate or gradient clipping.")
-                    break
-                running += loss * m
-                if clip_norm is not None:
-                    clip_grad_norm(model.grads, clip_norm)
-                if clip_value is not None:
-                    clip_grad_value(model.grads, clip_value)
-                optimizer.step(model.grads)
-            if history.diverged:
-                warnings.warn(history.stop_reason, DivergenceWarning, stacklevel=2)
-                break
-
-            history.train_loss.append(running / n)
-            if X_val is not None:
-                history.val_loss.append(evaluate_loss(model, X_val, Y_val))
-                history.val_metric.append(score(model, X_val, Y_val))
+            batches = DeviceBatches(model, X, Y, w, batch_size)
+        else:
+            batches = HostBatches(model, X, Y, w, batch_size)
+        run = _Run(model, optimizer, batches, X_val, Y_val, epochs=epochs, shuffle=shuffle, rng=rng,
+                   schedule=schedule, clip_norm=clip_norm, clip_value=clip_value, callbacks=callbacks,
+                   progress=progress, max_time=max_time, max_grad_evals=max_grad_evals)
+        # The kernels run BLAS on one thread (NOTE [row blocks] in microdl/nn/_cpu.py); setting that once here
+        # instead of once per batch saves a few microseconds per batch.
+        with single_threaded_blas():
+            if drives:
+                run.run_iterations()
             else:
-                history.val_loss.append(math.nan)
-                history.val_metric.append(math.nan)
-            monitor = history.val_loss[-1] if X_val is not None else history.train_loss[-1]
-            if end_epoch(history, epoch, model=model, optimizer=optimizer, start=start, grad_evals=grad_evals,
-                         samples_seen=samples_seen, has_val=X_val is not None, bar=bar, callbacks=callbacks,
-                         max_time=max_time, max_grad_evals=max_grad_evals):
-                break
-    return finish(history, model, bar, callbacks)
-
-
-def end_epoch(history: History, epoch: int, *, model: MLP, optimizer: Optimizer, start: float, grad_evals: int,
-              samples_seen: int, has_val: bool, bar: Any, callbacks: list[Any], max_time: float | None,
-              max_grad_evals: int | None) -> bool:
-    """Record an epoch's lr, time and counters (losses already appended), run the callbacks and budgets, and
-    return True to stop. Shared by this loop and the CUDA loop (:mod:`microdl.cuda.train`)."""
-    history.lr.append(optimizer.lr)
-    history.wall_time.append(time.perf_counter() - start)
-    history.grad_evals.append(grad_evals)
-    history.samples_seen.append(samples_seen)
-    if bar is not None:
-        shown = {"loss": f"{history.train_loss[-1]:.4f}"}
-        if has_val:
-            shown["val_loss"] = f"{history.val_loss[-1]:.4f}"
-        bar.set_postfix(shown)
-    stop = False
-    for cb in callbacks:
-        stop = bool(cb.on_epoch_end(epoch, history, model, optimizer)) or stop
-    if stop:
-        history.stop_reason = "early_stopping"
-    elif max_time is not None and history.wall_time[-1] >= max_time:
-        history.stop_reason = "max_time"
-    elif max_grad_evals is not None and grad_evals >= max_grad_evals:
-        history.stop_reason = "max_grad_evals"
-    else:
-        return False
-    return True
-
-
-def finish(history: History, model: MLP, bar: Any, callbacks: list[Any]) -> History:
-    """Close the progress bar and let EarlyStopping restore the best weights."""
-    if bar is not None:
-        bar.close()
-    for cb in callbacks:
-        if isinstance(cb, EarlyStopping):
-            cb.restore(model)
-            history.best_epoch = cb.best_epoch
-    return history
+                run.run_epochs()
+        return run.finish()
+    finally:
+        model._fit_lock.release()

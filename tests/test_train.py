@@ -1,15 +1,18 @@
-"""The training loop: learning, full-batch GD, determinism, validation, early stopping, divergence, budgets."""
+"""The training loop: learning, full-batch GD, determinism, validation, early stopping, divergence (finite or
+told), budgets, L-BFGS, scikit-learn's random stream, the whole-dataset loss, and every check before work."""
 
 import math
+import threading
 import warnings
 
 import numpy as np
 import pytest
 
+from microdl import config
 from microdl.datasets import load_dataset
 from microdl.nn import MLP
-from microdl.optim import SGD, Adam, Optimizer, make_optimizer
-from microdl.train import DivergenceWarning, EarlyStopping, History, fit, score
+from microdl.optim import GD, LBFGS, SGD, Adam, Optimizer, make_optimizer
+from microdl.train import DivergenceWarning, EarlyStopping, History, evaluate_loss, fit, score
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +115,14 @@ def test_early_stopping_restores_the_best_weights(iris):
         assert h.epochs == best + 3
 
 
-def test_early_stopping_needs_validation_data(iris):
+def test_early_stopping_needs_validation_data_before_any_work(iris):
     net = _net(iris)
+    before = net.params.copy()
     with pytest.raises(ValueError, match="no validation data"):
         fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=2, callbacks=[EarlyStopping()])
+    np.testing.assert_array_equal(net.params, before)
+    with pytest.raises(ValueError, match="patience must be >= 1"):
+        EarlyStopping(patience=0)
 
 
 def test_divergence_stops_with_a_clear_message_and_finite_weights(iris):
@@ -136,7 +143,7 @@ def test_callback_can_stop_and_budgets_stop(iris):
             return epoch == 2
 
     h = fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=10, callbacks=[StopAtTwo()])
-    assert h.epochs == 2 and h.stop_reason == "early_stopping"
+    assert h.epochs == 2 and h.stop_reason == "callback StopAtTwo"
     h = fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=100, batch_size=10, max_grad_evals=30)
     assert h.grad_evals[-1] >= 30 and h.grad_evals[-2] < 30 and h.stop_reason == "max_grad_evals"
     h = fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=10_000, max_time=0.2)
@@ -211,3 +218,213 @@ def test_progress_bar_runs_quietly(iris, capsys):
         warnings.simplefilter("error")
         fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=3, progress=True)
     assert capsys.readouterr().out == ""
+
+
+# -- finite or told ---------------------------------------------------------------------------------------------
+def _ok(loss, dtype):
+    return math.isfinite(loss) and abs(loss) <= float(np.finfo(dtype).max)
+
+
+def _last_finite_state(net, opt, X, Y, batches):
+    """The oracle of NOTE [finite or told]: step through the batches by hand with copies, and stop at the last
+    state whose weights and optimizer state are finite and whose loss on the next batch is fine."""
+    for idx in batches:
+        if not _ok(net.loss_and_grad(X[idx], Y[idx]), net.dtype):
+            break  # the loss at this (finite) state is not: this is the last finite state
+        saved = (net.params.copy(), {k: v.copy() for k, v in opt.state.items()}, opt.t)
+        opt.step(net.grads)
+        if not (np.isfinite(net.params).all() and all(np.isfinite(v).all() for v in opt.state.values())):
+            net.params[...] = saved[0]
+            for k, v in saved[1].items():
+                opt.state[k][...] = v
+            opt.t = saved[2]
+            break
+    return net.params.copy(), {k: v.copy() for k, v in opt.state.items()}, opt.t
+
+
+@pytest.mark.parametrize("epochs", [5, 6])
+def test_a_diverging_float32_run_ends_finite_and_marked(epochs):
+    """GD(lr=1) on diabetes in float32: the last update of the last epoch is the bad one (5 epochs), or the
+    epoch starts from it (6); either way the run is marked diverged and its weights are finite."""
+    data = load_dataset("diabetes", random_state=0, dtype="float32")
+    net = MLP((10, 32, 1), loss="squared_error", dtype="float32", random_state=0)
+    opt = GD(net.params, lr=1.0)
+    with pytest.warns(DivergenceWarning, match="the last finite weights and optimizer state"):
+        h = fit(net, opt, data.X_train, data.y_train, epochs=epochs)
+    assert h.diverged and h.stop_reason.startswith("diverged")
+    assert np.isfinite(net.params).all() and np.isfinite(net.predict(data.X_test)).all()
+    ref = MLP((10, 32, 1), loss="squared_error", dtype="float32", random_state=0)
+    ref_opt = GD(ref.params, lr=1.0)
+    n = len(data.y_train)
+    params, _, t = _last_finite_state(ref, ref_opt, data.X_train, ref.encode_targets(data.y_train),
+                                      [np.arange(n)] * epochs)
+    np.testing.assert_array_equal(net.params, params)
+    assert opt.t == t
+
+
+def test_divergence_restores_the_exact_last_finite_state_mid_epoch(iris):
+    net = _net(iris, seed=0)
+    opt = SGD(net.params, lr=1e6, momentum=0.5)
+    with pytest.warns(DivergenceWarning):
+        h = fit(net, opt, iris.X_train, iris.y_train, epochs=20, batch_size=4, shuffle=False)
+    assert h.diverged
+    ref = _net(iris, seed=0)
+    ref_opt = SGD(ref.params, lr=1e6, momentum=0.5)
+    n = len(iris.y_train)
+    batches = [np.arange(lo, min(lo + 4, n)) for lo in range(0, n, 4)] * 20
+    params, state, t = _last_finite_state(ref, ref_opt, iris.X_train, ref.encode_targets(iris.y_train), batches)
+    np.testing.assert_array_equal(net.params, params)
+    for k in state:
+        np.testing.assert_array_equal(opt.state[k], state[k])
+    assert opt.t == t and t > 0
+
+
+def test_a_loss_beyond_float32_counts_as_divergence():
+    """Inputs near 1e20 are finite float32, but the float32 loss is not: the run is stopped at once."""
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(64, 3)) * 1e20).astype(np.float32)
+    net = MLP((3, 4, 1), loss="squared_error", dtype="float32", random_state=0)
+    before = net.params.copy()
+    with pytest.warns(DivergenceWarning, match="training loss became"):
+        h = fit(net, SGD(net.params, lr=1e-3), X, rng.normal(size=64), epochs=3)
+    assert h.diverged and h.epochs == 0
+    np.testing.assert_array_equal(net.params, before)
+
+
+# -- the whole-dataset loss --------------------------------------------------------------------------------------
+def test_evaluate_loss_counts_the_penalty_once_over_many_chunks(monkeypatch):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(10_000, 20)), rng.integers(0, 3, 10_000)
+    net = MLP((20, 16, 3), alpha=1.0, random_state=0)
+    whole = net.loss_and_grad(X, y)  # one batch of every row
+    assert config.EVAL_CHUNK < 10_000
+    assert evaluate_loss(net, X, y) == pytest.approx(whole, rel=1e-12)
+    monkeypatch.setattr(config, "EVAL_CHUNK", 7)
+    assert evaluate_loss(net, X[:50], y[:50]) == pytest.approx(net.loss_and_grad(X[:50], y[:50]), rel=1e-12)
+
+
+def test_train_penalty_is_the_l2_share_of_the_loss(iris):
+    net = _net(iris, alpha=0.5)
+    ref = _net(iris, alpha=0.5)
+    h = fit(net, SGD(net.params, lr=0.1), iris.X_train, iris.y_train, epochs=2, batch_size=None)
+    n = len(iris.y_train)
+    for epoch in range(2):  # one full-batch step per epoch: the penalty at the weights before it
+        assert h.train_penalty[epoch] == pytest.approx(ref.penalty(n), rel=1e-12)
+        ref.loss_and_grad(iris.X_train, iris.y_train)
+        ref.params -= 0.1 * ref.grads
+    assert all(0 < p < loss for p, loss in zip(h.train_penalty, h.train_loss))
+    assert History.from_dict(h.to_dict()) == h
+
+
+# -- scikit-learn's random stream --------------------------------------------------------------------------------
+def test_a_random_state_object_shuffles_as_sklearn_does(iris):
+    from sklearn.utils import shuffle
+
+    X, y = iris.X_train, iris.y_train
+    net, ref = _net(iris), _net(iris)
+    fit(net, SGD(net.params, lr=0.05), X, y, epochs=3, batch_size=16, random_state=np.random.RandomState(4))
+    rs, Y, order = np.random.RandomState(4), ref.encode_targets(y), np.arange(len(y))
+    for _ in range(3):  # sklearn's _fit_stochastic: sample_idx = shuffle(sample_idx, random_state=rs)
+        order = shuffle(order, random_state=rs)
+        for lo in range(0, len(y), 16):
+            idx = order[lo : lo + 16]
+            ref.loss_and_grad(X[idx], Y[idx])
+            ref.params -= 0.05 * ref.grads
+    np.testing.assert_allclose(net.params, ref.params, rtol=1e-12, atol=1e-14)
+
+
+# -- L-BFGS --------------------------------------------------------------------------------------------------------
+def test_lbfgs_runs_one_iteration_per_epoch_and_says_why_it_stopped(iris):
+    from scipy.optimize import minimize
+
+    net = _net(iris, alpha=0.01)
+    opt = LBFGS(net.params)
+    h = fit(net, opt, iris.X_train, iris.y_train, epochs=15)
+    assert h.epochs == opt.result.nit == 15 and h.stop_reason == "max_epochs"
+    assert h.grad_evals[-1] == opt.result.nfev and math.isnan(h.lr[0])
+    assert all(b <= a for a, b in zip(h.train_loss, h.train_loss[1:]))  # L-BFGS-B never accepts a worse point
+    # the same iterates as SciPy on the plain loss function
+    ref = _net(iris, alpha=0.01)
+
+    def fun(x):
+        ref.params[...] = x
+        return ref.loss_and_grad(iris.X_train, iris.y_train), ref.grads.copy()
+
+    res = minimize(fun, ref.params.copy(), jac=True, method="L-BFGS-B", options={"maxiter": 15, "gtol": 1e-4})
+    np.testing.assert_allclose(net.params, res.x, rtol=1e-9, atol=1e-12)
+    assert h.train_loss[-1] == pytest.approx(res.fun, rel=1e-12)
+    h = fit(net, LBFGS(net.params, tol=1e-1), iris.X_train, iris.y_train, epochs=500)
+    assert h.stop_reason == "converged" and h.epochs < 500
+    h = fit(net, LBFGS(net.params, max_fun=5, tol=0.0), iris.X_train, iris.y_train, epochs=500)
+    assert h.stop_reason == "max_fun" and h.grad_evals[-1] <= 6
+
+
+def test_lbfgs_with_callbacks_and_bad_combinations(iris):
+    net = _net(iris)
+    h = fit(net, LBFGS(net.params), iris.X_train, iris.y_train, epochs=100, validation_fraction=0.2,
+            callbacks=[EarlyStopping(patience=2, min_delta=10.0)], random_state=0)
+    assert h.stop_reason == "early_stopping" and h.epochs == 3 and np.isfinite(h.val_loss).all()
+    with pytest.raises(ValueError, match="no schedule"):
+        fit(net, LBFGS(net.params), iris.X_train, iris.y_train, schedule="cosine")
+    with pytest.raises(ValueError, match="no gradient clipping"):
+        fit(net, LBFGS(net.params), iris.X_train, iris.y_train, clip_norm=1.0)
+    with pytest.raises(ValueError, match="CPU only"):
+        LBFGS(net.params, backend="cuda")
+    with pytest.raises(ValueError, match="max_fun must be >= 1"):
+        LBFGS(net.params, max_fun=0)
+
+
+# -- checks before any work ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"validation_data": "X"}, ValueError, "a pair"),
+    ({"max_time": "5"}, TypeError, "max_time must be a real number"),
+    ({"max_time": -1.0}, ValueError, "max_time"),
+    ({"max_grad_evals": 0}, ValueError, "max_grad_evals must be >= 1"),
+    ({"shuffle": "no"}, TypeError, "shuffle must be True or False"),
+    ({"progress": 1}, TypeError, "progress must be True or False"),
+    ({"callbacks": [object()]}, TypeError, r"callbacks\[0\] \(object\) has no on_epoch_end"),
+    ({"sample_weight": np.ones(3)}, ValueError, "sample_weight must have shape"),
+    ({"random_state": "seed"}, TypeError, "random_state"),
+])
+def test_every_argument_is_checked_before_the_first_epoch(iris, kwargs, error, match):
+    net = _net(iris)
+    before = net.params.copy()
+    with pytest.raises(error, match=match):
+        fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=2, **kwargs)
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_validation_data_must_match_before_any_work(iris):
+    net = _net(iris)
+    X, y = iris.X_train, iris.y_train
+    with pytest.raises(ValueError, match="X_val has 5 samples but y_val has 4"):
+        fit(net, Adam(net.params), X, y, validation_data=(X[:5], y[:4]))
+    # far more validation rows than labels: refused, never read past the end of y_val
+    big = np.zeros((200_000, 4))
+    with pytest.raises(ValueError, match="X_val has 200000 samples but y_val has 1"):
+        fit(net, Adam(net.params), X, y, validation_data=(big, y[:1]))
+    with pytest.raises(ValueError, match="X_val has 3 features"):
+        fit(net, Adam(net.params), X, y, validation_data=(X[:, :3], y))
+
+
+def test_one_model_is_fitted_by_one_thread_at_a_time(iris):
+    net = _net(iris)
+    started, release = threading.Event(), threading.Event()
+
+    class Hold:
+        def on_epoch_end(self, epoch, history, model, optimizer):
+            started.set()
+            release.wait(10)
+            return True
+
+    worker = threading.Thread(target=fit, args=(net, Adam(net.params), iris.X_train, iris.y_train),
+                              kwargs={"callbacks": [Hold()]})
+    worker.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(RuntimeError, match="being fitted in another thread"):
+            fit(net, Adam(net.params), iris.X_train, iris.y_train)
+    finally:
+        release.set()
+        worker.join()
+    fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=1)  # free again

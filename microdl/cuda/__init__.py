@@ -4,8 +4,8 @@
   pairs, reductions and the mini-batch gather;
 * :mod:`microdl.cuda.model` — :class:`~microdl.cuda.model.DeviceNet`, which keeps a model's parameters,
   gradients and batch buffers on the device and runs forward and backward there;
-* :mod:`microdl.cuda.train` — :func:`~microdl.cuda.train.fit_device`, the training loop of
-  :func:`microdl.train.fit` for ``device="cuda"``, with one host synchronisation per epoch.
+* :mod:`microdl.cuda.batches` — :class:`~microdl.cuda.batches.DeviceBatches`, what :func:`microdl.train.fit`'s
+  one loop needs from the GPU: the data kept there and one host synchronisation per epoch.
 
 Nothing here is imported until a model asks for ``device="cuda"``; then
 :func:`microdl._cuda_support.require_cuda` checks that the ``numba-cuda`` package, a driver and a device (or

@@ -26,18 +26,18 @@ Bias and activation run in the epilogue of the forward product, and the activati
 epilogue of the backward one, so each layer's activations and deltas make one trip to memory, and a shuffled
 mini-batch step of an L-layer network without L2 penalty is 4L + 3 launches, plus the optimizer's one.
 
-The scalar maps (each activation beside its derivative from the output, the stable sigmoid and softplus) are
-the plain per-element functions of :mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, compiled as
-CUDA device functions, the same ones the CPU kernels compile; the output layer uses the same max-shifted
-log-sum-exp. The tests compare every kernel with the whole-array NumPy references of those modules. Σw and
-the loss stay in small float64 device arrays, so a training step never waits for the host.
+Every formula (each activation beside its derivative from the output, each loss with its output, the output
+delta) is a scalar function of :mod:`microdl.nn.activations` or :mod:`microdl.nn.losses`, the same ones the
+CPU kernels inline: a kernel calls it and Numba compiles it for the device. The tests compare every kernel
+with the textbook pass of :mod:`microdl.nn.reference` and with the CPU kernels. Σw and the loss stay in small
+float64 device arrays, so a training step never waits for the host.
 
 Launch shapes
 -------------
-Module constants that tests shrink (with ``monkeypatch.setattr``) so that partial tiles and partial blocks run
-even on tiny arrays. Kernels whose shared or local arrays depend on a constant are built by a cached factory
-keyed on it, and launchers read the constants at call time, so a changed constant takes effect on the next
-launch (a new kernel is compiled for it) rather than being frozen at import.
+They live in :mod:`microdl.config`, which tests shrink (with ``monkeypatch.setattr``) so that partial tiles and
+partial blocks run even on tiny arrays. Kernels whose shared or local arrays depend on a shape are built by a
+cached factory keyed on it, and launchers read the shapes at call time, so a changed shape takes effect on the
+next launch (a new kernel is compiled for it) rather than being frozen at import.
 
 * ``TILE``: the matrix multiply runs ``TILE × TILE`` threads per block over a ``TILE`` deep slice of K;
 * ``REG``: each thread computes a ``REG × REG`` block of C (register blocking), so a block covers a
@@ -57,9 +57,12 @@ from typing import Any
 
 import numpy as np
 
+from microdl import config
 from microdl._cuda_support import require_cuda
-from microdl.nn import activations as act
-from microdl.nn import losses
+from microdl._jit import jit_scalar_functions
+from microdl.nn import activations, losses
+from microdl.nn.activations import ACTIVATION_CODES
+from microdl.nn.losses import LOSS_CODES
 
 cuda = require_cuda()
 
@@ -67,66 +70,15 @@ cuda = require_cuda()
 # numba-cuda warns about every grid of fewer than 128 blocks; silence only that.
 warnings.filterwarnings("ignore", message=r"Grid size \d+ will likely result in GPU under-utilization")
 
-#: Threads per side of a matrix-multiply block, and the depth of its K slices.
-TILE = 16
-#: Outputs per side computed by one matrix-multiply thread; a block computes a (TILE·REG)² tile of C.
-REG = 4
-#: Threads per block of the 1-D kernels and reductions (a power of two).
-THREADS_PER_BLOCK = 256
-#: Upper bound on the blocks of a 1-D grid-stride launch.
-MAX_BLOCKS = 4096
-#: Column-sum blocks: REDUCE_COLS adjacent columns (coalesced reads) × REDUCE_ROWS row strides (a power of two).
-REDUCE_COLS = 32
-REDUCE_ROWS = 8
+# The formulas as device functions (activate, derivative, loss_and_output, output_delta, ...).
+F = jit_scalar_functions([activations, losses], cuda.jit(device=True))
+
 #: CUDA's limit on gridDim.y (and z); the matrix multiply's grid-stride loop covers the rest.
 _MAX_GRID_Y = 65535
-
-# Kernels branch on a small int code, the same for the whole launch (the CPU kernels' codes).
-IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID = (act.ACTIVATION_CODES[k] for k in
-                                             ("identity", "relu", "leaky_relu", "tanh", "sigmoid"))
-CROSS_ENTROPY, BINARY_CROSS_ENTROPY, SQUARED_ERROR = (losses.LOSS_CODES[k] for k in
-                                                      ("cross_entropy", "binary_cross_entropy", "squared_error"))
 
 #: Slots of the per-batch statistics array (float64, on the device).
 STAT_SUM_W, STAT_SUM_WL, STAT_SUM_SQ = 0, 1, 2
 N_STATS = 3
-
-
-# -- scalar math: the per-element maps of microdl.nn.activations and losses, compiled for the device -------
-_device = cuda.jit(device=True)
-_relu, _relu_d = _device(act.relu), _device(act.relu_derivative)
-_leaky, _leaky_d = _device(act.leaky_relu), _device(act.leaky_relu_derivative)
-_tanh, _tanh_d = _device(act.tanh), _device(act.tanh_derivative)
-_sigmoid, _sigmoid_d = _device(act.sigmoid), _device(act.sigmoid_derivative)
-_softplus = _device(losses.softplus)
-
-
-@cuda.jit(device=True)
-def _activate(code, z):
-    """f(z) for a hidden layer."""
-    if code == RELU:
-        return _relu(z)
-    if code == LEAKY_RELU:
-        return _leaky(z)
-    if code == TANH:
-        return _tanh(z)
-    if code == SIGMOID:
-        return _sigmoid(z)
-    return z
-
-
-@cuda.jit(device=True)
-def _derivative(code, a):
-    """f'(z), computed from the output a = f(z)."""
-    if code == RELU:
-        return _relu_d(a)
-    if code == LEAKY_RELU:
-        return _leaky_d(a)
-    if code == TANH:
-        return _tanh_d(a)
-    if code == SIGMOID:
-        return _sigmoid_d(a)
-    return 1.0
 
 
 @cuda.jit(device=True)
@@ -227,9 +179,9 @@ def _matmul_kernel(trans_a: bool, trans_b: bool, tile: int, reg: int, dtype: typ
                             j = j0 + tx + b * T
                             if j < N:
                                 if bias is not None:
-                                    C[i, j] = _activate(code, acc[a, b] + bias[j])
+                                    C[i, j] = F.activate(code, acc[a, b] + bias[j])
                                 elif deriv_of is not None:
-                                    C[i, j] = acc[a, b] * _derivative(code, deriv_of[i, j])
+                                    C[i, j] = acc[a, b] * F.derivative(code, deriv_of[i, j])
                                 else:
                                     C[i, j] = acc[a, b]
 
@@ -249,10 +201,11 @@ def _launch_matmul(trans_a: bool, trans_b: bool, A: Any, B: Any, C: Any, bias: A
         return
     if deriv_of is not None and activation == "identity":
         deriv_of = None  # f' = 1
-    kernel = _matmul_kernel(trans_a, trans_b, TILE, REG, np.dtype(C.dtype).type)
-    bm = TILE * REG
+    tile, reg = config.TILE, config.REG
+    kernel = _matmul_kernel(trans_a, trans_b, tile, reg, np.dtype(C.dtype).type)
+    bm = tile * reg
     grid = (max(1, -(-N // bm)), max(1, min(_MAX_GRID_Y, -(-M // bm))))
-    kernel[grid, (TILE, TILE)](A, B, C, bias, deriv_of, act.ACTIVATION_CODES[activation])
+    kernel[grid, (tile, tile)](A, B, C, bias, deriv_of, ACTIVATION_CODES[activation])
 
 
 def matmul(A: Any, B: Any, C: Any, bias: Any = None, activation: str = "identity") -> None:
@@ -298,46 +251,12 @@ def _copy_2d(src, dst):
 
 @cuda.jit
 def _output_and_loss(Z, Y, per_sample, code):
-    """One thread per row (the output layer is narrow). With Y, write ℓ_i; then replace Z by the output.
-
-    The per-sample losses, from the logits (losses.py): cross_entropy ℓ = logsumexp(z) − Σ y z (rows of Y sum
-    to 1), binary_cross_entropy ℓ = Σ softplus(z) − y z, squared_error ℓ = ½ Σ (z − y)².
-    """
-    m, n = Z.shape
-    for i in range(cuda.grid(1), m, cuda.gridsize(1)):
-        if code == CROSS_ENTROPY:
-            # ℓ = logsumexp(z) − Σ y z, on logits shifted by their maximum (losses.py)
-            shift = Z[i, 0]
-            for k in range(1, n):
-                shift = max(shift, Z[i, k])
-            total = 0.0
-            yz = 0.0
-            for k in range(n):
-                z = Z[i, k] - shift
-                if Y is not None:
-                    yz += Y[i, k] * z
-                e = math.exp(z)
-                Z[i, k] = e
-                total += e
-            for k in range(n):
-                Z[i, k] = Z[i, k] / total  # softmax
-            if Y is not None:
-                per_sample[i] = math.log(total) - yz
-        elif code == BINARY_CROSS_ENTROPY:
-            loss = 0.0  # ℓ = Σ softplus(z) − y z
-            for k in range(n):
-                z = Z[i, k]
-                if Y is not None:
-                    loss += _softplus(z) - Y[i, k] * z
-                Z[i, k] = _sigmoid(z)
-            if Y is not None:
-                per_sample[i] = loss
-        elif Y is not None:  # SQUARED_ERROR: ℓ = ½ Σ (z − y)², the output is z itself
-            loss = 0.0
-            for k in range(n):
-                d = Z[i, k] - Y[i, k]
-                loss += d * d
-            per_sample[i] = 0.5 * loss
+    """One thread per row (the output layer is narrow): with Y, ℓ_i into per_sample; Z ← the output."""
+    for i in range(cuda.grid(1), Z.shape[0], cuda.gridsize(1)):
+        if Y is None:
+            F.loss_and_output(code, Z[i], Z[i], False)
+        else:
+            per_sample[i] = F.loss_and_output(code, Z[i], Y[i], True)
 
 
 @cuda.jit
@@ -347,10 +266,8 @@ def _output_delta(A, Y, w, stats, D):
     for idx in range(cuda.grid(1), m * n, cuda.gridsize(1)):
         r = idx // n
         k = idx - r * n
-        if w is None:
-            D[r, k] = (A[r, k] - Y[r, k]) * (1.0 / sum_w)
-        else:
-            D[r, k] = (A[r, k] - Y[r, k]) * (w[r] / sum_w)
+        c = 1.0 / sum_w if w is None else w[r] / sum_w
+        D[r, k] = F.output_delta(A[r, k], Y[r, k], c)
 
 
 @cuda.jit
@@ -363,14 +280,15 @@ def _add_l2_grad(dW, W, alpha, stats):
 # -- reductions (shared-memory trees, float64 accumulators) --------------------------------------------------
 @cache
 def _batch_loss_kernel(threads: int) -> Any:
-    """One block: Σw (m when unweighted) and Σ w ℓ, then out[slot] = Σwℓ/Σw + α/(2Σw) stats[SUM_SQ].
+    """One block: Σw (m when unweighted) and Σ w ℓ, then out[slot] = Σwℓ/Σw + α/(2Σw) stats[SUM_SQ], and the
+    penalty alone into penalty_out[slot].
 
     Leaves Σw and Σwℓ in the stats for the backward pass, and resets stats[SUM_SQ] to 0 for the next batch's
     :func:`sum_of_squares` (which adds to it).
     """
 
     @cuda.jit
-    def batch_loss(per_sample, w, stats, alpha, out, slot):
+    def batch_loss(per_sample, w, stats, alpha, out, penalty_out, slot):
         sum_w = cuda.shared.array(threads, np.float64)
         sum_wl = cuda.shared.array(threads, np.float64)
         tid = cuda.threadIdx.x
@@ -389,7 +307,9 @@ def _batch_loss_kernel(threads: int) -> Any:
         _block_sum(sum_wl, tid, threads)
         if tid == 0:
             total_w = sum_w[0]
-            out[slot] = sum_wl[0] / total_w + 0.5 * alpha / total_w * stats[STAT_SUM_SQ]
+            penalty = 0.5 * alpha / total_w * stats[STAT_SUM_SQ]
+            out[slot] = sum_wl[0] / total_w + penalty
+            penalty_out[slot] = penalty
             stats[STAT_SUM_W] = total_w
             stats[STAT_SUM_WL] = sum_wl[0]
             stats[STAT_SUM_SQ] = 0.0
@@ -449,10 +369,15 @@ def _column_sums_kernel(cols: int, rows: int) -> Any:
     return column_sums
 
 
+@cuda.jit
+def _count_nonfinite(x, out):
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        if not math.isfinite(x[i]):
+            cuda.atomic.add(out, 0, 1)
+
+
 # -- launchers ---------------------------------------------------------------------------------------------
-def launch_1d(n: int) -> tuple[int, int]:
-    """(blocks, threads) of a grid-stride launch over ``n`` items: enough blocks, at most MAX_BLOCKS."""
-    return max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK))), THREADS_PER_BLOCK
+launch_1d = config.launch_1d
 
 
 def gather_batch(X: Any, Y: Any, w: Any, order: Any, lo: int, Xb: Any, Yb: Any, wb: Any) -> None:
@@ -473,17 +398,19 @@ def output_and_loss(Z: Any, Y: Any, per_sample: Any, loss: str) -> None:
     Pass ``Y=None`` (and any ``per_sample``) for outputs only.
     """
     blocks, threads = launch_1d(Z.shape[0])
-    _output_and_loss[blocks, threads](Z, Y, per_sample, losses.LOSS_CODES[loss])
+    _output_and_loss[blocks, threads](Z, Y, per_sample, LOSS_CODES[loss])
 
 
-def batch_loss(per_sample: Any, w: Any, stats: Any, alpha: float, out: Any, slot: int) -> None:
-    """out[slot] = Σwℓ/Σw + α/(2Σw) Σ‖W‖² (w None means unit weights): the batch loss, left on the device.
+def batch_loss(per_sample: Any, w: Any, stats: Any, alpha: float, out: Any, penalty_out: Any, slot: int) -> None:
+    """out[slot] = Σwℓ/Σw + α/(2Σw) Σ‖W‖² (w None means unit weights): the batch loss, left on the device, and
+    the penalty alone in penalty_out[slot].
 
     Σ‖W‖² is read from ``stats[STAT_SUM_SQ]`` (added there by :func:`sum_of_squares` beforehand when α ≠ 0,
     and reset to 0 here); Σw and Σwℓ are left in ``stats`` (float64) for :func:`output_delta` and
     :func:`add_l2_grad`. One block.
     """
-    _batch_loss_kernel(THREADS_PER_BLOCK)[1, THREADS_PER_BLOCK](per_sample, w, stats, alpha, out, slot)
+    threads = config.THREADS_PER_BLOCK
+    _batch_loss_kernel(threads)[1, threads](per_sample, w, stats, alpha, out, penalty_out, slot)
 
 
 def sum_of_squares(x: Any, out: Any, slot: int) -> None:
@@ -493,7 +420,7 @@ def sum_of_squares(x: Any, out: Any, slot: int) -> None:
 
 
 def output_delta(A: Any, Y: Any, w: Any, stats: Any, D: Any) -> None:
-    """D = w ⊙ (A − Y) / Σw (Σw read from stats), the output layer's dL/dZ for all three loss pairs."""
+    """D = w ⊙ (A − Y) / Σw (Σw read from stats), the output layer's dL/dZ for every loss pair."""
     blocks, threads = launch_1d(D.size)
     _output_delta[blocks, threads](A, Y, w, stats, D)
 
@@ -506,6 +433,15 @@ def add_l2_grad(dW: Any, W: Any, alpha: float, stats: Any) -> None:
 
 def column_sums(D: Any, out: Any) -> None:
     """out[j] = Σ_i D[i, j]: the bias gradient."""
-    kernel = _column_sums_kernel(REDUCE_COLS, REDUCE_ROWS)
-    blocks = max(1, min(MAX_BLOCKS, -(-D.shape[1] // REDUCE_COLS)))
-    kernel[blocks, (REDUCE_COLS, REDUCE_ROWS)](D, out)
+    cols, rows = config.REDUCE_COLS, config.REDUCE_ROWS
+    blocks = max(1, min(config.MAX_BLOCKS, -(-D.shape[1] // cols)))
+    _column_sums_kernel(cols, rows)[blocks, (cols, rows)](D, out)
+
+
+def all_finite(x: Any, scratch: Any) -> bool:
+    """Whether every element of the flat device array ``x`` is finite; ``scratch`` is a 1-element int64 device
+    array (zeroed here). Waits for the GPU: called once per epoch, not per step."""
+    scratch[:1].copy_to_device(np.zeros(1, dtype=np.int64))
+    blocks, threads = launch_1d(x.size)
+    _count_nonfinite[blocks, threads](x, scratch)
+    return int(scratch.copy_to_host()[0]) == 0

@@ -16,7 +16,7 @@ same memory. Forward and backward are the math of :mod:`microdl.nn.mlp`, one ker
 
 NOTE [device sync]: nothing in :meth:`DeviceNet.step` waits for the GPU. Its loss goes to a slot of a device
 array and the gradients stay in :attr:`grads`; the host reads the loss only when asked
-(:meth:`DeviceNet.loss_and_grad`, or once per epoch in :func:`microdl.cuda.train.fit_device`). Kernels on the
+(:meth:`DeviceNet.loss_and_grad`, or once per epoch through :class:`microdl.cuda.batches.DeviceBatches`). Kernels on the
 default stream run in launch order, so each one sees the results of the ones before it.
 
 Inputs may be host arrays (copied into preallocated device buffers) or device arrays from any library that
@@ -27,23 +27,22 @@ the device). Device inputs are not checked for NaN, since that would need a pass
 
 from __future__ import annotations
 
+import threading
 from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.sparse import issparse
 
+from microdl import config
 from microdl._cuda_support import as_device_array, is_cuda_array, require_cuda
 from microdl._validation import check_X
 from microdl.cuda import kernels as K
-from microdl.nn.mlp import _layer_views
+from microdl.nn.layout import layer_views
 
 __all__ = ["DeviceNet", "check_device_X"]
 
 cuda = require_cuda()
 
-#: Rows per forward pass when predicting (as microdl.nn.mlp._PREDICT_CHUNK); a larger training batch
-#: capacity is used instead when there is one.
-PREDICT_CHUNK = 4096
 
 
 class _Rows(NamedTuple):
@@ -57,20 +56,20 @@ class _Rows(NamedTuple):
     w: Any
 
 
-def check_device_X(X: Any, n_features: int) -> Any:
+def check_device_X(X: Any, n_features: int, name: str = "X") -> Any:
     """View a device array (``__cuda_array_interface__``) as a Numba device array and check its shape.
 
     No copy is made; the dtype may be any real type (the model casts it on the device when it differs).
     """
     X = as_device_array(X)
     if len(X.shape) != 2:
-        raise ValueError(f"X must be 2-D (samples x features); got shape {tuple(X.shape)}")
+        raise ValueError(f"{name} must be 2-D (samples x features); got shape {tuple(X.shape)}")
     if X.shape[0] == 0:
-        raise ValueError("X has no samples")
+        raise ValueError(f"{name} has no samples")
     if X.shape[1] != n_features:
-        raise ValueError(f"X has {X.shape[1]} features, but the network expects {n_features}")
+        raise ValueError(f"{name} has {X.shape[1]} features, but the network expects {n_features}")
     if np.dtype(X.dtype).kind not in "fiub":
-        raise TypeError(f"X must hold real numbers; got dtype {X.dtype}")
+        raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}")
     return X
 
 
@@ -97,13 +96,12 @@ class DeviceNet:
         self.alpha = model.alpha
         self.n_layers = model.n_layers
         self.n_inputs, self.n_outputs = model.layer_sizes[0], model.layer_sizes[-1]
-        shapes = [(a, b) for a, b in zip(model.layer_sizes[:-1], model.layer_sizes[1:])]
 
         self.params = cuda.to_device(np.ascontiguousarray(model.params))
         self.grads = cuda.to_device(np.zeros_like(model.params))
         model.params, model.grads = self.params, self.grads
-        model.weights, model.biases = _layer_views(self.params, shapes)
-        model.dL_dW, model.dL_db = _layer_views(self.grads, shapes)
+        model.weights, model.biases = layer_views(self.params, model.layer_sizes)
+        model.dL_dW, model.dL_db = layer_views(self.grads, model.layer_sizes)
         # Flat views of each weight matrix, for the L2 penalty (biases are not penalised).
         self._W_flat = [W.reshape(W.size) for W in model.weights]
         self._dW_flat = [dW.reshape(dW.size) for dW in model.dL_dW]
@@ -111,7 +109,12 @@ class DeviceNet:
         # Σw, Σwℓ, Σ‖W‖² of the current batch; Σ‖W‖² starts at 0 (kernels.batch_loss leaves it so)
         self._stats = cuda.to_device(np.zeros(K.N_STATS))
         self._loss_out = cuda.device_array(1, np.float64)
+        self._penalty_out = cuda.device_array(1, np.float64)
+        self._flag = cuda.device_array(1, np.int64)  # the count of all_finite
         self._capacity = 0
+        # One pass at a time: the passes share the batch buffers, and prediction from several host threads
+        # takes turns on the GPU anyway (NOTE [workspaces] in microdl.nn.mlp).
+        self.lock = threading.RLock()
         self._rows_cache: dict[int, _Rows] = {}
 
     # -- buffers -------------------------------------------------------------------------------------------
@@ -142,11 +145,11 @@ class DeviceNet:
         return rows
 
     # -- inputs --------------------------------------------------------------------------------------------
-    def as_input(self, X: Any) -> Any:
+    def as_input(self, X: Any, name: str = "X") -> Any:
         """A device array as a Numba view (no copy), or a host array validated like the CPU path does."""
         if is_cuda_array(X):
-            return check_device_X(X, self.n_inputs)
-        X = check_X(X, self.n_inputs, self.dtype)
+            return check_device_X(X, self.n_inputs, name)
+        X = check_X(X, self.n_inputs, self.dtype, name)
         return X.toarray() if issparse(X) else X  # kernels are dense: sparse input is densified
 
     def to_device(self, a: Any) -> Any:
@@ -197,14 +200,15 @@ class DeviceNet:
         K.output_and_loss(A_prev, Y, rows.per_sample, self.loss)
         return A_prev
 
-    def _batch_loss(self, rows: _Rows, w: Any, losses: Any, slot: int, penalty: bool = True) -> None:
-        """losses[slot] = Σwℓ/Σw (+ α/(2Σw) Σ‖W‖² with ``penalty``), leaving Σw in the stats for the backward
-        pass."""
-        alpha = self.alpha if penalty else 0.0
+    def _batch_loss(self, rows: _Rows, w: Any, losses: Any, penalties: Any, slot: int,
+                    with_penalty: bool = True) -> None:
+        """losses[slot] = Σwℓ/Σw (+ α/(2Σw) Σ‖W‖² with ``with_penalty``) and penalties[slot] the penalty, leaving
+        Σw in the stats for the backward pass."""
+        alpha = self.alpha if with_penalty else 0.0
         if alpha:
             for W in self._W_flat:
                 K.sum_of_squares(W, self._stats, K.STAT_SUM_SQ)
-        K.batch_loss(rows.per_sample, w, self._stats, alpha, losses, slot)
+        K.batch_loss(rows.per_sample, w, self._stats, alpha, losses, penalties, slot)
 
     def _backward(self, X: Any, Y: Any, w: Any, rows: _Rows) -> None:
         D = rows.D[-1]
@@ -220,15 +224,16 @@ class DeviceNet:
                             activation=self.activation)
                 D = rows.D[l - 1]
 
-    def step(self, X: Any, Y: Any, w: Any, losses: Any, slot: int) -> None:
-        """Loss into ``losses[slot]`` and gradients into :attr:`grads` for one device batch. No sync.
+    def step(self, X: Any, Y: Any, w: Any, losses: Any, penalties: Any, slot: int) -> None:
+        """Loss into ``losses[slot]`` (its penalty into ``penalties[slot]``) and gradients into :attr:`grads` for
+        one device batch. No sync.
 
         ``X`` (m × n_inputs), ``Y`` (m × n_outputs) and ``w`` (m, or None) are device arrays of the model's
-        dtype; ``losses`` is a float64 device array.
+        dtype; ``losses`` and ``penalties`` are float64 device arrays.
         """
         rows = self._rows(X.shape[0])
         self._forward(X, rows, Y)
-        self._batch_loss(rows, w, losses, slot)
+        self._batch_loss(rows, w, losses, penalties, slot)
         self._backward(X, Y, w, rows)
 
     def gather(self, X: Any, Y: Any, w: Any, order: Any, lo: int, m: int) -> tuple[Any, Any, Any]:
@@ -238,24 +243,38 @@ class DeviceNet:
         K.gather_batch(X, Y, w, order, lo, rows.X, rows.Y, wb)
         return rows.X, rows.Y, wb
 
-    def loss_on(self, X: Any, Y: Any, chunk: int, out: Any = None) -> float:
-        """Mean loss over a whole dataset, evaluated in chunks of ``chunk`` rows, as
-        :func:`microdl.train.evaluate_loss` does on the CPU: Σ_c Σ_i ℓ_i / n plus the L2 penalty once. With ``out`` (an n × n_outputs device array), the outputs are left there too. Gradients are
-        not touched. X and Y may be host or device arrays; one synchronisation, at the end."""
+    def evaluate_device(self, X: Any, Y: Any, out: Any = None) -> float:
+        """Mean loss over a whole dataset (NaN without Y), in chunks of ``config.EVAL_CHUNK`` rows (or of the
+        training batch capacity, when larger), as :func:`microdl.train.evaluate_loss` does on the CPU: Σ_i ℓ_i / n
+        plus the L2 penalty once. With ``out`` (an n × n_outputs device array), the outputs are left there too.
+        Gradients are not touched. X and Y may be host or device arrays; one synchronisation, at the end."""
         X = self.as_input(X)
         Y = self.to_device(Y)
         n = X.shape[0]
+        chunk = max(config.EVAL_CHUNK, self._capacity)
         sizes = [min(chunk, n - lo) for lo in range(0, n, chunk)]
         losses = cuda.device_array(len(sizes), np.float64)
-        for c, lo in enumerate(range(0, n, chunk)):
-            rows = self._rows(sizes[c])
-            xb = self._input_rows(X, lo, lo + sizes[c], rows)
-            self._forward(xb, rows, Y[lo : lo + sizes[c]], out=None if out is None else out[lo : lo + sizes[c]])
-            self._batch_loss(rows, None, losses, c, penalty=False)
-        total = 0.0
-        for loss, m in zip(losses.copy_to_host(), sizes):  # summed in chunk order, as the CPU does
-            total += float(loss) * m
+        penalties = cuda.device_array(len(sizes), np.float64)
+        with self.lock:
+            for c, lo in enumerate(range(0, n, chunk)):
+                hi = lo + sizes[c]
+                rows = self._rows(sizes[c])
+                xb = self._input_rows(X, lo, hi, rows)
+                self._forward(xb, rows, None if Y is None else Y[lo:hi], out=None if out is None else out[lo:hi])
+                if Y is not None:
+                    self._batch_loss(rows, None, losses, penalties, c, with_penalty=False)
+            if Y is None:
+                return float("nan")
+            total = 0.0
+            for loss, m in zip(losses.copy_to_host(), sizes):  # summed in chunk order, as the CPU does
+                total += float(loss) * m
         return total / n + self.model.penalty(n)
+
+    def evaluate(self, X: Any, Y: Any, with_outputs: bool = False) -> tuple[float, np.ndarray | None]:
+        """:meth:`evaluate_device` with the outputs, if asked, copied to the host (MLP._evaluate's form)."""
+        out = cuda.device_array((X.shape[0], self.n_outputs), self.dtype) if with_outputs else None
+        loss = self.evaluate_device(X, Y, out)
+        return loss, None if out is None else out.copy_to_host()
 
     # -- the surface MLP calls -----------------------------------------------------------------------------
     def loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None) -> float:
@@ -263,27 +282,24 @@ class DeviceNet:
 
         ``X`` comes from :meth:`as_input` (MLP.loss_and_grad calls it); ``Y`` and ``w`` are checked host arrays.
         """
-        m = X.shape[0]
-        rows = self._rows(m)
-        Xd = self._input_rows(X, 0, m, rows)
-        Yd = self._stage(Y, rows.Y)
-        wd = None if w is None else self._stage(w, rows.w)
-        self.step(Xd, Yd, wd, self._loss_out, 0)
-        return float(self._loss_out.copy_to_host()[0])
+        with self.lock:
+            m = X.shape[0]
+            rows = self._rows(m)
+            Xd = self._input_rows(X, 0, m, rows)
+            Yd = self._stage(Y, rows.Y)
+            wd = None if w is None else self._stage(w, rows.w)
+            self.step(Xd, Yd, wd, self._loss_out, self._penalty_out, 0)
+            return float(self._loss_out.copy_to_host()[0])
 
     def forward_device(self, X: Any) -> Any:
         """Network outputs for host or device ``X``, as a device array (``__cuda_array_interface__``, so
         ``cupy.asarray`` or ``torch.as_tensor(..., device="cuda")`` can take it without a copy)."""
         X = self.as_input(X)
-        n = X.shape[0]
-        out = cuda.device_array((n, self.n_outputs), self.dtype)
-        chunk = max(PREDICT_CHUNK, self._capacity)
-        for lo in range(0, n, chunk):
-            hi = min(lo + chunk, n)
-            rows = self._rows(hi - lo)
-            self._forward(self._input_rows(X, lo, hi, rows), rows, out=out[lo:hi])
+        out = cuda.device_array((X.shape[0], self.n_outputs), self.dtype)
+        self.evaluate_device(X, None, out)
         return out
 
-    def forward(self, X: Any) -> np.ndarray:
-        """Network outputs as a host array (the one copy back)."""
-        return self.forward_device(X).copy_to_host()
+    def all_finite(self, x: Any) -> bool:
+        """Whether every element of the flat device array ``x`` is finite (one sync)."""
+        with self.lock:
+            return K.all_finite(x, self._flag)

@@ -18,8 +18,9 @@ waits for the other to be descheduled. We measured a 9,610-parameter Adam step p
 at 8 ms instead of 40 µs. So while the kernels run, BLAS is held at one thread (:class:`single_threaded_blas`),
 as scikit-learn does around its own OpenMP loops.
 
-The scalar maps are those of :mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, compiled inline; the
-tests compare these kernels with the NumPy reference there and with finite differences.
+The formulas are those of :mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, inlined; the steps are
+those of the textbook pass in :mod:`microdl.nn.reference`, which the tests compare these kernels with, and
+with finite differences.
 """
 
 from __future__ import annotations
@@ -30,85 +31,45 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (np.dot in the kernels calls this BLAS; load it before limiting it)
 from numba import njit, prange
 
-from microdl.nn import activations as act
-from microdl.nn import losses
+from microdl import config
+from microdl._jit import jit_scalar_functions
+from microdl.nn import activations, losses
 
 __all__ = ["forward_backward", "forward_backward_serial", "sum_blocks", "sum_blocks_serial", "n_blocks_for",
-           "single_threaded_blas"]
-
-#: Fewest rows, and fewest multiply-adds of its forward pass, that a block is given: below these, waking
-#: another thread costs more than it saves, so small batches and small networks use fewer threads (one block
-#: runs on the calling thread, see forward_backward_serial).
-MIN_BLOCK_ROWS = 16
-MIN_BLOCK_WORK = 1 << 19
+           "single_threaded_blas", "all_finite"]
 
 _inline = njit(inline="always")
-_relu, _relu_d = _inline(act.relu), _inline(act.relu_derivative)
-_leaky, _leaky_d = _inline(act.leaky_relu), _inline(act.leaky_relu_derivative)
-_tanh, _tanh_d = _inline(act.tanh), _inline(act.tanh_derivative)
-_sigmoid, _sigmoid_d = _inline(act.sigmoid), _inline(act.sigmoid_derivative)
-_softplus = _inline(losses.softplus)
-IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID = (act.ACTIVATION_CODES[k] for k in act.ACTIVATIONS)
-CROSS_ENTROPY, BINARY_CROSS_ENTROPY, SQUARED_ERROR = (losses.LOSS_CODES[k] for k in losses.LOSSES)
+# The formulas, compiled to be inlined into the loops below (activate, derivative, loss_and_output, ...).
+F = jit_scalar_functions([activations, losses], _inline)
 
 # Fast-math without 'nnan'/'ninf' (a NaN loss must stay NaN) and without approximate functions.
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
 
-# -- one block, elementwise parts -------------------------------------------------------------------------
+# -- one block, elementwise parts: the formulas are those of activations.py and losses.py ---------------------
 @_inline
 def _bias_activation(Z, b, code):
     """Z ← f(Z + b) in place, for a hidden layer."""
     m, n = Z.shape
-    if code == RELU:
-        for i in range(m):
-            for j in range(n):
-                Z[i, j] = _relu(Z[i, j] + b[j])
-    elif code == LEAKY_RELU:
-        for i in range(m):
-            for j in range(n):
-                Z[i, j] = _leaky(Z[i, j] + b[j])
-    elif code == TANH:
-        for i in range(m):
-            for j in range(n):
-                Z[i, j] = _tanh(Z[i, j] + b[j])
-    elif code == SIGMOID:
-        for i in range(m):
-            for j in range(n):
-                Z[i, j] = _sigmoid(Z[i, j] + b[j])
-    else:
-        for i in range(m):
-            for j in range(n):
-                Z[i, j] += b[j]
+    for i in range(m):
+        for j in range(n):
+            Z[i, j] = F.activate(code, Z[i, j] + b[j])
 
 
 @_inline
 def _times_derivative(D, A, code):
     """D ← D ⊙ f'(Z) in place, with f' computed from the layer's output A = f(Z)."""
     m, n = D.shape
-    if code == RELU:
-        for i in range(m):
-            for j in range(n):
-                D[i, j] *= _relu_d(A[i, j])
-    elif code == LEAKY_RELU:
-        for i in range(m):
-            for j in range(n):
-                D[i, j] *= _leaky_d(A[i, j])
-    elif code == TANH:
-        for i in range(m):
-            for j in range(n):
-                D[i, j] *= _tanh_d(A[i, j])
-    elif code == SIGMOID:
-        for i in range(m):
-            for j in range(n):
-                D[i, j] *= _sigmoid_d(A[i, j])
+    for i in range(m):
+        for j in range(n):
+            D[i, j] *= F.derivative(code, A[i, j])
 
 
 @_inline
 def _output_layer(Z, b, Y, w, scale, D, per_sample, loss, with_grad):
-    """Add the bias to the logits Z, then for each row i: ℓ_i into ``per_sample`` (if Y has rows), the output
-    (softmax, sigmoid or identity) over Z, and with ``with_grad`` the delta D = w_i (A − Y) · scale, where
-    scale = 1/Σw. All arrays are the block's rows; w may be empty (no weights). Returns Σ_i w_i ℓ_i."""
+    """Add the bias to the logits Z, then for each row i: the output over Z and ℓ_i into ``per_sample`` (if Y
+    has rows), and with ``with_grad`` the delta D = w_i (A − Y) · scale, where scale = 1/Σw. All arrays are the
+    block's rows; w may be empty (no weights). Returns Σ_i w_i ℓ_i."""
     m, n = Z.shape
     has_y = Y.shape[0] > 0
     has_w = w.shape[0] > 0
@@ -117,36 +78,8 @@ def _output_layer(Z, b, Y, w, scale, D, per_sample, loss, with_grad):
         z = Z[i]
         for j in range(n):
             z[j] += b[j]
-        ell = 0.0
-        if loss == CROSS_ENTROPY:
-            # ℓ = logsumexp(z) − Σ_k y_k z_k, on logits shifted by their maximum (losses.py)
-            z_max = z[0]
-            for j in range(1, n):
-                z_max = max(z_max, z[j])
-            s = 0.0
-            yz = 0.0
-            for j in range(n):
-                shifted = z[j] - z_max
-                if has_y:
-                    yz += Y[i, j] * shifted
-                e = np.exp(shifted)
-                z[j] = e
-                s += e
-            for j in range(n):
-                z[j] /= s
-            ell = np.log(s) - yz
-        elif loss == BINARY_CROSS_ENTROPY:
-            # ℓ = Σ_k softplus(z_k) − y_k z_k
-            for j in range(n):
-                if has_y:
-                    ell += _softplus(z[j]) - Y[i, j] * z[j]
-                z[j] = _sigmoid(z[j])
-        else:
-            # ℓ = ½ Σ_k (z_k − y_k)²
-            if has_y:
-                for j in range(n):
-                    r = z[j] - Y[i, j]
-                    ell += 0.5 * r * r
+        y = Y[i] if has_y else z
+        ell = F.loss_and_output(loss, z, y, has_y)
         if has_y:
             wi = w[i] if has_w else 1.0
             per_sample[i] = ell
@@ -154,7 +87,7 @@ def _output_layer(Z, b, Y, w, scale, D, per_sample, loss, with_grad):
             if with_grad:
                 c = wi * scale
                 for j in range(n):
-                    D[i, j] = (z[j] - Y[i, j]) * c
+                    D[i, j] = F.output_delta(z[j], y[j], c)
     return total
 
 
@@ -243,7 +176,7 @@ def forward_backward(X, Y, w, scale, params, layout, A, D, grads, block_grads, p
     """
     total = 0.0
     for c in prange(n_blocks):
-        g = grads if c == 0 else block_grads[c - 1]
+        g = grads if c == 0 or not with_grad else block_grads[c - 1]  # a forward pass writes no gradient
         total += _block(c * m // n_blocks, (c + 1) * m // n_blocks, X, Y, w, scale, params, layout, A, D, g,
                         per_sample, activation, loss, with_grad, first_product_done)
     return total
@@ -304,8 +237,26 @@ def sum_blocks_serial(grads, block_grads, n_extra, params, layout, coef, skip_be
 
 def n_blocks_for(m: int, n_weights: int, n_threads: int) -> int:
     """Row blocks for a batch of ``m`` rows through ``n_weights`` weights: one per thread, but none with
-    fewer than MIN_BLOCK_ROWS rows or MIN_BLOCK_WORK multiply-adds per forward pass."""
-    return max(1, min(n_threads, m // MIN_BLOCK_ROWS, m * n_weights // MIN_BLOCK_WORK))
+    fewer than ``config.MIN_BLOCK_ROWS`` rows or ``config.MIN_BLOCK_WORK`` multiply-adds per forward pass
+    (below those, waking another thread costs more than it saves)."""
+    return max(1, min(n_threads, m // config.MIN_BLOCK_ROWS, m * n_weights // config.MIN_BLOCK_WORK))
+
+
+@njit(cache=True, nogil=True)
+def _all_finite_flat(x):
+    for i in range(x.size):
+        if not np.isfinite(x[i]):
+            return False
+    return True
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """Whether every element of ``x`` is finite: for a contiguous array, a compiled scan that stops at the first
+    element that is not, and allocates nothing (the training loop checks θ and the optimizer state this way
+    once per epoch)."""
+    if x.flags.c_contiguous:
+        return bool(_all_finite_flat(x.reshape(-1)))
+    return bool(np.isfinite(x).all())
 
 
 class single_threaded_blas:  # noqa: N801  (used like a function: ``with single_threaded_blas():``)

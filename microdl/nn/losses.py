@@ -1,74 +1,119 @@
-"""Output-layer and loss pairs.
+"""Output-layer and loss pairs, each written once, for one sample.
 
-Each pair couples an output activation with the loss it is the canonical link of, so that for all three the
-gradient of the loss with respect to the output layer's pre-activation Z is the same simple expression:
+Each pair couples an output activation with the loss it is the canonical link of, so that for all four the
+gradient of the loss with respect to the output layer's pre-activation z is the same simple expression
+(:func:`output_delta`)::
 
-    dL/dZ = w_i (output - target) / sum(w)        (w = sample weights, 1 by default)
+    dL/dz_i = w_i (output_i − y_i) / Σw          (w = sample weights, 1 by default)
 
-==========================  =================  ==================================================
-loss                        output             per-sample loss ℓ_i, computed from the logits Z
-==========================  =================  ==================================================
-``cross_entropy``           softmax            logsumexp(z_i) − Σ_k y_ik z_ik   (rows of Y sum to 1)
-``binary_cross_entropy``    sigmoid            Σ_k softplus(z_ik) − y_ik z_ik
-``squared_error``           identity           ½ Σ_k (z_ik − y_ik)²
-==========================  =================  ==================================================
+==========================  =================  ==========================================================
+loss                        output             per-sample loss ℓ_i, computed from the logits z_i
+==========================  =================  ==========================================================
+``cross_entropy``           softmax            logsumexp(z) − Σ_k y_k z_k          (y sums to 1)
+``binary_cross_entropy``    sigmoid            Σ_k softplus(z_k) − y_k z_k
+``squared_error``           identity           ½ Σ_k (z_k − y_k)²
+``poisson``                 exp                Σ_k y_k log y_k − y_k z_k − y_k + e^{z_k}   (y ≥ 0)
+==========================  =================  ==========================================================
 
-The batch loss is L = Σ_i w_i ℓ_i / Σ_i w_i. Losses are computed from the logits with the max-shift of
-log-sum-exp and a stable softplus, never as ``log(softmax)`` or ``log(sigmoid)``, so they stay finite for
-large logits. The fused CPU kernels of :mod:`microdl.nn._cpu` compute the same quantities row by row; the
-NumPy function below is their readable reference.
+The batch loss is L = Σ_i w_i ℓ_i / Σ_i w_i. Losses are computed from the logits, with the max-shift of
+log-sum-exp and a stable softplus, never as ``log(softmax)`` or ``log(sigmoid)``, so they stay finite for large
+logits. ``poisson`` is scikit-learn's half Poisson deviance (its y log y − y terms do not depend on the network
+and make the loss 0 at a perfect fit).
+
+Each function takes one sample's logits ``z`` (overwritten with the output) and targets ``y`` and returns ℓ;
+with ``has_y`` false (prediction) ``y`` is ignored and ℓ is meaningless. Like the activations
+(:mod:`microdl.nn.activations`) they are plain functions that serve the textbook pass
+(:mod:`microdl.nn.reference`, row by row) as they are, and the CPU and CUDA kernels compiled
+(:func:`microdl._jit.jit_scalar_functions`).
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-from scipy.special import expit
+from microdl.nn.activations import sigmoid
 
-__all__ = ["LOSSES", "LOSS_CODES", "OUTPUT_ACTIVATION", "loss_per_sample_and_output"]
+__all__ = ["LOSSES", "LOSS_CODES", "OUTPUT_ACTIVATION", "loss_and_output", "output_delta"]
 
-LOSSES = ("cross_entropy", "binary_cross_entropy", "squared_error")
+LOSSES = ("cross_entropy", "binary_cross_entropy", "squared_error", "poisson")
 #: Integer codes of the losses, for the compiled kernels.
-CROSS_ENTROPY, BINARY_CROSS_ENTROPY, SQUARED_ERROR = range(3)
-LOSS_CODES = dict(zip(LOSSES, range(3)))
-OUTPUT_ACTIVATION = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid", "squared_error": "identity"}
-
+CROSS_ENTROPY, BINARY_CROSS_ENTROPY, SQUARED_ERROR, POISSON = range(4)
+LOSS_CODES = dict(zip(LOSSES, range(4)))
+OUTPUT_ACTIVATION = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid", "squared_error": "identity",
+                     "poisson": "exp"}
 
 def softplus(z):
-    """log(1 + e^z) = max(z, 0) + log1p(e^−|z|), per element and stable for large |z| (np.logaddexp(0, z))."""
+    """log(1 + e^z) = max(z, 0) + log1p(e^−|z|), stable for large |z| (np.logaddexp(0, z))."""
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
-def loss_per_sample_and_output(loss: str, Z: np.ndarray, Y: np.ndarray | None, per_sample: np.ndarray,
-                               row: np.ndarray, scratch: np.ndarray) -> None:
-    """Write ℓ_i into ``per_sample`` (if ``Y`` is given), then overwrite the logits ``Z`` with the output.
+def xlogy(x, y):
+    """x log y, with 0 log 0 = 0 (scipy.special.xlogy)."""
+    return 0.0 if x == 0 else x * math.log(y)
 
-    ``row`` is a scratch vector of length ``len(Z)`` and ``scratch`` a scratch array of Z's shape.
-    """
-    if loss == "cross_entropy":
-        np.max(Z, axis=1, out=row)
-        Z -= row[:, None]  # shift each row by its maximum: exp cannot overflow and Z.max() = 0
-        if Y is not None:
-            np.einsum("ij,ij->i", Y, Z, out=per_sample)  # Σ_k y_ik z_ik
-        np.exp(Z, out=Z)
-        np.sum(Z, axis=1, out=row)
-        Z /= row[:, None]  # softmax
-        if Y is not None:
-            np.log(row, out=row)  # logsumexp of the shifted logits, >= 0
-            np.subtract(row, per_sample, out=per_sample)
-    elif loss == "binary_cross_entropy":
-        if Y is not None:
-            np.einsum("ij,ij->i", Y, Z, out=per_sample)  # Σ_k y_ik z_ik
-            np.logaddexp(0, Z, out=scratch)  # softplus(z) = log(1 + e^z), stable for large |z|
-            np.sum(scratch, axis=1, out=row)
-            np.subtract(row, per_sample, out=per_sample)
-        expit(Z, out=Z)
-    elif loss == "squared_error":
-        if Y is not None:
-            np.subtract(Z, Y, out=scratch)
-            scratch *= scratch
-            np.sum(scratch, axis=1, out=per_sample)
-            per_sample *= 0.5
-    else:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+
+def cross_entropy(z, y, has_y):
+    """z ← softmax(z); ℓ = logsumexp(z) − Σ_k y_k z_k, on logits shifted by their maximum."""
+    n = z.shape[0]
+    z_max = z[0]
+    for k in range(1, n):
+        z_max = max(z_max, z[k])
+    total = 0.0
+    yz = 0.0
+    for k in range(n):
+        shifted = z[k] - z_max
+        if has_y:
+            yz += y[k] * shifted
+        e = math.exp(shifted)
+        z[k] = e
+        total += e
+    for k in range(n):
+        z[k] = z[k] / total
+    return math.log(total) - yz
+
+
+def binary_cross_entropy(z, y, has_y):
+    """z ← sigmoid(z); ℓ = Σ_k softplus(z_k) − y_k z_k."""
+    ell = 0.0
+    for k in range(z.shape[0]):
+        if has_y:
+            ell += softplus(z[k]) - y[k] * z[k]
+        z[k] = sigmoid(z[k])
+    return ell
+
+
+def squared_error(z, y, has_y):
+    """z stays (identity output); ℓ = ½ Σ_k (z_k − y_k)²."""
+    ell = 0.0
+    if has_y:
+        for k in range(z.shape[0]):
+            r = z[k] - y[k]
+            ell += 0.5 * r * r
+    return ell
+
+
+def poisson(z, y, has_y):
+    """z ← e^z; ℓ = Σ_k y_k log y_k − y_k z_k − y_k + e^{z_k} (half the Poisson deviance)."""
+    ell = 0.0
+    for k in range(z.shape[0]):
+        e = math.exp(z[k])
+        if has_y:
+            ell += xlogy(y[k], y[k]) - y[k] * z[k] - y[k] + e
+        z[k] = e
+    return ell
+
+
+def loss_and_output(code, z, y, has_y):
+    """The pair with integer ``code``: overwrite one sample's logits ``z`` with the output, return ℓ."""
+    if code == CROSS_ENTROPY:
+        return cross_entropy(z, y, has_y)
+    if code == BINARY_CROSS_ENTROPY:
+        return binary_cross_entropy(z, y, has_y)
+    if code == POISSON:
+        return poisson(z, y, has_y)
+    return squared_error(z, y, has_y)
+
+
+def output_delta(a, y, c):
+    """dL/dz of the output layer for every canonical pair: (output − target) · w_i/Σw, with c = w_i/Σw."""
+    return (a - y) * c

@@ -5,27 +5,35 @@ Conventions
 * Samples are rows. Layer ``l`` maps ``A[l-1]`` (m × fan_in) to ``A[l] = f(A[l-1] @ W[l] + b[l])``; W[l] is
   fan_in × fan_out, b[l] has fan_out entries.
 * All weights and biases live in one contiguous 1-D array :attr:`MLP.params`, in the order W[1], b[1], W[2],
-  b[2], ...; :attr:`MLP.weights` and :attr:`MLP.biases` are views into it (row-major). Gradients live in
-  :attr:`MLP.grads` with the same layout, and backprop writes straight into its views :attr:`MLP.dL_dW` and
-  :attr:`MLP.dL_db`. An optimizer step is then one elementwise kernel over one array.
+  b[2], ... (:mod:`microdl.nn.layout`); :attr:`MLP.weights` and :attr:`MLP.biases` are views into it. Gradients
+  live in :attr:`MLP.grads` with the same layout, and backprop writes straight into its views
+  :attr:`MLP.dL_dW` and :attr:`MLP.dL_db`. An optimizer step is then one elementwise kernel over one array.
 * The loss is the weighted mean of the per-sample losses of :mod:`microdl.nn.losses` plus the L2 penalty
   ``alpha / (2 Σw) Σ_l ||W[l]||²`` on weights only (scikit-learn's convention; biases are not penalised).
-* Activations and deltas are preallocated for the largest batch seen and reused as row slices, so a
-  training step allocates nothing once the first batch has run.
-* On the CPU the passes run in the kernels of :mod:`microdl.nn._cpu`: the batch is cut into row blocks, one per
-  thread, each running the whole pass below on its rows; the blocks' gradients are added up at the end
-  (NOTE [row blocks] there).
 
 Backprop, in the names used below (⊙ is the elementwise product, m the batch size)::
 
-    D[L]   = w ⊙ (A[L] − Y) / Σw                      (the canonical-link identity of the loss pair)
+    D[L]     = w ⊙ (A[L] − Y) / Σw                    (the canonical-link identity of the loss pair)
     dL/dW[l] = A[l−1]ᵀ D[l] + (α/Σw) W[l]
     dL/db[l] = Σ_rows D[l]
-    D[l−1] = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1])                (f' from the output A[l−1], activations.py)
+    D[l−1]   = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1])              (f' from the output A[l−1], activations.py)
+
+:mod:`microdl.nn.reference` is this, line for line, in plain NumPy: read it first. Here the passes run in the
+kernels of :mod:`microdl.nn._cpu` (the batch cut into row blocks, one per thread, NOTE [row blocks] there) or,
+for ``device="cuda"``, of :mod:`microdl.cuda`.
+
+NOTE [workspaces]
+    A pass needs buffers for every layer's activations and deltas. Training uses the model's own workspace,
+    sized for the largest batch and reused, so a step allocates nothing. Prediction and evaluation use a
+    workspace per thread, so that several threads can call :meth:`MLP.forward`, :meth:`MLP.predict` and
+    :func:`microdl.train.evaluate_loss` on one model at the same time and each gets its own answer.
+    Training one model from two threads at once is refused (:func:`microdl.train.fit`); ``loss_and_grad``
+    writes the model's one gradient buffer and is not meant to be called concurrently either.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from numbers import Integral
 from typing import Any
@@ -34,6 +42,7 @@ import numba
 import numpy as np
 from scipy.sparse import issparse
 
+from microdl import config
 from microdl._validation import (
     check_choice,
     check_int,
@@ -44,12 +53,41 @@ from microdl._validation import (
     check_Y,
 )
 from microdl.nn import _cpu, activations
+from microdl.nn.layout import layer_shapes, layer_views, layout_table, n_params
 from microdl.nn.losses import LOSS_CODES, LOSSES, OUTPUT_ACTIVATION
 
 __all__ = ["MLP", "INITS"]
 
 INITS = ("auto", "glorot", "he", "sklearn")
-_PREDICT_CHUNK = 4096  # rows per forward pass in predict(): bounds the size of the activation buffers
+
+
+class _Workspace:
+    """Activations, deltas and per-sample losses of a pass, for up to ``capacity`` rows (NOTE [workspaces])."""
+
+    def __init__(self, model: MLP, with_deltas: bool) -> None:
+        self.model, self.with_deltas = model, with_deltas
+        self.capacity = 0
+        self.block_grads = np.empty((0, model.n_params), dtype=model.dtype)
+
+    def reserve(self, m: int) -> None:
+        """Hold at least ``m`` rows (grows only; no allocation afterwards)."""
+        if m <= self.capacity:
+            return
+        widths, dtype = self.model.layer_sizes[1:], self.model.dtype
+        self.A = tuple(np.empty((m, w), dtype=dtype) for w in widths)  # outputs of layers 1..L
+        # dL/dZ of layers 1..L; a forward-only workspace never writes them and keeps none
+        self.D = tuple(np.empty((m if self.with_deltas else 0, w), dtype=dtype) for w in widths)
+        self.per_sample = np.empty(m, dtype=dtype)
+        self.capacity = m
+
+    def blocks(self, m: int) -> int:
+        """Row blocks for ``m`` rows (NOTE [row blocks] in :mod:`microdl.nn._cpu`); grows the gradient buffers of
+        blocks 1.. when the thread count has grown."""
+        model = self.model
+        n_blocks = _cpu.n_blocks_for(m, model._n_weights, numba.get_num_threads())
+        if self.with_deltas and n_blocks - 1 > self.block_grads.shape[0]:
+            self.block_grads = np.empty((n_blocks - 1, model.n_params), dtype=model.dtype)
+        return n_blocks
 
 
 class MLP:
@@ -61,8 +99,8 @@ class MLP:
         ``(n_inputs, hidden_1, ..., n_outputs)``; at least an input and an output size, all positive.
     activation : {"relu", "leaky_relu", "tanh", "sigmoid", "identity"}, default "relu"
         Hidden-layer activation.
-    loss : {"cross_entropy", "binary_cross_entropy", "squared_error"}, default "cross_entropy"
-        Loss, which fixes the output activation: softmax, sigmoid and identity respectively.
+    loss : {"cross_entropy", "binary_cross_entropy", "squared_error", "poisson"}, default "cross_entropy"
+        Loss, which fixes the output activation: softmax, sigmoid, identity and exp respectively.
     alpha : float, default 0
         L2 penalty on the weights (not the biases), scaled as in scikit-learn.
     init : {"auto", "glorot", "he", "sklearn"}, default "auto"
@@ -72,7 +110,7 @@ class MLP:
         sigmoid and 6 otherwise (an int ``random_state`` seeds a ``RandomState``, as in scikit-learn).
     dtype : {"float64", "float32"}, default "float64"
         Precision of parameters, gradients and activations.
-    random_state : int, numpy Generator or None
+    random_state : int, numpy Generator, RandomState or None
         Seed of the initialisation.
     device : {"cpu", "cuda"}, default "cpu"
         ``"cuda"`` keeps parameters, gradients and activations on the GPU and runs forward and backward as
@@ -92,37 +130,41 @@ class MLP:
     def __init__(self, layer_sizes: Sequence[int], activation: str = "relu", loss: str = "cross_entropy",
                  alpha: float = 0.0, init: str = "auto", dtype: Any = "float64", random_state: Any = None,
                  device: str = "cpu") -> None:
-        sizes = _check_layer_sizes(layer_sizes)
-        self.layer_sizes = sizes
+        self.layer_sizes = _check_layer_sizes(layer_sizes)
         self.activation = check_choice("activation", activation, activations.ACTIVATIONS)
         self.loss = check_choice("loss", loss, LOSSES)
         self.output_activation = OUTPUT_ACTIVATION[self.loss]
         self.alpha = check_real("alpha", alpha, 0.0)
         self.init = check_choice("init", init, INITS)
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            self.dtype = None
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64; got {dtype!r}")
+        self.device = check_choice("device", device, ("cpu", "cuda"))
 
         # One flat buffer for all parameters, one of the same layout for the gradients, and views into both.
-        shapes = [(fan_in, fan_out) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
-        self.n_params = sum(a * b + b for a, b in shapes)
+        self.n_params = n_params(self.layer_sizes)
         self.params = np.zeros(self.n_params, dtype=self.dtype)
         self.grads = np.zeros(self.n_params, dtype=self.dtype)
-        self.weights, self.biases = _layer_views(self.params, shapes)
-        self.dL_dW, self.dL_db = _layer_views(self.grads, shapes)
+        self.weights, self.biases = layer_views(self.params, self.layer_sizes)
+        self.dL_dW, self.dL_db = layer_views(self.grads, self.layer_sizes)
         self.initialize(random_state)
+        self._setup()
 
-        # What the CPU kernels need besides the buffers: codes, the layout of the flat buffer, empty stand-ins.
+    def _setup(self) -> None:
+        """What the kernels need besides the buffers, the workspaces and the locks; the device, if any."""
         self._activation_code = activations.ACTIVATION_CODES[self.activation]
         self._loss_code = LOSS_CODES[self.loss]
-        self._layout = _layout_table(shapes)
-        self._n_weights = sum(fan_in * fan_out for fan_in, fan_out in shapes)
-        self._no_X = np.empty((0, sizes[0]), dtype=self.dtype)
+        self._layout = layout_table(self.layer_sizes)
+        self._n_weights = sum(fan_in * fan_out for fan_in, fan_out in layer_shapes(self.layer_sizes))
+        self._no_X = np.empty((0, self.layer_sizes[0]), dtype=self.dtype)
         self._no_Y = np.empty((0, 0), dtype=self.dtype)
         self._no_w = np.empty(0, dtype=self.dtype)
-        self._block_grads = np.empty((0, self.n_params), dtype=self.dtype)
-        self._capacity = 0  # rows of the preallocated batch buffers
-        self.device = check_choice("device", device, ("cpu", "cuda"))
+        self._train = _Workspace(self, with_deltas=True)
+        self._local = threading.local()  # a forward-only workspace per thread (NOTE [workspaces])
+        self._fit_lock = threading.Lock()
         self._device_net = None
         if self.device == "cuda":
             from microdl.cuda.model import DeviceNet  # imports numba.cuda only now
@@ -142,8 +184,8 @@ class MLP:
             # scikit-learn's _init_coef: for each layer, W then b from U(±√(factor/(fan_in + fan_out))), factor 2
             # for the logistic activation and 6 otherwise, drawn from a RandomState (an int seed gives
             # RandomState(seed), as sklearn.utils.check_random_state does).
-            rng = np.random.RandomState(random_state) if isinstance(random_state, Integral) else \
-                check_random_state(random_state)
+            rng = (np.random.RandomState(check_int("random_state", random_state, 0))
+                   if isinstance(random_state, Integral) else check_random_state(random_state))
             factor = 2.0 if self.activation == "sigmoid" else 6.0
             for W, b in zip(self.weights, self.biases):
                 bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
@@ -158,62 +200,79 @@ class MLP:
             W[...] = rng.uniform(-bound, bound, size=W.shape)
             b[...] = 0.0
 
-    def _reserve(self, m: int) -> None:
-        """Make the batch buffers hold at least ``m`` rows (grows only; no allocation afterwards)."""
-        if m <= self._capacity:
-            return
-        widths = self.layer_sizes[1:]
-        self._A = [np.empty((m, w), dtype=self.dtype) for w in widths]  # outputs of layers 1..L
-        self._D = [np.empty((m, w), dtype=self.dtype) for w in widths]  # dL/dZ of layers 1..L
-        self._A_tuple, self._D_tuple = tuple(self._A), tuple(self._D)  # what the kernels take
-        self._per_sample = np.empty(m, dtype=self.dtype)
-        self._capacity = m
-
-    def _blocks(self, m: int) -> tuple[int, np.ndarray]:
-        """The number of row blocks for ``m`` rows, and the gradient buffers of blocks 1.. (NOTE [row blocks]
-        in :mod:`microdl.nn._cpu`); grows the buffers if the thread count has grown."""
-        n_blocks = _cpu.n_blocks_for(m, self._n_weights, numba.get_num_threads())
-        if n_blocks - 1 > self._block_grads.shape[0]:
-            self._block_grads = np.empty((n_blocks - 1, self.n_params), dtype=self.dtype)
-        return n_blocks, self._block_grads
+    def _workspace(self) -> _Workspace:
+        """This thread's forward-only workspace (NOTE [workspaces])."""
+        ws = getattr(self._local, "ws", None)
+        if ws is None:
+            ws = self._local.ws = _Workspace(self, with_deltas=False)
+        return ws
 
     # -- forward and backward ------------------------------------------------------------------------------
     # Both run in the kernels of microdl.nn._cpu, one row block per thread. Sparse X is the one case that
     # needs SciPy here: its products with W[1] (forward) and with D[1] (backward) are done outside the kernel.
-    def _run(self, X: Any, Y: np.ndarray, w: np.ndarray | None, with_grad: bool) -> tuple[float, float, int]:
+    def _run(self, X: Any, Y: np.ndarray, w: np.ndarray | None, ws: _Workspace,
+             with_grad: bool) -> tuple[float, float, int]:
         """Run the kernel over validated, model-dtype ``X`` (dense or CSR) and ``Y`` (or an empty Y for no
-        loss); return (Σ w_i ℓ_i, 1/Σw, n_blocks)."""
+        loss) in workspace ``ws``; return (Σ w_i ℓ_i, 1/Σw, n_blocks)."""
         m = X.shape[0]
-        self._reserve(m)
-        n_blocks, block_grads = self._blocks(m)
+        ws.reserve(m)
+        n_blocks = ws.blocks(m)
         sparse = issparse(X)
         if not sparse and not X.flags.c_contiguous:  # the kernels' products need row-major blocks
             X = np.ascontiguousarray(X)
         if not Y.flags.c_contiguous:
             Y = np.ascontiguousarray(Y)
-        total_weight = m if w is None else float(w.sum())
+        total_weight = m if w is None else float(np.sum(w, dtype=np.float64))
         scale = 1.0 / total_weight if total_weight > 0 else 0.0  # a batch of zero weights contributes nothing
         with _cpu.single_threaded_blas():
             if sparse:
-                self._A[0][:m] = X @ self.weights[0]
+                ws.A[0][:m] = X @ self.weights[0]
             kernel = _cpu.forward_backward if n_blocks > 1 else _cpu.forward_backward_serial
             sum_wl = kernel(
                 self._no_X if sparse else X, Y, self._no_w if w is None else w, scale, self.params, self._layout,
-                self._A_tuple, self._D_tuple, self.grads, block_grads, self._per_sample, m, n_blocks,
-                self._activation_code, self._loss_code, with_grad, sparse)
+                ws.A, ws.D, self.grads, ws.block_grads, ws.per_sample, m, n_blocks, self._activation_code,
+                self._loss_code, with_grad, sparse)
         if sparse and with_grad:
-            self.dL_dW[0][...] = X.T @ self._D[0][:m]
+            self.dL_dW[0][...] = X.T @ ws.D[0][:m]
         return sum_wl, scale, n_blocks
 
-    def _forward(self, X: Any, Y: np.ndarray | None = None) -> np.ndarray:
-        """Forward pass into the preallocated buffers; with ``Y``, also the per-sample losses into
-        ``_per_sample``. Returns a view of the output rows."""
-        self._run(X, self._no_Y if Y is None else Y, None, with_grad=False)
-        return self._A[-1][: X.shape[0]]
+    def _batch_loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None = None) -> tuple[float, float]:
+        """(data loss Σwℓ/Σw, L2 penalty) of one batch, and its gradient into :attr:`grads`, for validated,
+        model-dtype ``X`` and 2-D ``Y``. The batch loss is their sum."""
+        sum_wl, scale, n_blocks = self._run(X, Y, w, self._train, with_grad=True)
+        penalty = 0.0
+        if self.alpha or n_blocks > 1:
+            # Add up the blocks' gradients and the L2 term (α/Σw) W; the penalty itself is α/(2Σw) Σ‖W‖².
+            skip_below = self.weights[0].size if issparse(X) else 0  # dL/dW[1] of sparse X is whole already
+            add_up = _cpu.sum_blocks if n_blocks > 1 else _cpu.sum_blocks_serial
+            sum_sq = add_up(self.grads, self._train.block_grads, n_blocks - 1, self.params, self._layout,
+                            self.alpha * scale, skip_below, n_blocks)
+            penalty = 0.5 * self.alpha * scale * sum_sq
+        return float(sum_wl * scale), float(penalty)
 
-    def _data_loss_sum(self, X: Any, Y: np.ndarray) -> float:
-        """Σ_i ℓ_i over validated, model-dtype rows (no penalty, no gradient)."""
-        return float(self._run(X, Y, None, with_grad=False)[0])
+    def _loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None = None) -> float:
+        """Loss and gradients (into :attr:`grads`) for validated, model-dtype ``X`` and 2-D ``Y``."""
+        data, penalty = self._batch_loss_and_grad(X, Y, w)
+        return data + penalty
+
+    def _evaluate(self, X: Any, Y: np.ndarray | None,
+                  with_outputs: bool = False) -> tuple[float, np.ndarray | None]:
+        """Loss on a whole validated dataset (the mean ℓ plus the penalty once; NaN without ``Y``) and, with
+        ``with_outputs``, the outputs; in chunks of ``config.EVAL_CHUNK`` rows, in this thread's workspace.
+        The gradient buffer is not touched."""
+        if self._device_net is not None:
+            return self._device_net.evaluate(X, Y, with_outputs)
+        n, chunk = X.shape[0], config.EVAL_CHUNK
+        out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype) if with_outputs else None
+        ws = self._workspace()
+        sum_wl = 0.0
+        for lo in range(0, n, chunk):
+            hi = min(lo + chunk, n)
+            sum_wl += self._run(X[lo:hi], self._no_Y if Y is None else Y[lo:hi], None, ws, with_grad=False)[0]
+            if with_outputs:
+                out[lo:hi] = ws.A[-1][: hi - lo]
+        loss = np.nan if Y is None else float(sum_wl) / n + self.penalty(n)
+        return loss, out
 
     def penalty(self, total_weight: float) -> float:
         """The L2 term α/(2Σw) Σ_l ‖W[l]‖² of a batch whose sample weights sum to ``total_weight``."""
@@ -226,31 +285,19 @@ class MLP:
             sum_sq += float(np.dot(W, W))
         return 0.5 * self.alpha / total_weight * sum_sq
 
-    def _loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None = None) -> float:
-        """Loss and gradients (into :attr:`grads`) for validated, model-dtype ``X`` and 2-D ``Y``."""
-        sum_wl, scale, n_blocks = self._run(X, Y, w, with_grad=True)
-        penalty = 0.0
-        if self.alpha or n_blocks > 1:
-            # Add up the blocks' gradients and the L2 term (α/Σw) W; the penalty itself is α/(2Σw) Σ‖W‖².
-            skip_below = self.weights[0].size if issparse(X) else 0  # dL/dW[1] of sparse X is whole already
-            add_up = _cpu.sum_blocks if n_blocks > 1 else _cpu.sum_blocks_serial
-            sum_sq = add_up(self.grads, self._block_grads, n_blocks - 1, self.params, self._layout,
-                            self.alpha * scale, skip_below, n_blocks)
-            penalty = 0.5 * self.alpha * scale * sum_sq
-        return float(sum_wl * scale + penalty)
-
     # -- public surface ------------------------------------------------------------------------------------
+    def _as_input(self, X: Any, name: str = "X") -> Any:
+        """X checked as the passes take it: a CUDA model's :meth:`DeviceNet.as_input` reads device arrays in
+        place (shape only: a NaN scan would cost a pass and a sync); otherwise :func:`check_X`."""
+        if self._device_net is not None:
+            return self._device_net.as_input(X, name)
+        return check_X(X, self.layer_sizes[0], self.dtype, name)
+
     def forward(self, X: Any) -> np.ndarray:
         """Network outputs for ``X`` (dense or SciPy sparse; with ``device="cuda"`` also a device array, read in
-        place): class probabilities (softmax or sigmoid) or regression values, as a host array."""
-        if self._device_net is not None:
-            return self._device_net.forward(X)
-        X = check_X(X, self.layer_sizes[0], self.dtype)
-        out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        for start in range(0, X.shape[0], _PREDICT_CHUNK):
-            stop = min(start + _PREDICT_CHUNK, X.shape[0])
-            out[start:stop] = self._forward(X[start:stop])
-        return out
+        place): class probabilities (softmax or sigmoid), regression values or Poisson means, as a host array.
+        Thread-safe (NOTE [workspaces])."""
+        return self._evaluate(self._as_input(X), None, with_outputs=True)[1]
 
     def forward_device(self, X: Any) -> Any:
         """Network outputs left on the GPU (``device="cuda"`` only), for host or device ``X``.
@@ -271,9 +318,9 @@ class MLP:
             return (out > 0.5).astype(np.int64)
         return out
 
-    def encode_targets(self, y: Any) -> np.ndarray:
+    def encode_targets(self, y: Any, name: str = "y") -> np.ndarray:
         """Targets as the 2-D float array the loss expects (one-hot for 1-D class labels with cross_entropy)."""
-        return check_Y(y, self.layer_sizes[-1], self.loss, self.dtype)
+        return check_Y(y, self.layer_sizes[-1], self.loss, self.dtype, name)
 
     def loss_and_grad(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Return the loss on ``(X, y)`` and write its gradient into :attr:`grads`.
@@ -285,16 +332,14 @@ class MLP:
         y : array
             ``cross_entropy``: class indices of shape (m,) or probabilities of shape (m, n_outputs) whose rows
             sum to 1; ``binary_cross_entropy``: 0/1 (or probabilities) of shape (m, n_outputs), or (m,) with
-            one output; ``squared_error``: values of shape (m, n_outputs), or (m,) with one output.
+            one output; ``squared_error``: values of shape (m, n_outputs), or (m,) with one output;
+            ``poisson``: non-negative values, shaped as for ``squared_error``.
         sample_weight : array of shape (m,), optional
             Non-negative weights with a positive sum.
 
         ``y`` and ``sample_weight`` may also be device arrays; they are copied to the host to be checked.
         """
-        if self._device_net is not None:
-            X = self._device_net.as_input(X)  # a device array is read in place
-        else:
-            X = check_X(X, self.layer_sizes[0], self.dtype)
+        X = self._as_input(X)
         Y = self.encode_targets(y)
         if Y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
@@ -320,10 +365,12 @@ class MLP:
         return self.params.copy()
 
     def set_params(self, values: Any) -> None:
-        """Overwrite :attr:`params` with ``values`` (a host array of the same size), on either device."""
+        """Overwrite :attr:`params` with ``values`` (a finite host array of the same size), on either device."""
         values = np.ascontiguousarray(values, dtype=self.dtype)
         if values.shape != (self.n_params,):
             raise ValueError(f"params must have shape ({self.n_params},); got {values.shape}")
+        if not np.all(np.isfinite(values)):
+            raise ValueError("params must be finite; got NaN or infinity")
         if self._device_net is not None:
             self.params.copy_to_device(values)
         else:
@@ -338,6 +385,8 @@ class MLP:
 
 
 def _check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
+    if isinstance(layer_sizes, (str, bytes)):
+        raise TypeError(f"layer_sizes must be a sequence of positive integers; got {layer_sizes!r}")
     try:
         sizes = tuple(layer_sizes)
     except TypeError:
@@ -345,23 +394,3 @@ def _check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
     if len(sizes) < 2:
         raise ValueError(f"layer_sizes needs at least an input and an output size; got {sizes}")
     return tuple(check_int(f"layer_sizes[{k}]", s, 1) for k, s in enumerate(sizes))
-
-
-def _layout_table(shapes: list[tuple[int, int]]) -> np.ndarray:
-    """Rows (fan_in, fan_out, offset of W, offset of b) per layer, for the kernels."""
-    rows, offset = [], 0
-    for fan_in, fan_out in shapes:
-        rows.append((fan_in, fan_out, offset, offset + fan_in * fan_out))
-        offset += fan_in * fan_out + fan_out
-    return np.array(rows, dtype=np.int64)
-
-
-def _layer_views(flat: np.ndarray, shapes: list[tuple[int, int]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per-layer (W, b) views into a flat buffer laid out as W[1], b[1], W[2], b[2], ..."""
-    weights, biases, offset = [], [], 0
-    for fan_in, fan_out in shapes:
-        weights.append(flat[offset : offset + fan_in * fan_out].reshape(fan_in, fan_out))
-        offset += fan_in * fan_out
-        biases.append(flat[offset : offset + fan_out])
-        offset += fan_out
-    return weights, biases

@@ -12,6 +12,7 @@ gradient clipping.
 
 from microdl.optim.base import BACKENDS, Optimizer
 from microdl.optim.clip import clip_grad_norm, clip_grad_value
+from microdl.optim.lbfgs import LBFGS
 from microdl.optim.optimizers import GD, OPTIMIZERS, SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop, make_optimizer
 from microdl.optim.schedules import (
     SCHEDULES,
@@ -27,6 +28,6 @@ from microdl.optim.schedules import (
 
 __all__ = [
     "BACKENDS", "OPTIMIZERS", "SCHEDULES", "Optimizer", "GD", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam",
-    "AdamW", "make_optimizer", "clip_grad_norm", "clip_grad_value", "LRSchedule", "Constant", "StepLR",
+    "AdamW", "LBFGS", "make_optimizer", "clip_grad_norm", "clip_grad_value", "LRSchedule", "Constant", "StepLR",
     "ExponentialLR", "CosineWithWarmup", "InverseScaling", "ReduceLROnPlateau", "make_schedule",
 ]

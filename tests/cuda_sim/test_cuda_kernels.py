@@ -1,4 +1,4 @@
-"""Every kernel of microdl.cuda.kernels against NumPy (the CPU model's own functions where there is one).
+"""Every kernel of microdl.cuda.kernels against NumPy and the textbook pass of microdl.nn.reference.
 
 Shapes are tiny and odd, and the launch constants are shrunk (2×2 threads computing 2×2 outputs each in the
 matrix multiply, 4 threads and at most 2 blocks elsewhere), so that partial tiles, partial blocks, several K
@@ -9,7 +9,6 @@ MICRODL_REAL_GPU=1, on a real GPU (scripts/gpu_check.sh).
 """
 
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -20,26 +19,11 @@ if not (os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or REAL_GPU):
 
 from numba import cuda  # noqa: E402
 
+from microdl import config  # noqa: E402
 from microdl.cuda import kernels as K  # noqa: E402
-from microdl.nn import activations  # noqa: E402
-from microdl.nn.losses import LOSSES, loss_per_sample_and_output  # noqa: E402
-
-#: The launch constants as shipped, read before any test shrinks them.
-SHIPPED = {name: getattr(K, name) for name in ("TILE", "REG", "THREADS_PER_BLOCK", "MAX_BLOCKS", "REDUCE_COLS",
-                                               "REDUCE_ROWS")}
-
-
-@pytest.fixture(autouse=True)
-def small_launches(monkeypatch):
-    """Tiny launch shapes, and (in the simulator) a short GIL switch interval: the simulator's scheduler
-    busy-waits on its threads, and this makes it several times faster."""
-    for name, value in {"TILE": 2, "REG": 2, "THREADS_PER_BLOCK": 4, "MAX_BLOCKS": 2, "REDUCE_COLS": 2,
-                        "REDUCE_ROWS": 2}.items():
-        monkeypatch.setattr(K, name, value)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(2e-4)
-    yield
-    sys.setswitchinterval(interval)
+from microdl.nn import activations, reference  # noqa: E402
+from microdl.nn.losses import LOSSES  # noqa: E402
+from tests.cuda_sim.conftest import SHIPPED  # noqa: E402
 
 
 def rand(*shape, seed=0, dtype=np.float64):
@@ -70,8 +54,8 @@ def test_matmul_variants_match_numpy(variant, dtype):
 @pytest.mark.parametrize("tile, reg", [(1, 1), (3, 1), (1, 3), (4, 2)])
 def test_matmul_tile_shapes(monkeypatch, tile, reg):
     """A changed TILE/REG builds a new kernel; block tiles of 1, 3 and 8 all cover 7×5·5×3 correctly."""
-    monkeypatch.setattr(K, "TILE", tile)
-    monkeypatch.setattr(K, "REG", reg)
+    monkeypatch.setattr(config, "TILE", tile)
+    monkeypatch.setattr(config, "REG", reg)
     for launch, ref, a_shape, b_shape in MATMULS.values():
         A, B = rand(*a_shape, seed=3), rand(*b_shape, seed=4)
         C = cuda.device_array((7, 3))
@@ -103,8 +87,8 @@ def test_matmul_rejects_mismatched_shapes():
 
 def test_matmul_default_tiles(monkeypatch):
     """The shipped tiles (16×16 threads × 4×4 outputs, a 64×64 tile of C) on 70×37·37×30: K in 3 slices."""
-    monkeypatch.setattr(K, "TILE", SHIPPED["TILE"])
-    monkeypatch.setattr(K, "REG", SHIPPED["REG"])
+    monkeypatch.setattr(config, "TILE", SHIPPED["TILE"])
+    monkeypatch.setattr(config, "REG", SHIPPED["REG"])
     for launch, ref, a_shape, b_shape in MATMULS.values():
         scale = (37, 70) if a_shape[0] == 5 else (70, 37)  # K = 37 (partial slice), M = 70, N = 30
         A = rand(*scale, seed=9)
@@ -127,9 +111,9 @@ def activation_inputs():
 def test_matmul_with_bias_and_activation_matches_activations_forward(name):
     """C = f(A·B + b), with pre-activations up to about ±40 (sigmoid must not overflow)."""
     A, B, b = rand(7, 4, seed=12) * 8, rand(4, 5, seed=13), rand(5, seed=14)
-    expected = A @ B + b
-    assert np.abs(expected).max() > 20
-    activations.forward(name, expected, np.empty_like(expected))
+    Z = A @ B + b
+    assert np.abs(Z).max() > 20
+    expected = reference._f(name, Z)
     C = cuda.device_array((7, 5))
     K.matmul(cuda.to_device(A), cuda.to_device(B), C, bias=cuda.to_device(b), activation=name)
     np.testing.assert_allclose(C.copy_to_host(), expected, rtol=1e-12, atol=1e-14)
@@ -138,11 +122,9 @@ def test_matmul_with_bias_and_activation_matches_activations_forward(name):
 @pytest.mark.parametrize("name", activations.ACTIVATIONS)
 def test_matmul_nt_times_derivative_matches_activations_backward(name):
     """C = (A·Bᵀ) ⊙ f'(Z) with f' from F = f(Z), as activations.backward multiplies a delta."""
-    F = activation_inputs()
-    activations.forward(name, F, np.empty_like(F))  # a valid output of f, including exact zeros
+    F = reference._f(name, activation_inputs())  # a valid output of f, including exact zeros
     A, B = rand(7, 4, seed=15), rand(5, 4, seed=16)
-    expected = A @ B.T
-    activations.backward(name, F, expected, np.empty_like(F))
+    expected = (A @ B.T) * reference._f_prime(name, F)
     C = cuda.device_array((7, 5))
     K.matmul_nt(cuda.to_device(A), cuda.to_device(B), C, times_derivative_of=cuda.to_device(F), activation=name)
     np.testing.assert_allclose(C.copy_to_host(), expected, rtol=1e-12, atol=1e-14)
@@ -155,6 +137,8 @@ def targets(loss, m, n, seed):
         return np.eye(n)[rng.integers(0, n, m)]
     if loss == "binary_cross_entropy":
         return (rng.uniform(size=(m, n)) > 0.5).astype(np.float64)
+    if loss == "poisson":
+        return rng.poisson(2.0, size=(m, n)).astype(np.float64)
     return rng.normal(size=(m, n))
 
 
@@ -162,11 +146,9 @@ def targets(loss, m, n, seed):
 @pytest.mark.parametrize("with_targets", [True, False])
 def test_output_and_loss_matches_losses(loss, with_targets):
     Z = rand(7, 3, seed=14) * 4
-    Z[2] = [800.0, -800.0, 0.0]  # large logits: stable log-sum-exp and softplus
+    Z[2] = [800.0, -800.0, 0.0] if loss != "poisson" else [30.0, -30.0, 0.0]  # large logits stay finite
     Y = targets(loss, 7, 3, seed=15)
-    expected_out, expected_loss = Z.copy(), np.empty(7)
-    loss_per_sample_and_output(loss, expected_out, Y if with_targets else None, expected_loss, np.empty(7),
-                               np.empty_like(Z))
+    expected_out, expected_loss = reference._output_and_losses(loss, Z, Y)
     d_Z, d_loss = cuda.to_device(Z), cuda.to_device(np.full(7, -1.0))
     K.output_and_loss(d_Z, cuda.to_device(Y) if with_targets else None, d_loss, loss)
     np.testing.assert_allclose(d_Z.copy_to_host(), expected_out, rtol=1e-13, atol=1e-15)
@@ -186,13 +168,14 @@ def test_batch_loss_and_output_delta(weighted):
     stats = cuda.to_device(np.zeros(K.N_STATS))
     for W in (W1, W2):
         K.sum_of_squares(cuda.to_device(W.ravel()), stats, K.STAT_SUM_SQ)
-    out = cuda.to_device(np.zeros(3))
-    K.batch_loss(cuda.to_device(per_sample), None if w is None else cuda.to_device(w), stats, 0.7, out, 1)
+    out, penalty = cuda.to_device(np.zeros(3)), cuda.to_device(np.zeros(3))
+    K.batch_loss(cuda.to_device(per_sample), None if w is None else cuda.to_device(w), stats, 0.7, out, penalty, 1)
 
     ww = np.ones(7) if w is None else w
     sum_w, sum_sq = ww.sum(), (W1**2).sum() + (W2**2).sum()
     expected_loss = ww @ per_sample / sum_w + 0.5 * 0.7 / sum_w * sum_sq
     np.testing.assert_allclose(out.copy_to_host(), [0.0, expected_loss, 0.0], rtol=1e-13)
+    np.testing.assert_allclose(penalty.copy_to_host(), [0.0, 0.5 * 0.7 / sum_w * sum_sq, 0.0], rtol=1e-13)
     # Σw and Σwℓ stay for the backward pass; Σ‖W‖² is back at 0 for the next batch
     np.testing.assert_allclose(stats.copy_to_host(), [sum_w, ww @ per_sample, 0.0], rtol=1e-13)
 
@@ -208,7 +191,7 @@ def test_batch_loss_and_output_delta(weighted):
 
 @pytest.mark.parametrize("shape, max_blocks", [((7, 5), 2), ((7, 5), 1), ((1, 3), 2), ((9, 1), 2)])
 def test_column_sums(monkeypatch, shape, max_blocks):
-    monkeypatch.setattr(K, "MAX_BLOCKS", max_blocks)  # one block: its loop walks the column tiles
+    monkeypatch.setattr(config, "MAX_BLOCKS", max_blocks)  # one block: its loop walks the column tiles
     D = rand(*shape, seed=23)
     out = cuda.device_array(shape[1])
     K.column_sums(cuda.to_device(D), out)
@@ -243,13 +226,24 @@ def test_copy_2d_casts_strided_input():
 def test_reductions_with_the_default_launch_shapes(monkeypatch):
     """The shipped 256-thread blocks and 32×8 column-sum blocks, on more rows and columns than one block."""
     for name in ("THREADS_PER_BLOCK", "MAX_BLOCKS", "REDUCE_COLS", "REDUCE_ROWS"):
-        monkeypatch.setattr(K, name, SHIPPED[name])
+        monkeypatch.setattr(config, name, SHIPPED[name])
     D = rand(300, 40, seed=29)
     out = cuda.device_array(40)
     K.column_sums(cuda.to_device(D), out)
     np.testing.assert_allclose(out.copy_to_host(), D.sum(axis=0), rtol=1e-12)
     stats, out = cuda.to_device(np.zeros(K.N_STATS)), cuda.to_device(np.zeros(1))
     per_sample, w = np.ascontiguousarray(D[:, 0]), np.abs(D[:, 1])
-    K.batch_loss(cuda.to_device(per_sample), cuda.to_device(w), stats, 0.0, out, 0)
+    K.batch_loss(cuda.to_device(per_sample), cuda.to_device(w), stats, 0.0, out, cuda.device_array(1), 0)
     np.testing.assert_allclose(stats.copy_to_host()[:2], [w.sum(), w @ per_sample], rtol=1e-12)
     np.testing.assert_allclose(out.copy_to_host(), [w @ per_sample / w.sum()], rtol=1e-12)
+
+
+def test_all_finite_scans_every_element():
+    scratch = cuda.device_array(1, np.int64)
+    x = rand(37, seed=30)
+    assert K.all_finite(cuda.to_device(x), scratch)
+    for bad in (np.nan, np.inf):
+        y = x.copy()
+        y[36] = bad  # the last element, past every full block
+        assert not K.all_finite(cuda.to_device(y), scratch)
+    assert K.all_finite(cuda.to_device(x), scratch)  # the scratch count starts from zero again

@@ -6,7 +6,6 @@ MICRODL_REAL_GPU=1, on a real GPU (scripts/gpu_check.sh), where the CuPy and tor
 
 import os
 import pickle
-import sys
 
 import numpy as np
 import pytest
@@ -17,22 +16,9 @@ if not (os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or REAL_GPU):
 
 from numba import cuda  # noqa: E402
 
-from microdl.cuda import kernels as K  # noqa: E402
+from microdl import config  # noqa: E402
 from microdl.cuda import model as device_model  # noqa: E402
 from microdl.nn import MLP  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def small_launches(monkeypatch):
-    """Tiny launch shapes (partial tiles and blocks everywhere) and a short GIL switch interval, which makes
-    the simulator's busy-waiting scheduler several times faster."""
-    for name, value in {"TILE": 2, "REG": 2, "THREADS_PER_BLOCK": 4, "MAX_BLOCKS": 2, "REDUCE_COLS": 2,
-                        "REDUCE_ROWS": 2}.items():
-        monkeypatch.setattr(K, name, value)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(2e-4)
-    yield
-    sys.setswitchinterval(interval)
 
 
 def data(loss, m=7, n_in=5, n_out=3, seed=0):
@@ -100,7 +86,7 @@ def test_params_live_on_the_device_with_the_cpu_layout():
 
 
 def test_forward_in_chunks_with_host_and_device_inputs(monkeypatch):
-    monkeypatch.setattr(device_model, "PREDICT_CHUNK", 3)  # 7 rows: chunks of 3, 3 and 1
+    monkeypatch.setattr(config, "EVAL_CHUNK", 3)  # 7 rows: chunks of 3, 3 and 1
     X, _, _ = data("cross_entropy")
     cpu, gpu = pair(layer_sizes=(5, 4, 3), random_state=4)
     expected = cpu.forward(X)
@@ -119,20 +105,22 @@ def test_forward_in_chunks_with_host_and_device_inputs(monkeypatch):
     np.testing.assert_array_equal(gpu.predict(X), cpu.predict(X))
 
 
-def test_loss_on_matches_the_whole_batch_loss():
-    """DeviceNet.loss_on is microdl.train.evaluate_loss for the device: chunked, the penalty counted once."""
+def test_evaluate_matches_the_whole_batch_loss(monkeypatch):
+    """DeviceNet.evaluate_device is microdl.train.evaluate_loss for the device: chunked, the penalty counted
+    once."""
     import microdl.train as train
 
+    monkeypatch.setattr(config, "EVAL_CHUNK", 3)
     X, y, _ = data("cross_entropy")
     cpu, gpu = pair(layer_sizes=(5, 4, 3), alpha=0.4, random_state=9)
     Y = cpu.encode_targets(y)
     expected = cpu._loss_and_grad(X, Y)  # one batch of every row; the device evaluates chunks of 3
     out = cuda.device_array((7, 3))
     grads = gpu.grads.copy_to_host()
-    assert gpu._device_net.loss_on(X, Y, 3, out=out) == pytest.approx(expected, rel=1e-12)
+    assert gpu._device_net.evaluate_device(X, Y, out=out) == pytest.approx(expected, rel=1e-12)
     np.testing.assert_allclose(out.copy_to_host(), cpu.forward(X), rtol=1e-12)
     np.testing.assert_array_equal(gpu.grads.copy_to_host(), grads)  # untouched
-    assert gpu._device_net.loss_on(cuda.to_device(X), cuda.to_device(Y), 4096) == pytest.approx(
+    assert train.evaluate_loss(gpu, cuda.to_device(X), cuda.to_device(Y)) == pytest.approx(
         train.evaluate_loss(cpu, X, Y), rel=1e-12)
 
 

@@ -1,6 +1,9 @@
-"""The model: backprop against central finite differences, a hand-worked network, layout and bad input."""
+"""The model: backprop against central finite differences, the flat layout, initialisation (scikit-learn's
+too), thread-safe prediction, copies and bad input."""
 
+import copy
 import pickle
+import threading
 import zlib
 
 import numpy as np
@@ -8,34 +11,9 @@ import pytest
 import scipy.sparse as sp
 
 from microdl.nn import ACTIVATIONS, LOSSES, MLP
+from tests.nn.conftest import central_differences, rel_err, targets
 
 RNG = np.random.default_rng(1234)
-
-
-def _targets(loss, m, k, rng):
-    if loss == "cross_entropy":
-        return rng.integers(0, k, m)
-    if loss == "binary_cross_entropy":
-        return (rng.random((m, k)) > 0.5).astype(float)
-    return rng.normal(size=(m, k))
-
-
-def _finite_difference_grad(net, X, y, w=None, h=1e-6):
-    """Central differences of the loss, one parameter at a time, in float64."""
-    num = np.zeros(net.n_params)
-    for i in range(net.n_params):
-        old = net.params[i]
-        net.params[i] = old + h
-        plus = net.loss_and_grad(X, y, w)
-        net.params[i] = old - h
-        minus = net.loss_and_grad(X, y, w)
-        net.params[i] = old
-        num[i] = (plus - minus) / (2 * h)
-    return num
-
-
-def _rel_err(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300)
 
 
 @pytest.mark.parametrize("n_hidden", [1, 2, 3])
@@ -46,38 +24,14 @@ def test_gradient_matches_central_differences(activation, loss, n_hidden):
     sizes = (4, *[5, 3, 4][:n_hidden], 3)
     net = MLP(sizes, activation=activation, loss=loss, alpha=0.3, random_state=rng)
     for b in net.biases:  # non-zero biases exercise dL/db and keep pre-activations off relu's kink at 0
-        b[...] = rng.normal(size=b.shape)
+        b[...] = rng.normal(size=b.shape) * 0.5
     X = rng.normal(size=(7, 4))
-    y = _targets(loss, 7, 3, rng)
+    y = targets(loss, 7, 3, rng)
     for w in (None, rng.random(7) + 0.1):
         net.loss_and_grad(X, y, w)
         analytic = net.grads.copy()
-        numeric = _finite_difference_grad(net, X, y, w)
-        assert _rel_err(analytic, numeric) < 1e-6
-
-
-def test_hand_worked_3_2_1_network():
-    # x = [1, 2, -1], relu hidden layer of 2, identity output, squared error, target y = 1.
-    net = MLP((3, 2, 1), activation="relu", loss="squared_error")
-    net.weights[0][...] = [[0.1, -0.2], [0.3, 0.4], [-0.5, 0.6]]
-    net.biases[0][...] = [0.1, -0.1]
-    net.weights[1][...] = [[0.7], [-0.8]]
-    net.biases[1][...] = [0.2]
-    X, y = np.array([[1.0, 2.0, -1.0]]), np.array([1.0])
-    # z1 = x W1 + b1 = [0.1 + 0.6 + 0.5 + 0.1, -0.2 + 0.8 - 0.6 - 0.1] = [1.3, -0.1];  a1 = relu(z1) = [1.3, 0]
-    # z2 = a1 W2 + b2 = 1.3 * 0.7 + 0 * (-0.8) + 0.2 = 1.11;  loss = ½ (1.11 - 1)² = 0.00605
-    loss = net.loss_and_grad(X, y)
-    assert loss == pytest.approx(0.00605, rel=1e-12)
-    assert net.forward(X)[0, 0] == pytest.approx(1.11, rel=1e-12)
-    # δ2 = (1.11 - 1) / 1 = 0.11;  dW2 = a1ᵀ δ2 = [[0.143], [0]];  db2 = [0.11]
-    np.testing.assert_allclose(net.dL_dW[1], [[0.143], [0.0]], rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(net.dL_db[1], [0.11], rtol=1e-12)
-    # δ1 = (δ2 W2ᵀ) ⊙ relu'(z1) = [0.077, -0.088] ⊙ [1, 0] = [0.077, 0]
-    # dW1 = xᵀ δ1 = [[0.077, 0], [0.154, 0], [-0.077, 0]];  db1 = [0.077, 0]
-    np.testing.assert_allclose(net.dL_dW[0], [[0.077, 0], [0.154, 0], [-0.077, 0]], rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(net.dL_db[0], [0.077, 0.0], rtol=1e-12, atol=1e-15)
-    # The flat gradient buffer holds W1, b1, W2, b2 in that order.
-    np.testing.assert_allclose(net.grads, [0.077, 0, 0.154, 0, -0.077, 0, 0.077, 0, 0.143, 0, 0.11], atol=1e-15)
+        numeric = central_differences(lambda w=w: net.loss_and_grad(X, y, w), net.params)
+        assert rel_err(analytic, numeric) < 1e-6
 
 
 def test_flat_buffer_layout_and_views():
@@ -98,7 +52,7 @@ def test_float32_matches_float64(loss):
     n64 = MLP((5, 6, 3), loss=loss, activation="tanh", random_state=0)
     n32 = MLP((5, 6, 3), loss=loss, activation="tanh", dtype="float32", random_state=0)
     assert n32.params.dtype == np.float32 and n32.grads.dtype == np.float32
-    X, y = rng.normal(size=(9, 5)), _targets(loss, 9, 3, rng)
+    X, y = rng.normal(size=(9, 5)), targets(loss, 9, 3, rng)
     l64, l32 = n64.loss_and_grad(X, y), n32.loss_and_grad(X, y)
     assert l32 == pytest.approx(l64, rel=1e-5)
     np.testing.assert_allclose(n32.grads, n64.grads, rtol=1e-4, atol=1e-6)
@@ -129,6 +83,19 @@ def test_initialisation_is_reproducible_and_scaled():
     assert np.all(a.biases[0] == 0)
 
 
+@pytest.mark.parametrize(("activation", "sk_activation"), [("relu", "relu"), ("sigmoid", "logistic")])
+def test_sklearn_init_draws_what_sklearn_draws(activation, sk_activation):
+    from sklearn.neural_network import MLPClassifier
+
+    net = MLP((6, 5, 4, 3), activation=activation, init="sklearn", random_state=11)
+    sk = MLPClassifier(activation=sk_activation)
+    sk._random_state = np.random.RandomState(11)  # as sklearn's _fit sets it, then _initialize draws
+    for (W, b), (fan_in, fan_out) in zip(zip(net.weights, net.biases), [(6, 5), (5, 4), (4, 3)]):
+        W_sk, b_sk = sk._init_coef(fan_in, fan_out, np.float64)
+        np.testing.assert_array_equal(W, W_sk)
+        np.testing.assert_array_equal(b, b_sk)
+
+
 def test_sparse_input_matches_dense():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(8, 6)) * (rng.random((8, 6)) > 0.6)
@@ -145,7 +112,7 @@ def test_sparse_input_matches_dense():
 def test_predict_and_chunked_forward():
     rng = np.random.default_rng(0)
     net = MLP((4, 8, 3), random_state=0)
-    X = rng.normal(size=(10_000, 4))  # more rows than one forward chunk
+    X = rng.normal(size=(10_000, 4))  # more rows than one evaluation chunk
     probs = net.forward(X)
     assert probs.shape == (10_000, 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
@@ -153,24 +120,54 @@ def test_predict_and_chunked_forward():
     np.testing.assert_allclose(net.forward(X[:3]), probs[:3], rtol=1e-12)
 
 
-def test_batch_buffers_are_reused():
+def test_training_buffers_are_reused():
     net = MLP((4, 8, 3), random_state=0)
     X, y = RNG.normal(size=(16, 4)), RNG.integers(0, 3, 16)
     Y = net.encode_targets(y)
     net._loss_and_grad(X, Y)
-    buffers = [id(a) for a in net._A + net._D]
+    buffers = [id(a) for a in net._train.A + net._train.D]
     net._loss_and_grad(X[:5], Y[:5])  # a smaller (last) batch uses row slices of the same buffers
-    assert [id(a) for a in net._A + net._D] == buffers
+    assert [id(a) for a in net._train.A + net._train.D] == buffers
 
 
-def test_pickle_round_trip():
+def test_concurrent_predictions_are_right():
+    """Several threads predicting with one model each get their own answer (a threaded server does this)."""
+    net = MLP((20, 64, 3), random_state=0)
+    inputs = [np.random.default_rng(k).normal(size=(50 + 7 * k, 20)) for k in range(4)]
+    expected = [net.forward(X) for X in inputs]
+    wrong = []
+
+    def worker(k):
+        for _ in range(150):
+            if not np.array_equal(net.forward(inputs[k]), expected[k]):
+                wrong.append(k)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
+def test_pickle_and_deepcopy_round_trip():
     net = MLP((3, 4, 2), activation="tanh", loss="binary_cross_entropy", alpha=0.5, dtype="float32",
               random_state=1)
-    clone = pickle.loads(pickle.dumps(net))
-    np.testing.assert_array_equal(clone.params, net.params)
-    assert clone.config() == net.config()
     X = RNG.normal(size=(4, 3))
-    np.testing.assert_array_equal(clone.forward(X), net.forward(X))
+    for clone in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        np.testing.assert_array_equal(clone.params, net.params)
+        assert clone.config() == net.config() and not np.shares_memory(clone.params, net.params)
+        np.testing.assert_array_equal(clone.forward(X), net.forward(X))
+
+
+def test_set_params_refuses_wrong_shapes_and_non_finite_values():
+    net = MLP((3, 4, 2), random_state=0)
+    with pytest.raises(ValueError, match="shape"):
+        net.set_params(np.zeros(3))
+    bad = net.params.copy()
+    bad[2] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        net.set_params(bad)
 
 
 @pytest.mark.parametrize(
@@ -181,18 +178,26 @@ def test_pickle_round_trip():
         ({"layer_sizes": (3, -4, 2)}, ValueError, "must be >= 1"),
         ({"layer_sizes": (3, 2.5, 2)}, TypeError, "must be an integer"),
         ({"layer_sizes": 5}, TypeError, "sequence"),
+        ({"layer_sizes": "32"}, TypeError, "sequence"),
         ({"layer_sizes": (3, 2), "activation": "relu6"}, ValueError, "unknown activation 'relu6'"),
         ({"layer_sizes": (3, 2), "loss": "hinge"}, ValueError, "unknown loss 'hinge'"),
         ({"layer_sizes": (3, 2), "alpha": -1}, ValueError, "alpha"),
         ({"layer_sizes": (3, 2), "alpha": float("nan")}, ValueError, "alpha"),
+        ({"layer_sizes": (3, 2), "alpha": True}, TypeError, "alpha"),
         ({"layer_sizes": (3, 2), "init": "xavier"}, ValueError, "unknown init"),
         ({"layer_sizes": (3, 2), "dtype": "float16"}, ValueError, "dtype"),
+        ({"layer_sizes": (3, 2), "dtype": "nonsense"}, ValueError, "dtype"),
         ({"layer_sizes": (3, 2), "device": "tpu"}, ValueError, "unknown device"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         MLP(**kwargs)
+
+
+def test_numpy_scalars_are_accepted():
+    net = MLP((np.int64(3), np.int32(4), 2), alpha=np.float32(0.5))
+    assert net.layer_sizes == (3, 4, 2) and net.alpha == 0.5
 
 
 @pytest.mark.parametrize(
@@ -218,7 +223,7 @@ def test_bad_data_raises_value_error_naming_the_problem(X, y, match):
         net.loss_and_grad(X, y)
 
 
-def test_bad_sample_weight_and_types():
+def test_bad_sample_weight_targets_and_types():
     net = MLP((3, 4, 2), random_state=0)
     X, y = np.ones((3, 3)), np.array([0, 1, 0])
     with pytest.raises(ValueError, match="sample_weight must have shape"):
@@ -229,6 +234,15 @@ def test_bad_sample_weight_and_types():
         net.loss_and_grad(X, y, np.zeros(3))
     with pytest.raises(TypeError, match="X must hold real numbers"):
         net.loss_and_grad(np.array([["a", "b", "c"]]), np.array([0]))
+    with pytest.raises(TypeError, match="X must hold real numbers"):
+        net.loss_and_grad(sp.csr_matrix(np.ones((3, 3)) * 1j), y)
     bce = MLP((3, 2), loss="binary_cross_entropy")
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
         bce.loss_and_grad(X, np.full((3, 2), 2.0))
+    with pytest.raises(ValueError, match="non-negative for the poisson loss"):
+        MLP((3, 1), loss="poisson").loss_and_grad(X, np.array([1.0, -1.0, 2.0]))
+    f32 = MLP((3, 2), dtype="float32")
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        f32.loss_and_grad(X, y, np.full(3, 2e38))
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        f32.loss_and_grad(np.full((3, 3), 1e39), y)  # finite in float64, infinite in the model's float32

@@ -1,61 +1,30 @@
-"""The CPU kernels of microdl.nn._cpu (row blocks, one per thread) against a plain NumPy backprop built from the
-NumPy references in microdl.nn.activations and microdl.nn.losses: any number of blocks, dense and sparse input,
-sample weights, every activation and loss."""
+"""The CPU kernels of microdl.nn._cpu (row blocks, one per thread) against the textbook pass of
+microdl.nn.reference: any number of blocks, dense and sparse input, sample weights, every activation and loss."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from microdl.nn import ACTIVATIONS, LOSSES, MLP, _cpu, losses
-from microdl.nn import activations as acts
-
-
-def _reference(net, X, Y, w):
-    """Loss, flat gradient and outputs by plain NumPy, layer by layer (the textbook backprop)."""
-    m = X.shape[0]
-    w = np.ones(m) if w is None else w
-    A = [X]
-    for l, (W, b) in enumerate(zip(net.weights, net.biases)):
-        Z = np.asarray(A[-1] @ W) + b
-        if l < net.n_layers - 1:
-            acts.forward(net.activation, Z, np.empty_like(Z))
-        else:
-            per_sample = np.empty(m)
-            losses.loss_per_sample_and_output(net.loss, Z, Y, per_sample, np.empty(m), np.empty_like(Z))
-        A.append(Z)
-    loss = w @ per_sample / w.sum() + 0.5 * net.alpha / w.sum() * sum((W**2).sum() for W in net.weights)
-    D = w[:, None] * (A[-1] - Y) / w.sum()
-    parts = []
-    for l in range(net.n_layers - 1, -1, -1):
-        parts = [np.asarray(A[l].T @ D).ravel() + net.alpha / w.sum() * net.weights[l].ravel(), D.sum(0)] + parts
-        if l > 0:
-            D = D @ net.weights[l].T
-            acts.backward(net.activation, A[l], D, np.empty_like(D))
-    return loss, np.concatenate(parts), A[-1]
-
-
-@pytest.fixture
-def many_blocks(monkeypatch):
-    """Blocks of any size, so that tiny batches split into one block per thread."""
-    monkeypatch.setattr(_cpu, "MIN_BLOCK_ROWS", 1)
-    monkeypatch.setattr(_cpu, "MIN_BLOCK_WORK", 1)
+from microdl.nn import ACTIVATIONS, LOSSES, MLP, _cpu, reference
+from tests.nn.conftest import targets
 
 
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_blocks_match_numpy_reference(activation, loss, many_blocks):
+def test_blocks_match_the_reference(activation, loss, many_blocks):
     rng = np.random.default_rng(7)
     net = MLP((5, 9, 6, 4), activation=activation, loss=loss, alpha=0.3, random_state=1)
     for b in net.biases:
-        b[...] = rng.normal(size=b.shape)
+        b[...] = rng.normal(size=b.shape) * 0.5
     for m in (3, 64):
         X = rng.normal(size=(m, 5))
         X[rng.random(X.shape) < 0.4] = 0
-        y = {"cross_entropy": rng.integers(0, 4, m), "binary_cross_entropy": (rng.random((m, 4)) > 0.5) * 1.0,
-             "squared_error": rng.normal(size=(m, 4))}[loss]
+        y = targets(loss, m, 4, rng)
         Y = net.encode_targets(y)
         for w in (None, rng.random(m) + 0.1):
-            expected_loss, expected_grad, expected_out = _reference(net, X, Y, w)
+            expected_loss, dL_dW, dL_db = reference.loss_and_grad(net, X, Y, w)
+            expected_grad = np.concatenate([g.ravel() for pair in zip(dL_dW, dL_db) for g in pair])
+            expected_out = reference.forward(net.weights, net.biases, X, activation, loss)[-1]
             for X_in in (X, sp.csr_matrix(X)):
                 assert net.loss_and_grad(X_in, y, w) == pytest.approx(expected_loss, rel=1e-12)
                 np.testing.assert_allclose(net.grads, expected_grad, rtol=1e-10, atol=1e-13)
@@ -74,6 +43,15 @@ def test_zero_weight_batch_contributes_nothing():
     net = MLP((3, 4, 2), alpha=0.5, random_state=0)
     loss = net._loss_and_grad(np.ones((5, 3)), net.encode_targets(np.zeros(5, dtype=int)), np.zeros(5))
     assert loss == 0.0 and not np.any(net.grads)
+
+
+def test_all_finite():
+    a = np.arange(12.0).reshape(3, 4)
+    assert _cpu.all_finite(a) and _cpu.all_finite(a.T) and _cpu.all_finite(np.empty(0))
+    for bad in (np.nan, np.inf, -np.inf):
+        b = a.astype(np.float32)
+        b[2, 3] = bad
+        assert not _cpu.all_finite(b) and not _cpu.all_finite(b[:, 2:])
 
 
 def test_blas_is_single_threaded_only_inside():

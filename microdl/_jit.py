@@ -1,0 +1,48 @@
+"""Compiling the model's scalar formulas for a target, calls between them included.
+
+The activations and the loss pairs (:mod:`microdl.nn.activations`, :mod:`microdl.nn.losses`) are plain Python
+functions, so that the textbook pass (:mod:`microdl.nn.reference`) and the tests call them as they are. The CPU
+kernels need them compiled with ``numba.njit(inline="always")`` and the CUDA kernels with
+``cuda.jit(device=True)``; and a compiled function may only call compiled functions, so
+``loss_and_output``'s call of ``cross_entropy`` must reach the compiled ``cross_entropy`` of the same target.
+:func:`jit_scalar_functions` therefore makes, per target, a copy of each function that shares its code but
+looks its global names up in one namespace where every such function is the target's compiled copy. The
+formulas exist once, in their modules; nothing is compiled until a kernel first calls one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import FunctionType, ModuleType
+from typing import Any
+
+__all__ = ["jit_scalar_functions"]
+
+
+def jit_scalar_functions(modules: Iterable[ModuleType], jit: Callable[[FunctionType], Any]) -> ModuleType:
+    """Every function defined in ``modules``, compiled by ``jit``, calling each other's compiled copies, as the
+    attributes of a new module object (a kernel may call ``F.activate(...)``: Numba resolves a module's
+    attributes at compile time).
+
+    >>> import math, types
+    >>> from numba import njit
+    >>> m = types.ModuleType("m")
+    >>> exec("import math\\ndef f(x):\\n    return math.sqrt(x)\\ndef g(x):\\n    return 2 * f(x)", vars(m))
+    >>> jit_scalar_functions([m], njit).g(4.0)
+    4.0
+    """
+    modules = list(modules)
+    namespace: dict[str, Any] = {}
+    for module in modules:
+        namespace.update(vars(module))
+    names = {module.__name__ for module in modules}
+    compiled = {}
+    for name, fn in list(namespace.items()):
+        if isinstance(fn, FunctionType) and fn.__module__ in names:
+            copy = FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
+            copy.__qualname__, copy.__doc__, copy.__module__ = fn.__qualname__, fn.__doc__, fn.__module__
+            compiled[name] = jit(copy)
+    namespace.update(compiled)  # the copies now find each other compiled
+    target = ModuleType("+".join(sorted(names)) + f" ({getattr(jit, '__name__', 'jit')})")
+    vars(target).update(compiled)
+    return target
