@@ -1,11 +1,29 @@
-"""Tunable constants, each defined once: chunk sizes of the CPU passes and the CUDA launch shapes.
+"""Tunable constants, each defined once: chunk sizes of the CPU passes, the CUDA launch shapes, and how the CPU
+kernels share the cores.
 
 Every module reads these from here at call time (``config.EVAL_CHUNK``, not a copy taken at import), so a test
 or a user can change one with ``monkeypatch.setattr(microdl.config, "TILE", 2)`` and the next call uses it;
 a CUDA kernel whose shared arrays depend on a shape is built by a cached factory keyed on it.
+
+NOTE [threading layer]
+    Numba runs ``parallel=True`` kernels on a threading layer: ``omp`` (GNU OpenMP, what a pip install of Numba
+    picks by default), ``workqueue`` (built in) or ``tbb`` (which pip's TBB packages do not provide to Numba).
+    GNU OpenMP is not fork-safe (a ``fork()`` after a fit, as joblib's multiprocessing backend does, can hang
+    the parent) and its threads busy-wait: on a loaded machine an empty parallel launch took 12 ms instead of
+    a few µs here, and a small fit ran 5 to 70 times slower than on one thread. The workqueue layer is
+    fork-safe and its threads sleep when idle (the same launch: 40 µs under that load), but it must never be
+    entered by two threads at once (Numba aborts the process). So, unless the user has chosen a layer
+    (``NUMBA_THREADING_LAYER``), microdl selects ``workqueue`` before any parallel kernel runs, and every
+    parallel launch in microdl holds :data:`PARALLEL_LOCK`; serial kernels, which run most small batches
+    (MIN_BLOCK_WORK), run concurrently without it.
 """
 
 from __future__ import annotations
+
+import os
+import threading
+
+import numba
 
 # -- evaluation and prediction ------------------------------------------------------------------------------
 #: Rows per forward pass when evaluating a loss on a whole dataset or predicting: bounds the activation
@@ -14,10 +32,15 @@ from __future__ import annotations
 EVAL_CHUNK = 4096
 
 # -- CPU row blocks (NOTE [row blocks] in microdl.nn._cpu) ----------------------------------------------------
-#: Fewest rows, and fewest multiply-adds of its forward pass, that a row block is given: below these, waking
-#: another thread costs more than it saves, so small batches and small networks run on fewer threads.
+#: Fewest rows, and fewest multiply-adds, that a row block of a pass is given (a training pass counts three
+#: times its forward products): below these, waking another thread costs more than it saves, so small batches
+#: and small networks run on fewer threads. A block of 3·2²¹ multiply-adds takes a few hundred µs, many times a
+#: parallel launch, loaded machine or not (NOTE [threading layer]).
 MIN_BLOCK_ROWS = 16
-MIN_BLOCK_WORK = 1 << 19
+MIN_BLOCK_WORK = 3 << 21
+
+#: Held by every parallel (multi-threaded) kernel launch in microdl (NOTE [threading layer]).
+PARALLEL_LOCK = threading.RLock()
 
 # -- CUDA launch shapes (tests shrink them so that partial tiles and blocks run on tiny arrays) -----------------
 #: Threads per block of the 1-D grid-stride kernels and reductions (a power of two): the optimizer steps,
@@ -38,3 +61,17 @@ def launch_1d(n: int) -> tuple[int, int]:
     """(blocks, threads per block) of a grid-stride launch over ``n`` items: enough blocks to cover them, at
     most MAX_BLOCKS. The optimizer steps, clipping and the model's elementwise kernels all use it."""
     return max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK))), THREADS_PER_BLOCK
+
+
+def _choose_threading_layer() -> None:
+    """Select Numba's fork-safe, non-spinning workqueue layer unless the user chose one (NOTE [threading
+    layer]); once Numba has started its threads, the layer can no longer change and is left as it is."""
+    if "NUMBA_THREADING_LAYER" in os.environ or numba.config.THREADING_LAYER != "default":
+        return
+    from numba.np.ufunc import parallel
+
+    if not getattr(parallel, "_is_initialized", False):
+        numba.config.THREADING_LAYER = "workqueue"
+
+
+_choose_threading_layer()

@@ -428,3 +428,34 @@ def test_one_model_is_fitted_by_one_thread_at_a_time(iris):
         release.set()
         worker.join()
     fit(net, Adam(net.params), iris.X_train, iris.y_train, epochs=1)  # free again
+
+
+def test_a_first_fit_compiles_few_kernels(tmp_path):
+    """A guard on compile latency (a user feels the first fit): the kernels a first fit compiles, counted in a
+    fresh process with an empty Numba cache. This is a count, not a timing: a change that adds kernels to the
+    first fit (a second specialisation, a parallel wrapper for a small batch) shows up here."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from numba.core.event import install_recorder
+from sklearn.datasets import load_digits
+from microdl.nn import MLP
+from microdl.optim import Adam
+from microdl.train import fit
+X, y = load_digits(return_X_y=True)
+with install_recorder("numba:compile") as rec:
+    net = MLP((64, 100, 10), random_state=0)   # MLPClassifier's default network and solver on digits
+    fit(net, Adam(net.params), X / 16, y, epochs=1, batch_size=200)
+names = sorted({ev.data["dispatcher"].py_func.__qualname__ for _, ev in rec.buffer if ev.is_start
+                and "dispatcher" in ev.data and ev.data["dispatcher"].py_func.__module__.startswith("microdl")})
+print(",".join(names))
+"""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    compiled = proc.stdout.split()[-1].split(",")
+    # the block pass (forward and backward alike), Adam's step, and the per-epoch finiteness scan
+    assert compiled == ["_all_finite_flat", "_block", "adam"], compiled

@@ -182,11 +182,11 @@ def forward_backward(X, Y, w, scale, params, layout, A, D, grads, block_grads, p
     return total
 
 
-@njit(cache=True, nogil=True)
 def forward_backward_serial(X, Y, w, scale, params, layout, A, D, grads, block_grads, per_sample, m, n_blocks,
                             activation, loss, with_grad, first_product_done):
     """:func:`forward_backward` with one block, on the calling thread: small batches and small networks do
-    not repay waking the other threads (``n_blocks`` and ``block_grads`` are ignored)."""
+    not repay waking the other threads (``n_blocks`` and ``block_grads`` are ignored). A plain call of the
+    compiled block, so that a first fit compiles no wrapper around it."""
     return _block(0, m, X, Y, w, scale, params, layout, A, D, grads, per_sample, activation, loss, with_grad,
                   first_product_done)
 
@@ -229,17 +229,17 @@ def sum_blocks(grads, block_grads, n_extra, params, layout, coef, skip_below, n_
     return sum_sq
 
 
-@njit(cache=True, nogil=True)
 def sum_blocks_serial(grads, block_grads, n_extra, params, layout, coef, skip_below, n_chunks):
-    """:func:`sum_blocks` on the calling thread (for one block: only the L2 term)."""
+    """:func:`sum_blocks` on the calling thread (for one block: only the L2 term), a plain call."""
     return _sum_range(grads, block_grads, n_extra, params, layout, coef, skip_below, 0, grads.size)
 
 
-def n_blocks_for(m: int, n_weights: int, n_threads: int) -> int:
-    """Row blocks for a batch of ``m`` rows through ``n_weights`` weights: one per thread, but none with
-    fewer than ``config.MIN_BLOCK_ROWS`` rows or ``config.MIN_BLOCK_WORK`` multiply-adds per forward pass
-    (below those, waking another thread costs more than it saves)."""
-    return max(1, min(n_threads, m // config.MIN_BLOCK_ROWS, m * n_weights // config.MIN_BLOCK_WORK))
+def n_blocks_for(m: int, n_weights: int, n_threads: int, with_grad: bool = True) -> int:
+    """Row blocks for a pass of ``m`` rows through ``n_weights`` weights: one per thread, but none with fewer
+    than ``config.MIN_BLOCK_ROWS`` rows or ``config.MIN_BLOCK_WORK`` multiply-adds (a backward pass doubles the
+    forward's work; below those, waking another thread costs more than it saves)."""
+    work = m * n_weights * (3 if with_grad else 1)
+    return max(1, min(n_threads, m // config.MIN_BLOCK_ROWS, work // config.MIN_BLOCK_WORK))
 
 
 @njit(cache=True, nogil=True)

@@ -81,10 +81,10 @@ class _Workspace:
         self.capacity = m
 
     def blocks(self, m: int) -> int:
-        """Row blocks for ``m`` rows (NOTE [row blocks] in :mod:`microdl.nn._cpu`); grows the gradient buffers of
-        blocks 1.. when the thread count has grown."""
+        """Row blocks for a pass of ``m`` rows (NOTE [row blocks] in :mod:`microdl.nn._cpu`); grows the gradient
+        buffers of blocks 1.. when the thread count has grown."""
         model = self.model
-        n_blocks = _cpu.n_blocks_for(m, model._n_weights, numba.get_num_threads())
+        n_blocks = _cpu.n_blocks_for(m, model._n_weights, numba.get_num_threads(), self.with_deltas)
         if self.with_deltas and n_blocks - 1 > self.block_grads.shape[0]:
             self.block_grads = np.empty((n_blocks - 1, model.n_params), dtype=model.dtype)
         return n_blocks
@@ -224,14 +224,17 @@ class MLP:
             Y = np.ascontiguousarray(Y)
         total_weight = m if w is None else float(np.sum(w, dtype=np.float64))
         scale = 1.0 / total_weight if total_weight > 0 else 0.0  # a batch of zero weights contributes nothing
+        args = (self._no_X if sparse else X, Y, self._no_w if w is None else w, scale, self.params, self._layout,
+                ws.A, ws.D, self.grads, ws.block_grads, ws.per_sample, m, n_blocks, self._activation_code,
+                self._loss_code, with_grad, sparse)
         with _cpu.single_threaded_blas():
             if sparse:
                 ws.A[0][:m] = X @ self.weights[0]
-            kernel = _cpu.forward_backward if n_blocks > 1 else _cpu.forward_backward_serial
-            sum_wl = kernel(
-                self._no_X if sparse else X, Y, self._no_w if w is None else w, scale, self.params, self._layout,
-                ws.A, ws.D, self.grads, ws.block_grads, ws.per_sample, m, n_blocks, self._activation_code,
-                self._loss_code, with_grad, sparse)
+            if n_blocks > 1:
+                with config.PARALLEL_LOCK:  # NOTE [threading layer] in microdl.config
+                    sum_wl = _cpu.forward_backward(*args)
+            else:
+                sum_wl = _cpu.forward_backward_serial(*args)
         if sparse and with_grad:
             self.dL_dW[0][...] = X.T @ ws.D[0][:m]
         return sum_wl, scale, n_blocks
@@ -244,9 +247,13 @@ class MLP:
         if self.alpha or n_blocks > 1:
             # Add up the blocks' gradients and the L2 term (α/Σw) W; the penalty itself is α/(2Σw) Σ‖W‖².
             skip_below = self.weights[0].size if issparse(X) else 0  # dL/dW[1] of sparse X is whole already
-            add_up = _cpu.sum_blocks if n_blocks > 1 else _cpu.sum_blocks_serial
-            sum_sq = add_up(self.grads, self._train.block_grads, n_blocks - 1, self.params, self._layout,
-                            self.alpha * scale, skip_below, n_blocks)
+            args = (self.grads, self._train.block_grads, n_blocks - 1, self.params, self._layout, self.alpha * scale,
+                    skip_below, n_blocks)
+            if n_blocks > 1:
+                with config.PARALLEL_LOCK:
+                    sum_sq = _cpu.sum_blocks(*args)
+            else:
+                sum_sq = _cpu.sum_blocks_serial(*args)
             penalty = 0.5 * self.alpha * scale * sum_sq
         return float(sum_wl * scale), float(penalty)
 

@@ -1,6 +1,11 @@
 """The CPU kernels of microdl.nn._cpu (row blocks, one per thread) against the textbook pass of
 microdl.nn.reference: any number of blocks, dense and sparse input, sample weights, every activation and loss."""
 
+import subprocess
+import sys
+import textwrap
+
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -32,7 +37,10 @@ def test_blocks_match_the_reference(activation, loss, many_blocks):
 
 
 def test_block_count_follows_threads_rows_and_work():
-    assert _cpu.n_blocks_for(200, 64 * 128 + 128 * 10, 2) == 2
+    assert _cpu.n_blocks_for(200, 100 * 256 + 256 * 256 + 256 * 10, 2) == 2
+    assert _cpu.n_blocks_for(64, 100 * 256 + 256 * 256 + 256 * 10, 2) == 2
+    assert _cpu.n_blocks_for(64, 100 * 256 + 256 * 256 + 256 * 10, 2, with_grad=False) == 1  # a third the work
+    assert _cpu.n_blocks_for(200, 64 * 128 + 128 * 10, 2) == 1  # digits: a block would not pay for its launch
     assert _cpu.n_blocks_for(200, 4 * 16 + 16 * 3, 2) == 1  # a tiny network: not worth a second thread
     assert _cpu.n_blocks_for(20, 10**6, 8) == 1  # 20 rows: one block of at least MIN_BLOCK_ROWS
     assert _cpu.n_blocks_for(10**5, 10**6, 8) == 8
@@ -63,3 +71,60 @@ def test_blas_is_single_threaded_only_inside():
         assert all(n == 1 for n in inside)
     after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
     assert after == before
+
+
+def _run_python(code, timeout):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+FORCE_PARALLEL = """
+    import numpy as np
+    from microdl import config
+    config.MIN_BLOCK_ROWS, config.MIN_BLOCK_WORK = 1, 1  # every batch in one block per thread
+    import numba
+    numba.set_num_threads(2)
+    from microdl.nn import MLP
+    from microdl.optim import Adam
+    from microdl.train import fit
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(256, 20)), rng.integers(0, 3, 256)
+    net = MLP((20, 64, 3), random_state=0)
+    fit(net, Adam(net.params), X, y, epochs=2, batch_size=64)
+"""
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two threads")
+def test_forking_after_a_parallel_fit_does_not_hang():
+    """joblib's multiprocessing backend forks; after a fit on GNU OpenMP the parent used to hang here."""
+    proc = _run_python(FORCE_PARALLEL + """
+    from joblib import Parallel, delayed
+    def child(k):  # the forked child runs the parallel kernels too
+        return int(np.argmax(net.forward(X)[k]))
+    expected = [int(np.argmax(net.forward(X)[k])) for k in range(4)]
+    print(Parallel(n_jobs=2, backend="multiprocessing")(delayed(child)(k) for k in range(4)) == expected)
+    print(numba.threading_layer())
+    """, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "fork() called" not in proc.stderr
+    assert proc.stdout.split() == ["True", "workqueue"]
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two threads")
+def test_parallel_kernels_from_many_threads_are_serialised_not_aborted():
+    """The workqueue layer aborts the process when two threads enter it at once: every parallel launch
+    holds config.PARALLEL_LOCK, so concurrent predictions on the parallel path are right and alive."""
+    proc = _run_python(FORCE_PARALLEL + """
+    import threading
+    expected = net.forward(X)
+    bad = []
+    def work():
+        for _ in range(40):
+            if not np.array_equal(net.forward(X), expected):
+                bad.append(1)
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    [t.start() for t in threads]; [t.join() for t in threads]
+    print("wrong", len(bad))
+    """, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "wrong 0" in proc.stdout
