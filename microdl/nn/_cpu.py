@@ -35,7 +35,8 @@ from microdl import config
 from microdl._jit import jit_scalar_functions
 from microdl.nn import activations, losses
 
-__all__ = ["forward_backward", "forward_backward_serial", "sum_blocks", "sum_blocks_serial", "n_blocks_for",
+__all__ = ["forward_backward", "forward_backward_serial", "forward_backward_sequential", "sum_blocks",
+           "sum_blocks_serial", "n_blocks_for",
            "single_threaded_blas", "all_finite"]
 
 _inline = njit(inline="always")
@@ -189,6 +190,19 @@ def forward_backward_serial(X, Y, w, scale, params, layout, A, D, grads, block_g
     compiled block, so that a first fit compiles no wrapper around it."""
     return _block(0, m, X, Y, w, scale, params, layout, A, D, grads, per_sample, activation, loss, with_grad,
                   first_product_done)
+
+
+def forward_backward_sequential(X, Y, w, scale, params, layout, A, D, grads, block_grads, per_sample, m, n_blocks,
+                                activation, loss, with_grad, first_product_done):
+    """:func:`forward_backward`'s blocks one after the other on the calling thread, for a busy machine (NOTE
+    [threading layer] in :mod:`microdl.config`): the same blocks and the same results, with no thread to wait
+    for, and nothing more to compile."""
+    total = 0.0
+    for c in range(n_blocks):
+        g = grads if c == 0 or not with_grad else block_grads[c - 1]
+        total += _block(c * m // n_blocks, (c + 1) * m // n_blocks, X, Y, w, scale, params, layout, A, D, g,
+                        per_sample, activation, loss, with_grad, first_product_done)
+    return total
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)

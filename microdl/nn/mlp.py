@@ -230,11 +230,13 @@ class MLP:
         with _cpu.single_threaded_blas():
             if sparse:
                 ws.A[0][:m] = X @ self.weights[0]
-            if n_blocks > 1:
+            if n_blocks == 1:
+                sum_wl = _cpu.forward_backward_serial(*args)
+            elif config.machine_is_busy():  # the same blocks, one after the other (NOTE [threading layer])
+                sum_wl = _cpu.forward_backward_sequential(*args)
+            else:
                 with config.PARALLEL_LOCK:  # NOTE [threading layer] in microdl.config
                     sum_wl = _cpu.forward_backward(*args)
-            else:
-                sum_wl = _cpu.forward_backward_serial(*args)
         if sparse and with_grad:
             self.dL_dW[0][...] = X.T @ ws.D[0][:m]
         return sum_wl, scale, n_blocks
@@ -249,11 +251,11 @@ class MLP:
             skip_below = self.weights[0].size if issparse(X) else 0  # dL/dW[1] of sparse X is whole already
             args = (self.grads, self._train.block_grads, n_blocks - 1, self.params, self._layout, self.alpha * scale,
                     skip_below, n_blocks)
-            if n_blocks > 1:
+            if n_blocks == 1 or config.machine_is_busy():
+                sum_sq = _cpu.sum_blocks_serial(*args)
+            else:
                 with config.PARALLEL_LOCK:
                     sum_sq = _cpu.sum_blocks(*args)
-            else:
-                sum_sq = _cpu.sum_blocks_serial(*args)
             penalty = 0.5 * self.alpha * scale * sum_sq
         return float(sum_wl * scale), float(penalty)
 

@@ -36,6 +36,24 @@ def test_blocks_match_the_reference(activation, loss, many_blocks):
                 np.testing.assert_allclose(net.forward(X_in), expected_out, rtol=1e-12, atol=1e-14)
 
 
+def test_a_busy_machine_runs_the_same_blocks_one_after_the_other(many_blocks, monkeypatch):
+    """NOTE [threading layer]: on a busy machine the row blocks run on the calling thread, with the same
+    results to the last bit (the blocks and the order their gradients are added do not change)."""
+    from microdl import config
+
+    rng = np.random.default_rng(3)
+    net = MLP((6, 16, 3), alpha=0.2, random_state=0)
+    X, y = rng.normal(size=(64, 6)), rng.integers(0, 3, 64)
+    results = []
+    for busy in (False, True):
+        monkeypatch.setattr(config, "machine_is_busy", lambda busy=busy: busy)
+        results.append((net.loss_and_grad(X, y), net.grads.copy(), net.forward(X)))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_array_equal(results[0][2], results[1][2])
+    assert net._train.blocks(64) > 1  # the blocks really were several
+
+
 def test_block_count_follows_threads_rows_and_work():
     assert _cpu.n_blocks_for(200, 100 * 256 + 256 * 256 + 256 * 10, 2) == 2
     assert _cpu.n_blocks_for(64, 100 * 256 + 256 * 256 + 256 * 10, 2) == 2
