@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["new_figure", "band_plot", "color_of"]
+__all__ = ["new_figure", "band_plot", "color_of", "seed_dots"]
 
 _ORDER = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw")
 
@@ -67,3 +67,16 @@ def band_plot(ax: Any, xs: Sequence[Sequence[float]], ys: Sequence[Sequence[floa
     ax.plot(grid, mean, color=color, lw=1.5, label=label)
     if len(curves) > 1:
         ax.fill_between(grid, low, high, color=color, alpha=0.2, lw=0)
+
+
+def seed_dots(ax: Any, x: float, values: Sequence[float], color: Any, width: float = 0.5,
+              log: bool = True) -> None:
+    """One value per seed as dots at ``x``, and their mean (geometric with ``log``) as a short thick bar: the
+    honest form of a bar chart on a log axis, which has no zero to start a bar from."""
+    v = np.asarray([np.nan if a is None else a for a in values], dtype=float)
+    v = v[np.isfinite(v) & ((v > 0) if log else True)]
+    if not v.size:
+        return
+    centre = float(np.exp(np.mean(np.log(v)))) if log else float(np.mean(v))
+    ax.plot([x - width / 2, x + width / 2], [centre, centre], color=color, lw=3, solid_capstyle="butt")
+    ax.plot(np.full(v.size, x), v, "o", color=color, ms=4, mec="k", mew=0.4, alpha=0.85)

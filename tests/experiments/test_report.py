@@ -1,50 +1,141 @@
-"""The claims report (``microdl report``): every claim gets a verdict, the output files exist, and the
-Markdown and HTML renderings agree."""
+"""The claims report end to end: ``microdl report --quick`` gives every claim a verdict from a measurement, with
+its rule, interval and figure; the page renders in a real browser with every image loaded and no broken link;
+a folder that is not a report is never replaced, and an interrupted run leaves the previous report intact.
+
+One quick report is built per module and shared by the tests (it is the slow part)."""
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import types
+from pathlib import Path
 
 import pytest
 
 from microdl.cli import main
-from microdl.experiments import load_results, make_report
-from microdl.experiments.report import CLAIMS
+from microdl.experiments.report import CLAIMS, EXPERIMENTS, QUICK, make_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_report_names_every_claim_with_a_verdict(tmp_path, capsys):
-    assert main(["report", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
-    printed = capsys.readouterr().out
-    md = (tmp_path / "report.md").read_text()
-    html = (tmp_path / "report.html").read_text()
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["report", "--quick", "--out", str(out), "--no-progress"]) == 0
+    return out, printed.getvalue()
+
+
+def test_every_claim_has_a_measured_verdict_with_rule_interval_and_figure(quick_report):
+    out, printed = quick_report
+    payload = json.loads((out / "results.json").read_text())
+    md = (out / "report.md").read_text()
+    assert "not tested" not in md and "not tested" not in printed
+    assert len(payload["verdicts"]) == len(CLAIMS) == 31
+    figures = {p.name for p in out.glob("*.png")}
+    starts = sorted((md.index(f'<a id="{e.KEY}"></a>'), e.KEY) for e in EXPERIMENTS)
+    sections = {key: md[start:end] for (start, key), (end, _) in zip(starts, [*starts[1:], (len(md), "")])}
     for claim in CLAIMS:
+        v = payload["verdicts"][claim.id]
+        assert v["verdict"] in ("supported", "not supported", "depends"), claim.id
         assert claim.text in md and claim.text in printed
-    assert md.count("**supported") + md.count("**not supported") + md.count("**depends") \
-        + md.count("**not tested") >= len(CLAIMS)
-    assert "commit `" in md and "seeds" in md and "budgets" in md and "diabetes" in md
-    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and "<img src=" in html
-    for figure in ("gd_vs_sgd.png", "width.png", "noise.png", "sensitivity/sensitivity.png",
-                   "wide_tuned/curves.png", "wide_default/curves.png", "results.json"):
-        assert (tmp_path / figure).stat().st_size > 0, figure
-    assert load_results(tmp_path / "wide_tuned").config["tune"] is True
+        assert v["parts"] and v["rule"] and v["evidence"], claim.id
+        for part in v["parts"]:
+            est = part["estimate"]
+            assert est["value"] is not None and est["low"] is not None, (claim.id, part)
+            assert "supported if its 95% interval lies" in part["rule"]
+        # the claim's card sits in its experiment's section, with that section's figure
+        section = sections[claim.experiment]
+        assert f'<a id="claim-{claim.id}"></a>' in section and "![" in section, claim.id
+    totals = re.search(r"totals: (\d+) supported, (\d+) not supported, (\d+) depends", printed)
+    assert totals and sum(map(int, totals.groups())) == 31
+    assert {"wide.png", "landscape.png", "scale.png", "drift.png", "noisy_sparse.png", "combine.png",
+            "code.png", "sensitivity.png", "width.png", "noise.png", "gd_vs_sgd.png"} <= figures
+    assert payload["settings"]["seeds"] == list(QUICK.seeds) and len(QUICK.seeds) >= 5
+    assert "commit `" in md and "<pre>" not in (out / "report.html").read_text()
 
 
-def test_report_rejects_a_focus_outside_its_datasets(tmp_path):
-    from dataclasses import replace
+_CHECK = """<script>
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src"));
+  const ids = [...document.querySelectorAll('a[href^="#"]')].map(a => a.getAttribute("href").slice(1));
+  const missing = ids.filter(id => !document.getElementById(id));
+  const pre = document.createElement("pre");
+  pre.id = "browser-check";
+  pre.textContent = JSON.stringify({images: images.length, broken, anchors: ids.length, missing});
+  document.body.appendChild(pre);
+});
+</script></body>"""
 
-    from microdl.experiments.report import QUICK
 
+def _chromium(*args, profile):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_report_renders_in_a_browser_with_every_image_and_link(quick_report, tmp_path):
+    out, _ = quick_report
+    html = (out / "report.html").read_text()
+    # links to files (not anchors) point at files that exist
+    for target in re.findall(r'(?:href|src)="([^"#][^"]*)"', html):
+        assert (out / target).is_file(), target
+    check = out / "_browser_check.html"
+    check.write_text(html.replace("</body>", _CHECK))
+    try:
+        result = _chromium("--virtual-time-budget=10000", "--dump-dom", check.as_uri(), profile=tmp_path / "a")
+    finally:
+        check.unlink()
+    found = re.search(r'<pre id="browser-check">(.*?)</pre>', result.stdout)
+    assert found, result.stderr[-2000:]
+    state = json.loads(found.group(1).replace("&quot;", '"'))
+    assert state["images"] >= 12 and state["broken"] == []
+    assert state["anchors"] >= 2 * len(CLAIMS) and state["missing"] == []
+    shot = tmp_path / "report.png"
+    result = _chromium("--window-size=1400,2400", "--hide-scrollbars", f"--screenshot={shot}",
+                       (out / "report.html").as_uri(), profile=tmp_path / "b")
+    assert shot.is_file() and shot.stat().st_size > 50_000, result.stderr[-2000:]
+
+
+def test_a_folder_that_is_not_a_report_is_never_replaced(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="does not write"):
+        make_report(tmp_path, quick=True, progress=False)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
     with pytest.raises(ValueError, match="focus dataset"):
-        make_report(tmp_path, settings=replace(QUICK, focus="digits"))
+        from dataclasses import replace
+
+        make_report(tmp_path / "new", settings=replace(QUICK, focus="digits"))
 
 
-def test_markup_renders_the_same_blocks_as_markdown_and_html():
-    from microdl.experiments.markup import Document
+def test_an_interrupted_report_leaves_the_previous_one_intact(quick_report, tmp_path, monkeypatch):
+    from microdl.experiments.report import driver
 
-    doc = Document("T")
-    doc.heading("H")
-    doc.paragraph("**bold** and *rule* with `code` & <tag>")
-    doc.table(["a", "b|c"], [[1, "x"]])
-    doc.bullets(["one"])
-    doc.image("f.png", "alt")
-    doc.pre("a < b")
-    md, html = doc.markdown(), doc.html()
-    assert md.startswith("# T\n") and "## H" in md and "| a | b\\|c |" in md and "![alt](f.png)" in md
-    assert "<strong>bold</strong> and <em>rule</em> with <code>code</code> &amp; &lt;tag&gt;" in html
-    assert "<th>b|c</th>" in html and '<img src="f.png" alt="alt">' in html and "<pre>a &lt; b</pre>" in html
+    previous = tmp_path / "report"
+    shutil.copytree(quick_report[0], previous)
+    before = {p.name: p.read_bytes() for p in previous.iterdir()}
+
+    def interrupted(ctx):
+        (ctx.out / "report.md").write_text("half")
+        raise KeyboardInterrupt
+
+    fake = types.SimpleNamespace(KEY="wide", TITLE="interrupted", run=interrupted)
+    monkeypatch.setattr(driver, "EXPERIMENTS", (fake,))
+    with pytest.raises(KeyboardInterrupt):
+        make_report(previous, quick=True, progress=False)
+    assert {p.name: p.read_bytes() for p in previous.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]  # no temporary folder left behind
+
+
+def test_report_help_and_settings_are_checked():
+    with pytest.raises(ValueError, match="two seeds"):
+        from dataclasses import replace
+
+        make_report(Path("unused"), settings=replace(QUICK, seeds=(0,)))

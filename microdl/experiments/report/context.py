@@ -1,0 +1,82 @@
+"""What every experiment module receives, and the small helpers they share.
+
+An experiment module of the report defines ``KEY`` and ``TITLE`` and four functions:
+
+* ``run(ctx) -> dict``: trains and measures; returns plain results (numbers, lists, dicts: JSON-ready);
+* ``judge(results, settings) -> dict[str, Verdict]``: the verdicts of its claims, computed from ``results``
+  (every experiment's results by key, since a few claims read two experiments) through the rules of
+  :mod:`microdl.experiments.report.verdicts`;
+* ``draw(results, out) -> list[str]``: its figures, written under ``out``; returns their relative paths;
+* ``describe(doc, results, settings)``: the text and tables of its section.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from microdl.experiments.report.settings import ReportSettings
+
+__all__ = ["Context", "numba_threads", "fmt", "interval"]
+
+
+@dataclass
+class Context:
+    """The settings, the output folder being written, how runs are executed (``jobs``, ``backend``,
+    ``scheduler``, ``progress`` for :func:`microdl.experiments.runs.execute`), the results so far, and
+    ``advance``: an experiment calls it with the share of its work just done, to move the report's bar."""
+
+    settings: ReportSettings
+    out: Path
+    execution: dict[str, Any]
+    results: dict[str, Any] = field(default_factory=dict)
+    advance: Callable[[float], None] = lambda share: None
+
+    def tuned_lrs(self) -> dict[str, float]:
+        """The learning rates tuned for the focus dataset by the wide experiment."""
+        return self.results["wide"]["datasets"][self.settings.focus]["lrs"]
+
+
+@contextmanager
+def numba_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` Numba threads and ``n`` BLAS threads (None: leave the settings alone), then
+    restore them.
+
+    The report's networks are small: one thread runs their steps faster than two, and a step that waits for
+    a second thread stalls whenever another process holds the other core, which would make the timings
+    measure the machine's load instead of the optimizers. BLAS threads that finish early spin while they
+    wait for more work, burning the other core for nothing, so they are limited too.
+    """
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    before = numba.get_num_threads()
+    if n is not None:
+        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        if n is None:
+            yield
+        else:
+            with threadpool_limits(limits=n):
+                yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def fmt(x: float | None, spec: str = ".3g") -> str:
+    """A number for the report: a dash when it is missing or NaN, ∞ for infinity."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, float) and math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    return format(x, spec)
+
+
+def interval(est: Any, spec: str = ".3g") -> str:
+    """``value [low, high]`` of an Estimate (or its dict)."""
+    v, lo, hi = (est["value"], est["low"], est["high"]) if isinstance(est, dict) else (est.value, est.low, est.high)
+    return f"{fmt(v, spec)} [{fmt(lo, spec)}, {fmt(hi, spec)}]"

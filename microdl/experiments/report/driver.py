@@ -1,0 +1,206 @@
+"""``make_report``: run every experiment, decide every claim, write the report folder in one piece."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from microdl._files import atomic_folder, check_writable_folder
+from microdl._validation import check_bool
+from microdl.experiments.report import (
+    code,
+    combine,
+    drift,
+    gd_sgd,
+    landscape,
+    noise,
+    noisy_sparse,
+    scale,
+    sensitivity,
+    wide,
+    width,
+)
+from microdl.experiments.report.claims import CLAIMS
+from microdl.experiments.report.context import Context, numba_threads
+from microdl.experiments.report.settings import QUICK, ReportSettings
+from microdl.experiments.report.verdicts import Verdict, verdict_counts
+from microdl.experiments.report.writer import build_document, write_files
+
+__all__ = ["make_report", "Report", "EXPERIMENTS"]
+
+#: The experiments in the order they run and appear; ``wide`` comes first, since its tuned rates feed the
+#: single-dataset experiments after it.
+EXPERIMENTS: tuple[ModuleType, ...] = (wide, gd_sgd, sensitivity, noise, width, landscape, scale, drift,
+                                       noisy_sparse, combine, code)
+#: Rough share of the full report's time per experiment: the progress bar's weights.
+_WEIGHT = {"wide": 40, "gd_sgd": 2, "sensitivity": 19, "noise": 2, "width": 6, "landscape": 5, "scale": 7,
+           "drift": 8, "noisy_sparse": 8, "combine": 3, "code": 1}
+#: What a report folder holds; a folder with anything else in it is never replaced (it would be lost). The
+#: three sub-folders are those of earlier versions of the report.
+_OWN_SUFFIXES = (".png", ".md", ".html", ".json")
+_OWN_FOLDERS = ("wide_default", "wide_tuned", "sensitivity")
+
+
+@dataclass
+class Report:
+    """What :func:`make_report` measured: the settings, every experiment's results, a verdict per claim and
+    the run's metadata."""
+
+    settings: ReportSettings
+    results: dict[str, Any]
+    verdicts: dict[str, Verdict]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def summary_text(self) -> str:
+        """One line per claim: verdict, optimizer, claim; then the totals."""
+        lines = [f"{self.verdicts[c.id].verdict:14s} {c.optimizer:8s}  {c.text}" for c in CLAIMS]
+        counts = verdict_counts(self.verdicts)
+        lines.append("totals: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        return "\n".join(lines)
+
+
+def _check_output(path: Path) -> Path:
+    """The output folder, if it may be replaced as a whole: new, empty, or an earlier report."""
+    check_writable_folder(path, "report folder")
+    if path.is_dir():
+        resolved = path.resolve()
+        if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
+            raise ValueError(f"report folder {str(path)!r} is the current folder or one above it; name a new folder")
+        foreign = [p.name for p in path.iterdir()
+                   if not (p.is_file() and p.suffix in _OWN_SUFFIXES) and not (p.is_dir() and p.name in _OWN_FOLDERS)]
+        if foreign:
+            raise ValueError(f"report folder {str(path)!r} holds files that a report does not write "
+                             f"({', '.join(sorted(foreign)[:5])}); the report replaces its folder as a whole, so "
+                             "name a new folder or an earlier report's")
+    return path
+
+
+def make_report(out_dir: str | Path = "report", *, quick: bool = False, settings: ReportSettings | None = None,
+                jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
+                progress: bool | None = None) -> Report:
+    """Run every experiment, decide every claim of the article and write the report folder.
+
+    The folder receives ``report.html`` (figures beside verdicts), ``report.md`` (the same, as Markdown), the
+    figures and ``results.json`` (every measured number, every rule and verdict). It is built under a
+    temporary name and swapped in at the end, so an interrupted run leaves the previous report intact.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The report folder: new, or an earlier report's (it is replaced as a whole).
+    quick : bool
+        Use :data:`QUICK`'s small budgets (well under a minute; the verdicts then mean little).
+    settings : ReportSettings, optional
+        Full control over datasets, seeds and budgets (overrides ``quick``).
+    jobs, backend, scheduler
+        How the many independent training runs execute (:func:`microdl.experiments.runs.execute`). One job
+        gives the cleanest timings.
+    progress : bool or None
+        Progress bars (tqdm): over the experiments, and over each experiment's runs; None shows them only on
+        a terminal.
+
+    Examples
+    --------
+    >>> report = make_report("report", quick=True, progress=False)        # doctest: +SKIP
+    >>> print(report.summary_text())                                       # doctest: +SKIP
+    """
+    from microdl.experiments.runs import check_execution
+
+    check_execution(jobs, backend, scheduler)
+    quick = check_bool("quick", quick)
+    s = settings if settings is not None else (QUICK if quick else ReportSettings())
+    if not isinstance(s, ReportSettings):
+        raise TypeError(f"settings must be a ReportSettings; got {type(s).__name__}")
+    if s.focus not in s.datasets:
+        raise ValueError(f"the focus dataset {s.focus!r} must be one of the datasets {s.datasets}")
+    if len(s.seeds) < 2:
+        raise ValueError(f"the report needs at least two seeds for its intervals (five or more is the standard); "
+                         f"got {s.seeds}")
+    out = _check_output(Path(out_dir))
+    # the report's own bar is the one shown; the bars of the runs inside an experiment would only clutter it
+    execution = {"jobs": jobs, "backend": backend, "scheduler": scheduler, "progress": False}
+    # One Numba thread per run when runs go one at a time here (NOTE in context.numba_threads); parallel jobs
+    # get their share of the cores from execute().
+    threads = 1 if jobs == 1 and backend != "dask" else None
+    tic = time.perf_counter()
+    timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    figures: dict[str, list[str]] = {}
+    with atomic_folder(out) as tmp, numba_threads(threads), _bar(progress) as bar:
+        ctx = Context(s, Path(tmp), execution)
+        for experiment in EXPERIMENTS:
+            weight = _WEIGHT.get(experiment.KEY, 1)
+            moved = [0.0]
+
+            def advance(share: float, weight: float = weight, moved: list[float] = moved) -> None:
+                step = min(share * weight, weight - moved[0])
+                moved[0] += step
+                bar.update(step)
+
+            ctx.advance = advance
+            bar.set_description(f"report: {experiment.KEY}")
+            t, c = time.perf_counter(), time.process_time()
+            ctx.results[experiment.KEY] = experiment.run(ctx)
+            figures[experiment.KEY] = experiment.draw(ctx.results, Path(tmp))
+            timings[experiment.KEY], cpu[experiment.KEY] = time.perf_counter() - t, time.process_time() - c
+            advance(1.0)
+        verdicts: dict[str, Verdict] = {}
+        for experiment in EXPERIMENTS:
+            verdicts.update(experiment.judge(ctx.results, s))
+        missing = [c.id for c in CLAIMS if c.id not in verdicts]
+        if missing:
+            raise RuntimeError(f"claims without a verdict: {missing}")
+        meta = _meta(time.perf_counter() - tic, timings, cpu, jobs, backend, quick and settings is None)
+        doc = build_document(s, ctx.results, verdicts, figures, EXPERIMENTS, meta)
+        write_files(Path(tmp), doc, s, ctx.results, verdicts, meta)
+    return Report(s, ctx.results, verdicts, meta)
+
+
+@contextmanager
+def _bar(progress: bool | None) -> Iterator[Any]:
+    """A tqdm bar over the experiments, each weighted by its usual share of the time (None: only on a
+    terminal)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=sum(_WEIGHT.values()), desc="report", leave=False,
+               disable=None if progress is None else not progress,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+
+
+def _meta(seconds: float, timings: dict[str, float], cpu: dict[str, float], jobs: int, backend: str,
+          quick: bool) -> dict[str, Any]:
+    import numba
+    import numpy as np
+
+    import microdl
+
+    return {"commit": _git_commit(), "microdl": microdl.__version__, "numpy": np.__version__,
+            "numba": numba.__version__, "python": platform.python_version(), "machine": platform.platform(),
+            "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(), "jobs": jobs, "backend": backend,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "seconds": seconds, "timings": timings, "cpu_seconds": cpu, "quick": quick}

@@ -1,0 +1,212 @@
+"""The report as a document: an opening summary, the verdict table, the set-up, and one section per experiment
+with its figures beside its verdicts; written as ``report.md``, ``report.html`` and ``results.json``."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from microdl.experiments.report.claims import CLAIMS, Claim
+from microdl.experiments.report.context import fmt
+from microdl.experiments.report.markup import Card, Document
+from microdl.experiments.report.verdicts import RULES, Verdict, verdict_counts
+
+__all__ = ["build_document", "write_files", "jsonable", "TITLE"]
+
+TITLE = 'Testing the claims of "Optimization techniques in Deep Learning"'
+_HOLDS_SIGN = {"above": ">", "at least": "≥", "below": "<", "at most": "≤"}
+
+
+def _estimate_text(est: Any, spec: str) -> str:
+    if est.method.startswith("exact"):
+        return f"{fmt(est.value, spec)} (exact)"
+    return f"{fmt(est.value, spec)} [{fmt(est.low, spec)}, {fmt(est.high, spec)}]"
+
+
+def card(c: Claim, v: Verdict) -> Card:
+    """A claim's verdict card."""
+    rows = [[p.rule.part, _estimate_text(p.estimate, p.rule.fmt),
+             f"{_HOLDS_SIGN[p.rule.holds]} {format(p.rule.threshold, p.rule.fmt)}", f"[[{p.verdict}]]"]
+            for p in v.parts]
+    methods = list(dict.fromkeys(p.estimate.method for p in v.parts))
+    sides = {"above": "above", "at least": "at or above", "below": "below", "at most": "at or below"}
+    measured = "; ".join(f"*{p.rule.part}*: {p.rule.effect}; the part holds if its interval lies "
+                         f"{sides[p.rule.holds]} {format(p.rule.threshold, p.rule.fmt)}" for p in v.parts)
+    who = "all optimizers" if c.optimizer == "all" else c.optimizer
+    return Card(anchor=f"claim-{c.id}", title=f"{who}: “{c.text}”", verdict=v.verdict, parts=rows,
+                evidence=f"{v.evidence}.",
+                rule=f"{measured}." + (" Parts that disagree make it depend." if len(v.parts) > 1 else ""),
+                notes=[*v.notes, "Intervals: " + "; ".join(methods) + "."])
+
+
+def _compact(v: Verdict) -> str:
+    return "; ".join(f"{_estimate_text(p.estimate, p.rule.fmt)} {_HOLDS_SIGN[p.rule.holds]} "
+                     f"{format(p.rule.threshold, p.rule.fmt)}" for p in v.parts)
+
+
+def _summary_points(results: dict[str, Any], verdicts: dict[str, Verdict]) -> list[str]:
+    """What the evidence says about choosing an optimizer: a few sentences, each following its numbers (none
+    is written in advance of the measurement)."""
+    points = []
+    part = {(c, p.rule.part): p for c, v in verdicts.items() for p in v.parts}
+    if "wide" in results:
+        wide = results["wide"]["datasets"]
+        tuning = part[("overall", "hyperparameters")]
+        lead = "Tune the learning rate first." if tuning.verdict == "supported" else "The learning rate."
+        points.append(
+            f"**{lead}** At torch's default rates the test loss was {_interval_text(tuning.estimate, '.2g')} times "
+            f"the tuned one (geometric mean over {len(wide)} datasets and six optimizers); the widest good range of "
+            f"rates (within 10% of the best loss) spanned {_max_width(results)} decades.")
+        winners = {}
+        for d, v in wide.items():
+            means = {o: np.mean([x for x in v["tuned"][o]["final_test_loss"] if x is not None] or [math.inf])
+                     for o in v["tuned"]}
+            winners[d] = min(means, key=means.get)
+        distinct = sorted(set(winners.values()))
+        lead = "No optimizer wins everywhere." if len(distinct) > 1 else f"{distinct[0]} won everywhere."
+        points.append(f"**{lead}** The lowest test loss at tuned rates went to "
+                      + ", ".join(f"{o} on {d}" for d, o in winners.items()) + ".")
+        quick = {o: verdicts[f"{o}-wide"].parts[0].estimate.value for o in ("adam", "rmsprop", "adadelta")}
+        points.append(
+            "**How often each was quick** (reached the target within twice the fastest optimizer's epochs, at "
+            "tuned rates): " + ", ".join(f"{o} on {q:.0%} of the datasets" for o, q in quick.items())
+            + f"; GD was slow on {verdicts['gd-slow'].parts[0].estimate.value:.0%}.")
+    if "scale" in results:
+        r = results["scale"]
+        n = r["sizes"][-1]
+        scaling = part[("sgd-large-online", "scaling")].estimate
+        memory = part[("sgd-large-online", "memory")].estimate
+        points.append(
+            f"**Data size.** SGD's time to a fixed target went as nᵏ with k = {fmt(scaling.value, '.2f')} from "
+            f"{r['sizes'][0]:,} to {n:,} samples, while one GD step took "
+            f"{fmt(1e3 * np.median(r['runs'][str(n)]['gd']['step_time']), '.3g')} ms at {n:,} and GD reached the "
+            f"target there on {int(np.isfinite(r['runs'][str(n)]['gd']['time']).sum())}/{len(r['seeds'])} seeds "
+            f"within {r['cap_factor']:g}× SGD's time; a partial_fit stream's peak memory changed by a factor "
+            f"{fmt(memory.value, '.3g')} from its first half to its second.")
+    if "noisy_sparse" in results and "drift" in results:
+        sparse = {o: part[(f"{o}-noisy-sparse", "sparse")].estimate.value for o in ("adagrad", "rmsprop", "adam",
+                                                                                    "adadelta")}
+        drift = results["drift"]["optimizers"]
+        ranked = sorted(drift, key=lambda o: np.mean(drift[o]["tracking"]))
+        points.append(
+            "**Rare features and moving targets.** The rare features' weight error relative to SGD's (below 1: "
+            "better) on Zipf-sparse inputs: " + ", ".join(f"{o} {fmt(x, '.2g')}" for o, x in sparse.items())
+            + f". On a target that switches, the online loss ranked {', '.join(ranked)} (best first).")
+    if "landscape" in results:
+        cam = results["landscape"]["camel"]
+        net = results["landscape"]["network"]["optimizers"]
+        points.append(
+            f"**Local minima.** On a 2-D function with six minima GD ended in a local one from "
+            f"{sum(cam['gd']['non_global'])}/{cam['starts']} starts, SGD with gradient noise from "
+            f"{sum(cam['sgd']['non_global'])}; on a realisable network {sum(net['gd']['stuck'])}/"
+            f"{len(net['gd']['stuck'])} GD restarts and {sum(net['sgd']['stuck'])}/{len(net['sgd']['stuck'])} SGD "
+            "restarts stopped at a spurious stationary point.")
+    return points
+
+
+def _interval_text(est: Any, spec: str) -> str:
+    return f"{fmt(est.value, spec)} [{fmt(est.low, spec)}, {fmt(est.high, spec)}]"
+
+
+def _max_width(results: dict[str, Any]) -> str:
+    if "sensitivity" not in results:
+        return "—"
+    from microdl.experiments.report import sensitivity
+
+    r = results["sensitivity"]
+    return fmt(max(sensitivity.width(r, k)["width"] for k in r["curves"]), ".2g")
+
+
+def build_document(settings: Any, results: dict[str, Any], verdicts: dict[str, Verdict], figures: dict[str, list[str]],
+                   experiments: Sequence[Any], meta: dict[str, Any]) -> Document:
+    """The whole report as a Document."""
+    doc = Document(TITLE)
+    counts = verdict_counts(verdicts)
+    doc.paragraph(
+        "The article lists advantages and disadvantages of GD, SGD, Adam, Adagrad, RMSprop and AdaDelta: 31 claims "
+        "in all. Each is put to a measurement here, on small networks and problems built so that the claim could "
+        "come out either way, and decided by a rule fixed before it ran, written beside its verdict with the "
+        f"measured effect and its 95% interval. **{counts['supported']} supported, {counts['not supported']} not "
+        f"supported, {counts['depends']} depends.** The verdicts hold for these problems, networks and budgets; they "
+        "are evidence, not general truths.")
+    doc.summary("What the evidence says about choosing an optimizer:", _summary_points(results, verdicts))
+
+    doc.heading("Verdicts", anchor="verdicts")
+    titles = {e.KEY: e.TITLE for e in experiments}
+    rows = []
+    for i, c in enumerate(CLAIMS, 1):
+        v = verdicts[c.id]
+        rows.append([i, c.optimizer, f"[{c.text}](#claim-{c.id})", f"[[{v.verdict}]]", _compact(v),
+                     f"[{titles[c.experiment]}](#{c.experiment})"])
+    doc.table(["#", "optimizer", "claim", "verdict", "effect [95% interval] vs threshold", "section"], rows,
+              caption=f"totals: {counts['supported']} supported, {counts['not supported']} not supported, "
+                      f"{counts['depends']} depends; each claim links to its verdict, each section to its figures")
+
+    doc.heading("How to read the verdicts", anchor="method")
+    doc.bullets([
+        "**supported** — the effect's whole 95% interval lies on the claim's side of the rule's threshold; **not "
+        "supported** — it lies on the other side; **depends** — it straddles the threshold, or a claim with several "
+        "parts holds for some and not others.",
+        f"Intervals: a percentile bootstrap over the {len(settings.seeds)} seeds "
+        f"({', '.join(map(str, settings.seeds))}) "
+        "of each comparison, paired where two optimizers share a seed; Wilson intervals for shares of independent "
+        "restarts; counts read from the code are exact. With five seeds a bootstrap interval is a little narrower "
+        "than an exact one would be, so a verdict whose interval only just clears its threshold is a lean.",
+        "Learning rates are always tuned on seeds (or streams) that the judged runs do not use.",
+        "Every number is in `results.json`; every figure and table is built from it.",
+    ])
+
+    doc.heading("Set-up", anchor="setup")
+    doc.bullets([
+        f"commit `{meta['commit']}`; microdl {meta['microdl']}, numpy {meta['numpy']}, numba {meta['numba']}, "
+        f"Python {meta['python']}; {meta['machine']}, {meta['cpus']} CPUs, {meta['numba_threads']} Numba thread(s) "
+        f"per run, {meta['jobs']} job(s) ({meta['backend']}); {meta['date']}; total {meta['seconds']:.0f} s",
+        "time per experiment (CPU time of this process in brackets; the machine may have been shared): "
+        + ", ".join(f"{k} {t:.0f} s ({meta['cpu_seconds'][k]:.0f} s)" for k, t in meta["timings"].items()),
+        f"reproduce with `microdl report --out report`{' --quick' if meta.get('quick') else ''}; the settings are "
+        "in `results.json`",
+    ])
+
+    by_experiment: dict[str, list[Claim]] = {}
+    for c in CLAIMS:
+        by_experiment.setdefault(c.experiment, []).append(c)
+    for e in experiments:
+        doc.heading(e.TITLE, anchor=e.KEY)
+        e.describe(doc, results, settings)
+        cards = [card(c, verdicts[c.id]) for c in by_experiment.get(e.KEY, [])]
+        doc.evidence([(f, f"{e.TITLE}: {f}") for f in figures.get(e.KEY, [])], cards)
+    return doc
+
+
+def jsonable(x: Any) -> Any:
+    """Strict JSON: NaN and infinity become None, NumPy scalars Python numbers, tuples lists."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+def write_files(out: Path, doc: Document, settings: Any, results: dict[str, Any], verdicts: dict[str, Verdict],
+                meta: dict[str, Any]) -> None:
+    """``report.md``, ``report.html`` and ``results.json`` (settings, metadata, claims, rules, verdicts, results)."""
+    (out / "report.md").write_text(doc.markdown(), encoding="utf-8")
+    (out / "report.html").write_text(doc.html(), encoding="utf-8")
+    payload = {"settings": asdict(settings), "meta": meta, "claims": [asdict(c) for c in CLAIMS],
+               "rules": {k: [asdict(r) for r in rules] for k, rules in RULES.items()},
+               "verdicts": {k: v.to_dict() for k, v in verdicts.items()}, "results": results}
+    (out / "results.json").write_text(json.dumps(jsonable(payload), indent=1, allow_nan=False), encoding="utf-8")
