@@ -2,11 +2,11 @@
 same record and weights to float tolerance; the fitted attributes are host arrays.
 
 Runs under Numba's CUDA simulator (tests/test_cuda_simulator.py sets NUMBA_ENABLE_CUDASIM=1) or, with
-MICRODL_REAL_GPU=1, on a real GPU. Tiny sizes: the simulator runs every GPU thread in Python.
+MICRODL_REAL_GPU=1, on a real GPU, with the tiny launch shapes of tests/cuda_sim/conftest.py. Tiny sizes: the
+simulator runs every GPU thread in Python.
 """
 
 import os
-import sys
 import warnings
 
 import numpy as np
@@ -16,23 +16,7 @@ REAL_GPU = os.environ.get("MICRODL_REAL_GPU") == "1"
 if not (os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or REAL_GPU):
     pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or MICRODL_REAL_GPU=1", allow_module_level=True)
 
-from microdl.cuda import kernels as K  # noqa: E402
-from microdl.optim import _cuda as optim_cuda  # noqa: E402
 from microdl.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def small_launches(monkeypatch):
-    """Tiny launch shapes and a short GIL switch interval (see test_cuda_train.py)."""
-    for name, value in {"TILE": 2, "REG": 2, "THREADS_PER_BLOCK": 4, "MAX_BLOCKS": 2, "REDUCE_COLS": 2,
-                        "REDUCE_ROWS": 2}.items():
-        monkeypatch.setattr(K, name, value)
-    monkeypatch.setattr(optim_cuda, "THREADS_PER_BLOCK", 4)
-    monkeypatch.setattr(optim_cuda, "MAX_BLOCKS", 2)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(2e-4)
-    yield
-    sys.setswitchinterval(interval)
 
 
 @pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
@@ -52,3 +36,22 @@ def test_cuda_estimator_matches_cpu(Estimator):
     np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), rtol=1e-9, atol=1e-12)
     gpu.partial_fit(X, y)  # the device solver is kept
     assert gpu._optimizer.backend == "cuda" and gpu.n_iter_ == 1
+
+
+def test_cuda_sgd_momentum_follows_a_changing_rate_and_weights_are_assignable():
+    # 'invscaling' rescales the device momentum buffer between epochs (NOTE [same random stream, same model])
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(13, 3)), rng.integers(0, 2, 13)
+    settings = dict(hidden_layer_sizes=(4,), solver="sgd", learning_rate="invscaling", learning_rate_init=0.5,
+                    batch_size=5, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpu = MLPClassifier(device="cuda", **settings).fit(X, y)
+        cpu = MLPClassifier(device="cpu", **settings).fit(X, y)
+    np.testing.assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=1e-10)
+    np.testing.assert_allclose(gpu._optimizer.state["b"].copy_to_host(), cpu._optimizer.state["b"], rtol=1e-9)
+    for est in (gpu, cpu):
+        est.coefs_[0] = np.ones((3, 4))  # item assignment reaches the device buffer
+        est.intercepts_ = [np.zeros(4), np.full(1, 0.5)]
+    np.testing.assert_array_equal(gpu.coefs_[0], np.ones((3, 4)))
+    np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), rtol=1e-12)
