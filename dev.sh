@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Set-up and the two main jobs on a fresh machine (only python3 with venv and pip is needed):
-#   bash dev.sh demo   create .venv, install microdl, train an MLP on the digits dataset
+#   bash dev.sh demo   create .venv, install microdl, compare the six optimizers on digits (microdl compare):
+#                      prints the table, writes curves.png, summary.csv and history.json to microdl-compare/
 #   bash dev.sh test   create .venv, install microdl with its test extras, run the whole test suite
-# Extra arguments after "test" go to pytest.
+# Extra arguments go to `microdl compare` (demo) or to pytest (test).
+# VENV names the virtual environment (default .venv); DEV_INSTALL=none runs in it as it is, without installing
+# (CI installs a wheel there first).
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+DEV_INSTALL=${DEV_INSTALL:-editable}
 
 install() {  # $1: extras, e.g. "[test]"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  if [ "$DEV_INSTALL" = none ]; then
+    return
+  fi
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
   "$VENV/bin/python" -m pip install -q -e ".$1"
 }
@@ -18,8 +25,7 @@ case "${1:-}" in
   demo)
     install ""
     shift
-    exec "$VENV/bin/microdl" train --dataset digits --optimizer sgd --epochs 30 --batch-size 32 --hidden 64 \
-      --lr 0.05 --seed 0 "$@"
+    exec "$VENV/bin/microdl" compare "$@"
     ;;
   test)
     install "[test]"

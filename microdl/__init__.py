@@ -4,8 +4,11 @@
 * :mod:`microdl.optim` — GD, SGD, Adagrad, RMSprop, AdaDelta, Adam and AdamW, each rule written once and run
   by NumPy, Numba-CPU or Numba-CUDA; schedules and clipping;
 * :mod:`microdl.train` — the training loop;
-* :mod:`microdl.datasets` — scikit-learn's datasets by name, standardised and split;
-* :mod:`microdl.io` — checkpoints.
+* :mod:`microdl.datasets` — scikit-learn's datasets by name, or your own from a CSV or ``.npz`` file or arrays,
+  standardised and split;
+* :mod:`microdl.io` — checkpoints, written atomically;
+* :mod:`microdl.experiments` — comparisons of the optimizers, tuning, sensitivity and the claims report;
+* :mod:`microdl.cli` — the ``microdl`` command (also ``python -m microdl``).
 
 Submodules are imported on first use, so ``import microdl`` stays cheap.
 """

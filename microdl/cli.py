@@ -1,23 +1,34 @@
 """The ``microdl`` command-line tool.
 
-``microdl train`` trains one MLP on a named dataset and prints per-epoch progress and the final train and
-test loss and score; ``microdl datasets`` lists the datasets. The experiment commands (``compare``,
-``sensitivity``, ``report``) are added by :mod:`microdl.experiments.cli` when present. Every command has
-``--help``; bad values exit with status 2 and a message that names the option.
+``microdl train`` trains one MLP on a named dataset or your own file (``--data``) and prints per-epoch progress
+and the final train and test loss and score; ``microdl datasets`` lists the datasets. The experiment commands
+(``compare``, ``sensitivity``, ``report``) are added by :mod:`microdl.experiments.cli`. Every command has
+``--help``. ``python -m microdl`` is the same tool.
+
+NOTE [how the CLI fails]
+A command fails with one line on stderr, never a traceback, unless the traceback is a bug's:
+
+* bad options and bad values (also those only the library can judge, such as a malformed data file, and a
+  missing CUDA GPU or package): status 2, before any training;
+* output paths (``--save``, ``--out``) are checked before any training, so a typo never costs a run;
+* an OS error while reading or writing (a full disk): status 1;
+* a diverged ``train``: status 1, and the line says what, if anything, was saved;
+* Ctrl-C: status 130; files are written atomically (:mod:`microdl._files`), so whatever was there before
+  is intact.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
 import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main", "build_parser", "positive_int", "positive_float", "non_negative_float"]
+__all__ = ["main", "build_parser", "positive_int", "positive_float", "non_negative_float", "fraction", "strict_json",
+           "add_data_options", "read_data_option"]
 
 #: Modules that add subcommands with ``add_commands(subparsers)``.
 _COMMAND_MODULES = ("microdl.experiments.cli",)
@@ -64,15 +75,60 @@ def fraction(text: str) -> float:
     return value
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every NaN and infinity (in dicts, lists and tuples) replaced by None, so that
+    ``json.dumps(..., allow_nan=False)`` gives strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+# -- your own data (train and compare) ---------------------------------------------------------------------
+def add_data_options(p: argparse.ArgumentParser, *, repeat: bool = False) -> None:
+    """``--data``, ``--target`` and ``--task``: train on your own file instead of a built-in dataset."""
+    from microdl.datasets import MAX_INFERRED_CLASSES, TASKS
+
+    g = p.add_argument_group("your own data (instead of --dataset)")
+    g.add_argument("--data", metavar="PATH", action="append" if repeat else "store", default=None,
+                   help="a CSV file with a header line (name the label column with --target) or an .npz file "
+                        "holding X and y" + ("; repeatable" if repeat else ""))
+    g.add_argument("--target", metavar="COLUMN", default=None,
+                   help="the CSV column to predict (for .npz: the array of targets, default y)")
+    g.add_argument("--task", choices=TASKS, default=None,
+                   help="override the task inferred from the targets (strings, and whole numbers with at most "
+                        f"{MAX_INFERRED_CLASSES} distinct values, are classes)")
+
+
+def read_data_option(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Any]:
+    """The files of ``--data`` read and checked (:func:`microdl.datasets.read_data`); ValueError if bad."""
+    paths = args.data if isinstance(args.data, list) else [] if args.data is None else [args.data]
+    if not paths:
+        if args.target is not None or args.task is not None:
+            parser.error("--target and --task go with --data")
+        return []
+    if getattr(args, "dataset", None):
+        parser.error("give --dataset or --data, not both")
+    from microdl.datasets import read_data
+
+    return [read_data(path, target=args.target, task=args.task) for path in paths]
+
+
+# -- train -------------------------------------------------------------------------------------------------
 def _add_train(sub: Any) -> None:
     from microdl.datasets import DATASETS
     from microdl.nn import ACTIVATIONS
     from microdl.optim import BACKENDS, OPTIMIZERS, SCHEDULES
 
     p = sub.add_parser("train", help="train an MLP on a dataset", description=(
-        "Train an MLP on one of scikit-learn's datasets and print the per-epoch loss and the final train and "
-        "test loss and accuracy (R² for regression)."))
-    p.add_argument("--dataset", default="digits", choices=list(DATASETS), help="dataset (default: digits)")
+        "Train an MLP on one of scikit-learn's datasets, or on your own file (--data), and print the per-epoch "
+        "loss and the final train and test loss and accuracy (R² for regression). Exits with status 1 if "
+        "training diverged."))
+    p.add_argument("--dataset", default=None, choices=list(DATASETS), help="dataset (default: digits)")
+    add_data_options(p)
     p.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS), help="optimizer (default: sgd)")
     p.add_argument("--epochs", type=positive_int, default=30, help="number of epochs (default: 30)")
     p.add_argument("--batch-size", type=positive_int, default=32,
@@ -98,8 +154,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where the whole training step runs (cuda needs numba-cuda and a GPU)")
     p.add_argument("--seed", type=int, default=0, help="random seed of initialisation, split and shuffling")
-    p.add_argument("--save", default=None, metavar="PATH", help="write a checkpoint (.npz) here")
-    p.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    p.add_argument("--save", default=None, metavar="PATH",
+                   help="write a checkpoint (.npz) here (checked before training; written atomically)")
+    p.add_argument("--json", action="store_true", help="print the final summary as strict JSON (null for NaN)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.set_defaults(run=_run_train)
 
@@ -122,6 +179,8 @@ class _PrintEpochs:
 
 
 def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import numpy as np
+
     from microdl.datasets import load_dataset
     from microdl.nn import MLP
     from microdl.optim import make_optimizer
@@ -138,10 +197,6 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         hyper["weight_decay"] = args.weight_decay
     if args.patience is not None and args.validation_fraction is None:
         args.validation_fraction = 0.1
-
-    data = load_dataset(args.dataset, test_size=args.test_size, random_state=args.seed, dtype=args.dtype)
-    model = MLP((data.n_features, *args.hidden, data.n_outputs), activation=args.activation, loss=data.loss,
-                alpha=args.alpha, dtype=args.dtype, random_state=args.seed, device=args.device)
     backend = args.backend
     if args.device == "cuda":
         if backend not in ("cpu", "cuda"):
@@ -149,47 +204,75 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         backend = "cuda"  # the parameters live on the GPU, so the update must run there too
     elif backend == "cuda":
         parser.error("--backend cuda needs --device cuda (the parameters must live on the GPU)")
+    if args.save:
+        from microdl._files import check_writable_file
+
+        check_writable_file(args.save, "--save")
+    own = read_data_option(args, parser)
+    source = own[0] if own else (args.dataset or "digits")
+    data = load_dataset(source, test_size=args.test_size, random_state=args.seed, dtype=args.dtype)
+    model = MLP((data.n_features, *args.hidden, data.n_outputs), activation=args.activation, loss=data.loss,
+                alpha=args.alpha, dtype=args.dtype, random_state=args.seed, device=args.device)
     optimizer = make_optimizer(args.optimizer, model.params, backend=backend, **hyper)
     callbacks: list[Any] = []
-    if not args.quiet and not args.json:
-        print(f"{args.dataset}: {data.X_train.shape[0]} train / {data.X_test.shape[0]} test samples, "
-              f"{data.n_features} features; {model!r}; {optimizer!r}")
+    talk = not args.quiet and not args.json
+    if talk:
+        print(f"{data.name}: {data.X_train.shape[0]} train / {data.X_test.shape[0]} test samples, "
+              f"{data.n_features} features, {data.task}; {model!r}; {optimizer!r}")
         callbacks.append(_PrintEpochs(every=max(1, args.epochs // 30)))
     if args.patience is not None:
         callbacks.append(EarlyStopping(patience=args.patience))
     history = fit(model, optimizer, data.X_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,
                   random_state=args.seed, validation_fraction=args.validation_fraction, schedule=args.schedule,
                   clip_norm=args.clip_norm, clip_value=args.clip_value, callbacks=callbacks,
-                  progress=not args.quiet and not args.json and args.epochs >= 10)
+                  progress=talk and args.epochs >= 10)
 
     Y_train, Y_test = model.encode_targets(data.y_train), model.encode_targets(data.y_test)
     metric = "accuracy" if data.task == "classification" else "r2"
-    summary = {
-        "dataset": args.dataset, "optimizer": args.optimizer, "epochs": history.epochs,
-        "stop_reason": history.stop_reason,
-        "train_loss": evaluate_loss(model, data.X_train, Y_train),
-        "test_loss": evaluate_loss(model, data.X_test, Y_test),
-        f"train_{metric}": score(model, data.X_train, Y_train), f"test_{metric}": score(model, data.X_test, Y_test),
-        "wall_time_s": history.wall_time[-1] if history.wall_time else 0.0,
-    }
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged model's loss may overflow: reported as null
+        summary = {
+            "dataset": data.name, "optimizer": args.optimizer, "epochs": history.epochs,
+            "stop_reason": history.stop_reason,
+            "train_loss": evaluate_loss(model, data.X_train, Y_train),
+            "test_loss": evaluate_loss(model, data.X_test, Y_test),
+            f"train_{metric}": score(model, data.X_train, Y_train), f"test_{metric}": score(model, data.X_test, Y_test),
+            "wall_time_s": history.wall_time[-1] if history.wall_time else 0.0,
+        }
+    finite_model = bool(np.all(np.isfinite(model.host_params())))
+    # Trust no single signal: a loss that is not finite, or weights that are not, is a divergence too.
+    diverged = bool(history.diverged) or not finite_model or not math.isfinite(summary["train_loss"])
+    summary["diverged"] = diverged
+    notes = []
+    if diverged:
+        why = history.stop_reason if history.diverged else "the final loss or weights are not finite"
+        notes.append(f"training diverged ({why}); try a smaller --lr or --clip-norm")
     if args.save:
-        from microdl.io import save
+        if finite_model:
+            from microdl.io import save
 
-        save(args.save, model, optimizer, history)
+            save(args.save, model, optimizer, history)
+            summary["saved"] = args.save
+            if diverged:
+                notes.append(f"saved the last finite weights, from before the divergence, to {args.save}")
+        else:
+            summary["saved"] = None
+            notes.append(f"nothing saved to {args.save}: the weights are not finite")
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(strict_json(summary), allow_nan=False))
     else:
-        if history.diverged:
-            print(f"warning: {history.stop_reason}", file=sys.stderr)
         print(f"final  train loss {summary['train_loss']:.4f}  test loss {summary['test_loss']:.4f}  "
               f"train {metric} {summary[f'train_{metric}']:.4f}  test {metric} {summary[f'test_{metric}']:.4f}  "
               f"({history.epochs} epochs, {summary['wall_time_s']:.2f}s, stop: {history.stop_reason})")
-    return 1 if history.diverged else 0
+    for note in notes:
+        print(f"microdl train: {note}", file=sys.stderr)
+    return 1 if diverged else 0
 
 
+# -- datasets ----------------------------------------------------------------------------------------------
 def _add_datasets(sub: Any) -> None:
     p = sub.add_parser("datasets", help="list the built-in datasets",
-                       description="List the datasets microdl can load by name, with size and task.")
+                       description="List the datasets microdl can load by name, with size and task. Your own "
+                                   "data goes in with --data PATH (a CSV with a header, or an .npz with X and y).")
     p.set_defaults(run=_run_datasets)
 
 
@@ -216,20 +299,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_datasets(sub)
     for name in _COMMAND_MODULES:
-        if importlib.util.find_spec(name.rsplit(".", 1)[0]) and importlib.util.find_spec(name):
-            importlib.import_module(name).add_commands(sub)
+        importlib.import_module(name).add_commands(sub)
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (the CUDA driver's messages span several)."""
+    return " ".join(str(exc).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line and return the exit status (NOTE [how the CLI fails])."""
+    from microdl._cuda_support import CudaUnavailableError
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = f"microdl {args.command}"
     try:
-        status = args.run(args, parser)
-    except (ValueError, TypeError) as exc:  # bad values that only the library can judge
-        parser.exit(2, f"microdl {args.command}: error: {exc}\n")
-    return status
+        return args.run(args, parser)
+    except (ValueError, TypeError, CudaUnavailableError) as exc:  # bad values that only the library can judge
+        parser.exit(2, f"{command}: error: {_one_line(exc)}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"{command}: interrupted; files written before were left as they were\n")
+    except OSError as exc:  # a full disk, a file that went away: not a bug, so no traceback
+        parser.exit(1, f"{command}: error: {_one_line(exc)}\n")
+    return 1  # pragma: no cover - parser.exit never returns
 
 
 if __name__ == "__main__":

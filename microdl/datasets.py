@@ -1,22 +1,50 @@
-"""scikit-learn's bundled datasets and generators, by name, standardised and split reproducibly.
+"""Datasets by name, or your own from arrays or a file, standardised and split reproducibly.
 
 Every dataset comes back as a :class:`Dataset` with a stratified (classification) train/test split whose
 features are standardised with the *training* mean and standard deviation; regression targets are
-standardised the same way (``y_mean`` and ``y_scale`` undo it). Nothing is downloaded: only scikit-learn's
-``load_*`` and ``make_*`` functions are used.
+standardised the same way (``y_mean`` and ``y_scale`` undo it). The built-in datasets are scikit-learn's
+``load_*`` and ``make_*`` (nothing is downloaded). Your own data goes through the same split and
+standardisation:
+
+* :func:`read_data` reads a CSV file with a header (``target`` names the label column) or an ``.npz`` file
+  holding ``X`` and ``y``; :func:`from_arrays` takes arrays. Both return :class:`RawData`, the samples before
+  the split, checked: a bad file gets a ``ValueError`` that names the problem, with the line and column where
+  that helps.
+* :func:`load_dataset` splits and standardises a built-in dataset by name, or a :class:`RawData`.
+
+The task (classification or regression) of your own data is inferred from the targets (:func:`infer_task`)
+unless you give it.
+
+>>> from microdl.datasets import from_arrays, load_dataset
+>>> import numpy as np
+>>> raw = from_arrays(np.arange(40.0).reshape(20, 2), np.arange(20) % 2)
+>>> raw.task, load_dataset(raw, random_state=0).X_train.shape
+('classification', (15, 2))
 """
 
 from __future__ import annotations
 
+import csv
+import math
+import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from microdl._validation import check_choice, check_int, check_real
 
-__all__ = ["Dataset", "DATASETS", "load_dataset", "list_datasets"]
+__all__ = ["Dataset", "RawData", "DATASETS", "TASKS", "load_dataset", "list_datasets", "read_data", "from_arrays",
+           "infer_task", "MAX_INFERRED_CLASSES"]
+
+TASKS = ("classification", "regression")
+
+#: Integer-valued targets with at most this many distinct values are taken as class labels; more, as numbers
+#: to predict (diabetes' integer targets have 214 distinct values). Strings are always class labels.
+MAX_INFERRED_CLASSES = 20
 
 
 def _bundled(loader_name: str) -> Callable[[int | None, int], tuple[np.ndarray, np.ndarray]]:
@@ -58,7 +86,11 @@ DATASETS: dict[str, tuple[str, Callable, str]] = {
 
 @dataclass
 class Dataset:
-    """A standardised train/test split. ``y`` holds class indices 0..n_classes-1 or standardised values."""
+    """A standardised train/test split. ``y`` holds class indices 0..n_classes-1 or standardised values.
+
+    ``classes`` (classification) holds the original label of each class index, so that ``classes[y]`` gives
+    the labels back; ``y * y_scale + y_mean`` gives regression targets back in their units.
+    """
 
     name: str
     task: str
@@ -69,6 +101,7 @@ class Dataset:
     n_classes: int | None
     y_mean: float = 0.0
     y_scale: float = 1.0
+    classes: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -84,40 +117,316 @@ class Dataset:
         return "cross_entropy" if self.task == "classification" else "squared_error"
 
 
-def load_dataset(name: str, *, test_size: float = 0.25, random_state: int = 0, dtype: Any = "float64",
-                 n_samples: int | None = None) -> Dataset:
-    """Load ``name`` (see :data:`DATASETS`), split it and standardise it.
+@dataclass(frozen=True, eq=False)
+class RawData:
+    """Samples before the split: ``X`` (float64, samples × features, finite) and ``y`` (class labels of any
+    kind, or finite numbers), checked by :func:`from_arrays`. ``source`` says where they came from.
+
+    Build it with :func:`from_arrays` or :func:`read_data`, not directly; :func:`load_dataset` splits it.
+    """
+
+    name: str
+    task: str
+    X: np.ndarray
+    y: np.ndarray
+    source: str = "arrays"
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[0])
+
+
+# -- the task ----------------------------------------------------------------------------------------------
+def infer_task(y: np.ndarray) -> str:
+    """``"classification"`` or ``"regression"``, judged from the targets alone.
+
+    Labels that are not numbers (strings, booleans) are classes; numbers with a fractional part are values to
+    predict; whole numbers are classes if there are at most :data:`MAX_INFERRED_CLASSES` distinct ones.
+
+    >>> infer_task(np.array(["cat", "dog"])), infer_task(np.array([0.5, 1.0])), infer_task(np.array([0, 1, 2]))
+    ('classification', 'regression', 'classification')
+    """
+    y = np.asarray(y)
+    if y.dtype.kind not in "iuf":
+        return "classification"
+    if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+        return "regression"
+    return "classification" if np.unique(y).size <= MAX_INFERRED_CLASSES else "regression"
+
+
+# -- your own data -----------------------------------------------------------------------------------------
+def from_arrays(X: Any, y: Any, *, task: str | None = None, name: str = "arrays", source: str = "arrays",
+                feature_names: list[str] | None = None) -> RawData:
+    """Check ``X`` and ``y`` and return them as :class:`RawData`, ready for :func:`load_dataset`.
 
     Parameters
     ----------
+    X : array of shape (n_samples, n_features)
+        Real numbers, no NaN or infinity.
+    y : array of shape (n_samples,)
+        Class labels (numbers or strings) or, for regression, finite numbers.
+    task : {"classification", "regression"}, optional
+        Inferred by :func:`infer_task` when not given.
     name : str
-        One of ``iris, wine, breast_cancer, digits, diabetes, moons, circles, classification, regression``.
+        The name results are labelled with.
+    source, feature_names
+        Where the data came from, and the column names, used in error messages.
+
+    Raises
+    ------
+    ValueError
+        Naming the problem: a shape, a NaN or infinity (with its row and column), a regression target that is
+        not a number, fewer than 2 samples, a class with fewer than 2 samples.
+    """
+    if task is not None:
+        check_choice("task", task, TASKS)
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{source}: X must be 2-D (samples x features); got shape {X.shape}")
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{source}: X must hold numbers; got dtype {X.dtype}")
+    X = X.astype(np.float64)
+    bad = np.argwhere(~np.isfinite(X))
+    if bad.size:
+        row, col = (int(i) for i in bad[0])
+        column = feature_names[col] if feature_names else f"{col}"
+        raise ValueError(f"{source}: X holds {X[row, col]} at row {row}, column {column} ({len(bad)} such "
+                         f"value{'s' if len(bad) > 1 else ''}); remove or fill them first")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{source}: y must be 1-D (one target per sample); got shape {y.shape}")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"{source}: X has {X.shape[0]} samples but y has {y.shape[0]}")
+    if X.shape[0] < 2:
+        raise ValueError(f"{source}: has {X.shape[0]} sample{'' if X.shape[0] == 1 else 's'}; a train/test split "
+                         "needs at least 2")
+    if X.shape[1] == 0:
+        raise ValueError(f"{source}: X has no feature columns")
+    if y.dtype.kind == "f":
+        bad_y = np.flatnonzero(~np.isfinite(y))
+        if bad_y.size:
+            raise ValueError(f"{source}: y holds {y[bad_y[0]]} at row {int(bad_y[0])}; remove or fill it first")
+    inferred = task is None
+    task = infer_task(y) if task is None else task
+    if task == "regression":
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"{source}: a regression target must be numbers; y has dtype {y.dtype}")
+        y = y.astype(np.float64)
+    else:
+        if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+            raise ValueError(f"{source}: class labels must be whole numbers or strings; y holds fractions "
+                             "(for numbers to predict, use task='regression')")
+        labels, counts = np.unique(y, return_counts=True)
+        if labels.size < 2:
+            raise ValueError(f"{source}: y has a single class ({labels.tolist()[0]!r}); classification needs at "
+                             "least 2")
+        if counts.min() < 2:
+            rare = labels[counts < 2].tolist()  # Python values, so that the message says 7, not np.int64(7)
+            how = " (inferred: whole numbers with few distinct values)" if inferred else ""
+            raise ValueError(
+                f"{source}: class {rare[0]!r} has 1 sample ({len(rare)} class{'es' if len(rare) > 1 else ''} "
+                f"with fewer than 2); the stratified split needs at least 2 per class. The task is "
+                f"classification{how}; for numbers to predict, use task='regression' (--task regression)")
+    return RawData(name, task, X, y, source)
+
+
+def read_data(path: str | os.PathLike, *, target: str | None = None, task: str | None = None) -> RawData:
+    """Read your own data from a CSV or ``.npz`` file, checked, as :class:`RawData` for :func:`load_dataset`.
+
+    Parameters
+    ----------
+    path : str or path
+        ``*.csv`` (also ``*.tsv``, ``*.txt``): a header line with the column names, then one sample per line;
+        every column but ``target`` is a feature and must be a number (comma, semicolon or tab separated).
+        ``*.npz`` (``numpy.savez``): an array ``X`` (samples × features) and the targets ``y``.
+    target : str
+        The CSV column that holds the targets (required for CSV); for ``.npz``, the array that holds them
+        (default ``"y"``).
+    task : {"classification", "regression"}, optional
+        Inferred by :func:`infer_task` when not given.
+
+    Raises
+    ------
+    ValueError
+        Naming the problem and, for CSV, the line and column: a missing target column, a non-numeric or empty
+        cell, NaN, a single row, a class with fewer than 2 samples, an ``.npz`` without ``X``.
+
+    >>> data = load_dataset(read_data("houses.csv", target="price"), random_state=0)   # doctest: +SKIP
+    """
+    path = Path(path)
+    if task is not None:
+        check_choice("task", task, TASKS)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        X, y, names = _read_npz(path, target or "y")
+    elif suffix in (".csv", ".tsv", ".txt"):
+        X, y, names = _read_csv(path, target)
+    else:
+        raise ValueError(f"{path}: unknown file type {path.suffix!r}; give a .csv file with a header or an .npz "
+                         "file holding X and y")
+    return from_arrays(X, y, task=task, name=path.stem, source=str(path), feature_names=names)
+
+
+def _read_npz(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, None]:
+    if not zipfile.is_zipfile(path):  # np.load would try it as a pickle, and suggest loading it unsafely
+        raise ValueError(f"{path} is not an .npz archive (numpy.savez writes one)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError(f"{path} is not an .npz archive (np.load read a single array)")
+            keys = sorted(archive.files)
+            for key in ("X", target):
+                if key not in keys:
+                    raise ValueError(f"{path} holds no array {key!r} (it holds: {', '.join(keys) or 'nothing'}); "
+                                     f"save it with numpy.savez(path, X=X, {target}=y)")
+            return archive["X"], archive[target], None
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path} could not be read as an .npz archive: {exc}") from None
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ValueError(f"{path} is not a readable .npz archive ({exc})") from None
+
+
+def _read_csv(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        head = fh.readline()
+        if not head.strip():
+            raise ValueError(f"{path} is empty: a CSV needs a header line with the column names, then the samples")
+        try:
+            dialect: Any = csv.Sniffer().sniff(head, delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        fh.seek(0)
+        reader = csv.reader(fh, dialect)
+        header = [name.strip() for name in next(reader)]
+        duplicated = sorted({n for n in header if header.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"{path}, line 1: the column name {duplicated[0]!r} appears more than once")
+        if target is None:
+            raise ValueError(f"{path}: name the target column (target=..., --target COLUMN); the columns are "
+                             f"{', '.join(header)}")
+        if target not in header:
+            raise ValueError(f"{path} has no column {target!r}; its columns are {', '.join(header)}")
+        t = header.index(target)
+        features = [name for k, name in enumerate(header) if k != t]
+        cells: list[list[str]] = []
+        labels: list[str] = []
+        lines: list[int] = []
+        for row in reader:
+            if not row or all(not c.strip() for c in row):
+                continue  # blank lines, the trailing one above all
+            if len(row) != len(header):
+                raise ValueError(f"{path}, line {reader.line_num}: {len(row)} cells, but the header has "
+                                 f"{len(header)} columns")
+            labels.append(row[t].strip())
+            cells.append([c for k, c in enumerate(row) if k != t])
+            lines.append(reader.line_num)
+    if not cells:
+        raise ValueError(f"{path} has a header but no samples")
+    if len(cells) == 1:
+        raise ValueError(f"{path} has a single sample (line {lines[0]}); a train/test split needs at least 2")
+    text = np.array(cells, dtype=str)
+    try:
+        X = np.char.strip(text).astype(np.float64)
+    except ValueError:
+        X = None
+    if X is None or not np.all(np.isfinite(X)):
+        _locate_bad_cell(path, text, lines, features)
+    for k, label in enumerate(labels):
+        if not label:
+            raise ValueError(f"{path}, line {lines[k]}, column {target!r}: the target is empty")
+    y_text = np.array(labels)
+    try:
+        y: np.ndarray = y_text.astype(np.float64)
+    except ValueError:
+        return X, y_text, features  # class names
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        raise ValueError(f"{path}, line {lines[bad[0]]}, column {target!r}: the target is {labels[bad[0]]!r}")
+    if np.all(y == np.round(y)) and np.all(np.abs(y) < 2**53):
+        y = y.astype(np.int64)  # "3" and "3.0" are the same class
+    return X, y, features
+
+
+def _locate_bad_cell(path: Path, text: np.ndarray, lines: list[int], features: list[str]) -> None:
+    """Raise naming the first cell that is empty, not a number, NaN or infinite."""
+    for i, row in enumerate(text):
+        for j, cell in enumerate(row):
+            where = f"{path}, line {lines[i]}, column {features[j]!r}"
+            value = cell.strip()
+            if not value:
+                raise ValueError(f"{where}: the cell is empty; every feature must be a number")
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(f"{where}: {value!r} is not a number; every column but the target must hold "
+                                 "numbers (encode categories as numbers first)") from None
+            if not math.isfinite(number):
+                raise ValueError(f"{where}: the cell is {value!r}; remove or fill missing values first")
+    raise AssertionError("no bad cell found")  # pragma: no cover - only called when there is one
+
+
+# -- splitting ---------------------------------------------------------------------------------------------
+def _builtin(name: str, n_samples: int | None, seed: int) -> RawData:
+    task, source, _ = DATASETS[name]
+    X, y = source(n_samples, seed)
+    return RawData(name, task, np.asarray(X, dtype=np.float64), np.asarray(y), f"sklearn {name}")
+
+
+def load_dataset(name: str | RawData, *, test_size: float = 0.25, random_state: int = 0, dtype: Any = "float64",
+                 n_samples: int | None = None) -> Dataset:
+    """Split and standardise a built-in dataset (by name) or your own (:class:`RawData`).
+
+    Parameters
+    ----------
+    name : str or RawData
+        One of ``iris, wine, breast_cancer, digits, diabetes, moons, circles, classification, regression``,
+        or what :func:`read_data` or :func:`from_arrays` returned.
     test_size : float in (0, 1)
-        Fraction held out for testing.
+        Fraction held out for testing (stratified by class for classification).
     random_state : int
         Seeds the split (and the generators).
     dtype : float32 or float64
     n_samples : int, optional
-        Size of a generated dataset (ignored by the bundled ones).
+        Size of a generated dataset (ignored by the bundled ones and by your own).
     """
-    check_choice("dataset", name, DATASETS)
+    if not isinstance(name, RawData):
+        check_choice("dataset", name, DATASETS)
     test_size = check_real("test_size", test_size, 0.0, 1.0, low_open=True, high_open=True)
     if n_samples is not None:
         n_samples = check_int("n_samples", n_samples, 10)
     random_state = check_int("random_state", random_state, 0)
+    dtype = np.dtype(dtype)
+    raw = name if isinstance(name, RawData) else _builtin(name, n_samples, random_state)
+    return _split(raw, test_size, random_state, dtype)
+
+
+def _split(raw: RawData, test_size: float, random_state: int, dtype: np.dtype) -> Dataset:
     from sklearn.model_selection import train_test_split
 
-    task, source, _ = DATASETS[name]
-    X, y = source(n_samples, random_state)
-    stratify = y if task == "classification" else None
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size, random_state=random_state,
-                                                        stratify=stratify)
+    classification = raw.task == "classification"
+    n = raw.n_samples
+    n_test = math.ceil(test_size * n)
+    if n_test >= n:
+        raise ValueError(f"{raw.source}: test_size={test_size:g} of {n} samples leaves none to train on")
+    if classification:
+        n_classes = np.unique(raw.y).size
+        if min(n_test, n - n_test) < n_classes:
+            raise ValueError(f"{raw.source}: {n} samples with test_size={test_size:g} give {n - n_test} train and "
+                             f"{n_test} test samples, fewer than the {n_classes} classes; the stratified split "
+                             "needs one of each class on both sides")
+    X_train, X_test, y_train, y_test = train_test_split(raw.X, raw.y, test_size=test_size, random_state=random_state,
+                                                        stratify=raw.y if classification else None)
     mean, std = X_train.mean(axis=0), X_train.std(axis=0)
     std[std == 0] = 1.0
     X_train, X_test = (X_train - mean) / std, (X_test - mean) / std
-    dtype = np.dtype(dtype)
-    n_classes, y_mean, y_scale = None, 0.0, 1.0
-    if task == "classification":
+    n_classes, y_mean, y_scale, classes = None, 0.0, 1.0, None
+    if classification:
         classes, y_train = np.unique(y_train, return_inverse=True)
         y_test = np.searchsorted(classes, y_test)
         n_classes = len(classes)
@@ -126,8 +435,8 @@ def load_dataset(name: str, *, test_size: float = 0.25, random_state: int = 0, d
         y_mean, y_scale = float(y_train.mean()), float(y_train.std()) or 1.0
         y_train = ((y_train - y_mean) / y_scale).astype(dtype)
         y_test = ((y_test - y_mean) / y_scale).astype(dtype)
-    return Dataset(name, task, X_train.astype(dtype), X_test.astype(dtype), y_train, y_test, n_classes,
-                   y_mean, y_scale)
+    return Dataset(raw.name, raw.task, X_train.astype(dtype), X_test.astype(dtype), y_train, y_test, n_classes,
+                   y_mean, y_scale, classes)
 
 
 def list_datasets() -> list[dict[str, Any]]:

@@ -1,9 +1,16 @@
-"""The command line: training end to end, listing datasets, help everywhere, clear errors."""
+"""The command line: training end to end on a built-in dataset or your own file, listing datasets, help
+everywhere, ``python -m microdl``, and failing cleanly (NOTE [how the CLI fails] in microdl.cli): one line and
+status 2 for bad values, bad output paths and a missing GPU, before any training; 130 for Ctrl-C with the old
+checkpoint intact; 1 for a diverged run, with strict JSON and no silent NaN checkpoint."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from microdl.cli import build_parser, main
@@ -48,7 +55,7 @@ def test_help_everywhere(command, capsys):
     ("args", "message"),
     [
         (["train", "--dataset", "mnist"], "invalid choice: 'mnist'"),
-        (["train", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
+        (["train", "--optimizer", "nadam"], "invalid choice: 'nadam'"),
         (["train", "--epochs", "0"], "--epochs: must be a positive integer, got '0'"),
         (["train", "--batch-size", "-3"], "--batch-size: must be a positive integer"),
         (["train", "--lr", "-0.1"], "--lr: must be a positive number"),
@@ -57,13 +64,17 @@ def test_help_everywhere(command, capsys):
         (["train", "--optimizer", "adam", "--momentum", "0.9"], "--momentum applies to sgd, gd and rmsprop"),
         (["train", "--validation-fraction", "1.2"], "must be between 0 and 1"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["train", "--target", "y"], "--target and --task go with --data"),
+        (["train", "--dataset", "iris", "--data", "x.csv"], "give --dataset or --data, not both"),
+        (["train", "--data", "x.csv", "--task", "ranking"], "argument --task: invalid choice: 'ranking'"),
     ],
 )
 def test_bad_values_exit_2_with_a_message(args, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
 
 
 def test_console_script_entry_point():
@@ -71,3 +82,115 @@ def test_console_script_entry_point():
                            "--quiet"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("final")
+
+
+def test_python_dash_m_microdl_is_the_same_tool():
+    script = Path(sys.executable).parent / "microdl"
+    if not script.exists():
+        pytest.skip("no microdl console script next to this Python")
+    runs = [subprocess.run([*cmd, "train", "--dataset", "iris", "--epochs", "3", "--json"], capture_output=True,
+                           text=True, timeout=120) for cmd in ([sys.executable, "-m", "microdl"], [str(script)])]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    a, b = (json.loads(r.stdout) for r in runs)
+    a.pop("wall_time_s"), b.pop("wall_time_s")
+    assert a == b and a["dataset"] == "iris"
+    helps = [subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=60).stdout
+             for cmd in ([sys.executable, "-m", "microdl"], [str(script)])]
+    assert helps[0] == helps[1] and helps[0].startswith("usage: microdl ")
+
+
+def test_train_on_your_own_csv(tmp_path, capsys):
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    path = tmp_path / "wine.csv"
+    with open(path, "w") as f:
+        f.write(",".join([f"x{k}" for k in range(X.shape[1])] + ["cultivar"]) + "\n")
+        for row, label in zip(X, y):
+            f.write(",".join(f"{v!r}" for v in row.tolist()) + f",c{label}\n")
+    status = main(["train", "--data", str(path), "--target", "cultivar", "--optimizer", "adam", "--lr", "0.01",
+                   "--epochs", "20", "--hidden", "16"])
+    out = capsys.readouterr().out
+    assert status == 0 and out.startswith("wine: 133 train / 45 test samples, 13 features, classification")
+    final = [line for line in out.splitlines() if line.startswith("final")][0]
+    assert float(final.split("test accuracy")[1].split()[0]) >= 0.9
+
+
+def test_a_bad_data_file_exits_2_naming_line_and_column(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n1,2,0\n3,oops,1\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(path), "--target", "y"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == f"microdl train: error: {path}, line 3, column 'b': 'oops' is not a number; " \
+                                      "every column but the target must hold numbers (encode categories as numbers " \
+                                      "first)\n"
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("missing/model.npz", "the folder"),
+    (".", "is a folder, not a file"),
+])
+def test_a_bad_save_path_is_refused_before_training(tmp_path, monkeypatch, capsys, where, message):
+    import microdl.train
+
+    monkeypatch.setattr(microdl.train, "fit", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--dataset", "iris", "--save", str(tmp_path / where)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("microdl train: error: --save") and message in err and len(err.splitlines()) == 1
+
+
+def test_a_missing_gpu_is_one_line_and_status_2():
+    proc = subprocess.run([sys.executable, "-m", "microdl", "train", "--dataset", "iris", "--device", "cuda",
+                           "--epochs", "1", "--quiet"], capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"})
+    if proc.returncode == 0:
+        pytest.skip("a CUDA GPU is present")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("microdl train: error: ") and "CUDA" in lines[0], proc.stderr
+
+
+def test_ctrl_c_in_train_exits_130_with_one_line_and_keeps_the_old_checkpoint(tmp_path):
+    path = tmp_path / "model.npz"
+    assert main(["train", "--dataset", "iris", "--epochs", "1", "--quiet", "--save", str(path)]) == 0
+    before = path.read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "microdl", "train", "--dataset", "digits", "--epochs", "100000",
+                             "--save", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for line in proc.stdout:  # wait until it trains
+            if line.startswith("epoch "):
+                break
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines() == ["microdl train: interrupted; files written before were left as they were"]
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+def test_a_diverged_train_exits_1_with_strict_json_and_no_silent_nan_checkpoint(tmp_path):
+    """GD at lr 1 in float32 on diabetes blows up within 5 epochs (issue 12's case)."""
+    path = tmp_path / "model.npz"
+    proc = subprocess.run([sys.executable, "-m", "microdl", "train", "--dataset", "diabetes", "--optimizer", "gd",
+                           "--lr", "1", "--dtype", "float32", "--epochs", "5", "--json", "--save", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+
+    def refuse(constant):
+        raise AssertionError(f"--json printed {constant}, which is not JSON")
+
+    summary = json.loads(proc.stdout, parse_constant=refuse)
+    assert summary["diverged"] is True
+    assert "training diverged" in proc.stderr and "Traceback" not in proc.stderr
+    if path.exists():  # the last finite weights, said so
+        from microdl.io import load
+
+        assert "saved the last finite weights" in proc.stderr and summary["saved"] == str(path)
+        assert np.all(np.isfinite(load(path).model.params))
+    else:
+        assert "nothing saved" in proc.stderr and summary["saved"] is None

@@ -1,9 +1,20 @@
-"""Datasets by name: standardised, reproducibly split, with clear errors."""
+"""Datasets by name, and your own from a CSV file, an .npz file or arrays: standardised, reproducibly split,
+with clear errors naming the line and column of a bad cell."""
+
+import re
 
 import numpy as np
 import pytest
 
-from microdl.datasets import DATASETS, list_datasets, load_dataset
+from microdl.datasets import (
+    DATASETS,
+    MAX_INFERRED_CLASSES,
+    from_arrays,
+    infer_task,
+    list_datasets,
+    load_dataset,
+    read_data,
+)
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
@@ -56,3 +67,144 @@ def test_list_datasets():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         load_dataset(**kwargs)
+
+
+# -- your own data ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("y", "task"), [
+    (np.array(["cat", "dog", "cat"]), "classification"),
+    (np.array([True, False]), "classification"),
+    (np.array([0, 1, 2, 1]), "classification"),
+    (np.array([0.0, 1.0, 1.0]), "classification"),  # whole numbers written as floats
+    (np.arange(20), "classification"),  # MAX_INFERRED_CLASSES distinct whole numbers: still classes
+    (np.arange(21), "regression"),  # one more: numbers to predict (diabetes' targets are whole numbers too)
+    (np.array([0.5, 1.0, 2.0]), "regression"),
+])
+def test_infer_task_table(y, task):
+    assert MAX_INFERRED_CLASSES == 20
+    assert infer_task(y) == task
+
+
+def test_diabetes_targets_would_be_inferred_as_regression():
+    from sklearn.datasets import load_diabetes
+
+    assert infer_task(load_diabetes().target) == "regression"
+
+
+def _write_iris_csv(path, sep=","):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    with open(path, "w") as f:
+        f.write(sep.join(["sepal length", "sepal width", "species", "petal length", "petal width"]) + "\n")
+        for row, label in zip(iris.data, iris.target_names[iris.target]):
+            cells = [repr(float(v)) for v in row]
+            f.write(sep.join([*cells[:2], label, *cells[2:]]) + "\n")
+        f.write("\n")  # a trailing blank line is fine
+    return iris
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t"])
+def test_a_csv_file_gives_the_same_split_and_standardisation_as_the_builtin_dataset(tmp_path, sep):
+    iris = _write_iris_csv(tmp_path / "flowers.csv", sep)
+    raw = read_data(tmp_path / "flowers.csv", target="species")
+    assert (raw.name, raw.task, raw.n_samples) == ("flowers", "classification", 150)
+    mine, builtin = load_dataset(raw, random_state=3), load_dataset("iris", random_state=3)
+    np.testing.assert_array_equal(mine.X_train, builtin.X_train)  # same rows, same order, same scaling
+    np.testing.assert_array_equal(mine.X_test, builtin.X_test)
+    np.testing.assert_array_equal(mine.y_train, builtin.y_train)  # class names sort as 0, 1, 2 do
+    assert list(mine.classes) == list(iris.target_names) and mine.n_classes == 3
+
+
+def test_npz_and_arrays_give_the_same_dataset_and_regression_is_standardised(tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    for raw in (read_data(tmp_path / "d.npz"), from_arrays(X, y, name="d")):
+        assert raw.task == "regression"
+        mine, builtin = load_dataset(raw, random_state=1, dtype="float32"), load_dataset("diabetes", random_state=1,
+                                                                                          dtype="float32")
+        np.testing.assert_array_equal(mine.X_train, builtin.X_train)
+        np.testing.assert_array_equal(mine.y_test, builtin.y_test)
+        assert (mine.y_mean, mine.y_scale) == (builtin.y_mean, builtin.y_scale)
+    np.savez(tmp_path / "t.npz", X=X, price=y)
+    assert read_data(tmp_path / "t.npz", target="price", task="regression").task == "regression"
+    np.savez(tmp_path / "c.npz", X=X[:40], y=np.arange(40) % 2)
+    assert read_data(tmp_path / "c.npz").task == "classification"
+    assert read_data(tmp_path / "c.npz", task="regression").task == "regression"  # overridden
+
+
+def _csv(tmp_path, text, name="bad.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("text", "kwargs", "message"), [
+    ("a,b,y\n1,2,0\n3,4,1\n", {"target": "label"}, "has no column 'label'; its columns are a, b, y"),
+    ("a,b,y\n1,2,0\n3,4,1\n", {}, "name the target column"),
+    ("a,b,y\n1,2,0\n3,x,1\n1,2,1\n", {"target": "y"}, "line 3, column 'b': 'x' is not a number"),
+    ("a,b,y\n1,2,0\n3,,1\n1,2,1\n", {"target": "y"}, "line 3, column 'b': the cell is empty"),
+    ("a,b,y\n1,2,0\n3,4,1\nnan,2,1\n", {"target": "y"}, "line 4, column 'a': the cell is 'nan'"),
+    ("a,b,y\n1,2,0\n3,4,\n", {"target": "y"}, "line 3, column 'y': the target is empty"),
+    ("a,b,y\n1,2,0\n3,4\n", {"target": "y"}, "line 3: 2 cells, but the header has 3 columns"),
+    ("a,b,y\n1,2,0\n", {"target": "y"}, "has a single sample (line 2)"),
+    ("a,b,y\n", {"target": "y"}, "has a header but no samples"),
+    ("", {"target": "y"}, "is empty"),
+    ("a,a,y\n1,2,0\n", {"target": "y"}, "line 1: the column name 'a' appears more than once"),
+    ("a,y\n1,0\n2,0\n3,1\n4,1\n5,2\n", {"target": "y"}, "class 2 has 1 sample"),
+    ("a,y\n1,cat\n2,dog\n3,dog\n", {"target": "y", "task": "regression"}, "a regression target must be numbers"),
+    ("a,y\n1,0.5\n2,nan\n3,1\n", {"target": "y"}, "line 3, column 'y': the target is 'nan'"),
+])
+def test_bad_csv_files_get_errors_naming_line_and_column(tmp_path, text, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_data(_csv(tmp_path, text), **kwargs)
+
+
+def test_a_class_with_one_sample_suggests_regression(tmp_path):
+    path = _csv(tmp_path, "a,y\n" + "".join(f"{k},{k % 5 + (k == 0) * 7}\n" for k in range(12)))
+    with pytest.raises(ValueError, match="class 7 has 1 sample.*inferred.*--task regression"):
+        read_data(path, target="y")
+    assert read_data(path, target="y", task="regression").task == "regression"
+
+
+def test_bad_npz_and_other_files(tmp_path):
+    np.savez(tmp_path / "noX.npz", x=np.ones((3, 2)), y=np.arange(3))
+    with pytest.raises(ValueError, match=r"holds no array 'X' \(it holds: x, y\)"):
+        read_data(tmp_path / "noX.npz")
+    np.savez(tmp_path / "noy.npz", X=np.ones((3, 2)))
+    with pytest.raises(ValueError, match="holds no array 'y'"):
+        read_data(tmp_path / "noy.npz")
+    np.savez(tmp_path / "nan.npz", X=np.array([[1.0, 2.0], [3.0, np.nan], [1.0, 1.0]]), y=[0.5, 1.5, 2.5])
+    with pytest.raises(ValueError, match="X holds nan at row 1, column 1"):
+        read_data(tmp_path / "nan.npz")
+    np.savez(tmp_path / "one.npz", X=np.ones((1, 2)), y=[0.5])
+    with pytest.raises(ValueError, match="has 1 sample; a train/test split needs at least 2"):
+        read_data(tmp_path / "one.npz")
+    np.savez(tmp_path / "flat.npz", X=np.ones(4), y=np.arange(4))
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        read_data(tmp_path / "flat.npz")
+    (tmp_path / "junk.npz").write_bytes(np.random.default_rng(0).bytes(500))
+    with pytest.raises(ValueError, match="is not an .npz archive") as exc:
+        read_data(tmp_path / "junk.npz")
+    assert "unsafely" not in str(exc.value)
+    (tmp_path / "data.xlsx").write_text("")
+    with pytest.raises(ValueError, match="unknown file type '.xlsx'"):
+        read_data(tmp_path / "data.xlsx")
+    with pytest.raises(ValueError, match="no such file"):
+        read_data(tmp_path / "missing.csv", target="y")
+
+
+def test_from_arrays_checks_and_the_split_needs_a_sample_of_every_class_on_both_sides():
+    with pytest.raises(ValueError, match="X has 3 samples but y has 2"):
+        from_arrays(np.ones((3, 2)), [0, 1])
+    with pytest.raises(ValueError, match="single class"):
+        from_arrays(np.ones((3, 2)), [1, 1, 1])
+    with pytest.raises(ValueError, match="class labels must be whole numbers or strings"):
+        from_arrays(np.ones((3, 2)), [0.5, 1.0, 1.0], task="classification")
+    with pytest.raises(ValueError, match="unknown task 'ranking'"):
+        from_arrays(np.ones((3, 2)), [0, 1, 1], task="ranking")
+    raw = from_arrays(np.arange(12.0).reshape(6, 2), [0, 0, 1, 1, 2, 2])
+    with pytest.raises(ValueError, match="fewer than the 3 classes"):
+        load_dataset(raw)  # 2 test samples for 3 classes
+    assert load_dataset(raw, test_size=0.5).y_test.size == 3

@@ -16,6 +16,7 @@ EXPECTED = {
     "compare_optimizers.py": "picked lr",
     "gd_vs_sgd.py": "per epoch",
     "custom_schedule.py": "WarmupThenHalve(warmup=3, every=8)",
+    "own_data.py": "houses: 300 samples, 2 features, task regression",
 }
 
 

@@ -1,4 +1,12 @@
-"""Checkpoints lose nothing: parameters, optimizer state and step count, history."""
+"""Checkpoints lose nothing: parameters, optimizer state and step count, history; a save killed midway leaves
+the previous checkpoint whole; a malformed file gets one clear ValueError."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -52,3 +60,100 @@ def test_model_only_checkpoint_and_errors(tmp_path):
     np.savez(tmp_path / "bad.npz", meta=np.array('{"format": 99}'))
     with pytest.raises(ValueError, match="not a microdl checkpoint"):
         load(tmp_path / "bad.npz")
+
+
+# -- crash safety ----------------------------------------------------------------------------------------------
+_SAVER = """
+import sys
+import numpy as np
+from microdl.io import save
+from microdl.nn import MLP
+
+model = MLP((1000, 4000, 1000), random_state=0)   # 8 million parameters: 64 MB, a save takes a while
+print("saving", flush=True)
+for k in range(1000):
+    model.params[0] = k
+    save(sys.argv[1], model)
+"""
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+def test_a_save_killed_midway_leaves_the_previous_checkpoint_whole(tmp_path, how):
+    path = tmp_path / "ckpt.npz"
+    old = MLP((3, 4, 2), random_state=1)
+    save(path, old)
+    child = subprocess.Popen([sys.executable, "-c", _SAVER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "saving"
+        time.sleep(0.4)  # inside the first save, or a later one: every save overwrites the same path
+        assert child.poll() is None
+        child.send_signal(how)
+        child.wait(timeout=60)
+    finally:
+        child.kill()
+    ckpt = load(path)  # the old small model, or a whole new big one: never a torn file
+    if ckpt.model.layer_sizes == old.layer_sizes:
+        np.testing.assert_array_equal(ckpt.model.params, old.params)
+    else:
+        assert ckpt.model.params.size == 1000 * 4000 + 4000 + 4000 * 1000 + 1000
+    if how == signal.SIGINT:  # Ctrl-C cleans up after itself; SIGKILL cannot, but never touches the target
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.npz"]
+
+
+# -- malformed files -------------------------------------------------------------------------------------------
+def _checkpoint_with(tmp_path, meta=None, **arrays):
+    net = MLP((3, 2), random_state=0)
+    good = {"format": 1, "model": net.config()}
+    path = tmp_path / "c.npz"
+    np.savez(path, **({} if meta is False else {"meta": np.array(json.dumps(good if meta is None else meta))}),
+             **({"params": net.params} | arrays))
+    return path
+
+
+def _optimizer_meta():
+    net = MLP((3, 2), random_state=0)
+    opt = make_optimizer("adam", net.params)
+    state = opt.state_dict()
+    return {"format": 1, "model": net.config(), "optimizer": {
+        "name": "Adamax", "hyperparameters": state["hyperparameters"], "t": 0, "backend": "numpy",
+        "state": sorted(state["state"])}}
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: _checkpoint_with(p, meta=[1, 2]), "its meta is list, not a JSON object"),
+    (lambda p: _checkpoint_with(p, meta="a string"), "its meta is str"),
+    (lambda p: _checkpoint_with(p, meta={"format": 1}), "its meta has no 'model' entry"),
+    (lambda p: _checkpoint_with(p, meta={"format": 1, "model": [3, 2]}), "its 'model' entry is list"),
+    (lambda p: _checkpoint_with(p, meta={"format": 1, "model": {"layer_sizes": [3, 2], "colour": 1}}), "colour"),
+    (lambda p: _checkpoint_with(p, meta=False), "it has no 'meta' entry"),
+    (lambda p: _checkpoint_with(p, params=np.ones(3)), "params"),
+    (lambda p: _checkpoint_with(p, meta=_optimizer_meta()), "unknown optimizer 'Adamax'"),
+])
+def test_malformed_checkpoints_raise_one_clear_value_error(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(ValueError, match=f"{re.escape(str(path))} is not a valid microdl checkpoint: .*"
+                                         f"{re.escape(message)}"):
+        load(path)
+
+
+def test_null_meta_random_bytes_truncated_archives_and_npy_files(tmp_path):
+    net = MLP((3, 2), random_state=0)
+    path = tmp_path / "c.npz"
+    np.savez(path, meta=np.array("null"), params=net.params)
+    with pytest.raises(ValueError, match="its meta is NoneType, not a JSON object"):
+        load(path)
+    (tmp_path / "junk.npz").write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ValueError, match="junk.npz is not a valid microdl checkpoint: it is not an .npz") as exc:
+        load(tmp_path / "junk.npz")
+    assert "unsafely" not in str(exc.value) and "pickle" not in str(exc.value)
+    save(path, MLP((30, 20, 2), random_state=0))
+    data = path.read_bytes()
+    for cut in (len(data) // 2, len(data) - 10):
+        (tmp_path / "cut.npz").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="cut.npz is not a valid microdl checkpoint"):
+            load(tmp_path / "cut.npz")
+    np.save(tmp_path / "a.npy", np.ones(3))
+    with pytest.raises(ValueError, match="not a valid microdl checkpoint"):
+        load(tmp_path / "a.npy")
+    with pytest.raises(FileNotFoundError, match="no checkpoint file"):
+        load(tmp_path / "missing.npz")

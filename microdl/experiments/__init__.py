@@ -1,7 +1,8 @@
 """Experiments on the optimizers: comparisons, learning-rate tuning and sensitivity, and the claims report.
 
-* :func:`compare` — optimizers × datasets × seeds with shared initialisation and splits; tables, curves,
-  ``summary.csv`` and ``history.json`` (:func:`load_results` reads them back);
+* :func:`compare` — optimizers × datasets × seeds (built-in datasets or your own data) with shared
+  initialisation and splits, at learning rates tuned for each dataset (:data:`PRESET_LRS`) or tuned on the
+  spot; tables, curves, ``summary.csv`` and ``history.json`` (:func:`load_results` reads them back);
 * :func:`tune_lrs` — each optimizer's learning rate from a log grid, on a validation split of the training
   data only;
 * :func:`sensitivity` — final validation loss against the learning rate (and SGD's batch size), and the
@@ -18,8 +19,8 @@ from microdl.experiments.comparison import CompareResult, compare, load_results,
 from microdl.experiments.report import ReportSettings, make_report
 from microdl.experiments.runs import SIX_OPTIMIZERS, Budget, RunSpec, execute, parse_budget, run_one
 from microdl.experiments.sweep import SensitivityResult, flat_width, load_sensitivity, sensitivity
-from microdl.experiments.tuning import LR_GRID, tune_lrs
+from microdl.experiments.tuning import LR_GRID, PRESET_LRS, tune_lrs
 
-__all__ = ["compare", "CompareResult", "load_results", "target_loss", "tune_lrs", "LR_GRID", "Budget",
+__all__ = ["compare", "CompareResult", "load_results", "target_loss", "tune_lrs", "LR_GRID", "PRESET_LRS", "Budget",
            "parse_budget", "RunSpec", "run_one", "execute", "SIX_OPTIMIZERS",
            "sensitivity", "SensitivityResult", "flat_width", "load_sensitivity", "make_report", "ReportSettings"]

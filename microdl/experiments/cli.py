@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from microdl.cli import fraction, positive_float, positive_int
+from microdl.cli import add_data_options, fraction, positive_float, positive_int, read_data_option
 
 __all__ = ["add_commands"]
 
@@ -101,6 +101,19 @@ def _check_execution(args: argparse.Namespace) -> None:
     # ValueError: microdl.cli.main prints "microdl <command>: error: ..." and exits with status 2
     if args.scheduler is not None and args.backend != "dask":
         raise ValueError("--scheduler needs --backend dask")
+    if args.backend == "dask":
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:  # dask is optional: only runs.py imports it
+            raise ValueError('--backend dask needs dask.distributed, which is not installed: '
+                             'pip install "microdl[dask]"')
+
+
+def _check_out(args: argparse.Namespace, names: tuple[str, ...]) -> None:
+    """Refuse a bad --out before any run (NOTE [how the CLI fails] in microdl.cli)."""
+    from microdl.experiments.comparison import check_output_folder
+
+    check_output_folder(args.out, names)
 
 
 def _execution(args: argparse.Namespace) -> dict[str, Any]:
@@ -110,7 +123,7 @@ def _execution(args: argparse.Namespace) -> dict[str, Any]:
 
 # -- compare -----------------------------------------------------------------------------------------------
 def _add_compare(sub: Any) -> None:
-    from microdl.experiments.comparison import DEFAULT_EPOCHS, DEFAULT_TARGET
+    from microdl.experiments.comparison import DEFAULT_EPOCHS, DEFAULT_TARGET, RATES
     from microdl.experiments.runs import SIX_OPTIMIZERS
 
     p = sub.add_parser("compare", help="compare optimizers across datasets and seeds", description=(
@@ -118,9 +131,10 @@ def _add_compare(sub: Any) -> None:
         "batch order for every optimizer of a seed). Prints a table per dataset (final train/test loss and "
         "accuracy or R², epochs and time to a target loss, divergences) and writes curves.png, summary.csv, "
         "summary.txt and history.json to --out. With no options: the six optimizers of the article on digits "
-        "with 3 seeds at torch.optim's default learning rates."))
+        "with 3 seeds, each at the learning rate tuned once for digits (--rates)."))
     p.add_argument("--dataset", type=_checked(_dataset_list), action="append", metavar="NAME[,NAME...]",
                    help="dataset(s); repeat or give a comma list (default: digits)")
+    add_data_options(p, repeat=True)
     p.add_argument("--optimizers", type=_checked(_optimizer_list), default=SIX_OPTIMIZERS, metavar="LIST",
                    help=f"comma list of optimizers (default: {','.join(SIX_OPTIMIZERS)})")
     p.add_argument("--seeds", type=_checked(_seeds), default=(0, 1, 2), metavar="N|LIST",
@@ -133,29 +147,38 @@ def _add_compare(sub: Any) -> None:
     p.add_argument("--hidden", type=positive_int, nargs="+", default=[64], metavar="N",
                    help="hidden layer widths (default: 64)")
     p.add_argument("--lr", type=_checked(_lr_pair), action="append", default=[], metavar="OPTIMIZER=RATE",
-                   help="learning rate of one optimizer (repeatable); the others use torch's default or --tune")
-    p.add_argument("--tune", action="store_true",
-                   help="pick each learning rate from a log grid on a validation split of the training data")
-    p.add_argument("--target", type=fraction, default=DEFAULT_TARGET,
-                   help="target loss: this fraction of the way from the initial loss to the best final loss "
+                   help="learning rate of one optimizer (repeatable); the others come from --rates")
+    p.add_argument("--rates", choices=RATES, default="auto",
+                   help="where the other learning rates come from: auto (default) = the rates tuned once for a "
+                        "built-in dataset, tuned on a validation split for your own data; tuned = tune them now "
+                        "on a validation split of the training data; torch = torch.optim's defaults")
+    p.add_argument("--tune", action="store_true", help="the same as --rates tuned")
+    p.add_argument("--target-fraction", type=fraction, default=DEFAULT_TARGET, metavar="F",
+                   help="the target loss is this fraction of the way from the initial loss to the best final loss "
                         f"(default {DEFAULT_TARGET})")
-    p.add_argument("--out", default="microdl-compare", metavar="DIR", help="output folder (default microdl-compare)")
+    p.add_argument("--out", default="microdl-compare", metavar="DIR",
+                   help="output folder (default microdl-compare); replaced as a whole, so it must be new or an "
+                        "earlier compare output")
     _add_execution(p)
     p.set_defaults(run=_run_compare)
 
 
 def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from microdl.experiments.comparison import compare
+    from microdl.experiments.comparison import OUTPUT_FILES, compare
 
     _check_execution(args)
+    _check_out(args, OUTPUT_FILES)
     if args.epochs is not None and args.budget is not None and args.budget.kind == "epochs" \
             and args.budget.value != args.epochs:
         raise ValueError("--epochs and --budget epochs:N disagree; give one of them")
-    datasets = [name for group in (args.dataset or [("digits",)]) for name in group]
+    if args.tune and args.rates not in ("auto", "tuned"):
+        raise ValueError(f"--tune contradicts --rates {args.rates}; give one of them")
+    own = read_data_option(args, parser)
+    datasets = own or [name for group in (args.dataset or [("digits",)]) for name in group]
     tic = time.perf_counter()
     result = compare(datasets, args.optimizers, args.seeds, epochs=args.epochs, budget=args.budget,
-                     batch_size=args.batch_size, hidden=args.hidden, lrs=dict(args.lr), tune=args.tune,
-                     target=args.target, **_execution(args))
+                     batch_size=args.batch_size, hidden=args.hidden, lrs=dict(args.lr),
+                     rates="tuned" if args.tune else args.rates, target=args.target_fraction, **_execution(args))
     paths = result.save(args.out)
     print(result.format_tables())
     if result.tuning:
@@ -208,9 +231,10 @@ def _add_sensitivity(sub: Any) -> None:
 
 
 def _run_sensitivity(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from microdl.experiments.sweep import sensitivity
+    from microdl.experiments.sweep import OUTPUT_FILES, sensitivity
 
     _check_execution(args)
+    _check_out(args, OUTPUT_FILES)
     if len(args.dataset) != 1:
         raise ValueError("sensitivity takes one --dataset")
     if args.epochs is not None and args.budget is not None:
@@ -239,9 +263,11 @@ def _add_report(sub: Any) -> None:
 
 
 def _run_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from microdl._files import check_writable_folder
     from microdl.experiments.report import make_report
 
     _check_execution(args)
+    check_writable_folder(args.out, "--out")
     tic = time.perf_counter()
     report = make_report(args.out, quick=args.quick, **_execution(args))
     print(report.summary_text())

@@ -12,7 +12,10 @@ here instead evaluates, after every epoch, the loss of the current weights on th
 the evaluation set (the test set in ``compare``, a validation split carved from the training data in the
 tuning and sensitivity sweeps). That evaluation is not training, so its time is taken off the clock:
 ``wall_time`` counts only the time spent inside the training steps, which is what "faster per second"
-means. Epoch 0 is the initialisation, at time 0.
+means. Compiling is not training either: before its first timed run, a process trains a throwaway copy of
+the network for one epoch (on at most :data:`WARM_UP_ROWS` samples), so that Numba compiles the step's kernels
+off the clock (on a fresh install the first optimizer would otherwise pay seconds of compilation). Epoch 0 is
+the initialisation, at time 0.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from microdl.datasets import DATASETS
 from microdl.optim import OPTIMIZERS
 
 __all__ = ["Budget", "parse_budget", "RunSpec", "run_one", "execute", "check_optimizers", "check_datasets",
-           "check_seeds", "check_execution", "default_lr", "threads_per_run", "SIX_OPTIMIZERS", "BACKENDS"]
+           "check_seeds", "check_execution", "default_lr", "threads_per_run", "blew_up", "SIX_OPTIMIZERS", "BACKENDS",
+           "BLOW_UP_FACTOR"]
 
 #: The six optimizers of the article, in the order of :mod:`microdl.optim.optimizers`.
 SIX_OPTIMIZERS = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam")
@@ -43,6 +47,12 @@ BACKENDS = ("loky", "threading", "dask")
 
 #: An epoch cap for budgets that are not counted in epochs (the budget stops the run long before).
 _NO_EPOCH_CAP = 10**7
+
+#: Most rows the throwaway training before a process's first timed run uses (NOTE [what a curve measures]).
+WARM_UP_ROWS = 4096
+
+#: A loss this many times the initial one means the run has diverged (NOTE [a diverged run], :func:`blew_up`).
+BLOW_UP_FACTOR = 1e3
 
 
 # -- budgets -----------------------------------------------------------------------------------------------
@@ -200,6 +210,7 @@ class _Recorder:
         self.off_clock = 0.0
         self.prev_params: np.ndarray | None = None
         self.prev_grad_evals = 0
+        self.out_of_time = False
 
     def start(self, model: Any) -> None:
         from microdl.train import evaluate_loss
@@ -235,7 +246,8 @@ class _Recorder:
                     p10, p90 = np.percentile(rate, [10, 90])
                     self.effective_spread = float(p90 / p10)
         self.off_clock += time.perf_counter() - tic
-        return self.max_time is not None and training_time >= self.max_time
+        self.out_of_time = self.max_time is not None and training_time >= self.max_time
+        return self.out_of_time
 
 
 def run_one(spec: RunSpec) -> dict[str, Any]:
@@ -251,6 +263,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
 
     if spec.threads is not None:
         numba.set_num_threads(max(1, min(spec.threads, numba.config.NUMBA_NUM_THREADS)))
+    _compile_off_the_clock(spec)
     model = MLP(spec.layer_sizes, activation=spec.activation, loss=spec.loss, random_state=spec.seed)
     optimizer = make_optimizer(spec.optimizer, model.params, lr=spec.lr)
     Y_train, Y_eval = model.encode_targets(spec.y_train), model.encode_targets(spec.y_eval)
@@ -268,12 +281,14 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         history = fit(model, optimizer, spec.X_train, spec.y_train, epochs=epochs, batch_size=spec.batch_size,
                       random_state=spec.seed, callbacks=[recorder],
                       max_grad_evals=budget.value if budget.kind == "grad_evals" else None)
-    stop_reason = "time budget" if history.stop_reason == "early_stopping" else history.stop_reason
-    if history.diverged:
-        stop_reason = "diverged"
+    stop_reason = "time budget" if recorder.out_of_time else history.stop_reason
     e = spec.eval_name
     with np.errstate(over="ignore", invalid="ignore"):  # R² of a diverged regression run is simply -inf or NaN
         metrics = (score(model, spec.X_train, Y_train), score(model, spec.X_eval, Y_eval))
+        finals = (evaluate_loss(model, spec.X_train, Y_train), evaluate_loss(model, spec.X_eval, Y_eval))
+    diverged = bool(history.diverged) or blew_up(recorder.train_loss, [*recorder.eval_loss, *finals])
+    if diverged:
+        stop_reason = "diverged"
     result: dict[str, Any] = {
         **spec.labels,
         "optimizer": spec.optimizer, "lr": spec.lr, "seed": spec.seed, "batch_size": spec.batch_size,
@@ -281,10 +296,9 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         "epoch": list(range(len(recorder.train_loss))),
         "train_loss": recorder.train_loss, f"{e}_loss": recorder.eval_loss, "wall_time": recorder.wall_time,
         "grad_evals": [0, *history.grad_evals],
-        "final_train_loss": evaluate_loss(model, spec.X_train, Y_train),
-        f"final_{e}_loss": evaluate_loss(model, spec.X_eval, Y_eval),
+        "final_train_loss": finals[0], f"final_{e}_loss": finals[1],
         "final_train_metric": metrics[0], f"final_{e}_metric": metrics[1],
-        "diverged": bool(history.diverged), "stop_reason": stop_reason, "threads": numba.get_num_threads(),
+        "diverged": diverged, "stop_reason": stop_reason, "threads": numba.get_num_threads(),
     }
     if spec.track_steps:
         result["step_size"] = recorder.step_size
@@ -294,16 +308,57 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     return _finite_json(result)
 
 
+#: What this process has compiled already: (optimizer, activation, loss, layers, dtype, batch size).
+_COMPILED: set[tuple[Any, ...]] = set()
+
+
+def _compile_off_the_clock(spec: RunSpec) -> None:
+    """Train a throwaway copy of the network for one epoch, once per process and kind of run, so that the timed
+    run finds its kernels compiled (NOTE [what a curve measures]). It trains on as many rows as the run (up to
+    WARM_UP_ROWS) in batches of the same size, because the batch size decides which kernels run: a small batch
+    runs on one thread, a large one in parallel row blocks."""
+    from microdl.nn import MLP
+    from microdl.optim import make_optimizer
+    from microdl.train import fit
+
+    key = (spec.optimizer, spec.activation, spec.loss, len(spec.layer_sizes), spec.X_train.dtype.str,
+           min(spec.batch_size, len(spec.X_train)))
+    if key in _COMPILED:
+        return
+    model = MLP(spec.layer_sizes, activation=spec.activation, loss=spec.loss, random_state=0)
+    optimizer = make_optimizer(spec.optimizer, model.params, lr=spec.lr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a divergence here is the real run's to report, not this throwaway's
+        fit(model, optimizer, spec.X_train[:WARM_UP_ROWS], spec.y_train[:WARM_UP_ROWS], epochs=1,
+            batch_size=spec.batch_size, random_state=0)
+    _COMPILED.add(key)
+
+
+def blew_up(train_loss: Sequence[float], other_losses: Sequence[float] = ()) -> bool:
+    """Whether a run with these losses diverged, whatever ``fit`` reported: NOTE [a diverged run].
+
+    NOTE [a diverged run]
+    A run has diverged if any loss it recorded (its training curve, which starts at the initial loss, its
+    evaluation curve, its final losses) is not finite, or exceeds :data:`BLOW_UP_FACTOR` times the initial
+    training loss (or times 1, if that is smaller: the losses here start near 1, on standardised targets or as
+    the cross-entropy of near-uniform predictions). The second rule catches a run that blows up but has not
+    overflowed yet: full-batch GD at lr 1e6 reaches a loss of 1e303 in three steps. A diverged run is left out of
+    every mean, target and "best" of the comparison, and of the tuning's choices.
+
+    >>> blew_up([1.0, 0.5, 0.1]), blew_up([1.0, 0.5, float("nan")]), blew_up([1.4, 1.7e23])
+    (False, True, True)
+    """
+    values = [*train_loss, *other_losses]
+    if not all(v is not None and math.isfinite(v) for v in values):
+        return True
+    return max(values) > BLOW_UP_FACTOR * max(train_loss[0], 1.0)
+
+
 def _finite_json(d: dict[str, Any]) -> dict[str, Any]:
     """NaN and infinity as None, so that the record is strict JSON."""
-    def fix(x: Any) -> Any:
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, list):
-            return [fix(v) for v in x]
-        return x
+    from microdl.cli import strict_json
 
-    return {k: fix(v) for k, v in d.items()}
+    return strict_json(d)
 
 
 # -- many runs ---------------------------------------------------------------------------------------------
@@ -356,6 +411,8 @@ def execute(specs: Sequence[RunSpec], *, jobs: int = 1, backend: str = "loky", s
         else:
             from joblib import delayed
 
+            if backend == "threading" and numba.config.THREADING_LAYER == "workqueue":
+                runner = _one_at_a_time(runner)
             tasks = (delayed(_indexed)(runner, i, spec) for i, spec in enumerate(specs))
             if backend == "dask":
                 client = _dask_client(scheduler)
@@ -384,21 +441,25 @@ def _parallel(**kwargs: Any) -> Any:
         return Parallel(**kwargs)
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress_bar(total: int, desc: str, progress: bool | None) -> Any:
-    """A tqdm bar over runs (None: only on a terminal), or nothing if tqdm is not installed."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return _NoBar()
+    """A tqdm bar over runs (None: only on a terminal)."""
+    from tqdm.auto import tqdm
+
     return tqdm(total=total, desc=desc, unit="run", disable=None if progress is None else not progress, leave=False)
+
+
+def _one_at_a_time(runner: Callable[[RunSpec], dict[str, Any]]) -> Callable[[RunSpec], dict[str, Any]]:
+    """``runner`` holding microdl's parallel-launch lock for a whole run. Numba's workqueue threading layer
+    aborts the process when two threads launch parallel kernels at once (NOTE [threading layer] in
+    :mod:`microdl.config`), and not every parallel kernel takes that lock itself yet (the optimizer steps and
+    clipping do not), so runs on the threading backend take turns while that layer is in use."""
+    from microdl import config
+
+    def run(spec: RunSpec) -> dict[str, Any]:
+        with config.PARALLEL_LOCK:
+            return runner(spec)
+
+    return run
 
 
 def _indexed(runner: Callable[[RunSpec], dict[str, Any]], index: int, spec: RunSpec) -> tuple[int, dict[str, Any]]:

@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from microdl._files import atomic_folder
 from microdl._validation import check_int, check_real
+from microdl.cli import strict_json
 from microdl.datasets import load_dataset
-from microdl.experiments.comparison import _can_plot
+from microdl.experiments.comparison import check_output_folder
 from microdl.experiments.runs import (
     SIX_OPTIMIZERS,
     Budget,
@@ -43,6 +45,8 @@ from microdl.experiments.tuning import LR_GRID, validation_split
 __all__ = ["sensitivity", "SensitivityResult", "flat_width", "load_sensitivity", "DEFAULT_SWEEP_EPOCHS"]
 
 DEFAULT_SWEEP_EPOCHS = 20
+#: What SensitivityResult.save writes; an output folder holding anything else is never replaced.
+OUTPUT_FILES = ("sensitivity.json", "sensitivity.csv", "sensitivity.txt", "sensitivity.png")
 
 
 def flat_width(lrs: Sequence[float], losses: Sequence[float | None], within: float) -> dict[str, Any]:
@@ -277,26 +281,29 @@ class SensitivityResult:
     def to_dict(self) -> dict[str, Any]:
         return {"config": self.config, "runs": self.runs}
 
-    def save(self, out_dir: str | Path, plot: bool | None = None) -> dict[str, Path]:
+    def save(self, out_dir: str | Path, plot: bool = True) -> dict[str, Path]:
         """Write ``sensitivity.json`` (every run), ``sensitivity.csv`` (one row per curve and rate),
-        ``sensitivity.txt`` (the table) and ``sensitivity.png`` (``plot`` as in :meth:`CompareResult.save`)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        ``sensitivity.txt`` (the table) and ``sensitivity.png`` (unless ``plot`` is False), swapping the whole
+        folder in at the end as :meth:`CompareResult.save` does."""
+        out = check_output_folder(out_dir, OUTPUT_FILES)
         paths = {"history": out / "sensitivity.json", "summary": out / "sensitivity.csv",
                  "table": out / "sensitivity.txt"}
-        paths["history"].write_text(json.dumps(self.to_dict(), indent=1))
-        with open(paths["summary"], "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["optimizer", "batch_size", "lr", "mean_final_val_loss", "diverged_seeds", "best_lr",
-                        "width_decades", "censored"])
-            for c in self.curves():
-                for lr, v, dv in zip(c["lrs"], c["val_loss"], c["diverged"]):
-                    w.writerow([c["optimizer"], c["batch_size"], lr, "" if v is None else v, dv, c["best_lr"],
-                                c["width"], c["censored"]])
-        paths["table"].write_text(self.format_table() + "\n")
-        if _can_plot(plot):
+        if plot:
             paths["plot"] = out / "sensitivity.png"
-            self.plot(paths["plot"])
+        with atomic_folder(out) as tmp:
+            (tmp / "sensitivity.json").write_text(json.dumps(strict_json(self.to_dict()), indent=1,
+                                                             allow_nan=False))
+            with open(tmp / "sensitivity.csv", "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["optimizer", "batch_size", "lr", "mean_final_val_loss", "diverged_seeds", "best_lr",
+                            "width_decades", "censored"])
+                for c in self.curves():
+                    for lr, v, dv in zip(c["lrs"], c["val_loss"], c["diverged"]):
+                        w.writerow([c["optimizer"], c["batch_size"], lr, "" if v is None else v, dv, c["best_lr"],
+                                    c["width"], c["censored"]])
+            (tmp / "sensitivity.txt").write_text(self.format_table() + "\n")
+            if plot:
+                self.plot(tmp / "sensitivity.png")
         return paths
 
     @classmethod

@@ -5,6 +5,9 @@ default of 1e-3 is far too small for most MLPs; Adagrad's 1e-2 is reasonable). S
 trains every optimizer at every rate of :data:`LR_GRID` on a split of the *training* data, and picks the rate
 with the lowest final validation loss averaged over the seeds (a rate that diverges on any seed is never
 picked). :func:`tune_lrs` is only ever given training data: the test set cannot influence the choice.
+
+Tuning costs a run per rate of the grid, so the result of one such tuning of each built-in dataset is kept
+in :data:`PRESET_LRS`, and ``compare`` starts from it (:func:`preset_lr`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,45 @@ import numpy as np
 
 from microdl.experiments.runs import Budget, RunSpec, execute
 
-__all__ = ["LR_GRID", "validation_split", "tune_lrs"]
+__all__ = ["LR_GRID", "PRESET_LRS", "PRESET_SETUP", "preset_lr", "validation_split", "tune_lrs"]
 
 #: Half-decade steps from 1e-4 to 100: wide enough for every optimizer here, from Adam to AdaDelta.
 LR_GRID: tuple[float, ...] = tuple(float(f"{10.0 ** (k / 2):.4g}") for k in range(-8, 5))
+
+#: The set-up :data:`PRESET_LRS` was tuned for: ``compare``'s defaults.
+PRESET_SETUP = "hidden 64, relu, batch 32 (gd: full), 50 epochs"
+
+#: Learning rates picked by :func:`tune_lrs` for each built-in dataset, for :data:`PRESET_SETUP`, over
+#: :data:`LR_GRID` with seeds 0, 1, 2 (a 20% validation split of each seed's training data; the test set is
+#: never used). Measured with ``microdl compare --dataset NAME --optimizers gd,sgd,adagrad,rmsprop,adadelta,
+#: adam,adamw --rates tuned`` (numba 0.68, numpy 2.4, 2 threads). On digits, with these rates every optimizer
+#: ends at 97-98% test accuracy, where torch's defaults leave GD at 9% and SGD at 84%.
+PRESET_LRS: dict[str, dict[str, float]] = {
+    "iris": {"gd": 0.3162, "sgd": 0.3162, "adagrad": 0.03162, "rmsprop": 0.003162, "adadelta": 1.0,
+             "adam": 0.003162, "adamw": 0.003162},
+    "wine": {"gd": 0.3162, "sgd": 0.3162, "adagrad": 0.03162, "rmsprop": 0.003162, "adadelta": 1.0,
+             "adam": 0.003162, "adamw": 0.003162},
+    "breast_cancer": {"gd": 0.3162, "sgd": 0.03162, "adagrad": 0.01, "rmsprop": 0.0003162, "adadelta": 0.1,
+                      "adam": 0.001, "adamw": 0.001},
+    "digits": {"gd": 1.0, "sgd": 0.3162, "adagrad": 0.03162, "rmsprop": 0.001, "adadelta": 1.0, "adam": 0.003162,
+               "adamw": 0.003162},
+    "diabetes": {"gd": 0.1, "sgd": 0.01, "adagrad": 0.03162, "rmsprop": 0.001, "adadelta": 1.0, "adam": 0.003162,
+                 "adamw": 1.0},
+    "moons": {"gd": 3.162, "sgd": 0.3162, "adagrad": 0.1, "rmsprop": 0.003162, "adadelta": 1.0, "adam": 0.003162,
+              "adamw": 0.003162},
+    "circles": {"gd": 3.162, "sgd": 1.0, "adagrad": 1.0, "rmsprop": 0.003162, "adadelta": 3.162, "adam": 0.03162,
+                "adamw": 0.03162},
+    "classification": {"gd": 1.0, "sgd": 0.1, "adagrad": 0.03162, "rmsprop": 0.001, "adadelta": 1.0,
+                       "adam": 0.001, "adamw": 0.003162},
+    "regression": {"gd": 0.1, "sgd": 0.1, "adagrad": 0.1, "rmsprop": 0.01, "adadelta": 10.0, "adam": 0.01,
+                   "adamw": 1.0},
+}
+
+
+def preset_lr(dataset: str, optimizer: str) -> float | None:
+    """The rate of :data:`PRESET_LRS` for ``optimizer`` on the built-in ``dataset``; None if there is none
+    (your own data, or an optimizer that was not tuned)."""
+    return PRESET_LRS.get(dataset, {}).get(optimizer)
 
 
 def validation_split(X: np.ndarray, y: np.ndarray, fraction: float, seed: int,
