@@ -30,6 +30,11 @@ is N × bytes / time. The machine's own bandwidth comes from a STREAM-style copy
 Start-up is a fresh ``python`` that imports microdl and takes one Adam step on ``backend="cpu"``: first with an
 empty Numba cache (``NUMBA_CACHE_DIR`` pointing at a new directory, so the kernel compiles), then again with
 that cache warm.
+
+The header names Numba's threading layer: microdl chooses ``workqueue`` unless ``NUMBA_THREADING_LAYER`` says
+otherwise (NOTE [threading layer] in :mod:`microdl.config`), and a parallel launch costs several times more on
+it than on ``omp`` while the threads are idle. ``NUMBA_THREADING_LAYER=omp python -m benchmarks.optimizers``
+measures the kernels on ``omp``.
 """
 
 from __future__ import annotations
@@ -408,8 +413,12 @@ def main(argv: list[str] | None = None) -> str:
 
     info = machine_info()
     command = "python -m benchmarks.optimizers" + (" " + " ".join(sys.argv[1:]) if argv is None else "")
+    try:  # which layer runs the parallel kernels matters as much as the kernels (NOTE [threading layer])
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel ran
+        layer = "no"
     lines = [
-        f"## Optimizer step, float32, {info['numba_threads']} Numba threads",
+        f"## Optimizer step, float32, {info['numba_threads']} Numba threads, {layer} threading layer",
         "",
         f"`{command.strip()}` on {info['cpus']} CPUs ({info['machine']}), Python {info['python']}, "
         f"numpy {info['numpy']}, numba {info['numba']}, torch {info.get('torch', 'not installed')}"

@@ -1,7 +1,13 @@
 """CPU backend: each per-element update of :mod:`microdl.optim._elementwise` in one ``prange`` loop.
 
 Kernels are compiled lazily, once per dtype, and cached on disk (``cache=True``), so a fresh process pays the
-compile only once per machine. They hold no arithmetic of their own.
+compile only once per machine. They hold no arithmetic of their own: each hands every element, and the
+step's scalars as a plain tuple (NOTE [plain tuple at the kernel boundary] in :mod:`microdl.optim.rules`), to
+its per-element update.
+
+Numba's disk cache keys each kernel on this file alone, so an edit to ``rules.py`` or ``_elementwise.py``,
+which are inlined here, is not noticed by a cache written before it: after changing a rule, delete the
+``__pycache__/_cpu.*.nbi`` and ``.nbc`` files next to this module (or touch this file).
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from microdl import config  # imported before the first launch: it chooses Numba's threading layer
 from microdl.optim import _elementwise as ew
 
 _inline = njit(inline="always")
@@ -66,6 +73,7 @@ def adam(theta, g, m, v, v_max, h):
 KERNELS = {"sgd": sgd, "adagrad": adagrad, "rmsprop": rmsprop, "adadelta": adadelta, "adam": adam}
 
 
-def apply(rule: str, theta: np.ndarray, g: np.ndarray, slots: tuple, h: tuple) -> None:
-    """Apply ``rule`` in place over the flat buffers with its compiled kernel."""
-    KERNELS[rule](theta, g, *slots, h)
+def apply(rule: str, theta: np.ndarray, g: np.ndarray, slots: tuple, s: tuple) -> None:
+    """Apply ``rule`` in place over the flat buffers with its compiled kernel; ``s`` is the step's scalars."""
+    with config.PARALLEL_LOCK:  # one parallel launch at a time (NOTE [threading layer] in microdl.config)
+        KERNELS[rule](theta, g, *slots, tuple(s))  # a plain tuple (NOTE [plain tuple at the kernel boundary])

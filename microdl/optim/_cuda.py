@@ -1,21 +1,20 @@
 """CUDA backend: each per-element update of :mod:`microdl.optim._elementwise` in one grid-stride kernel.
 
-One launch per step, over the flat buffers, which stay on the device. Kernels are compiled lazily, once per
-dtype. This module imports ``numba.cuda``; :mod:`microdl.optim.optimizers` imports it only when
-``backend="cuda"`` is asked for, after :func:`microdl._cuda_support.require_cuda` has checked that CUDA (or the
-simulator) is there.
+One launch per step, over the flat buffers, which stay on the device; the launch shape is
+:func:`microdl.config.launch_1d`, read at every call. Kernels are compiled lazily, once per dtype. Like the
+CPU kernels, they pass the step's scalars as a plain tuple (NOTE [plain tuple at the kernel boundary] in
+:mod:`microdl.optim.rules`). This module imports ``numba.cuda``;
+:mod:`microdl.optim.base` imports it only when ``backend="cuda"`` is asked for, after
+:func:`microdl._cuda_support.require_cuda` has checked that CUDA (or the simulator) is there.
 """
 
 from __future__ import annotations
 
+from microdl import config
 from microdl._cuda_support import require_cuda
 from microdl.optim import _elementwise as ew
 
 cuda = require_cuda()
-
-#: Launch shape. Tests shrink both so that partial blocks and several grid-stride passes run.
-THREADS_PER_BLOCK = 256
-MAX_BLOCKS = 4096
 
 _device = cuda.jit(device=True)
 _sgd_at = _device(ew.sgd_at)
@@ -58,13 +57,7 @@ def adam(theta, g, m, v, v_max, h):
 KERNELS = {"sgd": sgd, "adagrad": adagrad, "rmsprop": rmsprop, "adadelta": adadelta, "adam": adam}
 
 
-def launch_shape(n: int) -> tuple[int, int]:
-    """Blocks and threads per block for ``n`` elements: enough blocks to cover ``n``, at most MAX_BLOCKS."""
-    blocks = max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK)))
-    return blocks, THREADS_PER_BLOCK
-
-
-def apply(rule: str, theta, g, slots: tuple, h: tuple) -> None:
-    """Apply ``rule`` in place over the flat device buffers with one kernel launch."""
-    blocks, threads = launch_shape(theta.size)
-    KERNELS[rule][blocks, threads](theta, g, *slots, h)
+def apply(rule: str, theta, g, slots: tuple, s: tuple) -> None:
+    """Apply ``rule`` in place over the flat device buffers with one kernel launch; ``s`` is the step's scalars."""
+    blocks, threads = config.launch_1d(theta.size)
+    KERNELS[rule][blocks, threads](theta, g, *slots, tuple(s))

@@ -6,7 +6,8 @@ device, so it never waits for the host::
     g *= coef                      grid-stride
 
 The accumulator is left at zero for the next call, so no host-to-device copy (which would synchronise) is
-needed to reset it.
+needed to reset it. The grid-stride launches take their shape from :func:`microdl.config.launch_1d` at every
+call.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from microdl._cuda_support import as_device_array, require_cuda
+from microdl import config
+from microdl._cuda_support import require_cuda
 from microdl.cuda import kernels as K
-from microdl.optim import _cuda
 
 cuda = require_cuda()
 
@@ -50,27 +51,26 @@ def _clamp(g, low, high):
 _scratch: dict[str, Any] = {}
 
 
-def clip_grad_norm(grads: Any, max_norm: float) -> Any:
-    """Clip on the device; return a 1-element float64 device array with the norm, reused by the next call."""
-    g = as_device_array(grads)
+def clip_grad_norm(g: Any, max_norm: float) -> Any:
+    """Clip the device array ``g`` (checked by :mod:`microdl.optim.clip`) in place; return a 1-element float64
+    device array with the norm, reused by the next call."""
     if not _scratch:
         _scratch.update(total=cuda.to_device(np.zeros(1)), norm=cuda.device_array(1, np.float64),
                         coef=cuda.device_array(1, np.float64))
     total, norm, coef = _scratch["total"], _scratch["norm"], _scratch["coef"]
     try:
-        # The reduction uses the model kernels' launch constants, the scaling the optimizers'.
         K.sum_of_squares(g, total, 0)
         _finish_norm[1, 1](total, norm, coef, max_norm)
     except BaseException:  # interrupted before the reset (a first compile, a launch error): start afresh
         _scratch.clear()
         raise
-    blocks, threads = _cuda.launch_shape(g.size)
+    blocks, threads = config.launch_1d(g.size)
     _scale[blocks, threads](g, coef)
     return norm
 
 
-def clip_grad_value(grads: Any, clip_value: float) -> None:
-    g = as_device_array(grads)
+def clip_grad_value(g: Any, clip_value: float) -> None:
+    """Clamp the device array ``g`` (checked by :mod:`microdl.optim.clip`) in place to [−clip_value, clip_value]."""
     f = np.dtype(g.dtype).type
-    blocks, threads = _cuda.launch_shape(g.size)
+    blocks, threads = config.launch_1d(g.size)
     _clamp[blocks, threads](g, f(-clip_value), f(clip_value))

@@ -12,9 +12,9 @@ import numpy as np
 from microdl.optim import rules
 
 
-def apply(rule: str, theta: np.ndarray, g: np.ndarray, slots: tuple, h: tuple) -> None:
-    """Apply ``rule`` in place over the flat buffers with NumPy array arithmetic."""
-    new_theta, *new_slots = getattr(rules, rule)(theta, g, *slots, h)
+def apply(rule: str, theta: np.ndarray, g: np.ndarray, slots: tuple, s: tuple) -> None:
+    """Apply ``rule`` in place over the flat buffers with NumPy array arithmetic; ``s`` is the step's scalars."""
+    new_theta, *new_slots = getattr(rules, rule)(theta, g, *slots, s)
     theta[...] = new_theta
     for slot, new in zip(slots, new_slots):
         if slot is not None:  # an option that is off has no buffer (NOTE [optional state])

@@ -1,23 +1,32 @@
-"""The optimizer base class: binding to a flat buffer, backends, state, validation and checkpoints.
+"""The optimizer base class: binding to a flat buffer, backends, validated hyperparameters, state, checkpoints.
 
-An optimizer owns no arithmetic. It validates its hyperparameters once, allocates its state buffers (same
-length and dtype as the parameters), and on each :meth:`Optimizer.step` hands the parameters, the gradients,
-the state and a tuple of scalars to one backend call, which applies the rule of :mod:`microdl.optim.rules`
-in place. The step count ``t`` and everything derived from it (bias corrections, decayed rates) stay on the
-host.
+An optimizer owns no arithmetic. It declares its hyperparameters (:class:`Hyperparameter`: each carries the
+check that the constructor and every later assignment apply), allocates its state buffers (same length and
+dtype as the parameters), and on each :meth:`Optimizer.step` computes the step's scalars with one host
+function of :mod:`microdl.optim.rules` and hands the parameters, the gradients, the state and those scalars to
+one backend call, which applies the rule in place. The step count ``t`` and everything derived from it (bias
+corrections, decayed rates) stay on the host.
+
+Every buffer a kernel indexes is checked here first (:func:`check_flat_buffer`, and the shape and dtype of the
+gradients against the parameters), so that no kernel reads past an array's end whatever is passed in.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+import textwrap
+from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from microdl._cuda_support import as_device_array, is_cuda_array, require_cuda
-from microdl._validation import check_real
+from microdl._validation import check_bool, check_choice, check_int, check_real
+from microdl.optim import rules
 
-__all__ = ["Optimizer", "BACKENDS"]
+__all__ = ["Optimizer", "BACKENDS", "Hyperparameter", "check_flat_buffer"]
 
 BACKENDS = ("numpy", "cpu", "cuda")
 
@@ -36,128 +45,348 @@ def load_backend(name: str) -> ModuleType:
     return module
 
 
+def check_flat_buffer(x: Any, name: str, *, backend: str | None, writeable: bool = False,
+                      contiguous: bool = True) -> Any:
+    """``x`` if it is a flat float32 or float64 buffer, else raise ``TypeError``/``ValueError`` naming ``name``.
+
+    ``backend="cuda"`` asks for a CUDA array (anything with ``__cuda_array_interface__``, returned as a Numba
+    device array without a copy), another backend name for a NumPy array, and ``None`` takes either. The
+    kernels index such a buffer from 0 to ``x.size - 1`` and nothing else.
+    """
+    on_device = is_cuda_array(x)
+    if backend == "cuda" and not on_device:
+        raise TypeError(
+            f"{name} must be a CUDA array on backend='cuda' (a Numba device array, or any object with "
+            f"__cuda_array_interface__); got {type(x).__name__}. Use numba.cuda.to_device(array)."
+        )
+    if not on_device and not isinstance(x, np.ndarray):
+        where = "a NumPy array or a CUDA array" if backend is None else f"a NumPy array on backend={backend!r}"
+        raise TypeError(f"{name} must be {where}; got {type(x).__name__}")
+    if on_device:
+        if backend not in (None, "cuda"):
+            raise TypeError(f"{name} is a CUDA array, but backend={backend!r} works on NumPy arrays")
+        x = as_device_array(x)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be a flat 1-D buffer; got shape {tuple(x.shape)}")
+    if np.dtype(x.dtype) not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64; got {x.dtype}")
+    if contiguous and not (x.is_c_contiguous() if on_device else x.flags.c_contiguous):
+        raise ValueError(f"{name} must be C-contiguous; got a strided view (use np.ascontiguousarray)")
+    if writeable and not on_device and not x.flags.writeable:
+        raise ValueError(f"{name} must be writeable, since it is updated in place")
+    return x
+
+
+# -- hyperparameters ------------------------------------------------------------------------------------------
+Check = Callable[[str, Any], Any]
+
+
+def real(low: float = -math.inf, high: float = math.inf, *, low_open: bool = False, high_open: bool = False) -> Check:
+    """A finite real number in an interval (:func:`microdl._validation.check_real`)."""
+
+    def check(name: str, value: Any) -> float:
+        return check_real(name, value, low, high, low_open=low_open, high_open=high_open)
+
+    return check
+
+
+def boolean() -> Check:
+    """True or False (:func:`microdl._validation.check_bool`)."""
+    return check_bool
+
+
+def choice(*choices: str) -> Check:
+    """One of ``choices`` (:func:`microdl._validation.check_choice`)."""
+
+    def check(name: str, value: Any) -> str:
+        return check_choice(name, value, choices)
+
+    return check
+
+
+def pair(check: Check, names: tuple[str, str]) -> Check:
+    """A tuple or list of two values, each passing ``check``; returned as a tuple."""
+
+    def check_pair(name: str, value: Any) -> tuple:
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise ValueError(f"{name} must be a pair ({', '.join(names)}); got {value!r}")
+        return check(f"{name}[0]", value[0]), check(f"{name}[1]", value[1])
+
+    return check_pair
+
+
+_REQUIRED = object()
+
+
+class Hyperparameter:
+    """A hyperparameter declared on an optimizer class, checked as the constructor checks it on every assignment.
+
+    ``check(name, value)`` returns the value in its canonical type (``float``, ``bool``, ...) or raises
+    ``TypeError``/``ValueError`` naming it. Reading the attribute gives the checked value; assigning to it
+    checks the new value, then the rules that tie hyperparameters together (:meth:`Optimizer._check_together`)
+    and that the optimizer keeps the state buffers it was built with, and changes nothing if any fails.
+
+    ``missing`` is the value assumed when a checkpoint written before this hyperparameter existed lacks it: the
+    value that reproduces the old behaviour. Without it, a checkpoint must name the hyperparameter.
+    """
+
+    def __init__(self, check: Check, *, missing: Any = _REQUIRED) -> None:
+        self.check, self.missing = check, missing
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj._hyperparameter_values[self.name]
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj._set_hyperparameters({self.name: value})
+
+
+# -- shared docstring blocks ----------------------------------------------------------------------------------
+#: Docstring blocks that several optimizers share, written once and composed into the class docstrings by
+#: :func:`compose_doc` (``{params}`` in a docstring), as torch.optim composes its ``{_maximize_doc}``.
+DOCS = {
+    "params": """\
+params : array
+    Flat parameter buffer, updated in place: 1-D, C-contiguous, float32 or float64. On ``backend="cuda"`` any
+    object with ``__cuda_array_interface__`` (a Numba device array, a CuPy array, a torch CUDA tensor); it is
+    used without a copy and stays on the device.
+backend : {"cpu", "numpy", "cuda"}
+    ``"cpu"``: a Numba ``njit(parallel=True)`` kernel; ``"numpy"``: the readable NumPy reference;
+    ``"cuda"``: a Numba CUDA kernel.""",
+    "weight_decay": """\
+weight_decay : float, default 0
+    Coupled L2 penalty λ ≥ 0, added to the gradient: g ← g + λ θ.""",
+    "maximize": """\
+maximize : bool, default False
+    Ascend instead of descend.""",
+    "assignment": """\
+Every hyperparameter is also an attribute of the same name. Assigning to it (``opt.lr = 0.01``, as the
+schedules do between epochs) checks the value exactly as the constructor does and raises, changing nothing,
+if it is invalid; options that decide which state buffers exist (``momentum`` turned on or off, ``amsgrad``,
+``centered``) are fixed at construction.""",
+}
+
+T = TypeVar("T", bound=type)
+
+
+def rule_math(rule: Callable) -> str:
+    """The update block of a rule's docstring, for a class docstring: the paragraph after its first line, as a
+    literal block (indented by four), then any paragraphs after it."""
+    paragraphs = inspect.cleandoc(rule.__doc__ or "").split("\n\n")[1:]
+    if not paragraphs:
+        return ""
+    block, *prose = (textwrap.dedent(p) for p in paragraphs)
+    return "\n\n".join([textwrap.indent(block, "    "), *prose])
+
+
+def _number(x: float) -> str:
+    """A default as the docstrings write it: ``1e-3``, ``0.5``, ``1.0``."""
+    return f"{x:.0e}".replace("e-0", "e-") if 0 < x < 0.1 else repr(x)
+
+
+def compose_doc(**blocks: str) -> Callable[[T], T]:
+    """Class decorator: fill the ``{name}`` fields of the class docstring with :data:`DOCS`, ``blocks``,
+    ``{lr}`` (the learning rate's entry, with the constructor's default) and ``{update}`` (the update block of
+    the class's rule in :mod:`microdl.optim.rules`). Literal braces in the docstring are doubled."""
+
+    def decorate(cls: T) -> T:
+        rule = getattr(cls, "rule", None)
+        update = rule_math(getattr(rules, rule)) if rule else ""
+        lr = inspect.signature(cls).parameters.get("lr")
+        if lr is not None:  # the default is read from the signature, so that the two cannot disagree
+            blocks.setdefault("lr", f"lr : float, default {_number(lr.default)}\n    Learning rate γ ≥ 0.")
+        cls.__doc__ = inspect.cleandoc(cls.__doc__ or "").format(**DOCS, **blocks, update=update)
+        return cls
+
+    return decorate
+
+
+# -- the base class -------------------------------------------------------------------------------------------
+@compose_doc()
 class Optimizer:
     """Base class: an update rule bound to one flat parameter buffer, updated in place by :meth:`step`.
 
+    A subclass names its rule (``rule = "adam"``), declares its hyperparameters as :class:`Hyperparameter`
+    class attributes, says which state buffers they ask for (:meth:`_state_layout`) and computes the scalars of
+    a step with one call to the rule's host function (:meth:`_scalars`).
+
     Parameters
     ----------
-    params : ndarray or CUDA array
-        1-D, contiguous, float32 or float64. On ``backend="cuda"`` any object with
-        ``__cuda_array_interface__`` (a Numba device array, a CuPy array, a torch CUDA tensor); it is used
-        without a copy and stays on the device.
-    backend : {"cpu", "numpy", "cuda"}
-        ``"cpu"``: a Numba ``njit(parallel=True)`` kernel; ``"numpy"``: the readable NumPy reference;
-        ``"cuda"``: a Numba CUDA kernel.
+    {params}
+    hyperparameters : dict
+        The subclass's hyperparameters by name, all of them, checked before anything is allocated.
 
     Attributes
     ----------
     params : array
-        The bound parameter buffer (the same memory that was passed in).
+        The bound parameter buffer (the same memory that was passed in); read-only.
     state : dict of str to array
         The state buffers by their math names (for example ``m`` and ``v`` for Adam).
     t : int
         Number of steps taken.
+    lr : float
+        The learning rate; schedules change it between steps.
+
+    Notes
+    -----
+    {assignment}
+
+    An optimizer can be pickled and deep-copied; the copy is bound to its own copy of the parameters and
+    steps exactly as the original would (CUDA buffers travel through the host).
     """
 
     #: Name of the rule in :mod:`microdl.optim.rules`.
     rule: ClassVar[str]
     #: True for optimizers that the training loop must give full-batch gradients (GD).
     full_batch: ClassVar[bool] = False
+    #: The declared hyperparameters, in declaration order (base class first); filled by __init_subclass__.
+    _hyperparameter_specs: ClassVar[dict[str, Hyperparameter]] = {}
 
-    def __init__(self, params: Any, *, backend: str = "cpu") -> None:
+    lr = Hyperparameter(real(0.0))
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        specs: dict[str, Hyperparameter] = {}
+        for klass in reversed(cls.__mro__):
+            specs.update({name: attr for name, attr in vars(klass).items() if isinstance(attr, Hyperparameter)})
+        cls._hyperparameter_specs = specs
+
+    def __init__(self, params: Any, *, backend: str = "cpu", hyperparameters: Mapping[str, Any]) -> None:
         if not isinstance(backend, str):
             raise TypeError(f"backend must be a string; got {backend!r}")
-        self.backend = backend
         self._backend = load_backend(backend)
-        self.params = self._as_buffer(params, "params")
-        self.dtype = np.dtype(self.params.dtype)
+        self._backend_name = backend
+        self._params = check_flat_buffer(params, "params", backend=backend, writeable=True)
+        self._dtype = np.dtype(self._params.dtype)
         self.t = 0
         self.state: dict[str, Any] = {}
+        self._hyperparameter_values: dict[str, Any] = {}
+        self._slot_names: tuple[str, ...] | None = None  # set once the state is allocated
         self._slots: tuple = ()
         self._g_device = None  # staging buffer for host gradients on the CUDA backend
+        missing = set(self._hyperparameter_specs) - set(hyperparameters)
+        if missing:
+            raise TypeError(f"{type(self).__name__} needs the hyperparameters {sorted(missing)}")
+        self._set_hyperparameters(hyperparameters)
+        self._new_state()
 
-    # -- buffers -------------------------------------------------------------------------------------------
-    def _as_buffer(self, x: Any, name: str) -> Any:
-        if self.backend == "cuda":
-            if not is_cuda_array(x):
-                raise TypeError(
-                    f"{name} must be a CUDA array on backend='cuda' (a Numba device array, or any object with "
-                    f"__cuda_array_interface__); got {type(x).__name__}. Use numba.cuda.to_device(array)."
-                )
-            x = as_device_array(x)
-        elif not isinstance(x, np.ndarray):
-            raise TypeError(f"{name} must be a NumPy array on backend={self.backend!r}; got {type(x).__name__}")
-        if x.ndim != 1:
-            raise ValueError(f"{name} must be a flat 1-D buffer; got shape {x.shape}")
-        if np.dtype(x.dtype) not in (np.float32, np.float64):
-            raise TypeError(f"{name} must be float32 or float64; got {x.dtype}")
-        if isinstance(x, np.ndarray) and not x.flags.c_contiguous:
-            raise ValueError(f"{name} must be C-contiguous; got a strided view (use np.ascontiguousarray)")
-        if name == "params" and isinstance(x, np.ndarray) and not x.flags.writeable:
-            raise ValueError("params must be writeable, since it is updated in place")
-        return x
+    # -- read-only bindings ----------------------------------------------------------------------------------
+    @property
+    def params(self) -> Any:
+        """The bound parameter buffer (the kernels' length and dtype come from it, so it cannot be rebound)."""
+        return self._params
 
-    def _new_state(self, names_and_fills: list[tuple[str, float, bool]]) -> None:
-        """Allocate the state: ``(name, initial value, active)`` per slot, in the rule's argument order."""
-        slots = []
-        for name, fill, active in names_and_fills:
-            buf = None
-            if active:
-                host = np.full(self.params.shape[0], fill, dtype=self.dtype)
-                buf = require_cuda().to_device(host) if self.backend == "cuda" else host
-                self.state[name] = buf
-            slots.append(buf)
-        self._slots = tuple(slots)
+    @property
+    def backend(self) -> str:
+        """``"numpy"``, ``"cpu"`` or ``"cuda"``."""
+        return self._backend_name
 
-    # -- the step ------------------------------------------------------------------------------------------
-    def _hyper(self) -> tuple:
-        """The scalars of this step for the rule, in the parameters' dtype (NOTE [typed scalars])."""
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of :attr:`params`, its gradients and the state."""
+        return self._dtype
+
+    # -- hyperparameters ---------------------------------------------------------------------------------------
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor's hyperparameters, by name (a copy)."""
+        return dict(self._hyperparameter_values)
+
+    def _set_hyperparameters(self, changes: Mapping[str, Any]) -> None:
+        """Check ``changes`` as the constructor does and apply them all, or raise and change nothing."""
+        self._hyperparameter_values = self._checked(changes)
+
+    def _checked(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """The hyperparameters after ``changes``, each checked, then together; raises on the first problem."""
+        specs = self._hyperparameter_specs
+        values = dict(self._hyperparameter_values)
+        for name, value in changes.items():
+            values[name] = specs[name].check(name, value)
+        if len(values) == len(specs):  # all set: the constructor sets them at once, assignments one by one
+            # in declaration order, the order of the rule's host function's parameters (NOTE [positional scalars])
+            values = {name: values[name] for name in specs}
+            self._check_together(values)
+            if self._slot_names is not None:
+                wanted = {name for name, _, active in self._state_layout(values) if active}
+                if wanted != set(self.state):
+                    changed = ", ".join(f"{name}={value!r}" for name, value in changes.items())
+                    raise ValueError(
+                        f"{changed} would change the state buffers of this {type(self).__name__} "
+                        f"({sorted(self.state)} -> {sorted(wanted)}), which are fixed at construction; "
+                        "build a new optimizer instead"
+                    )
+        return values
+
+    def _check_together(self, values: Mapping[str, Any]) -> None:
+        """Rules that tie hyperparameters together (each already checked alone); raise ``ValueError``."""
+
+    def _state_layout(self, values: Mapping[str, Any]) -> list[tuple[str, float, bool]]:
+        """The state buffers, in the rule's argument order: ``(name, initial value, allocated)`` for ``values``."""
         raise NotImplementedError
 
+    def _scalars(self) -> tuple:
+        """The NamedTuple of scalars for step :attr:`t`, from the rule's host function in :mod:`~.rules`."""
+        raise NotImplementedError
+
+    # -- buffers -----------------------------------------------------------------------------------------------
+    def _new_state(self) -> None:
+        layout = self._state_layout(self._hyperparameter_values)
+        self.state = {}
+        for name, fill, active in layout:
+            if active:
+                host = np.full(self._params.shape[0], fill, dtype=self._dtype)
+                self.state[name] = require_cuda().to_device(host) if self._backend_name == "cuda" else host
+        self._slot_names = tuple(name for name, _, _ in layout)
+        self._bind_slots()
+
+    def _bind_slots(self) -> None:
+        """The state buffers in the rule's argument order, ``None`` for those not allocated."""
+        self._slots = tuple(self.state.get(name) for name in self._slot_names)
+
+    def _checked_grads(self, grads: Any) -> Any:
+        """``grads`` as a buffer the kernel may index like :attr:`params`: same length and dtype, contiguous."""
+        if self._backend_name == "cuda" and isinstance(grads, np.ndarray):
+            # Slow path for host gradients: check them, then stage them in one reused device buffer.
+            g = check_flat_buffer(grads, "grads", backend="numpy")
+            self._check_like_params(g)
+            if self._g_device is None:
+                self._g_device = require_cuda().device_array_like(self._params)
+            self._g_device.copy_to_device(g)
+            return self._g_device
+        g = check_flat_buffer(grads, "grads", backend=self._backend_name)
+        self._check_like_params(g)
+        return g
+
+    def _check_like_params(self, g: Any) -> None:
+        if tuple(g.shape) != tuple(self._params.shape):
+            raise ValueError(f"grads must have the shape of params {tuple(self._params.shape)}; got {tuple(g.shape)}")
+        if np.dtype(g.dtype) != self._dtype:
+            raise TypeError(f"grads must have the dtype of params ({self._dtype}); got {g.dtype}")
+
+    # -- the step ----------------------------------------------------------------------------------------------
     def step(self, grads: Any) -> None:
         """Apply one update to :attr:`params` in place, using ``grads`` (same shape and dtype)."""
-        g = grads
-        if self.backend == "cuda" and isinstance(grads, np.ndarray):
-            # Slow path for host gradients: stage them in one reused device buffer.
-            if self._g_device is None:
-                self._g_device = require_cuda().device_array_like(self.params)
-            self._check_grads(grads)
-            self._g_device.copy_to_device(grads)
-            g = self._g_device
-        else:
-            g = self._as_buffer(grads, "grads")
-            self._check_grads(g)
+        params = self._params
+        if not (type(grads) is np.ndarray and type(params) is np.ndarray and grads.shape == params.shape
+                and grads.dtype == params.dtype and grads.flags.c_contiguous):
+            # Not the common case, which the test above passes in one go on every step: the full checks, which
+            # name the problem (or stage host gradients for the CUDA backend).
+            grads = self._checked_grads(grads)
         self.t += 1
         try:
-            self._backend.apply(self.rule, self.params, g, self._slots, self._hyper())
+            self._backend.apply(self.rule, params, grads, self._slots, self._scalars())
         except Exception:
             self.t -= 1  # a step that did not happen must not advance the bias corrections and decays
             raise
 
-    def _check_grads(self, g: Any) -> None:
-        if tuple(g.shape) != tuple(self.params.shape):
-            raise ValueError(f"grads must have the shape of params {tuple(self.params.shape)}; got {tuple(g.shape)}")
-        if np.dtype(g.dtype) != self.dtype:
-            raise TypeError(f"grads must have the dtype of params ({self.dtype}); got {g.dtype}")
-
-    # -- hyperparameters -----------------------------------------------------------------------------------
-    @property
-    def lr(self) -> float:
-        """The learning rate; schedules change it between steps."""
-        return self._lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self._lr = check_real("lr", value, 0.0)
-
-    @property
-    def hyperparameters(self) -> dict[str, Any]:
-        """The constructor's hyperparameters, by name."""
-        raise NotImplementedError
-
-    # -- checkpoints ---------------------------------------------------------------------------------------
+    # -- checkpoints -------------------------------------------------------------------------------------------
     def _to_host(self, x: Any) -> np.ndarray:
-        return x.copy_to_host() if self.backend == "cuda" else np.array(x, copy=True)
+        return x.copy_to_host() if self._backend_name == "cuda" else np.array(x, copy=True)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: the optimizer's name, hyperparameters, step count and state (copies)."""
@@ -168,47 +397,75 @@ class Optimizer:
             "state": {name: self._to_host(buf) for name, buf in self.state.items()},
         }
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` taken from an optimizer of the same class and size, exactly."""
-        if state_dict.get("optimizer") != type(self).__name__:
-            raise ValueError(f"state_dict is for {state_dict.get('optimizer')!r}, not {type(self).__name__!r}")
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` taken from an optimizer of the same class and size, exactly.
+
+        Everything is checked before anything changes: a failed load leaves the optimizer as it was.
+        """
+        name = type(self).__name__
+        if not isinstance(state_dict, Mapping) or not {"optimizer", "hyperparameters", "t", "state"} <= set(
+                state_dict):
+            raise ValueError("state_dict must be a dict with the keys 'optimizer', 'hyperparameters', 't' and "
+                             "'state', as state_dict() returns")
+        if state_dict["optimizer"] != name:
+            raise ValueError(f"state_dict is for {state_dict['optimizer']!r}, not {name!r}")
         saved = state_dict["state"]
+        if not isinstance(saved, Mapping):
+            raise ValueError(f"state_dict['state'] must be a dict of arrays; got {type(saved).__name__}")
         if set(saved) != set(self.state):
-            raise ValueError(
-                f"state_dict holds state {sorted(saved)}, but this {type(self).__name__} with its options "
-                f"has {sorted(self.state)}"
-            )
-        for name, host in saved.items():
+            raise ValueError(f"state_dict holds state {sorted(saved)}, but this {name} with its options "
+                             f"has {sorted(self.state)}")
+        arrays = {}
+        for key, host in saved.items():
             host = np.asarray(host)
-            if host.shape != tuple(self.params.shape):
-                raise ValueError(f"state {name!r} has shape {host.shape}; params have {tuple(self.params.shape)}")
-        t = state_dict["t"]
-        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
-            raise ValueError(f"state_dict['t'] must be a non-negative integer; got {t!r}")
-        hyperparameters, current = state_dict["hyperparameters"], self.hyperparameters
-        if set(hyperparameters) != set(current):
-            raise ValueError(f"state_dict holds hyperparameters {sorted(hyperparameters)}; "
-                             f"{type(self).__name__} takes {sorted(current)}")
+            if host.dtype.kind not in "biuf":
+                raise TypeError(f"state {key!r} must hold real numbers; got dtype {host.dtype}")
+            if host.shape != tuple(self._params.shape):
+                raise ValueError(f"state {key!r} has shape {host.shape}; params have {tuple(self._params.shape)}")
+            arrays[key] = np.ascontiguousarray(host, dtype=self._dtype)
         try:
-            for name, value in hyperparameters.items():
-                setattr(self, name, value)
-            self._validate()
-        except (TypeError, ValueError):
-            for name, value in current.items():  # a failed load leaves the optimizer as it was
-                setattr(self, name, value)
-            raise
-        for name, host in saved.items():
-            buf = self.state[name]
-            host = np.asarray(host, dtype=self.dtype)
-            if self.backend == "cuda":
+            t = check_int("t", state_dict["t"], 0)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"state_dict['t'] must be a non-negative integer; got {state_dict['t']!r}") from exc
+        hyperparameters = state_dict["hyperparameters"]
+        if not isinstance(hyperparameters, Mapping):
+            raise ValueError(f"state_dict['hyperparameters'] must be a dict; got {hyperparameters!r}")
+        specs = self._hyperparameter_specs
+        older = {key: spec.missing for key, spec in specs.items()
+                 if key not in hyperparameters and spec.missing is not _REQUIRED}
+        hyperparameters = {**hyperparameters, **older}  # a checkpoint from before these existed
+        if set(hyperparameters) != set(specs):
+            raise ValueError(f"state_dict holds hyperparameters {sorted(hyperparameters)}; {name} takes "
+                             f"{sorted(specs)}")
+        values = self._checked(hyperparameters)
+        # all checked: now change things
+        self._hyperparameter_values = values
+        for key, host in arrays.items():
+            buf = self.state[key]
+            if self._backend_name == "cuda":
                 buf.copy_to_device(host)
             else:
                 buf[...] = host
-        self.t = int(t)
+        self.t = t
 
-    def _validate(self) -> None:
-        """Check every hyperparameter; subclasses raise ``ValueError``/``TypeError`` naming the culprit."""
-        raise NotImplementedError
+    # -- pickle and copy.deepcopy --------------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_backend"]  # a module: found again by name
+        state["_g_device"] = state["_slots"] = None
+        if self._backend_name == "cuda":  # device buffers travel through the host
+            state["_params"] = self._params.copy_to_host()
+            state["state"] = {key: buf.copy_to_host() for key, buf in self.state.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._backend = load_backend(self._backend_name)
+        if self._backend_name == "cuda":
+            cuda = require_cuda()
+            self._params = cuda.to_device(self._params)
+            self.state = {key: cuda.to_device(buf) for key, buf in self.state.items()}
+        self._bind_slots()
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())

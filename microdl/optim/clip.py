@@ -2,7 +2,9 @@
 
 Semantics follow ``torch.nn.utils.clip_grad_norm_`` (scale by ``max_norm / (norm + 1e-6)`` when that is below
 1; return the norm before clipping) and ``clip_grad_value_``. Host arrays use a Numba kernel; CUDA arrays use
-CUDA kernels (:mod:`microdl.optim._cuda_clip`) and stay on the device, with no host synchronisation.
+CUDA kernels (:mod:`microdl.optim._cuda_clip`) and stay on the device, with no host synchronisation. Either
+way the buffer is checked first (:func:`microdl.optim.base.check_flat_buffer`): a flat float32 or float64
+array, so that no kernel indexes past its end or silently rounds the scale factor of an integer array to 0.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from microdl._cuda_support import is_cuda_array
+from microdl import config  # imported before the first launch: it chooses Numba's threading layer
 from microdl._validation import check_real
+from microdl.optim.base import check_flat_buffer
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
@@ -38,18 +41,10 @@ def _clamp(g, low, high):
         g[i] = min(max(g[i], low), high)
 
 
-def _check_host_grads(grads: Any) -> np.ndarray:
-    """A host gradient buffer must be a writeable 1-D float array (an int array would silently round the scale
-    factor to 0 and zero the gradients)."""
-    if not isinstance(grads, np.ndarray):
-        raise TypeError(f"grads must be a NumPy array or a CUDA array; got {type(grads).__name__}")
-    if grads.ndim != 1:
-        raise ValueError(f"grads must be a flat 1-D buffer; got shape {grads.shape}")
-    if grads.dtype not in (np.float32, np.float64):
-        raise TypeError(f"grads must be float32 or float64; got {grads.dtype}")
-    if not grads.flags.writeable:
-        raise ValueError("grads must be writeable, since it is clipped in place")
-    return grads
+def _checked_grads(grads: Any) -> tuple[Any, bool]:
+    """``grads`` as a flat float buffer (a Numba device array if it is a CUDA array), and whether it is one."""
+    g = check_flat_buffer(grads, "grads", backend=None, writeable=True, contiguous=False)
+    return g, not isinstance(g, np.ndarray)
 
 
 def clip_grad_norm(grads: Any, max_norm: float) -> Any:
@@ -59,25 +54,28 @@ def clip_grad_norm(grads: Any, max_norm: float) -> Any:
     happens; that array is overwritten by the next call on the device (copy it to keep it).
     """
     max_norm = check_real("max_norm", max_norm, 0.0, low_open=True)
-    if is_cuda_array(grads):
+    g, on_device = _checked_grads(grads)
+    if on_device:
         from microdl.optim import _cuda_clip
 
-        return _cuda_clip.clip_grad_norm(grads, max_norm)
-    _check_host_grads(grads)
-    norm = float(np.sqrt(_sum_of_squares(grads)))
-    coef = max_norm / (norm + 1e-6)
-    if coef < 1.0:
-        _scale(grads, grads.dtype.type(coef))
+        return _cuda_clip.clip_grad_norm(g, max_norm)
+    with config.PARALLEL_LOCK:  # one parallel launch at a time (NOTE [threading layer] in microdl.config)
+        norm = float(np.sqrt(_sum_of_squares(g)))
+        coef = max_norm / (norm + 1e-6)
+        if coef < 1.0:
+            _scale(g, g.dtype.type(coef))
     return norm
 
 
 def clip_grad_value(grads: Any, clip_value: float) -> None:
     """Clamp every element of ``grads`` in place to ``[-clip_value, clip_value]``."""
     clip_value = check_real("clip_value", clip_value, 0.0, low_open=True)
-    if is_cuda_array(grads):
+    g, on_device = _checked_grads(grads)
+    if on_device:
         from microdl.optim import _cuda_clip
 
-        _cuda_clip.clip_grad_value(grads, clip_value)
+        _cuda_clip.clip_grad_value(g, clip_value)
         return
-    f = _check_host_grads(grads).dtype.type
-    _clamp(grads, f(-clip_value), f(clip_value))
+    f = g.dtype.type
+    with config.PARALLEL_LOCK:
+        _clamp(g, f(-clip_value), f(clip_value))

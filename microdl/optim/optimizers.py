@@ -4,34 +4,45 @@ GD and SGD (momentum as a velocity buffer), Adagrad (a running sum of g²), RMSp
 exponential moving average), AdaDelta (an EMA of the updates too, so the learning rate only scales the step),
 Adam (an EMA of g as well, with bias correction) and AdamW (Adam with decoupled weight decay).
 
-Each class validates its hyperparameters, allocates its state and computes the per-step scalars; the update
-itself is one rule in :mod:`microdl.optim.rules`, applied by the chosen backend. Names, defaults and formulas
-follow ``torch.optim``'s documented algorithms. In the update blocks, θ is ``params``, g the gradient, γ
-``lr``, λ ``weight_decay`` and t the step count ``t`` (starting at 1).
+Each class declares its hyperparameters with their checks (applied by the constructor and by every later
+assignment), the state buffers they ask for, and the scalars of a step as one call of its rule's host
+function. The math itself, those scalars and the rule side by side, is in :mod:`microdl.optim.rules`; each
+class docstring shows the rule's update block from there. Names, defaults and formulas follow
+``torch.optim``'s documented algorithms. In the update blocks, θ is ``params``, g the gradient, γ ``lr``,
+λ ``weight_decay`` and t the step count ``t`` (starting at 1).
 """
 
 from __future__ import annotations
 
-import math
+import types
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from microdl._validation import check_bool, check_real
-from microdl.optim.base import Optimizer
+from microdl.optim import rules
+from microdl.optim.base import DOCS, Hyperparameter, Optimizer, boolean, choice, compose_doc, pair, real
 
 __all__ = ["GD", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "OPTIMIZERS", "make_optimizer"]
 
 
+def _with_defaults(init: Callable, **defaults: Any) -> Callable:
+    """A copy of the constructor ``init`` with some keyword-only defaults changed, for a variant class that
+    differs from its parent only in a default (``inspect.signature`` shows the new defaults)."""
+    unknown = set(defaults) - set(init.__kwdefaults__ or {})
+    if unknown:
+        raise TypeError(f"{init.__qualname__} has no keyword-only parameters {sorted(unknown)}")
+    copy = types.FunctionType(init.__code__, init.__globals__, init.__name__, init.__defaults__, init.__closure__)
+    copy.__kwdefaults__ = {**init.__kwdefaults__, **defaults}
+    copy.__annotations__, copy.__doc__, copy.__module__ = init.__annotations__, init.__doc__, init.__module__
+    return copy
+
+
+@compose_doc()
 class SGD(Optimizer):
     r"""Stochastic gradient descent with optional momentum, dampening and Nesterov momentum.
 
     Follows ``torch.optim.SGD``; the rule is :func:`microdl.optim.rules.sgd`::
 
-        g ← −g                                  if maximize
-        g ← g + λ θ                             if λ ≠ 0         (coupled L2 penalty)
-        b ← g                                   if μ ≠ 0 and t = 1
-        b ← μ b + (1 − τ) g                     if μ ≠ 0 and t > 1
-        g ← g + μ b   (nesterov)  or  g ← b     if μ ≠ 0
-        θ ← θ − γ g
+    {update}
 
     with μ ``momentum``, τ ``dampening`` and b the state ``"b"`` (allocated only when μ ≠ 0).
 
@@ -40,22 +51,20 @@ class SGD(Optimizer):
 
     Parameters
     ----------
-    params : array
-        Flat parameter buffer, updated in place (see :class:`~microdl.optim.base.Optimizer`).
-    backend : {"cpu", "numpy", "cuda"}
-        Where the update runs.
-    lr : float, default 1e-3
-        Learning rate γ ≥ 0.
+    {params}
+    {lr}
     momentum : float, default 0
         Momentum factor μ ≥ 0.
     dampening : float, default 0
         Dampening τ in [0, 1] applied to new gradients in the buffer.
-    weight_decay : float, default 0
-        Coupled L2 penalty λ ≥ 0.
+    {weight_decay}
     nesterov : bool, default False
         Nesterov momentum; needs μ > 0 and τ = 0.
-    maximize : bool, default False
-        Ascend instead of descend.
+    {maximize}
+
+    Notes
+    -----
+    {assignment}
 
     Examples
     --------
@@ -69,35 +78,28 @@ class SGD(Optimizer):
     """
 
     rule = "sgd"
+    momentum = Hyperparameter(real(0.0))
+    dampening = Hyperparameter(real(0.0, 1.0))
+    weight_decay = Hyperparameter(real(0.0))
+    nesterov = Hyperparameter(boolean())
+    maximize = Hyperparameter(boolean())
 
     def __init__(self, params: Any, *, backend: str = "cpu", lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
                  maximize: bool = False) -> None:
-        super().__init__(params, backend=backend)
-        self.lr, self.momentum, self.dampening = lr, momentum, dampening
-        self.weight_decay, self.nesterov, self.maximize = weight_decay, nesterov, maximize
-        self._validate()
-        self._new_state([("b", 0.0, self.momentum != 0)])
+        super().__init__(params, backend=backend, hyperparameters=dict(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
+            maximize=maximize))
 
-    def _validate(self) -> None:
-        self.lr = self.lr
-        self.momentum = check_real("momentum", self.momentum, 0.0)
-        self.dampening = check_real("dampening", self.dampening, 0.0, 1.0)
-        self.weight_decay = check_real("weight_decay", self.weight_decay, 0.0)
-        self.nesterov = check_bool("nesterov", self.nesterov)
-        self.maximize = check_bool("maximize", self.maximize)
-        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+    def _check_together(self, values: Mapping[str, Any]) -> None:
+        if values["nesterov"] and (values["momentum"] <= 0 or values["dampening"] != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
 
-    @property
-    def hyperparameters(self) -> dict[str, Any]:
-        return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
-                "weight_decay": self.weight_decay, "nesterov": self.nesterov, "maximize": self.maximize}
+    def _state_layout(self, values: Mapping[str, Any]) -> list[tuple[str, float, bool]]:
+        return [("b", 0.0, values["momentum"] != 0)]
 
-    def _hyper(self) -> tuple:
-        f = self.dtype.type
-        return (f(self.lr), f(self.momentum), f(1.0 - self.dampening), f(self.weight_decay),
-                self.nesterov, self.maximize, self.t == 1)
+    def _scalars(self) -> rules.SGDScalars:
+        return rules.sgd_scalars(self._dtype, self.t, *self._hyperparameter_values.values())
 
 
 class GD(SGD):
@@ -111,16 +113,13 @@ class GD(SGD):
     full_batch = True
 
 
+@compose_doc()
 class Adagrad(Optimizer):
     r"""Adagrad: per-parameter steps scaled by the root of the running sum of squared gradients.
 
     Follows ``torch.optim.Adagrad``; the rule is :func:`microdl.optim.rules.adagrad`::
 
-        γ̃ ← γ / (1 + (t − 1) η)                (on the host, per step)
-        g ← −g                                  if maximize
-        g ← g + λ θ                             if λ ≠ 0
-        S ← S + g²                              (S starts at initial_accumulator_value)
-        θ ← θ − γ̃ g / (√S + ε)
+    {update}
 
     with η ``lr_decay`` and S the state ``"state_sum"``.
 
@@ -129,66 +128,50 @@ class Adagrad(Optimizer):
 
     Parameters
     ----------
-    params : array
-        Flat parameter buffer, updated in place.
-    backend : {"cpu", "numpy", "cuda"}
-        Where the update runs.
-    lr : float, default 1e-2
-        Learning rate γ ≥ 0.
+    {params}
+    {lr}
     lr_decay : float, default 0
         Decay η ≥ 0 of the learning rate per step.
-    weight_decay : float, default 0
-        Coupled L2 penalty λ ≥ 0.
+    {weight_decay}
     initial_accumulator_value : float, default 0
-        Initial value ≥ 0 of S.
+        Initial value ≥ 0 of S (used when the state is allocated, at construction).
     eps : float, default 1e-10
         ε ≥ 0, added to the denominator.
-    maximize : bool, default False
-        Ascend instead of descend.
+    {maximize}
+
+    Notes
+    -----
+    {assignment}
     """
 
     rule = "adagrad"
+    lr_decay = Hyperparameter(real(0.0))
+    weight_decay = Hyperparameter(real(0.0))
+    initial_accumulator_value = Hyperparameter(real(0.0))
+    eps = Hyperparameter(real(0.0))
+    maximize = Hyperparameter(boolean())
 
     def __init__(self, params: Any, *, backend: str = "cpu", lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10,
                  maximize: bool = False) -> None:
-        super().__init__(params, backend=backend)
-        self.lr, self.lr_decay, self.weight_decay = lr, lr_decay, weight_decay
-        self.initial_accumulator_value, self.eps, self.maximize = initial_accumulator_value, eps, maximize
-        self._validate()
-        self._new_state([("state_sum", self.initial_accumulator_value, True)])
+        super().__init__(params, backend=backend, hyperparameters=dict(
+            lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize))
 
-    def _validate(self) -> None:
-        self.lr = self.lr
-        self.lr_decay = check_real("lr_decay", self.lr_decay, 0.0)
-        self.weight_decay = check_real("weight_decay", self.weight_decay, 0.0)
-        self.initial_accumulator_value = check_real("initial_accumulator_value", self.initial_accumulator_value, 0.0)
-        self.eps = check_real("eps", self.eps, 0.0)
-        self.maximize = check_bool("maximize", self.maximize)
+    def _state_layout(self, values: Mapping[str, Any]) -> list[tuple[str, float, bool]]:
+        return [("state_sum", values["initial_accumulator_value"], True)]
 
-    @property
-    def hyperparameters(self) -> dict[str, Any]:
-        return {"lr": self.lr, "lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
-                "initial_accumulator_value": self.initial_accumulator_value, "eps": self.eps,
-                "maximize": self.maximize}
-
-    def _hyper(self) -> tuple:
-        f = self.dtype.type
-        clr = self.lr / (1.0 + (self.t - 1) * self.lr_decay)
-        return (f(clr), f(self.weight_decay), f(self.eps), self.maximize)
+    def _scalars(self) -> rules.AdagradScalars:
+        return rules.adagrad_scalars(self._dtype, self.t, *self._hyperparameter_values.values())
 
 
+@compose_doc()
 class RMSprop(Optimizer):
     r"""RMSprop: Adagrad's sum of g² becomes an exponential moving average, so old gradients fade.
 
     Follows ``torch.optim.RMSprop``; the rule is :func:`microdl.optim.rules.rmsprop`::
 
-        g ← −g                                  if maximize
-        g ← g + λ θ                             if λ ≠ 0
-        v ← α v + (1 − α) g²
-        ṽ ← v − ḡ², with ḡ ← α ḡ + (1 − α) g     if centered,  else  ṽ ← v
-        b ← μ b + g / (√ṽ + ε);   θ ← θ − γ b   if μ > 0
-        θ ← θ − γ g / (√ṽ + ε)                  if μ = 0
+    {update}
 
     with α ``alpha``, μ ``momentum``, and the state ``"v"``, ``"g_avg"`` (ḡ, only when centered) and ``"b"``
     (only when μ > 0). There is no bias correction, so the first step is about −γ g/(√(1−α)|g|), ten times γ at
@@ -199,68 +182,53 @@ class RMSprop(Optimizer):
 
     Parameters
     ----------
-    params : array
-        Flat parameter buffer, updated in place.
-    backend : {"cpu", "numpy", "cuda"}
-        Where the update runs.
-    lr : float, default 1e-2
-        Learning rate γ ≥ 0.
+    {params}
+    {lr}
     alpha : float, default 0.99
         Smoothing constant α in [0, 1).
     eps : float, default 1e-8
         ε ≥ 0, added to the denominator.
-    weight_decay : float, default 0
-        Coupled L2 penalty λ ≥ 0.
+    {weight_decay}
     momentum : float, default 0
         Momentum factor μ ≥ 0.
     centered : bool, default False
         Normalise by an estimate of the variance of g instead of its second moment.
-    maximize : bool, default False
-        Ascend instead of descend.
+    {maximize}
+
+    Notes
+    -----
+    {assignment}
     """
 
     rule = "rmsprop"
+    alpha = Hyperparameter(real(0.0, 1.0, high_open=True))
+    eps = Hyperparameter(real(0.0))
+    weight_decay = Hyperparameter(real(0.0))
+    momentum = Hyperparameter(real(0.0))
+    centered = Hyperparameter(boolean())
+    maximize = Hyperparameter(boolean())
 
     def __init__(self, params: Any, *, backend: str = "cpu", lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
                  maximize: bool = False) -> None:
-        super().__init__(params, backend=backend)
-        self.lr, self.alpha, self.eps, self.weight_decay = lr, alpha, eps, weight_decay
-        self.momentum, self.centered, self.maximize = momentum, centered, maximize
-        self._validate()
-        self._new_state([("v", 0.0, True), ("g_avg", 0.0, self.centered), ("b", 0.0, self.momentum > 0)])
+        super().__init__(params, backend=backend, hyperparameters=dict(
+            lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
+            maximize=maximize))
 
-    def _validate(self) -> None:
-        self.lr = self.lr
-        self.alpha = check_real("alpha", self.alpha, 0.0, 1.0, high_open=True)
-        self.eps = check_real("eps", self.eps, 0.0)
-        self.weight_decay = check_real("weight_decay", self.weight_decay, 0.0)
-        self.momentum = check_real("momentum", self.momentum, 0.0)
-        self.centered = check_bool("centered", self.centered)
-        self.maximize = check_bool("maximize", self.maximize)
+    def _state_layout(self, values: Mapping[str, Any]) -> list[tuple[str, float, bool]]:
+        return [("v", 0.0, True), ("g_avg", 0.0, values["centered"]), ("b", 0.0, values["momentum"] > 0)]
 
-    @property
-    def hyperparameters(self) -> dict[str, Any]:
-        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
-                "momentum": self.momentum, "centered": self.centered, "maximize": self.maximize}
-
-    def _hyper(self) -> tuple:
-        f = self.dtype.type
-        return (f(self.lr), f(self.alpha), f(1.0 - self.alpha), f(self.eps), f(self.weight_decay),
-                f(self.momentum), self.centered, self.maximize)
+    def _scalars(self) -> rules.RMSpropScalars:
+        return rules.rmsprop_scalars(self._dtype, self.t, *self._hyperparameter_values.values())
 
 
+@compose_doc()
 class Adadelta(Optimizer):
     r"""AdaDelta: RMSprop's EMA of g², plus an EMA of the squared updates that replaces the learning rate.
 
     Follows ``torch.optim.Adadelta``; the rule is :func:`microdl.optim.rules.adadelta`::
 
-        g ← −g                                  if maximize
-        g ← g + λ θ                             if λ ≠ 0
-        v ← ρ v + (1 − ρ) g²
-        Δ ← √(u + ε) / √(v + ε) · g
-        u ← ρ u + (1 − ρ) Δ²
-        θ ← θ − γ Δ
+    {update}
 
     with ρ ``rho`` and the state ``"v"`` and ``"u"``. γ only scales the applied step, never u; γ = 1 is Zeiler's
     paper. The first step is about −γ √(ε/(1−ρ)) sign(g), 3.2e-3 at the defaults.
@@ -270,163 +238,135 @@ class Adadelta(Optimizer):
 
     Parameters
     ----------
-    params : array
-        Flat parameter buffer, updated in place.
-    backend : {"cpu", "numpy", "cuda"}
-        Where the update runs.
+    {params}
     lr : float, default 1.0
         Scale γ ≥ 0 of the applied step.
     rho : float, default 0.9
         Decay ρ in [0, 1] of both moving averages.
     eps : float, default 1e-6
         ε ≥ 0 inside both square roots.
-    weight_decay : float, default 0
-        Coupled L2 penalty λ ≥ 0.
-    maximize : bool, default False
-        Ascend instead of descend.
+    {weight_decay}
+    {maximize}
+
+    Notes
+    -----
+    {assignment}
     """
 
     rule = "adadelta"
+    rho = Hyperparameter(real(0.0, 1.0))
+    eps = Hyperparameter(real(0.0))
+    weight_decay = Hyperparameter(real(0.0))
+    maximize = Hyperparameter(boolean())
 
     def __init__(self, params: Any, *, backend: str = "cpu", lr: float = 1.0, rho: float = 0.9,
                  eps: float = 1e-6, weight_decay: float = 0.0, maximize: bool = False) -> None:
-        super().__init__(params, backend=backend)
-        self.lr, self.rho, self.eps, self.weight_decay, self.maximize = lr, rho, eps, weight_decay, maximize
-        self._validate()
-        self._new_state([("v", 0.0, True), ("u", 0.0, True)])
+        super().__init__(params, backend=backend, hyperparameters=dict(
+            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
-    def _validate(self) -> None:
-        self.lr = self.lr
-        self.rho = check_real("rho", self.rho, 0.0, 1.0)
-        self.eps = check_real("eps", self.eps, 0.0)
-        self.weight_decay = check_real("weight_decay", self.weight_decay, 0.0)
-        self.maximize = check_bool("maximize", self.maximize)
+    def _state_layout(self, values: Mapping[str, Any]) -> list[tuple[str, float, bool]]:
+        return [("v", 0.0, True), ("u", 0.0, True)]
 
-    @property
-    def hyperparameters(self) -> dict[str, Any]:
-        return {"lr": self.lr, "rho": self.rho, "eps": self.eps, "weight_decay": self.weight_decay,
-                "maximize": self.maximize}
-
-    def _hyper(self) -> tuple:
-        f = self.dtype.type
-        return (f(self.lr), f(self.rho), f(1.0 - self.rho), f(self.eps), f(self.weight_decay), self.maximize)
+    def _scalars(self) -> rules.AdadeltaScalars:
+        return rules.adadelta_scalars(self._dtype, self.t, *self._hyperparameter_values.values())
 
 
+#: Adam's and AdamW's parameters; ``{weight_decay}`` is the one block in which they differ.
+_ADAM_PARAMETERS = """\
+{params}
+lr : float, default 1e-3
+    Learning rate γ ≥ 0.
+betas : tuple of float, default (0.9, 0.999)
+    Decays β₁, β₂ in [0, 1) of the two moving averages.
+eps : float, default 1e-8
+    ε ≥ 0, added to the denominator: to √v̂ or to √v, as ``eps_on`` says.
+{weight_decay}
+amsgrad : bool, default False
+    Use the running maximum of v in the denominator.
+{maximize}
+eps_on : {{"v_hat", "v"}}, default "v_hat"
+    Where ε goes (NOTE [eps placement] in :mod:`microdl.optim.rules`): ``"v_hat"`` adds it to the
+    bias-corrected √v̂, as torch and optax do; ``"v"`` adds it to the raw √v, as scikit-learn and Keras do,
+    by putting ε/√(1 − β₂ᵗ) in its place in the same rule."""
+
+_DECOUPLED_WEIGHT_DECAY = """\
+weight_decay : float, default 1e-2
+    Decoupled decay λ ≥ 0, applied to θ before the moments: θ ← θ (1 − γ λ)."""
+
+
+@compose_doc(adam_parameters=_ADAM_PARAMETERS.format(**DOCS))
 class Adam(Optimizer):
     r"""Adam: EMAs of g and g², both bias-corrected; optional AMSGrad.
 
-    Follows ``torch.optim.Adam``; the rule is :func:`microdl.optim.rules.adam`::
+    Follows ``torch.optim.Adam``; the rule is :func:`microdl.optim.rules.adam`, with coupled weight decay::
 
-        g ← −g                                  if maximize
-        g ← g + λ θ                             if λ ≠ 0         (coupled; see AdamW for decoupled)
-        m ← β₁ m + (1 − β₁) g
-        v ← β₂ v + (1 − β₂) g²
-        v_max ← max(v_max, v);  v ← v_max       if amsgrad       (in the denominator only)
-        θ ← θ − γ/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
+    {update}
 
-    which is θ ← θ − γ m̂ / (√v̂ + ε) with m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ), written as torch computes it. β₁, β₂
-    are ``betas``; the state is ``"m"``, ``"v"`` and ``"v_max"`` (only with amsgrad). The first step is about
-    −γ sign(g).
+    β₁, β₂ are ``betas``; the state is ``"m"``, ``"v"`` and ``"v_max"`` (only with amsgrad). The first step is
+    about −γ sign(g).
 
-    Convention: ε is added to the bias-corrected √v̂, as in torch and optax; Keras and scikit-learn add ε̂ to
-    the uncorrected √v (ε_torch = ε̂/√(1 − β₂ᵗ)), and Keras defaults ε̂ to 1e-7.
+    Convention: by default ε is added to the bias-corrected √v̂, as in torch and optax; Keras and
+    scikit-learn add ε̂ to the uncorrected √v (ε_torch = ε̂/√(1 − β₂ᵗ)), and Keras defaults ε̂ to 1e-7.
+    ``eps_on="v"`` follows them.
 
     Parameters
     ----------
-    params : array
-        Flat parameter buffer, updated in place.
-    backend : {"cpu", "numpy", "cuda"}
-        Where the update runs.
-    lr : float, default 1e-3
-        Learning rate γ ≥ 0.
-    betas : tuple of float, default (0.9, 0.999)
-        Decays β₁, β₂ in [0, 1) of the two moving averages.
-    eps : float, default 1e-8
-        ε ≥ 0, added to the denominator.
-    weight_decay : float, default 0
-        L2 penalty λ ≥ 0, coupled (added to g).
-    amsgrad : bool, default False
-        Use the running maximum of v in the denominator.
-    maximize : bool, default False
-        Ascend instead of descend.
+    {adam_parameters}
+
+    Notes
+    -----
+    {assignment}
     """
 
     rule = "adam"
+    #: AdamW's decay acts on θ; Adam's enters g.
     decoupled = False
+    betas = Hyperparameter(pair(real(0.0, 1.0, high_open=True), ("beta1", "beta2")))
+    eps = Hyperparameter(real(0.0))
+    weight_decay = Hyperparameter(real(0.0))
+    amsgrad = Hyperparameter(boolean())
+    maximize = Hyperparameter(boolean())
+    eps_on = Hyperparameter(choice(*rules.EPS_ON), missing="v_hat")  # checkpoints from before it existed
 
     def __init__(self, params: Any, *, backend: str = "cpu", lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 amsgrad: bool = False, maximize: bool = False) -> None:
-        super().__init__(params, backend=backend)
-        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
-        self.amsgrad, self.maximize = amsgrad, maximize
-        self._validate()
-        self._new_state([("m", 0.0, True), ("v", 0.0, True), ("v_max", 0.0, self.amsgrad)])
+                 amsgrad: bool = False, maximize: bool = False, eps_on: str = "v_hat") -> None:
+        super().__init__(params, backend=backend, hyperparameters=dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+            eps_on=eps_on))
 
-    def _validate(self) -> None:
-        self.lr = self.lr
-        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2); got {self.betas!r}")
-        self.betas = (check_real("betas[0]", self.betas[0], 0.0, 1.0, high_open=True),
-                      check_real("betas[1]", self.betas[1], 0.0, 1.0, high_open=True))
-        self.eps = check_real("eps", self.eps, 0.0)
-        self.weight_decay = check_real("weight_decay", self.weight_decay, 0.0)
-        self.amsgrad = check_bool("amsgrad", self.amsgrad)
-        self.maximize = check_bool("maximize", self.maximize)
+    def _state_layout(self, values: Mapping[str, Any]) -> list[tuple[str, float, bool]]:
+        return [("m", 0.0, True), ("v", 0.0, True), ("v_max", 0.0, values["amsgrad"])]
 
-    @property
-    def hyperparameters(self) -> dict[str, Any]:
-        return {"lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay,
-                "amsgrad": self.amsgrad, "maximize": self.maximize}
-
-    def _hyper(self) -> tuple:
-        f = self.dtype.type
-        beta1, beta2 = self.betas
-        step_size = self.lr / (1.0 - beta1**self.t)
-        bias_correction2_sqrt = math.sqrt(1.0 - beta2**self.t)
-        return (f(beta1), f(1.0 - beta1), f(beta2), f(1.0 - beta2), f(self.eps), f(self.weight_decay),
-                f(1.0 - self.lr * self.weight_decay), f(step_size), f(bias_correction2_sqrt),
-                self.decoupled, self.amsgrad, self.maximize)
+    def _scalars(self) -> rules.AdamScalars:
+        return rules.adam_scalars(self._dtype, self.t, *self._hyperparameter_values.values(), self.decoupled)
 
 
+@compose_doc(adam_parameters=_ADAM_PARAMETERS.format(**{**DOCS, "weight_decay": _DECOUPLED_WEIGHT_DECAY}))
 class AdamW(Adam):
     r"""Adam with decoupled weight decay (Loshchilov & Hutter).
 
-    Follows ``torch.optim.AdamW``: the same rule as :class:`Adam`, except that the decay acts on θ directly
-    instead of entering g, before the moments are updated::
+    Follows ``torch.optim.AdamW``: the rule of :class:`Adam` (:func:`microdl.optim.rules.adam` with
+    ``decoupled`` set), except that the decay acts on θ directly instead of entering g, before the moments are
+    updated::
 
         θ ← θ (1 − γ λ)                         (instead of g ← g + λ θ)
 
-    and ``weight_decay`` defaults to 1e-2. Keras applies the same decoupled decay (with its own defaults);
-    optax's ``adamw`` scales the decay by the learning rate the same way.
+    and ``weight_decay`` defaults to 1e-2; everything else, defaults included, is Adam's. Keras applies the same
+    decoupled decay (with its own defaults); optax's ``adamw`` scales the decay by the learning rate the same
+    way.
 
     Parameters
     ----------
-    params : array
-        Flat parameter buffer, updated in place.
-    backend : {"cpu", "numpy", "cuda"}
-        Where the update runs.
-    lr : float, default 1e-3
-        Learning rate γ ≥ 0.
-    betas : tuple of float, default (0.9, 0.999)
-        Decays β₁, β₂ in [0, 1) of the two moving averages.
-    eps : float, default 1e-8
-        ε ≥ 0, added to the denominator.
-    weight_decay : float, default 1e-2
-        Decoupled decay λ ≥ 0.
-    amsgrad : bool, default False
-        Use the running maximum of v in the denominator.
-    maximize : bool, default False
-        Ascend instead of descend.
+    {adam_parameters}
+
+    Notes
+    -----
+    {assignment}
     """
 
     decoupled = True
-
-    def __init__(self, params: Any, *, backend: str = "cpu", lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
-                 amsgrad: bool = False, maximize: bool = False) -> None:
-        super().__init__(params, backend=backend, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize)
+    __init__ = _with_defaults(Adam.__init__, weight_decay=1e-2)
 
 
 #: The optimizers by the names used in the CLI, the experiments and the scikit-learn estimators.

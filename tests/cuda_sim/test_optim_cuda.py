@@ -1,13 +1,17 @@
-"""The optimizers and clipping on ``backend="cuda"``, against the naive oracle.
+"""The optimizers and clipping on ``backend="cuda"``, against the naive oracle; pickling, and the checks that
+keep the kernels inside their buffers.
 
-Launches are shrunk to 4 threads per block and at most 2 blocks, so that with 11 parameters the grid-stride
-loop makes a second, partial pass, and with 3 parameters a block is only partly used.
+Launches are shrunk to 4 threads per block and at most 2 blocks (in :mod:`microdl.config`, which the kernels
+read at every launch), so that with 11 parameters the grid-stride loop makes a second, partial pass, and with
+3 parameters a block is only partly used.
 
 Runs under Numba's CUDA simulator (tests/test_cuda_simulator.py sets NUMBA_ENABLE_CUDASIM=1) or, with
 MICRODL_REAL_GPU=1, on a real GPU (scripts/gpu_check.sh).
 """
 
+import copy
 import os
+import pickle
 import sys
 
 import numpy as np
@@ -19,15 +23,14 @@ if not (os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or REAL_GPU):
 
 from numba import cuda  # noqa: E402
 
-from microdl.cuda import kernels as K  # noqa: E402
+from microdl import config  # noqa: E402
 from microdl.optim import OPTIMIZERS, Adam, clip_grad_norm, clip_grad_value  # noqa: E402
-from microdl.optim import _cuda as optim_cuda  # noqa: E402
 from tests.optim.naive import CASES, ORACLES, make_problem  # noqa: E402
 
 CUDA_CASES = [c for c in CASES if c[0] in {
     "gd", "sgd-momentum", "sgd-momentum-dampening", "sgd-nesterov", "sgd-all", "adagrad", "adagrad-all",
     "rmsprop", "rmsprop-centered", "rmsprop-momentum", "rmsprop-centered-momentum", "adadelta",
-    "adadelta-maximize", "adam", "adam-all", "adamw-all",
+    "adadelta-maximize", "adam", "adam-all", "adamw-all", "adamw-eps_on-v-all",
 }]
 STEPS = 5
 TOL = {np.float64: {"rtol": 1e-12, "atol": 1e-14}, np.float32: {"rtol": 2e-5, "atol": 2e-6}}
@@ -37,10 +40,8 @@ TOL = {np.float64: {"rtol": 1e-12, "atol": 1e-14}, np.float32: {"rtol": 2e-5, "a
 def small_launches(monkeypatch):
     """Tiny launch shapes, and (in the simulator) a short GIL switch interval: the simulator's scheduler
     busy-waits on its threads, and this makes it several times faster."""
-    monkeypatch.setattr(optim_cuda, "THREADS_PER_BLOCK", 4)
-    monkeypatch.setattr(optim_cuda, "MAX_BLOCKS", 2)
-    monkeypatch.setattr(K, "THREADS_PER_BLOCK", 4)  # the norm's sum of squares
-    monkeypatch.setattr(K, "MAX_BLOCKS", 2)
+    monkeypatch.setattr(config, "THREADS_PER_BLOCK", 4)  # the optimizer steps, clipping, the norm's reduction
+    monkeypatch.setattr(config, "MAX_BLOCKS", 2)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(2e-4)
     yield
@@ -187,3 +188,76 @@ def test_clip_grad_value_on_the_device(dtype):
     d = cuda.to_device(g)
     clip_grad_value(d, 1.0)
     np.testing.assert_array_equal(d.copy_to_host(), np.clip(g, -1.0, 1.0))
+
+
+def test_launch_shape_comes_from_config_at_call_time(monkeypatch):
+    seen = []
+    real = config.launch_1d
+
+    def spy(n):
+        seen.append(n)
+        return real(n)
+
+    monkeypatch.setattr(config, "launch_1d", spy)
+    params = cuda.to_device(np.zeros(7))
+    Adam(params, backend="cuda").step(cuda.to_device(np.ones(7)))
+    clip_grad_value(params, 1.0)
+    assert seen == [7, 7]
+
+
+@pytest.mark.parametrize("clone", [copy.deepcopy, lambda o: pickle.loads(pickle.dumps(o))], ids=["deepcopy", "pickle"])
+def test_a_copy_steps_exactly_like_the_original(clone):
+    theta0, grads = _problem(np.float64, steps=6)
+    params = cuda.to_device(theta0)
+    opt = OPTIMIZERS["adamw"](params, backend="cuda", lr=0.01, amsgrad=True)
+    for g in grads[:3]:
+        opt.step(g)  # host gradients: the staging buffer is not part of the copy
+    twin = clone(opt)
+    assert twin.backend == "cuda" and twin.t == 3 and twin.hyperparameters == opt.hyperparameters
+    assert all(hasattr(buf, "copy_to_host") for buf in (twin.params, *twin.state.values())), "on the device"
+    for g in grads[3:]:
+        opt.step(g)
+        twin.step(cuda.to_device(g))
+    np.testing.assert_array_equal(twin.params.copy_to_host(), params.copy_to_host())
+    for key, buf in opt.state.items():
+        np.testing.assert_array_equal(twin.state[key].copy_to_host(), buf.copy_to_host())
+
+
+@pytest.mark.parametrize(
+    ("make_grads", "error", "match"),
+    [(lambda: cuda.to_device(np.zeros(12)), ValueError, r"grads must have the shape of params \(11,\)"),
+     (lambda: cuda.to_device(np.zeros(10)), ValueError, "shape of params"),
+     (lambda: cuda.to_device(np.zeros(11, dtype=np.float32)), TypeError, "dtype of params"),
+     (lambda: cuda.to_device(np.zeros(11, dtype=np.int64)), TypeError, "float32 or float64"),
+     (lambda: cuda.to_device(np.zeros((11, 1))), ValueError, "flat 1-D"),
+     (lambda: cuda.to_device(np.zeros(22))[::2], ValueError, "C-contiguous"),
+     (lambda: np.zeros(22)[::2], ValueError, "C-contiguous"),  # host gradients are staged: checked first
+     (lambda: np.zeros(12), ValueError, "shape of params"),
+     (lambda: [0.0] * 11, TypeError, "grads must be a CUDA array")],
+    ids=["device-long", "device-short", "device-float32", "device-int", "device-2d", "device-strided",
+         "host-strided", "host-long", "list"],
+)
+def test_invalid_grads_on_the_device_are_refused_before_any_launch(make_grads, error, match):
+    params = cuda.to_device(np.ones(11))
+    opt = Adam(params, backend="cuda")
+    with pytest.raises(error, match=match):
+        opt.step(make_grads())
+    assert opt.t == 0
+    np.testing.assert_array_equal(params.copy_to_host(), np.ones(11))
+
+
+def test_strided_device_params_are_refused():
+    with pytest.raises(ValueError, match="params must be C-contiguous"):
+        Adam(cuda.to_device(np.zeros(22))[::2], backend="cuda")
+
+
+@pytest.mark.parametrize("clip", [clip_grad_norm, clip_grad_value], ids=["norm", "value"])
+@pytest.mark.parametrize(
+    ("make_grads", "error", "match"),
+    [(lambda: cuda.to_device(np.ones((3, 2))), ValueError, "grads must be a flat 1-D buffer"),
+     (lambda: cuda.to_device(np.ones(3, dtype=np.int64)), TypeError, "grads must be float32 or float64")],
+    ids=["2d", "int"],
+)
+def test_clip_refuses_invalid_device_arrays(clip, make_grads, error, match):
+    with pytest.raises(error, match=match):
+        clip(make_grads(), 1.0)

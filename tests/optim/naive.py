@@ -11,6 +11,9 @@ oracle walks the elements in the outer loop and the steps in the inner one, with
 Each oracle takes the initial parameters ``theta0`` (1-D), the gradients ``grads`` (one row per step) and the
 hyperparameters with torch's names and defaults, and returns ``(history, state)``: the parameters after every
 step (``steps x n``, float64) and the final state by the names :mod:`microdl.optim` uses for it.
+
+Adam's ``eps_on="v"`` (ε added to the raw √v) is written as scikit-learn's ``AdamOptimizer`` documents it, with
+both bias corrections folded into the rate: θ ← θ − γ √(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε).
 """
 
 from __future__ import annotations
@@ -139,7 +142,7 @@ def adadelta(theta0, grads, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximiz
     return history, {"v": vs, "u": us}
 
 
-def _adam(theta0, grads, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
+def _adam(theta0, grads, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, eps_on):
     theta0, grads, history = _setup(theta0, grads)
     beta1, beta2 = betas
     steps, n = grads.shape
@@ -158,13 +161,16 @@ def _adam(theta0, grads, lr, betas, eps, weight_decay, amsgrad, maximize, decoup
                     g = g + weight_decay * theta
             m = beta1 * m + (1 - beta1) * g
             v = beta2 * v + (1 - beta2) * g**2
-            m_hat = m / (1 - beta1**t)
             if amsgrad:
                 v_max = max(v_max, v)
-                v_hat = v_max / (1 - beta2**t)
+            v_denom = v_max if amsgrad else v
+            if eps_on == "v":  # scikit-learn's and Keras's placement
+                lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+                theta = theta - lr_t * m / (math.sqrt(v_denom) + eps)
             else:
-                v_hat = v / (1 - beta2**t)
-            theta = theta - lr * m_hat / (math.sqrt(v_hat) + eps)
+                m_hat = m / (1 - beta1**t)
+                v_hat = v_denom / (1 - beta2**t)
+                theta = theta - lr * m_hat / (math.sqrt(v_hat) + eps)
             history[t - 1, i] = theta
         ms[i], vs[i], v_maxs[i] = m, v, v_max
     state = {"m": ms, "v": vs}
@@ -173,14 +179,16 @@ def _adam(theta0, grads, lr, betas, eps, weight_decay, amsgrad, maximize, decoup
     return history, state
 
 
-def adam(theta0, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=False):
+def adam(theta0, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=False,
+         eps_on="v_hat"):
     """torch.optim.Adam, as documented: weight decay coupled (added to g); AMSGrad's max over the raw v."""
-    return _adam(theta0, grads, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled=False)
+    return _adam(theta0, grads, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled=False, eps_on=eps_on)
 
 
-def adamw(theta0, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, maximize=False):
+def adamw(theta0, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, maximize=False,
+          eps_on="v_hat"):
     """torch.optim.AdamW, as documented: θ ← θ − γλθ before the moments, g untouched."""
-    return _adam(theta0, grads, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled=True)
+    return _adam(theta0, grads, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled=True, eps_on=eps_on)
 
 
 #: The oracle for each optimizer, by the names of :data:`microdl.optim.OPTIMIZERS` (GD is SGD's rule).
@@ -233,6 +241,10 @@ CASES = [
     ("adamw-amsgrad", "adamw", {"lr": 0.01, "amsgrad": True}),
     ("adamw-all", "adamw", {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.5, "amsgrad": True,
                             "maximize": True}),
+    # scikit-learn's and Keras's placement of eps (not in torch): a large eps, so that where it goes matters
+    ("adam-eps_on-v", "adam", {"lr": 0.01, "eps": 1e-2, "eps_on": "v"}),
+    ("adamw-eps_on-v-all", "adamw", {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-2, "weight_decay": 0.5,
+                                     "amsgrad": True, "maximize": True, "eps_on": "v"}),
 ]
 
 

@@ -1,0 +1,138 @@
+"""microdl.optim._cpu: the kernels compile once per dtype, and a float32 kernel stays float32 and vectorises
+with the step's scalars passed as a NamedTuple rebuilt inside it (NOTE [typed scalars], NOTE [plain tuple at
+the kernel boundary] in microdl.optim.rules)."""
+
+import os
+import platform
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numba import njit, typeof
+
+from microdl.optim import SGD, Adadelta, Adagrad, Adam, RMSprop, _cpu
+
+COMPILE_CASES = [("sgd", SGD, {"momentum": 0.9}), ("adagrad", Adagrad, {}), ("rmsprop", RMSprop, {"centered": True}),
+                 ("adadelta", Adadelta, {}), ("adam", Adam, {"amsgrad": True})]
+
+
+@pytest.mark.parametrize(("rule", "cls", "hyper"), COMPILE_CASES, ids=[c[0] for c in COMPILE_CASES])
+def test_second_step_does_not_recompile(rule, cls, hyper):
+    kernel = _cpu.KERNELS[rule]
+
+    def compiled_for(opt):
+        # signatures for these array types (any scalars): more than one means that the scalars' types change
+        # from step to step, so that steps recompile
+        arrays = tuple(typeof(a) for a in (opt.params, opt.params, *opt._slots))
+        return [sig for sig in kernel.signatures if tuple(sig[:-1]) == arrays]
+
+    opt64 = cls(np.ones(9), backend="cpu", **hyper)
+    opt64.step(np.ones(9))
+    assert len(compiled_for(opt64)) == 1
+    n_signatures = len(kernel.signatures)
+    for _ in range(4):  # t == 1 and t > 1 (SGD's first-step flag), decaying rates, a new learning rate
+        opt64.step(np.full(9, 0.5))
+        opt64.lr = 0.01
+    opt64_again = cls(np.ones(9), backend="cpu", **hyper)  # a second optimizer reuses the kernel too
+    opt64_again.step(np.ones(9))
+    assert len(kernel.signatures) == n_signatures
+
+    opt32 = cls(np.ones(9, dtype=np.float32), backend="cpu", **hyper)
+    had_float32 = len(compiled_for(opt32))
+    for _ in range(3):
+        opt32.step(np.ones(9, dtype=np.float32))
+    assert len(compiled_for(opt32)) == 1
+    assert len(kernel.signatures) == n_signatures + (1 - had_float32), "switching dtype adds exactly one"
+
+
+# Every state buffer allocated, so that every branch of each rule is compiled.
+ALL_OPTIONS = [("sgd", SGD, {"momentum": 0.9, "nesterov": True, "weight_decay": 0.1, "maximize": True}),
+               ("adagrad", Adagrad, {"lr_decay": 0.1, "weight_decay": 0.1}),
+               ("rmsprop", RMSprop, {"centered": True, "momentum": 0.9, "weight_decay": 0.1}),
+               ("adadelta", Adadelta, {"weight_decay": 0.1}),
+               ("adam", Adam, {"amsgrad": True, "weight_decay": 0.1, "eps_on": "v"})]
+
+
+@pytest.mark.parametrize(("rule", "cls", "hyper"), ALL_OPTIONS, ids=[c[0] for c in ALL_OPTIONS])
+def test_float32_kernels_stay_float32_and_vectorise(rule, cls, hyper):
+    # The cached kernels cannot be inspected, so the same function is compiled again, with the same options,
+    # without the cache. One step runs through it and must match the cached kernel exactly.
+    kernel = _cpu.KERNELS[rule]
+    fresh = njit(**{k: v for k, v in kernel.targetoptions.items() if k not in ("cache", "nopython")})(kernel.py_func)
+    g = np.linspace(-1.0, 1.0, 64, dtype=np.float32)
+    opts = [cls(np.linspace(1.0, 2.0, 64, dtype=np.float32), backend="cpu", **hyper) for _ in range(2)]
+    opts[0].step(g)
+    opts[1].t += 1
+    fresh(opts[1].params, g, *opts[1]._slots, tuple(opts[1]._scalars()))
+    np.testing.assert_array_equal(opts[1].params, opts[0].params)
+
+    (ir,) = fresh.inspect_llvm().values()
+    assert "fpext" not in ir, "a float32 value is widened to float64 inside the kernel (NOTE [typed scalars])"
+    assert re.search(r"<\d+ x float>", ir), "the loop does not vectorise"
+    if platform.machine() in ("x86_64", "AMD64"):
+        (asm,) = fresh.inspect_asm().values()
+        assert "cvtss2sd" not in asm
+        assert re.search(r"\bv?(mul|add)ps\b", asm), "no packed float32 arithmetic"
+
+
+def test_steps_and_clipping_from_several_threads_at_once():
+    # Numba's workqueue threading layer, microdl's choice (NOTE [threading layer] in microdl.config), aborts the
+    # whole process when two threads launch parallel kernels at once; every step and clip holds
+    # config.PARALLEL_LOCK. Without it this run dies with "Terminating: ... not threadsafe".
+    code = (
+        "import threading, numpy as np, numba\n"
+        "import microdl.optim as optim\n"
+        "n = 200_000\n"
+        "g = np.ones(n, np.float32)\n"
+        "def run(seed):\n"
+        "    opt = optim.Adam(np.zeros(n, np.float32), backend='cpu')\n"
+        "    for _ in range(100):\n"
+        "        grads = g.copy()\n"
+        "        optim.clip_grad_norm(grads, 1.0)\n"
+        "        optim.clip_grad_value(grads, 1.0)\n"
+        "        opt.step(grads)\n"
+        "threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(numba.threading_layer())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "NUMBA_NUM_THREADS")}
+    env["NUMBA_NUM_THREADS"] = "2"  # a parallel layer even on a one-core runner
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["workqueue"]
+
+
+def test_each_parallel_launch_holds_the_lock(monkeypatch):
+    from microdl import config
+    from microdl.optim import clip, clip_grad_norm, clip_grad_value
+
+    inside = []
+
+    class Lock:
+        def __enter__(self):
+            inside.append(True)
+
+        def __exit__(self, *exc):
+            inside.pop()
+
+    def holding(kernel):
+        def launch(*args):
+            assert inside, f"{kernel.__name__} launched without config.PARALLEL_LOCK"
+            return kernel(*args)
+
+        return launch
+
+    monkeypatch.setattr(config, "PARALLEL_LOCK", Lock())
+    for name in list(_cpu.KERNELS):
+        monkeypatch.setitem(_cpu.KERNELS, name, holding(_cpu.KERNELS[name]))
+    for name in ("_sum_of_squares", "_scale", "_clamp"):
+        monkeypatch.setattr(clip, name, holding(getattr(clip, name)))
+    for cls, hyper in [(SGD, {}), (Adagrad, {}), (RMSprop, {}), (Adadelta, {}), (Adam, {})]:
+        cls(np.zeros(3), backend="cpu", **hyper).step(np.ones(3))
+    g = np.full(3, 10.0)
+    clip_grad_norm(g, 1.0)
+    clip_grad_value(g, 0.1)
+    np.testing.assert_allclose(g, 0.1)
