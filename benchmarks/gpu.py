@@ -131,7 +131,7 @@ def device_info(cuda: Any) -> dict[str, Any]:
 
 # -- bandwidth -----------------------------------------------------------------------------------------------
 def bandwidth(cuda: Any, sizes: list[int], repeat: int) -> tuple[list[dict], dict[int, float]]:
-    from microdl.optim import _cuda as optim_cuda
+    from microdl import config
     from microdl.optim import make_optimizer
 
     copy_kernel = cuda.jit(_copy)
@@ -143,7 +143,7 @@ def bandwidth(cuda: Any, sizes: list[int], repeat: int) -> tuple[list[dict], dic
         copy_gbs[n] = 8 * n / t / 1e9
         rows.append({"N": f"{n:.1e}", "update": "cudaMemcpy D2D (the reference)", "B/elem": 8, "ms": 1e3 * t,
                      "GB/s": copy_gbs[n], "% of copy": 100.0})
-        blocks, threads = optim_cuda.launch_shape(n)
+        blocks, threads = config.launch_1d(n)
         t = gpu_time(cuda, partial(copy_kernel[blocks, threads], src, dst), repeat=repeat, number=5)
         rows.append({"N": f"{n:.1e}", "update": "copy kernel (optimizers' launch shape)", "B/elem": 8,
                      "ms": 1e3 * t, "GB/s": 8 * n / t / 1e9, "% of copy": 100 * 8 * n / t / 1e9 / copy_gbs[n]})
@@ -310,13 +310,11 @@ def shrink_launches_for_the_simulator() -> None:
     """Small launch shapes, since the simulator runs every CUDA thread as a Python thread, and a short GIL
     switch interval, which makes its busy-waiting scheduler several times faster."""
     sys.setswitchinterval(2e-4)
-    from microdl.cuda import kernels
-    from microdl.optim import _cuda as optim_cuda
+    from microdl import config
 
     for name, value in {"TILE": 4, "REG": 2, "THREADS_PER_BLOCK": 32, "MAX_BLOCKS": 4, "REDUCE_COLS": 4,
                         "REDUCE_ROWS": 4}.items():
-        setattr(kernels, name, value)
-    optim_cuda.THREADS_PER_BLOCK, optim_cuda.MAX_BLOCKS = 32, 4
+        setattr(config, name, value)
 
 
 # -- main --------------------------------------------------------------------------------------------------

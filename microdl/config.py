@@ -6,22 +6,27 @@ or a user can change one with ``monkeypatch.setattr(microdl.config, "TILE", 2)``
 a CUDA kernel whose shared arrays depend on a shape is built by a cached factory keyed on it.
 
 NOTE [threading layer]
-    Numba runs ``parallel=True`` kernels on a threading layer: ``omp`` (GNU OpenMP, what a pip install of Numba
-    picks by default), ``workqueue`` (built in) or ``tbb`` (which pip's TBB packages do not provide to Numba).
-    GNU OpenMP is not fork-safe (a ``fork()`` after a fit, as joblib's multiprocessing backend does, can hang
-    the parent) and its threads busy-wait: on a loaded machine an empty parallel launch took 12 ms instead of
-    a few µs here, and a small fit ran 5 to 70 times slower than on one thread. The workqueue layer is
-    fork-safe and its threads sleep when idle (the same launch: 40 µs under that load), but it must never be
-    entered by two threads at once (Numba aborts the process). So, unless the user has chosen a layer
-    (``NUMBA_THREADING_LAYER``), microdl selects ``workqueue`` before any parallel kernel runs, and every
-    parallel launch in microdl holds :data:`PARALLEL_LOCK`; serial kernels, which run most small batches
-    (MIN_BLOCK_WORK), run concurrently without it.
+    Numba runs ``parallel=True`` kernels on a threading layer, GNU OpenMP (``omp``) on a pip install. Its
+    launches are cheap (a few µs), but it is not fork-safe (a forked child that launches a parallel kernel is
+    terminated, and joblib's multiprocessing pool then hangs the parent) and its threads busy-wait: on a loaded
+    machine an empty parallel launch took 12 ms here instead of 2 µs, and a small fit ran 5 to 25 times slower
+    than on one thread. The workqueue layer is fork-safe and sleeps, but a launch costs 80-130 µs here, which
+    made an Adam step at N = 1e5 six times slower. So microdl keeps Numba's choice of layer and decides, per
+    launch, whether to use the threads at all (:func:`use_threads`):
 
-    On a machine whose cores are taken by other processes, a batch split into row blocks waits for its
-    slowest block, and a block whose core is taken waits a whole time slice: measured here, 2.4 times one
-    thread's time. So when :func:`machine_is_busy`, the same row blocks run one after the other on the calling
-    thread. The blocks, and the order in which their gradients are added, do not change, so neither do the
-    results, to the last bit: only the waiting goes.
+    * never in a process forked from this one (children run the serial kernels, so they never touch the
+      parent's OpenMP runtime);
+    * never while other processes hold the cores: when the 1-minute load average exceeds them
+      (:func:`machine_is_busy`), or for a few seconds after a parallel launch during which the calling thread
+      ran for much less than the launch took (:func:`run_parallel`: another process took its core);
+    * only where the work repays a launch (``MIN_BLOCK_WORK``, ``MIN_PARALLEL_ELEMENTS``).
+
+    Otherwise the same work runs on the calling thread: the model's row blocks one after the other, an
+    optimizer step or a clip through the kernel's serial twin (:func:`microdl._jit.serial_twin`). The blocks,
+    the chunks and the order in which partial sums are added do not change, so neither do the results, to
+    the last bit: only the waiting goes. Every parallel launch holds :data:`PARALLEL_LOCK`, so that two Python
+    threads never enter the layer at once (the workqueue layer, where Numba falls back to it, aborts the
+    process then).
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-
-import numba
+from collections.abc import Callable
+from typing import Any
 
 # -- evaluation and prediction ------------------------------------------------------------------------------
 #: Rows per forward pass when evaluating a loss on a whole dataset or predicting: bounds the activation
@@ -41,15 +46,22 @@ EVAL_CHUNK = 4096
 # -- CPU row blocks (NOTE [row blocks] in microdl.nn._cpu) ----------------------------------------------------
 #: Fewest rows, and fewest multiply-adds, that a row block of a pass is given (a training pass counts three
 #: times its forward products): below these, waking another thread costs more than it saves, so small batches
-#: and small networks run on fewer threads. A block of 3·2²¹ multiply-adds takes a few hundred µs, many times a
-#: parallel launch, loaded machine or not (NOTE [threading layer]).
+#: and small networks run on fewer threads (NOTE [row blocks] in microdl.nn._cpu).
 MIN_BLOCK_ROWS = 16
-MIN_BLOCK_WORK = 3 << 21
+MIN_BLOCK_WORK = 3 << 19
+#: Fewest elements for which an optimizer step or a clip launches the threads; smaller buffers take the
+#: serial twin (measured, Adam float32, N = 1e4: 4 µs serial against 8 µs on two threads).
+MIN_PARALLEL_ELEMENTS = 1 << 16
 
 #: Held by every parallel (multi-threaded) kernel launch in microdl (NOTE [threading layer]).
 PARALLEL_LOCK = threading.RLock()
 #: The machine counts as busy while its 1-minute load average exceeds its cores by this much.
 BUSY_LOAD_MARGIN = 0.5
+#: A parallel launch of at least CONTENTION_MIN_S seconds during which the calling thread ran for less than
+#: CONTENTION_CPU_SHARE of the time means other processes hold the cores: no threads for CONTENTION_BACKOFF_S.
+CONTENTION_MIN_S = 2e-4
+CONTENTION_CPU_SHARE = 0.6
+CONTENTION_BACKOFF_S = 5.0
 
 # -- CUDA launch shapes (tests shrink them so that partial tiles and blocks run on tiny arrays) -----------------
 #: Threads per block of the 1-D grid-stride kernels and reductions (a power of two): the optimizer steps,
@@ -72,33 +84,48 @@ def launch_1d(n: int) -> tuple[int, int]:
     return max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK))), THREADS_PER_BLOCK
 
 
-_busy = {"checked": -1.0, "busy": False}
+_state = {"forked": False, "load_checked": -1.0, "busy": False, "contended_until": -1.0}
+
+
+def _forked() -> None:
+    _state["forked"] = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 def machine_is_busy() -> bool:
-    """Whether other processes compete for this process's cores: the 1-minute load average exceeds the usable
-    cores by more than :data:`BUSY_LOAD_MARGIN` (NOTE [threading layer]). Read at most once a second."""
+    """Whether the 1-minute load average exceeds this process's usable cores by more than
+    :data:`BUSY_LOAD_MARGIN` (NOTE [threading layer]). Read at most once a second."""
     now = time.monotonic()
-    if now - _busy["checked"] >= 1.0:
+    if now - _state["load_checked"] >= 1.0:
         try:
             load = os.getloadavg()[0]
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-            _busy["busy"] = load > cores + BUSY_LOAD_MARGIN
+            _state["busy"] = load > cores + BUSY_LOAD_MARGIN
         except OSError:  # no load average on this platform
-            _busy["busy"] = False
-        _busy["checked"] = now
-    return _busy["busy"]
+            _state["busy"] = False
+        _state["load_checked"] = now
+    return _state["busy"]
 
 
-def _choose_threading_layer() -> None:
-    """Select Numba's fork-safe, non-spinning workqueue layer unless the user chose one (NOTE [threading
-    layer]); once Numba has started its threads, the layer can no longer change and is left as it is."""
-    if "NUMBA_THREADING_LAYER" in os.environ or numba.config.THREADING_LAYER != "default":
-        return
-    from numba.np.ufunc import parallel
-
-    if not getattr(parallel, "_is_initialized", False):
-        numba.config.THREADING_LAYER = "workqueue"
+def use_threads() -> bool:
+    """Whether a parallel launch is wise now: not in a forked child, not while other processes hold the cores
+    (NOTE [threading layer]). Whether the work is large enough is the caller's question."""
+    if _state["forked"] or time.monotonic() < _state["contended_until"]:
+        return False
+    return not machine_is_busy()
 
 
-_choose_threading_layer()
+def run_parallel(kernel: Callable[..., Any], *args: Any) -> Any:
+    """Launch a parallel ``kernel`` under :data:`PARALLEL_LOCK`, and learn from it: if the calling thread ran
+    for much less than the launch took, another process took its core, and :func:`use_threads` says no for a
+    while (NOTE [threading layer])."""
+    with PARALLEL_LOCK:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        result = kernel(*args)
+        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+    if wall >= CONTENTION_MIN_S and cpu < CONTENTION_CPU_SHARE * wall:
+        _state["contended_until"] = time.monotonic() + CONTENTION_BACKOFF_S
+    return result

@@ -442,9 +442,12 @@ def test_a_first_fit_compiles_few_kernels(tmp_path):
 import numpy as np
 from numba.core.event import install_recorder
 from sklearn.datasets import load_digits
+from microdl import config
 from microdl.nn import MLP
 from microdl.optim import Adam
 from microdl.train import fit
+config.machine_is_busy = lambda: False  # a quiet machine's first fit, however loaded the test machine is
+config.CONTENTION_CPU_SHARE = 0.0
 X, y = load_digits(return_X_y=True)
 with install_recorder("numba:compile") as rec:
     net = MLP((64, 100, 10), random_state=0)   # MLPClassifier's default network and solver on digits
@@ -457,5 +460,7 @@ print(",".join(names))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     compiled = proc.stdout.split()[-1].split(",")
-    # the block pass (forward and backward alike), Adam's step, and the per-epoch finiteness scan
-    assert compiled == ["_all_finite_flat", "_block", "adam"], compiled
+    # the block pass (forward and backward alike) and its two-block parallel launch, the blocks' gradient sum and
+    # its parallel launch, Adam's step on 7,510 parameters (serial), and the per-epoch finiteness scan
+    assert compiled == ["_all_finite_flat", "_block", "_sum_range", "adam_serial", "forward_backward",
+                        "sum_blocks"], compiled

@@ -1,7 +1,7 @@
 """Plot helpers: a figure without pyplot's global state, and a mean line with a min–max band over seeds.
 
-matplotlib is an optional dependency (``pip install "microdl[plot]"``); it is imported only here, when a
-figure is drawn, and with the Agg canvas, so plots work on servers without a display.
+matplotlib is imported only here, when a figure is drawn (so that ``import microdl`` stays quick), and with the
+Agg canvas, so plots work on servers without a display.
 """
 
 from __future__ import annotations
@@ -27,10 +27,8 @@ def color_of(name: str) -> Any:
 
 def new_figure(rows: int, cols: int, width: float, height: float) -> tuple[Any, list[list[Any]]]:
     """A Figure (Agg canvas, no pyplot) and its axes as a rows × cols nested list."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError('plots need matplotlib: pip install "microdl[plot]"') from None
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
     return fig, [list(r) for r in axes]

@@ -411,8 +411,6 @@ def execute(specs: Sequence[RunSpec], *, jobs: int = 1, backend: str = "loky", s
         else:
             from joblib import delayed
 
-            if backend == "threading" and numba.config.THREADING_LAYER == "workqueue":
-                runner = _one_at_a_time(runner)
             tasks = (delayed(_indexed)(runner, i, spec) for i, spec in enumerate(specs))
             if backend == "dask":
                 client = _dask_client(scheduler)
@@ -446,20 +444,6 @@ def _progress_bar(total: int, desc: str, progress: bool | None) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="run", disable=None if progress is None else not progress, leave=False)
-
-
-def _one_at_a_time(runner: Callable[[RunSpec], dict[str, Any]]) -> Callable[[RunSpec], dict[str, Any]]:
-    """``runner`` holding microdl's parallel-launch lock for a whole run. Numba's workqueue threading layer
-    aborts the process when two threads launch parallel kernels at once (NOTE [threading layer] in
-    :mod:`microdl.config`), and not every parallel kernel takes that lock itself yet (the optimizer steps and
-    clipping do not), so runs on the threading backend take turns while that layer is in use."""
-    from microdl import config
-
-    def run(spec: RunSpec) -> dict[str, Any]:
-        with config.PARALLEL_LOCK:
-            return runner(spec)
-
-    return run
 
 
 def _indexed(runner: Callable[[RunSpec], dict[str, Any]], index: int, spec: RunSpec) -> tuple[int, dict[str, Any]]:

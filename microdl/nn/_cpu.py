@@ -36,7 +36,7 @@ from microdl._jit import jit_scalar_functions
 from microdl.nn import activations, losses
 
 __all__ = ["forward_backward", "forward_backward_serial", "forward_backward_sequential", "sum_blocks",
-           "sum_blocks_serial", "n_blocks_for",
+           "sum_blocks_serial", "sum_blocks_sequential", "n_blocks_for",
            "single_threaded_blas", "all_finite"]
 
 _inline = njit(inline="always")
@@ -194,9 +194,9 @@ def forward_backward_serial(X, Y, w, scale, params, layout, A, D, grads, block_g
 
 def forward_backward_sequential(X, Y, w, scale, params, layout, A, D, grads, block_grads, per_sample, m, n_blocks,
                                 activation, loss, with_grad, first_product_done):
-    """:func:`forward_backward`'s blocks one after the other on the calling thread, for a busy machine (NOTE
-    [threading layer] in :mod:`microdl.config`): the same blocks and the same results, with no thread to wait
-    for, and nothing more to compile."""
+    """:func:`forward_backward`'s blocks one after the other on the calling thread, when threads would not pay
+    (NOTE [threading layer] in :mod:`microdl.config`): the same blocks, their losses added in the parallel
+    reduction's order, so the same results; nothing more to compile."""
     total = 0.0
     for c in range(n_blocks):
         g = grads if c == 0 or not with_grad else block_grads[c - 1]
@@ -244,8 +244,19 @@ def sum_blocks(grads, block_grads, n_extra, params, layout, coef, skip_below, n_
 
 
 def sum_blocks_serial(grads, block_grads, n_extra, params, layout, coef, skip_below, n_chunks):
-    """:func:`sum_blocks` on the calling thread (for one block: only the L2 term), a plain call."""
+    """:func:`sum_blocks` for one block (only the L2 term), a plain call on the calling thread."""
     return _sum_range(grads, block_grads, n_extra, params, layout, coef, skip_below, 0, grads.size)
+
+
+def sum_blocks_sequential(grads, block_grads, n_extra, params, layout, coef, skip_below, n_chunks):
+    """:func:`sum_blocks`'s ranges one after the other on the calling thread, their partial Σ‖W‖² added in the
+    same order as the parallel reduction adds them, so the result is the same to the last bit (NOTE [threading
+    layer] in :mod:`microdl.config`)."""
+    sum_sq, n = 0.0, grads.size
+    for c in range(n_chunks):
+        sum_sq += _sum_range(grads, block_grads, n_extra, params, layout, coef, skip_below, c * n // n_chunks,
+                             (c + 1) * n // n_chunks)
+    return sum_sq
 
 
 def n_blocks_for(m: int, n_weights: int, n_threads: int, with_grad: bool = True) -> int:

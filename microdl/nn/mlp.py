@@ -232,11 +232,10 @@ class MLP:
                 ws.A[0][:m] = X @ self.weights[0]
             if n_blocks == 1:
                 sum_wl = _cpu.forward_backward_serial(*args)
-            elif config.machine_is_busy():  # the same blocks, one after the other (NOTE [threading layer])
+            elif config.use_threads():  # NOTE [threading layer] in microdl.config
+                sum_wl = config.run_parallel(_cpu.forward_backward, *args)
+            else:  # the same blocks, one after the other
                 sum_wl = _cpu.forward_backward_sequential(*args)
-            else:
-                with config.PARALLEL_LOCK:  # NOTE [threading layer] in microdl.config
-                    sum_wl = _cpu.forward_backward(*args)
         if sparse and with_grad:
             self.dL_dW[0][...] = X.T @ ws.D[0][:m]
         return sum_wl, scale, n_blocks
@@ -251,11 +250,12 @@ class MLP:
             skip_below = self.weights[0].size if issparse(X) else 0  # dL/dW[1] of sparse X is whole already
             args = (self.grads, self._train.block_grads, n_blocks - 1, self.params, self._layout, self.alpha * scale,
                     skip_below, n_blocks)
-            if n_blocks == 1 or config.machine_is_busy():
+            if n_blocks == 1:
                 sum_sq = _cpu.sum_blocks_serial(*args)
+            elif config.use_threads():
+                sum_sq = config.run_parallel(_cpu.sum_blocks, *args)
             else:
-                with config.PARALLEL_LOCK:
-                    sum_sq = _cpu.sum_blocks(*args)
+                sum_sq = _cpu.sum_blocks_sequential(*args)
             penalty = 0.5 * self.alpha * scale * sum_sq
         return float(sum_wl * scale), float(penalty)
 

@@ -1,5 +1,9 @@
 """CPU backend: each per-element update of :mod:`microdl.optim._elementwise` in one ``prange`` loop.
 
+Each loop is compiled twice: ``parallel=True``, for buffers of at least ``config.MIN_PARALLEL_ELEMENTS`` when
+threads are wise (NOTE [threading layer] in :mod:`microdl.config`), and as its serial twin
+(:func:`microdl._jit.serial_twin`) for everything else; the two give the same bits, element by element.
+
 Kernels are compiled lazily, once per dtype, and cached on disk (``cache=True``), so a fresh process pays the
 compile only once per machine. They hold no arithmetic of their own: each hands every element, and the
 step's scalars as a plain tuple (NOTE [plain tuple at the kernel boundary] in :mod:`microdl.optim.rules`), to
@@ -15,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from microdl import config  # imported before the first launch: it chooses Numba's threading layer
+from microdl import config
+from microdl._jit import serial_twin
 from microdl.optim import _elementwise as ew
 
 _inline = njit(inline="always")
@@ -71,9 +76,15 @@ def adam(theta, g, m, v, v_max, h):
 
 
 KERNELS = {"sgd": sgd, "adagrad": adagrad, "rmsprop": rmsprop, "adadelta": adadelta, "adam": adam}
+#: The same loops on the calling thread (compiled on first use).
+SERIAL = {name: serial_twin(kernel.py_func, **({"fastmath": {"arcp"}} if name == "adam" else {}))
+          for name, kernel in KERNELS.items()}
 
 
 def apply(rule: str, theta: np.ndarray, g: np.ndarray, slots: tuple, s: tuple) -> None:
     """Apply ``rule`` in place over the flat buffers with its compiled kernel; ``s`` is the step's scalars."""
-    with config.PARALLEL_LOCK:  # one parallel launch at a time (NOTE [threading layer] in microdl.config)
-        KERNELS[rule](theta, g, *slots, tuple(s))  # a plain tuple (NOTE [plain tuple at the kernel boundary])
+    args = (theta, g, *slots, tuple(s))  # a plain tuple (NOTE [plain tuple at the kernel boundary])
+    if theta.size >= config.MIN_PARALLEL_ELEMENTS and config.use_threads():
+        config.run_parallel(KERNELS[rule], *args)  # NOTE [threading layer] in microdl.config
+    else:
+        SERIAL[rule](*args)

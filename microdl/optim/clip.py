@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 from numba import njit, prange
 
-from microdl import config  # imported before the first launch: it chooses Numba's threading layer
+from microdl import config
+from microdl._jit import serial_twin
 from microdl._validation import check_real
 from microdl.optim.base import check_flat_buffer
 
@@ -22,10 +24,16 @@ __all__ = ["clip_grad_norm", "clip_grad_value"]
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _sum_of_squares(g):
-    total = 0.0  # a whole-variable prange reduction, accumulated in float64
-    for i in prange(g.size):
-        total += np.float64(g[i]) * np.float64(g[i])
+def _sum_of_squares(g, n_chunks):
+    """Σ g², accumulated in float64 over ``n_chunks`` fixed ranges whose partial sums are added in order, so
+    that the parallel build and its serial twin give the same bits (one chunk per thread)."""
+    total = 0.0
+    n = g.size
+    for c in prange(n_chunks):
+        part = 0.0
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            part += np.float64(g[i]) * np.float64(g[i])
+        total += part
     return total
 
 
@@ -39,6 +47,17 @@ def _scale(g, coef):
 def _clamp(g, low, high):
     for i in prange(g.size):
         g[i] = min(max(g[i], low), high)
+
+
+_SERIAL = {kernel: serial_twin(kernel.py_func) for kernel in (_sum_of_squares, _scale, _clamp)}
+
+
+def _launch(kernel: Any, g: np.ndarray, *args: Any) -> Any:
+    """``kernel`` on the threads for a large buffer when threads are wise, else its serial twin (NOTE
+    [threading layer] in :mod:`microdl.config`)."""
+    if g.size >= config.MIN_PARALLEL_ELEMENTS and config.use_threads():
+        return config.run_parallel(kernel, g, *args)
+    return _SERIAL[kernel](g, *args)
 
 
 def _checked_grads(grads: Any) -> tuple[Any, bool]:
@@ -59,11 +78,10 @@ def clip_grad_norm(grads: Any, max_norm: float) -> Any:
         from microdl.optim import _cuda_clip
 
         return _cuda_clip.clip_grad_norm(g, max_norm)
-    with config.PARALLEL_LOCK:  # one parallel launch at a time (NOTE [threading layer] in microdl.config)
-        norm = float(np.sqrt(_sum_of_squares(g)))
-        coef = max_norm / (norm + 1e-6)
-        if coef < 1.0:
-            _scale(g, g.dtype.type(coef))
+    norm = float(np.sqrt(_launch(_sum_of_squares, g, numba.get_num_threads())))
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        _launch(_scale, g, g.dtype.type(coef))
     return norm
 
 
@@ -77,5 +95,4 @@ def clip_grad_value(grads: Any, clip_value: float) -> None:
         _cuda_clip.clip_grad_value(g, clip_value)
         return
     f = g.dtype.type
-    with config.PARALLEL_LOCK:
-        _clamp(g, f(-clip_value), f(clip_value))
+    _launch(_clamp, g, f(-clip_value), f(clip_value))

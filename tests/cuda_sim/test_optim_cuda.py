@@ -12,7 +12,6 @@ MICRODL_REAL_GPU=1, on a real GPU (scripts/gpu_check.sh).
 import copy
 import os
 import pickle
-import sys
 
 import numpy as np
 import pytest
@@ -34,18 +33,6 @@ CUDA_CASES = [c for c in CASES if c[0] in {
 }]
 STEPS = 5
 TOL = {np.float64: {"rtol": 1e-12, "atol": 1e-14}, np.float32: {"rtol": 2e-5, "atol": 2e-6}}
-
-
-@pytest.fixture(autouse=True)
-def small_launches(monkeypatch):
-    """Tiny launch shapes, and (in the simulator) a short GIL switch interval: the simulator's scheduler
-    busy-waits on its threads, and this makes it several times faster."""
-    monkeypatch.setattr(config, "THREADS_PER_BLOCK", 4)  # the optimizer steps, clipping, the norm's reduction
-    monkeypatch.setattr(config, "MAX_BLOCKS", 2)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(2e-4)
-    yield
-    sys.setswitchinterval(interval)
 
 
 def _problem(dtype, n=11, steps=STEPS):

@@ -1,6 +1,7 @@
 """microdl.optim._cpu: the kernels compile once per dtype, and a float32 kernel stays float32 and vectorises
 with the step's scalars passed as a NamedTuple rebuilt inside it (NOTE [typed scalars], NOTE [plain tuple at
-the kernel boundary] in microdl.optim.rules)."""
+the kernel boundary] in microdl.optim.rules); the parallel kernels and their serial twins give the same bits
+(NOTE [threading layer] in microdl.config)."""
 
 import os
 import platform
@@ -12,15 +13,27 @@ import numpy as np
 import pytest
 from numba import njit, typeof
 
+from microdl import config
 from microdl.optim import SGD, Adadelta, Adagrad, Adam, RMSprop, _cpu
+
+
+@pytest.fixture(params=["parallel", "serial"])
+def build(request, monkeypatch):
+    """Run the steps through the parallel kernels (on the threads, whatever the size) or their serial twins."""
+    if request.param == "parallel":
+        monkeypatch.setattr(config, "MIN_PARALLEL_ELEMENTS", 0)
+        monkeypatch.setattr(config, "use_threads", lambda: True)
+        return _cpu.KERNELS
+    monkeypatch.setattr(config, "use_threads", lambda: False)
+    return _cpu.SERIAL
 
 COMPILE_CASES = [("sgd", SGD, {"momentum": 0.9}), ("adagrad", Adagrad, {}), ("rmsprop", RMSprop, {"centered": True}),
                  ("adadelta", Adadelta, {}), ("adam", Adam, {"amsgrad": True})]
 
 
 @pytest.mark.parametrize(("rule", "cls", "hyper"), COMPILE_CASES, ids=[c[0] for c in COMPILE_CASES])
-def test_second_step_does_not_recompile(rule, cls, hyper):
-    kernel = _cpu.KERNELS[rule]
+def test_second_step_does_not_recompile(rule, cls, hyper, build):
+    kernel = build[rule]
 
     def compiled_for(opt):
         # signatures for these array types (any scalars): more than one means that the scalars' types change
@@ -56,10 +69,10 @@ ALL_OPTIONS = [("sgd", SGD, {"momentum": 0.9, "nesterov": True, "weight_decay": 
 
 
 @pytest.mark.parametrize(("rule", "cls", "hyper"), ALL_OPTIONS, ids=[c[0] for c in ALL_OPTIONS])
-def test_float32_kernels_stay_float32_and_vectorise(rule, cls, hyper):
+def test_float32_kernels_stay_float32_and_vectorise(rule, cls, hyper, build):
     # The cached kernels cannot be inspected, so the same function is compiled again, with the same options,
     # without the cache. One step runs through it and must match the cached kernel exactly.
-    kernel = _cpu.KERNELS[rule]
+    kernel = build[rule]
     fresh = njit(**{k: v for k, v in kernel.targetoptions.items() if k not in ("cache", "nopython")})(kernel.py_func)
     g = np.linspace(-1.0, 1.0, 64, dtype=np.float32)
     opts = [cls(np.linspace(1.0, 2.0, 64, dtype=np.float32), backend="cpu", **hyper) for _ in range(2)]
@@ -78,11 +91,13 @@ def test_float32_kernels_stay_float32_and_vectorise(rule, cls, hyper):
 
 
 def test_steps_and_clipping_from_several_threads_at_once():
-    # Numba's workqueue threading layer, microdl's choice (NOTE [threading layer] in microdl.config), aborts the
-    # whole process when two threads launch parallel kernels at once; every step and clip holds
-    # config.PARALLEL_LOCK. Without it this run dies with "Terminating: ... not threadsafe".
+    # Numba's workqueue threading layer (where Numba falls back when OpenMP is missing) aborts the whole process
+    # when two threads launch parallel kernels at once; every step and clip holds config.PARALLEL_LOCK (NOTE
+    # [threading layer] in microdl.config). Without it this run dies with "Terminating: ... not threadsafe".
     code = (
         "import threading, numpy as np, numba\n"
+        "from microdl import config\n"
+        "config.use_threads = lambda: True  # the parallel kernels, whatever the machine's load\n"
         "import microdl.optim as optim\n"
         "n = 200_000\n"
         "g = np.ones(n, np.float32)\n"
@@ -98,8 +113,9 @@ def test_steps_and_clipping_from_several_threads_at_once():
         "[t.join() for t in threads]\n"
         "print(numba.threading_layer())\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "NUMBA_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
     env["NUMBA_NUM_THREADS"] = "2"  # a parallel layer even on a one-core runner
+    env["NUMBA_THREADING_LAYER"] = "workqueue"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["workqueue"]
@@ -126,13 +142,34 @@ def test_each_parallel_launch_holds_the_lock(monkeypatch):
         return launch
 
     monkeypatch.setattr(config, "PARALLEL_LOCK", Lock())
+    monkeypatch.setattr(config, "MIN_PARALLEL_ELEMENTS", 0)  # the parallel kernels, on tiny buffers
+    monkeypatch.setattr(config, "use_threads", lambda: True)
     for name in list(_cpu.KERNELS):
         monkeypatch.setitem(_cpu.KERNELS, name, holding(_cpu.KERNELS[name]))
     for name in ("_sum_of_squares", "_scale", "_clamp"):
-        monkeypatch.setattr(clip, name, holding(getattr(clip, name)))
+        kernel = getattr(clip, name)
+        monkeypatch.setattr(clip, name, holding(kernel))
+        monkeypatch.setitem(clip._SERIAL, getattr(clip, name), clip._SERIAL[kernel])
     for cls, hyper in [(SGD, {}), (Adagrad, {}), (RMSprop, {}), (Adadelta, {}), (Adam, {})]:
         cls(np.zeros(3), backend="cpu", **hyper).step(np.ones(3))
     g = np.full(3, 10.0)
     clip_grad_norm(g, 1.0)
     clip_grad_value(g, 0.1)
     np.testing.assert_allclose(g, 0.1)
+
+
+@pytest.mark.parametrize(("rule", "cls", "hyper"), ALL_OPTIONS, ids=[c[0] for c in ALL_OPTIONS])
+def test_parallel_kernels_and_serial_twins_give_the_same_bits(rule, cls, hyper, monkeypatch):
+    rng = np.random.default_rng(0)
+    theta0, grads = rng.normal(size=3000).astype(np.float32), rng.normal(size=(3, 3000)).astype(np.float32)
+    results = []
+    for threads in (True, False):
+        monkeypatch.setattr(config, "MIN_PARALLEL_ELEMENTS", 0)
+        monkeypatch.setattr(config, "use_threads", lambda threads=threads: threads)
+        opt = cls(theta0.copy(), backend="cpu", **hyper)
+        for g in grads:
+            opt.step(g)
+        results.append((opt.params, {k: v.copy() for k, v in opt.state.items()}))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    for name in results[0][1]:
+        np.testing.assert_array_equal(results[0][1][name], results[1][1][name])

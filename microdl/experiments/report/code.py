@@ -93,8 +93,8 @@ def _hyperparameters(opt: Any) -> tuple[list[str], list[str]]:
     """(numeric hyperparameters, those with a non-zero default): weight decay and on/off flags aside."""
     numeric, active = [], []
     for key, value in opt.hyperparameters.items():
-        if key == "weight_decay" or isinstance(value, bool):
-            continue  # a regulariser every optimizer shares, and switches
+        if key == "weight_decay" or isinstance(value, (bool, str)):
+            continue  # a regulariser every optimizer shares, switches, and conventions (Adam's eps_on)
         values = list(value) if isinstance(value, (tuple, list)) else [value]
         names = [f"{key}[{i}]" for i in range(len(values))] if len(values) > 1 else [key]
         numeric += names
