@@ -3,10 +3,13 @@ OpenMP (Numba's default layer on a pip install) and against scikit-learn, all un
 
 NOTE [threading layer] in microdl/config.py explains the choice this measures. Each configuration runs in a
 fresh process (Numba's threading layer cannot change once started), first on a quiet machine, then with
-``--busy`` processes spinning on the cores (a shared machine, or a joblib/Dask worker next to others):
+``--busy`` processes spinning on the cores (a shared machine, or a joblib/Dask worker next to others), started
+``--settle`` seconds before the runs so that the load average has seen them:
 
-* ``microdl``: the defaults (workqueue layer, all threads, blocks only where the work repays a launch);
-* ``microdl omp``: ``NUMBA_THREADING_LAYER=omp``, the layer that busy-waits;
+* ``microdl``: the defaults (Numba's layer, threads only where the work repays a launch and the machine is not
+  oversubscribed);
+* ``microdl always threads``: the same, but launching the threads whatever the load (``BUSY_LOAD_FACTOR``
+  infinite): what the defaults avoid;
 * ``microdl 1 thread``: ``NUMBA_NUM_THREADS=1``;
 * ``scikit-learn``: ``MLPClassifier`` with the same network, solver, batch size and epochs.
 
@@ -14,7 +17,7 @@ Two problems: the issue's small one (10 epochs of SGD on digits, hidden 64, batc
 kernels) and a larger one where the row blocks run in parallel (20,000 × 100, hidden (256, 256), batch 256,
 2 epochs). Times are the best of ``--repeat`` runs; compare the ratios in one row. The fork check fits a model
 on the parallel path, then maps over ``joblib.Parallel(n_jobs=2, backend="multiprocessing")`` with the children
-predicting; "hung" means it did not finish within its timeout.
+predicting, on each threading layer; "hung" means it did not finish within its timeout.
 
     python -m benchmarks.load [--busy 2] [--repeat 3]
 """
@@ -27,6 +30,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 from benchmarks.common import machine_info, markdown_table
 
@@ -43,6 +47,10 @@ if "{problem}" == "small":
 else:
     X, y = make_classification(20000, 100, n_informative=40, n_classes=5, random_state=0)
     hidden, batch, epochs = (256, 256), 256, 2
+import os
+if os.environ.get("MICRODL_BENCH_ALWAYS_THREADS"):
+    from microdl import config
+    config.BUSY_LOAD_FACTOR = float("inf")
 def run():
     if "{who}" == "sklearn":
         from sklearn.neural_network import MLPClassifier
@@ -65,7 +73,8 @@ print(best)
 FORK = """
 import numpy as np
 from microdl import config
-config.MIN_BLOCK_ROWS, config.MIN_BLOCK_WORK = 1, 1  # the parallel path, whatever the size
+config.MIN_BLOCK_ROWS, config.MIN_BLOCK_WORK = 1, 1  # the parallel path, whatever the size and load
+config.BUSY_LOAD_FACTOR = float("inf")
 from microdl.nn import MLP
 from microdl.optim import Adam
 from microdl.train import fit
@@ -81,7 +90,7 @@ print(Parallel(n_jobs=2, backend="multiprocessing")(delayed(child)(k) for k in r
 
 CONFIGS = {
     "microdl": ("microdl", {}),
-    "microdl omp": ("microdl", {"NUMBA_THREADING_LAYER": "omp"}),
+    "microdl always threads": ("microdl", {"MICRODL_BENCH_ALWAYS_THREADS": "1"}),
     "microdl 1 thread": ("microdl", {"NUMBA_NUM_THREADS": "1"}),
     "scikit-learn": ("sklearn", {}),
 }
@@ -121,6 +130,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--busy", type=int, default=2, help="busy processes for the loaded runs (default 2)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration, best kept (default 3)")
+    parser.add_argument("--settle", type=float, default=90.0,
+                        help="seconds between starting the busy processes and the runs (default 90)")
     args = parser.parse_args()
     print(machine_info())
     rows = []
@@ -128,6 +139,8 @@ def main() -> None:
         spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(load)]
         for p in spinners:
             p.start()
+        if load:
+            time.sleep(args.settle)
         try:
             for label, problem in PROBLEMS.items():
                 times = {name: _time(who, problem, env, args.repeat) for name, (who, env) in CONFIGS.items()}
@@ -136,7 +149,7 @@ def main() -> None:
                 for name, t in times.items():
                     row[f"{name} s"] = t
                 for name, peer, over in (("microdl ÷ 1 thread", "microdl", single),
-                                         ("omp ÷ 1 thread", "microdl omp", single),
+                                         ("always threads ÷ 1 thread", "microdl always threads", single),
                                          ("microdl ÷ scikit-learn", "microdl", times["scikit-learn"])):
                     row[name] = None if None in (times[peer], over) else times[peer] / over
                 rows.append(row)
@@ -147,8 +160,8 @@ def main() -> None:
     print("\n## training under load (seconds, best of runs)\n")
     print(markdown_table(rows))
     print("\n## fork after a fit (joblib multiprocessing, children predicting)\n")
-    print(markdown_table([{"layer": name, "result": _fork(env)} for name, (who, env) in CONFIGS.items()
-                          if who == "microdl" and "NUMBA_NUM_THREADS" not in env]))
+    print(markdown_table([{"Numba threading layer": layer, "result": _fork({"NUMBA_THREADING_LAYER": layer})}
+                          for layer in ("omp", "workqueue")]))
 
 
 if __name__ == "__main__":

@@ -94,13 +94,19 @@ def check_random_state(random_state: Any) -> np.random.Generator | np.random.Ran
     return np.random.default_rng(seed)
 
 
-def _as_float_array(name: str, a: Any, dtype: np.dtype) -> np.ndarray:
+def _real_array(name: str, a: Any) -> np.ndarray:
+    """``a`` as a NumPy array of real numbers (a device array is copied to the host first)."""
     try:
-        arr = np.asarray(a)
+        arr = np.asarray(to_host(a))
     except Exception as exc:  # ragged lists and other objects NumPy cannot take
         raise ValueError(f"{name} could not be read as an array: {exc}") from exc
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+    return arr
+
+
+def _as_float_array(name: str, a: Any, dtype: np.dtype) -> np.ndarray:
+    arr = _real_array(name, a)
     with np.errstate(over="ignore"):  # a value beyond float32's range becomes inf, and is refused below
         arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.all(np.isfinite(arr)):
@@ -142,12 +148,7 @@ def check_Y(y: Any, n_outputs: int, loss: str, dtype: Any, name: str = "y") -> n
 
     Device arrays are copied to the host (targets are checked and one-hot encoded there).
     """
-    try:
-        y_arr = np.asarray(to_host(y))
-    except Exception as exc:
-        raise ValueError(f"{name} could not be read as an array: {exc}") from exc
-    if y_arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers; got dtype {y_arr.dtype}")
+    y_arr = _real_array(name, y)
     if y_arr.size and not np.all(np.isfinite(y_arr)):
         raise ValueError(f"{name} contains NaN or infinity")
     if loss == "cross_entropy" and y_arr.ndim == 1:
@@ -186,12 +187,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype: Any) -> np.nd
     is positive and representable in ``dtype`` (a float32 sum that overflows would make every loss 0)."""
     if sample_weight is None:
         return None
-    try:
-        w = np.asarray(to_host(sample_weight))
-    except Exception as exc:
-        raise ValueError(f"sample_weight could not be read as an array: {exc}") from exc
-    if w.dtype.kind not in "biuf":
-        raise TypeError(f"sample_weight must hold real numbers; got dtype {w.dtype}")
+    w = _real_array("sample_weight", sample_weight)
     with np.errstate(over="ignore"):
         w = np.ascontiguousarray(w, dtype=dtype)
     if w.shape != (n_samples,):

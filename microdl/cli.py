@@ -129,10 +129,14 @@ def _add_train(sub: Any) -> None:
         "training diverged."))
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="dataset (default: digits)")
     add_data_options(p)
-    p.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS), help="optimizer (default: sgd)")
-    p.add_argument("--epochs", type=positive_int, default=30, help="number of epochs (default: 30)")
+    p.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS),
+                   help="optimizer (default: sgd); lbfgs is full-batch L-BFGS (SciPy's L-BFGS-B, CPU only), which "
+                        "has no learning rate, so it takes none of --lr, --momentum, --weight-decay, --schedule, "
+                        "--clip-norm, --clip-value, --backend, --device cuda")
+    p.add_argument("--epochs", type=positive_int, default=30,
+                   help="number of epochs (default: 30); for lbfgs the iteration limit (one iteration per epoch)")
     p.add_argument("--batch-size", type=positive_int, default=32,
-                   help="mini-batch size (default: 32; gd always uses the full batch)")
+                   help="mini-batch size (default: 32; gd and lbfgs always use the full batch)")
     p.add_argument("--hidden", type=positive_int, nargs="+", default=[64], metavar="N",
                    help="hidden layer widths (default: 64)")
     p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS), help="hidden activation")
@@ -171,11 +175,39 @@ class _PrintEpochs:
         if epoch % self.every == 0 or epoch == 1:
             from tqdm.auto import tqdm
 
-            val = history.val_loss[-1]
+            val, lr = history.val_loss[-1], history.lr[-1]
             extra = "" if math.isnan(val) else f"  val_loss {val:.4f}  val_score {history.val_metric[-1]:.4f}"
-            tqdm.write(f"epoch {epoch:4d}  loss {history.train_loss[-1]:.4f}{extra}  lr {history.lr[-1]:.3g}  "
+            rate = "—" if math.isnan(lr) else f"{lr:.3g}"  # NaN: an optimizer without a learning rate (L-BFGS)
+            unit = "iteration" if getattr(optimizer, "drives_epochs", False) else "epoch"  # L-BFGS: one per epoch
+            tqdm.write(f"{unit} {epoch:4d}  loss {history.train_loss[-1]:.4f}{extra}  lr {rate}  "
                        f"{history.wall_time[-1]:.2f}s")
         return False
+
+
+#: The train options that make no sense for L-BFGS, which has no learning rate (its line search picks every
+#: step) and runs on the CPU: option name, the one value it may have (its default) and why.
+_NOT_FOR_LBFGS = {
+    "lr": ("--lr", None, "it has no learning rate: its line search picks each step"),
+    "momentum": ("--momentum", None, "it has no momentum: its curvature pairs play that part"),
+    "weight_decay": ("--weight-decay", None, "for an L2 penalty use --alpha"),
+    "schedule": ("--schedule", "constant", "it has no learning rate to schedule"),
+    "clip_norm": ("--clip-norm", None, "its line search needs the true gradient"),
+    "clip_value": ("--clip-value", None, "its line search needs the true gradient"),
+    "backend": ("--backend", "cpu", "it runs SciPy's L-BFGS-B on the CPU"),
+    "device": ("--device", "cpu", "it runs on the CPU only: SciPy's L-BFGS-B works on host arrays"),
+}
+
+
+def _check_lbfgs_options(args: argparse.Namespace) -> None:
+    """Refuse, in one line naming them, the options that make no sense for L-BFGS (NOTE [how the CLI fails]:
+    status 2, before any work)."""
+    given = []
+    for dest, (option, allowed, why) in _NOT_FOR_LBFGS.items():
+        value = getattr(args, dest)
+        if value != allowed:
+            given.append(f"{option}{'' if allowed is None else ' ' + value} ({why})")  # a choice: name it
+    if given:
+        raise ValueError("--optimizer lbfgs takes no " + ", ".join(given))
 
 
 def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -186,6 +218,9 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from microdl.optim import make_optimizer
     from microdl.train import EarlyStopping, evaluate_loss, fit, score
 
+    lbfgs = args.optimizer == "lbfgs"
+    if lbfgs:
+        _check_lbfgs_options(args)
     hyper: dict[str, Any] = {}
     if args.lr is not None:
         hyper["lr"] = args.lr
@@ -223,7 +258,8 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if args.patience is not None:
         callbacks.append(EarlyStopping(patience=args.patience))
     history = fit(model, optimizer, data.X_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,
-                  random_state=args.seed, validation_fraction=args.validation_fraction, schedule=args.schedule,
+                  random_state=args.seed, validation_fraction=args.validation_fraction,
+                  schedule=None if lbfgs else args.schedule,
                   clip_norm=args.clip_norm, clip_value=args.clip_value, callbacks=callbacks,
                   progress=talk and args.epochs >= 10)
 
@@ -245,7 +281,8 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     notes = []
     if diverged:
         why = history.stop_reason if history.diverged else "the final loss or weights are not finite"
-        notes.append(f"training diverged ({why}); try a smaller --lr or --clip-norm")
+        notes.append(f"training diverged ({why}); try " + ("standardised inputs or a larger --alpha" if lbfgs
+                                                           else "a smaller --lr or --clip-norm"))
     if args.save:
         if finite_model:
             from microdl.io import save
@@ -262,7 +299,8 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     else:
         print(f"final  train loss {summary['train_loss']:.4f}  test loss {summary['test_loss']:.4f}  "
               f"train {metric} {summary[f'train_{metric}']:.4f}  test {metric} {summary[f'test_{metric}']:.4f}  "
-              f"({history.epochs} epochs, {summary['wall_time_s']:.2f}s, stop: {history.stop_reason})")
+              f"({history.epochs} {'iterations' if lbfgs else 'epochs'}, {summary['wall_time_s']:.2f}s, "
+              f"stop: {history.stop_reason})")
     for note in notes:
         print(f"microdl train: {note}", file=sys.stderr)
     return 1 if diverged else 0

@@ -16,10 +16,11 @@ NOTE [threading layer]
 
     * never in a process forked from this one (children run the serial kernels, so they never touch the
       parent's OpenMP runtime);
-    * never while other processes hold the cores: when the 1-minute load average exceeds them
-      (:func:`machine_is_busy`), or for a few seconds after a parallel launch during which the calling thread
-      ran for much less than the launch took (:func:`run_parallel`: another process took its core);
-    * only where the work repays a launch (``MIN_BLOCK_WORK``, ``MIN_PARALLEL_ELEMENTS``).
+    * never while the machine is oversubscribed: when the 1-minute load average exceeds twice the cores
+      (:func:`machine_is_busy`), a launch waits for its slowest thread, and a thread whose core is taken waits
+      a whole time slice;
+    * only where the work repays a launch (``MIN_BLOCK_WORK``, ``MIN_PARALLEL_ELEMENTS``): a tiny launch on a
+      loaded machine was what cost 12 ms; large ones degrade gracefully (benchmarks/load.py).
 
     Otherwise the same work runs on the calling thread: the model's row blocks one after the other, an
     optimizer step or a clip through the kernel's serial twin (:func:`microdl._jit.serial_twin`). The blocks,
@@ -48,20 +49,15 @@ EVAL_CHUNK = 4096
 #: times its forward products): below these, waking another thread costs more than it saves, so small batches
 #: and small networks run on fewer threads (NOTE [row blocks] in microdl.nn._cpu).
 MIN_BLOCK_ROWS = 16
-MIN_BLOCK_WORK = 3 << 19
+MIN_BLOCK_WORK = 3 << 21
 #: Fewest elements for which an optimizer step or a clip launches the threads; smaller buffers take the
 #: serial twin (measured, Adam float32, N = 1e4: 4 µs serial against 8 µs on two threads).
 MIN_PARALLEL_ELEMENTS = 1 << 16
 
 #: Held by every parallel (multi-threaded) kernel launch in microdl (NOTE [threading layer]).
 PARALLEL_LOCK = threading.RLock()
-#: The machine counts as busy while its 1-minute load average exceeds its cores by this much.
-BUSY_LOAD_MARGIN = 0.5
-#: A parallel launch of at least CONTENTION_MIN_S seconds during which the calling thread ran for less than
-#: CONTENTION_CPU_SHARE of the time means other processes hold the cores: no threads for CONTENTION_BACKOFF_S.
-CONTENTION_MIN_S = 2e-4
-CONTENTION_CPU_SHARE = 0.6
-CONTENTION_BACKOFF_S = 5.0
+#: The machine counts as oversubscribed while its 1-minute load average exceeds this many times its cores.
+BUSY_LOAD_FACTOR = 2.0
 
 # -- CUDA launch shapes (tests shrink them so that partial tiles and blocks run on tiny arrays) -----------------
 #: Threads per block of the 1-D grid-stride kernels and reductions (a power of two): the optimizer steps,
@@ -84,7 +80,7 @@ def launch_1d(n: int) -> tuple[int, int]:
     return max(1, min(MAX_BLOCKS, -(-n // THREADS_PER_BLOCK))), THREADS_PER_BLOCK
 
 
-_state = {"forked": False, "load_checked": -1.0, "busy": False, "contended_until": -1.0}
+_state = {"forked": False, "load_checked": -1.0, "busy": False}
 
 
 def _forked() -> None:
@@ -96,14 +92,14 @@ if hasattr(os, "register_at_fork"):
 
 
 def machine_is_busy() -> bool:
-    """Whether the 1-minute load average exceeds this process's usable cores by more than
-    :data:`BUSY_LOAD_MARGIN` (NOTE [threading layer]). Read at most once a second."""
+    """Whether the 1-minute load average exceeds :data:`BUSY_LOAD_FACTOR` times this process's usable cores
+    (NOTE [threading layer]). Read at most once a second."""
     now = time.monotonic()
     if now - _state["load_checked"] >= 1.0:
         try:
             load = os.getloadavg()[0]
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-            _state["busy"] = load > cores + BUSY_LOAD_MARGIN
+            _state["busy"] = load > BUSY_LOAD_FACTOR * cores
         except OSError:  # no load average on this platform
             _state["busy"] = False
         _state["load_checked"] = now
@@ -111,21 +107,12 @@ def machine_is_busy() -> bool:
 
 
 def use_threads() -> bool:
-    """Whether a parallel launch is wise now: not in a forked child, not while other processes hold the cores
-    (NOTE [threading layer]). Whether the work is large enough is the caller's question."""
-    if _state["forked"] or time.monotonic() < _state["contended_until"]:
-        return False
-    return not machine_is_busy()
+    """Whether a parallel launch is wise now: not in a forked child, not on an oversubscribed machine (NOTE
+    [threading layer]). Whether the work is large enough is the caller's question."""
+    return not _state["forked"] and not machine_is_busy()
 
 
 def run_parallel(kernel: Callable[..., Any], *args: Any) -> Any:
-    """Launch a parallel ``kernel`` under :data:`PARALLEL_LOCK`, and learn from it: if the calling thread ran
-    for much less than the launch took, another process took its core, and :func:`use_threads` says no for a
-    while (NOTE [threading layer])."""
+    """Launch a parallel ``kernel`` under :data:`PARALLEL_LOCK` (NOTE [threading layer])."""
     with PARALLEL_LOCK:
-        wall, cpu = time.perf_counter(), time.thread_time()
-        result = kernel(*args)
-        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
-    if wall >= CONTENTION_MIN_S and cpu < CONTENTION_CPU_SHARE * wall:
-        _state["contended_until"] = time.monotonic() + CONTENTION_BACKOFF_S
-    return result
+        return kernel(*args)

@@ -238,6 +238,7 @@ class HostBatches:
         self.n = n = X.shape[0]
         self.total_weight = float(n if w is None else np.sum(w, dtype=np.float64))
         self.bounds = [(lo, min(lo + batch_size, n)) for lo in range(0, n, batch_size)]
+        self.sizes = np.array([hi - lo for lo, hi in self.bounds], dtype=np.float64)
         self.losses = np.zeros(len(self.bounds))
         self.penalties = np.zeros(len(self.bounds))
         self._X = np.empty((batch_size, X.shape[1]), dtype=model.dtype)
@@ -315,8 +316,7 @@ class _Run:
     """One call of :func:`fit`: the epoch skeleton and its bookkeeping, over a device's batches."""
 
     def __init__(self, model: MLP, optimizer: Any, batches: Any, X_val: Any, Y_val: np.ndarray | None, *,
-                 epochs: int,
-                 shuffle: bool, rng: Any, schedule: LRSchedule | None, clip_norm: float | None,
+                 epochs: int, shuffle: bool, rng: Any, schedule: LRSchedule | None, clip_norm: float | None,
                  clip_value: float | None, callbacks: list[Any], progress: bool, max_time: float | None,
                  max_grad_evals: int | None) -> None:
         self.model, self.optimizer, self.batches = model, optimizer, batches
@@ -381,9 +381,8 @@ class _Run:
                 self._diverged(epoch, losses[bad] if bad is not None else None,
                                len(b.bounds) if bad is None else bad)
                 return
-            sizes = [hi - lo for lo, hi in b.bounds]
-            train_loss = float(np.dot(losses, sizes)) / n
-            if self._end_epoch(epoch, train_loss, float(np.dot(penalties, sizes)) / n):
+            train_loss = float(np.dot(losses, b.sizes)) / n  # the batch losses weighted by their sizes
+            if self._end_epoch(epoch, train_loss, float(np.dot(penalties, b.sizes)) / n):
                 return
             monitor = self.history.val_loss[-1] if self.validate is not None else train_loss
 
@@ -414,7 +413,10 @@ class _Run:
 
         result = self.optimizer.run(loss_and_grad, self.epochs, on_iteration)
         if not state["stopped"]:
-            if not self.snapshot.live_finite():  # the line search left a non-finite final point
+            if not self._ok(float(result.fun)) and state["epoch"] == 0:  # not finite at the initial weights
+                self.snapshot.restore()
+                self._mark_diverged(1, float(result.fun), "the initial weights were kept")
+            elif not self.snapshot.live_finite():  # the line search left a non-finite final point
                 self.snapshot.restore()
                 self._mark_diverged(state["epoch"] + 1, math.nan, "the last finite iterate was restored")
             elif result.status == 0:
@@ -449,9 +451,10 @@ class _Run:
             what = f"the training loss became {what:g}"
         lr = getattr(self.optimizer, "lr", None)
         name = type(self.optimizer).__name__ + ("" if lr is None else f"(lr={lr:g})")
+        hint = ("standardised inputs or a larger alpha" if lr is None
+                else "a smaller learning rate, gradient clipping or standardised inputs")
         self.history.diverged = True
-        self.history.stop_reason = (f"diverged: {what} in epoch {epoch} with {name}; {restored}. Try a smaller "
-                                    "learning rate, gradient clipping or standardised inputs.")
+        self.history.stop_reason = f"diverged: {what} in epoch {epoch} with {name}; {restored}. Try {hint}."
         warnings.warn(self.history.stop_reason, DivergenceWarning, stacklevel=4)
 
     # -- the end of an epoch --------------------------------------------------------------------------------------

@@ -194,3 +194,52 @@ def test_a_diverged_train_exits_1_with_strict_json_and_no_silent_nan_checkpoint(
         assert np.all(np.isfinite(load(path).model.params))
     else:
         assert "nothing saved" in proc.stderr and summary["saved"] is None
+
+
+# -- L-BFGS ------------------------------------------------------------------------------------------------
+def test_train_lbfgs_full_batch_to_convergence_and_a_checkpoint_that_loads(tmp_path, capsys):
+    from microdl.datasets import load_dataset
+    from microdl.io import load
+    from microdl.optim import LBFGS
+    from microdl.train import score
+
+    path = tmp_path / "lbfgs.npz"
+    status = main(["train", "--dataset", "iris", "--optimizer", "lbfgs", "--epochs", "200", "--hidden", "16",
+                   "--save", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "LBFGS(backend='cpu', max_fun=15000, tol=0.0001, history_size=10)" in out.splitlines()[0]
+    steps = [line for line in out.splitlines() if line.startswith("iteration")]
+    assert steps and all("  lr —  " in line for line in steps)  # no learning rate, not "nan"
+    final = [line for line in out.splitlines() if line.startswith("final")][0]
+    iterations = int(final.split("(")[1].split()[0])
+    assert "iterations" in final and final.endswith("stop: converged)") and iterations < 200
+    # The checkpoint gives back the L-BFGS optimizer and the model that was scored.
+    ckpt = load(path)
+    assert isinstance(ckpt.optimizer, LBFGS) and ckpt.optimizer.params is ckpt.model.params
+    assert ckpt.optimizer.hyperparameters == {"max_fun": 15000, "tol": 1e-4, "history_size": 10}
+    assert ckpt.optimizer.t == iterations == ckpt.history.epochs and ckpt.history.stop_reason == "converged"
+    data = load_dataset("iris", random_state=0)
+    accuracy = score(ckpt.model, data.X_test, ckpt.model.encode_targets(data.y_test))
+    assert final.split("test accuracy ")[1].split()[0] == f"{accuracy:.4f}" and accuracy >= 0.9
+
+
+@pytest.mark.parametrize(("option", "named"), [
+    (["--lr", "0.1"], "--lr (it has no learning rate"),
+    (["--momentum", "0.9"], "--momentum"),
+    (["--weight-decay", "0.01"], "--weight-decay (for an L2 penalty use --alpha)"),
+    (["--schedule", "cosine"], "--schedule cosine"),
+    (["--clip-norm", "1"], "--clip-norm"),
+    (["--clip-value", "1"], "--clip-value"),
+    (["--backend", "numpy"], "--backend numpy"),
+    (["--device", "cuda"], "--device cuda (it runs on the CPU only"),
+])
+def test_train_lbfgs_refuses_what_it_cannot_use_in_one_line_before_training(option, named, capsys, monkeypatch):
+    import microdl.train
+
+    monkeypatch.setattr(microdl.train, "fit", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--dataset", "iris", "--optimizer", "lbfgs", *option])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"microdl train: error: --optimizer lbfgs takes no {named}") and len(err.splitlines()) == 1

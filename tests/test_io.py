@@ -28,12 +28,13 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path, name):
         return fit(net, opt, data.X_train, data.y_train, epochs=2, batch_size=16, random_state=seed)
 
     straight = MLP((4, 6, 3), alpha=0.01, random_state=1)
-    opt = make_optimizer(name, straight.params, lr=0.01, **options)
+    rate = {} if name == "lbfgs" else {"lr": 0.01}  # L-BFGS has no learning rate
+    opt = make_optimizer(name, straight.params, **rate, **options)
     run(straight, opt, 0)
     run(straight, opt, 1)
 
     first = MLP((4, 6, 3), alpha=0.01, random_state=1)
-    opt1 = make_optimizer(name, first.params, lr=0.01, **options)
+    opt1 = make_optimizer(name, first.params, **rate, **options)
     history = run(first, opt1, 0)
     path = tmp_path / "ckpt.npz"
     save(path, first, opt1, history)

@@ -43,6 +43,7 @@ class DeviceBatches:
         self.n = n = self.X.shape[0]
         self.total_weight = float(n if w is None else np.sum(w, dtype=np.float64))
         self.bounds = [(lo, min(lo + batch_size, n)) for lo in range(0, n, batch_size)]
+        self.sizes = np.array([hi - lo for lo, hi in self.bounds], dtype=np.float64)
         self._losses = cuda.device_array(len(self.bounds), np.float64)
         self._penalties = cuda.device_array(len(self.bounds), np.float64)
         self._order = cuda.device_array(n, np.int64)

@@ -42,6 +42,17 @@ def _optimizer_list(text: str) -> tuple[str, ...]:
     return check_optimizers(text)
 
 
+def _swept_optimizer_list(text: str) -> tuple[str, ...]:
+    """Optimizers whose learning rate can be swept: L-BFGS has none."""
+    from microdl.experiments.runs import takes_lr
+
+    names = _optimizer_list(text)
+    no_rate = [name for name in names if not takes_lr(name)]
+    if no_rate:
+        raise ValueError(f"{', '.join(no_rate)} has no learning rate to sweep (its line search picks each step)")
+    return names
+
+
 def _seeds(text: str) -> tuple[int, ...]:
     """``N`` (seeds 0..N-1) or a comma list of seeds (``0,5,7``; ``7,`` is the single seed 7)."""
     from microdl.experiments.runs import check_seeds
@@ -68,6 +79,10 @@ def _lr_pair(text: str) -> tuple[str, float]:
     if not sep:
         raise ValueError(f"must be OPTIMIZER=RATE, such as adam=0.003; got {text!r}")
     (name,) = _optimizer_list(name)
+    from microdl.experiments.runs import takes_lr
+
+    if not takes_lr(name):
+        raise ValueError(f"{name} has no learning rate (its line search picks each step)")
     try:
         return name, positive_float(value)
     except argparse.ArgumentTypeError as exc:
@@ -136,14 +151,16 @@ def _add_compare(sub: Any) -> None:
                    help="dataset(s); repeat or give a comma list (default: digits)")
     add_data_options(p, repeat=True)
     p.add_argument("--optimizers", type=_checked(_optimizer_list), default=SIX_OPTIMIZERS, metavar="LIST",
-                   help=f"comma list of optimizers (default: {','.join(SIX_OPTIMIZERS)})")
+                   help=f"comma list of optimizers (default: {','.join(SIX_OPTIMIZERS)}; also adamw, and lbfgs: "
+                        "full-batch L-BFGS, which has no learning rate and takes --epochs as its iteration limit)")
     p.add_argument("--seeds", type=_checked(_seeds), default=(0, 1, 2), metavar="N|LIST",
                    help="number of seeds (0..N-1) or a comma list of seeds (default: 3)")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help=f"epochs per run (default {DEFAULT_EPOCHS}); a cap with a grad_evals or time budget")
     p.add_argument("--budget", type=_checked(_budget), default=None, metavar="KIND:N",
                    help="epochs:N, grad_evals:N or time:SECONDS (training time, evaluation excluded)")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="mini-batch size (default 32; gd: full)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="mini-batch size (default 32; gd and lbfgs: full)")
     p.add_argument("--hidden", type=positive_int, nargs="+", default=[64], metavar="N",
                    help="hidden layer widths (default: 64)")
     p.add_argument("--lr", type=_checked(_lr_pair), action="append", default=[], metavar="OPTIMIZER=RATE",
@@ -211,8 +228,8 @@ def _add_sensitivity(sub: Any) -> None:
         "the best."))
     p.add_argument("--dataset", type=_checked(_dataset_list), default=("digits",), metavar="NAME",
                    help="dataset (default digits)")
-    p.add_argument("--optimizers", type=_checked(_optimizer_list), default=SIX_OPTIMIZERS, metavar="LIST",
-                   help=f"comma list of optimizers (default: {','.join(SIX_OPTIMIZERS)})")
+    p.add_argument("--optimizers", type=_checked(_swept_optimizer_list), default=SIX_OPTIMIZERS, metavar="LIST",
+                   help=f"comma list of optimizers with a learning rate (default: {','.join(SIX_OPTIMIZERS)})")
     p.add_argument("--seeds", type=_checked(_seeds), default=(0, 1), metavar="N|LIST",
                    help="number of seeds or a comma list (default: 2)")
     p.add_argument("--epochs", type=positive_int, default=None, help=f"epochs per run (default {DEFAULT_SWEEP_EPOCHS})")

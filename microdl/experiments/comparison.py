@@ -12,6 +12,12 @@ digits after 50 epochs. So by default each optimizer runs at the rate tuned once
 (:data:`microdl.experiments.tuning.PRESET_LRS`), or, for your own data, at a rate tuned on a validation split
 before the comparison; the table says which.
 
+L-BFGS (``"lbfgs"``) can join as a seventh contender, never by default: the article's full-batch GD against a
+full-batch quasi-Newton method. It has no learning rate (its line search picks each step), so it is never
+tuned and its rate shows as "—"; it trains on the full batch, one iteration per epoch, so an epochs budget is
+its iteration limit (it may stop earlier, "converged"), and each iteration's line search may evaluate the
+gradient more than once (``grad_evals`` counts them all).
+
 Example
 -------
 >>> from microdl.experiments import compare
@@ -47,6 +53,7 @@ from microdl.experiments.runs import (
     default_lr,
     execute,
     parse_budget,
+    takes_lr,
     threads_per_run,
 )
 from microdl.experiments.tuning import LR_GRID, PRESET_SETUP, preset_lr, tune_lrs
@@ -79,7 +86,8 @@ def compare(datasets: str | RawData | Iterable[str | RawData] = ("digits",),
         Names from :data:`microdl.datasets.DATASETS` (a comma-separated string works too), or your own data
         (:func:`microdl.datasets.read_data`, :func:`microdl.datasets.from_arrays`), split anew for each seed.
     optimizers : str or sequence of str
-        Names from :data:`microdl.optim.OPTIMIZERS`; by default the article's six.
+        Names from :data:`microdl.optim.OPTIMIZERS`; by default the article's six. ``"lbfgs"`` runs without a
+        learning rate, on the full batch, one iteration per epoch.
     seeds : int or sequence of int
         ``n`` means seeds 0..n-1. Seed s fixes the split, the initialisation and the batch order.
     epochs : int, optional
@@ -87,11 +95,11 @@ def compare(datasets: str | RawData | Iterable[str | RawData] = ("digits",),
     budget : str or Budget, optional
         ``"epochs:N"``, ``"grad_evals:N"`` or ``"time:SECONDS"`` (training time, evaluation excluded).
     batch_size : int
-        Mini-batch size; GD always uses the full batch.
+        Mini-batch size; GD and L-BFGS always use the full batch.
     hidden : sequence of int
         Hidden layer widths.
     lrs : mapping of optimizer name to learning rate, optional
-        Rates to use; the others come from ``rates``.
+        Rates to use; the others come from ``rates``. L-BFGS takes none (``ValueError``).
     rates : {"auto", "tuned", "torch"}
         Where the other rates come from. "auto": the rate tuned once for a built-in dataset
         (:data:`microdl.experiments.tuning.PRESET_LRS`), tuned here for your own data or an optimizer without
@@ -121,6 +129,8 @@ def compare(datasets: str | RawData | Iterable[str | RawData] = ("digits",),
     lrs = dict(lrs or {})
     for name, lr in lrs.items():
         check_optimizers([name])
+        if not takes_lr(name):
+            raise ValueError(f"{name} has no learning rate (its line search picks each step); give no rate for it")
         lrs[name] = check_real(f"the learning rate of {name}", lr, 0.0, low_open=True)
     threads = threads_per_run(jobs, backend)
 
@@ -187,7 +197,10 @@ def _check_sources(datasets: str | RawData | Iterable[str | RawData]) -> dict[st
 
 def _rate(optimizer: str, given: Mapping[str, float], rates: str, builtin: str | None) -> dict[str, Any]:
     """``{"lr", "source"}`` of one optimizer on one dataset: given > torch default > preset > tuned.
-    A "tuned" entry's lr is filled in by the tuning."""
+    A "tuned" entry's lr is filled in by the tuning; an optimizer without a learning rate (L-BFGS) gets
+    ``{"lr": None, "source": "none"}`` and is never tuned."""
+    if not takes_lr(optimizer):
+        return {"lr": None, "source": "none"}
     if optimizer in given:
         return {"lr": float(given[optimizer]), "source": "given"}
     if rates == "torch":
@@ -325,8 +338,9 @@ class CompareResult:
                 "epochs→target", "time→target (s)", "time (s)", "diverged"]
         body = []
         for r in rows:
-            src = {"torch default": "torch", "preset": "preset", "tuned": "tuned", "given": "given"}[r["lr_source"]]
-            body.append([r["optimizer"], f"{r['lr']:.3g} ({src})", _pm(r, "train_loss"), _pm(r, "test_loss"),
+            src = {"torch default": "torch", "preset": "preset", "tuned": "tuned", "given": "given"}.get(r["lr_source"])
+            lr = "—" if r["lr"] is None else f"{r['lr']:.3g} ({src})"
+            body.append([r["optimizer"], lr, _pm(r, "train_loss"), _pm(r, "test_loss"),
                          _pm(r, "train_metric", ".3f", ".3f"), _pm(r, "test_metric", ".3f", ".3f"),
                          _reach(r, "epochs_to_target", ".1f", n), _reach(r, "time_to_target", ".3f", n),
                          f"{r['wall_time_mean']:.3g}", f"{r['diverged']}/{n}"])
@@ -340,7 +354,8 @@ class CompareResult:
         source = "" if info.get("source", "built-in") == "built-in" else f"{info['source']}; "
         lines = [
             f"{dataset} ({source}{info['task']}; {info['n_train']} train / {info['n_test']} test samples; MLP "
-            f"{'-'.join(map(str, info['layer_sizes']))} {cfg['activation']}; batch {cfg['batch_size']} (gd: full); "
+            f"{'-'.join(map(str, info['layer_sizes']))} {cfg['activation']}; batch {cfg['batch_size']} "
+            f"({_full_batch(cfg['optimizers'])}: full); "
             f"budget {parse_budget(cfg['budget']).describe()}; seeds {', '.join(map(str, cfg['seeds']))})",
             target_line,
             "  ".join(h.ljust(w) for h, w in zip(head, widths)),
@@ -363,10 +378,13 @@ class CompareResult:
                          f"{self.config['validation_fraction']:.0%} validation split of the training data "
                          f"(never the test set), grid {grid[0]:g} .. {grid[-1]:g} in {len(grid)} log steps")
         if "torch default" in sources:
-            defaults = ", ".join(f"{o} {default_lr(o):g}" for o in self.config["optimizers"])
+            defaults = ", ".join(f"{o} {default_lr(o):g}" for o in self.config["optimizers"] if takes_lr(o))
             parts.append(f"'torch' rates are torch.optim's defaults ({defaults})")
         if "given" in sources:
             parts.append("'given' rates were set by the caller")
+        if "none" in sources:
+            parts.append("lbfgs has none ('—'): its line search picks each step; it trains on the full batch, one "
+                         "iteration per epoch")
         return "learning rates: " + "; ".join(parts) + "."
 
     def format_tables(self) -> str:
@@ -460,6 +478,14 @@ def check_output_folder(path: str | Path, names: Iterable[str]) -> Path:
                              f"{', ...' if len(others) > 3 else ''}); it would be replaced as a whole, so name a "
                              "new folder or an earlier result folder")
     return path
+
+
+def _full_batch(optimizers: Iterable[str]) -> str:
+    """The optimizers that always train on the full batch, for the table's header (GD even when not run)."""
+    from microdl.optim import OPTIMIZERS
+
+    full = (o for o in optimizers if o != "gd" and getattr(OPTIMIZERS.get(o), "full_batch", False))
+    return ", ".join(["gd", *full])
 
 
 def _pm(row: Mapping[str, Any], key: str, fmt: str = ".4g", std_fmt: str = ".2g") -> str:

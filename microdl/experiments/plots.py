@@ -7,6 +7,7 @@ Agg canvas, so plots work on servers without a display.
 from __future__ import annotations
 
 import warnings
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +15,8 @@ import numpy as np
 
 __all__ = ["new_figure", "band_plot", "color_of", "seed_dots"]
 
-_ORDER = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw")
+#: Each optimizer's slot in matplotlib's tab10 palette (7, grey, is the target line's; 9, cyan, is L-BFGS's).
+_ORDER = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", None, None, "lbfgs")
 
 
 def color_of(name: str) -> Any:
@@ -22,7 +24,8 @@ def color_of(name: str) -> Any:
     from matplotlib import colormaps
 
     cmap = colormaps["tab10"]
-    return cmap(_ORDER.index(name) if name in _ORDER else hash(name) % 10)
+    # (an unknown name gets a slot from a hash that is the same in every process, unlike Python's hash())
+    return cmap(_ORDER.index(name) if name in _ORDER else zlib.crc32(name.encode()) % 10)
 
 
 def new_figure(rows: int, cols: int, width: float, height: float) -> tuple[Any, list[list[Any]]]:

@@ -1,9 +1,9 @@
 """One training run with a full record of its curves, and many of them in parallel.
 
 Every experiment of this package is a list of independent :class:`RunSpec` objects, each one MLP trained by
-:func:`microdl.train.fit` with one optimizer at one learning rate. :func:`run_one` trains it and returns a
-plain dict (JSON-ready) with the curves; :func:`execute` runs a list of them with joblib, on local processes,
-threads or a Dask cluster, behind a progress bar.
+:func:`microdl.train.fit` with one optimizer at one learning rate (L-BFGS has none). :func:`run_one` trains it
+and returns a plain dict (JSON-ready) with the curves; :func:`execute` runs a list of them with joblib, on local
+processes, threads or a Dask cluster, behind a progress bar.
 
 NOTE [what a curve measures]
 ``fit`` records the *running* mean of the mini-batch losses during an epoch, which mixes weights from the
@@ -36,8 +36,8 @@ from microdl.datasets import DATASETS
 from microdl.optim import OPTIMIZERS
 
 __all__ = ["Budget", "parse_budget", "RunSpec", "run_one", "execute", "check_optimizers", "check_datasets",
-           "check_seeds", "check_execution", "default_lr", "threads_per_run", "blew_up", "SIX_OPTIMIZERS", "BACKENDS",
-           "BLOW_UP_FACTOR"]
+           "check_seeds", "check_execution", "default_lr", "takes_lr", "threads_per_run", "blew_up", "SIX_OPTIMIZERS",
+           "BACKENDS", "BLOW_UP_FACTOR"]
 
 #: The six optimizers of the article, in the order of :mod:`microdl.optim.optimizers`.
 SIX_OPTIMIZERS = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam")
@@ -155,11 +155,35 @@ def check_seeds(seeds: int | Iterable[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def default_lr(optimizer: str) -> float:
-    """The learning rate the optimizer class defaults to (torch.optim's default)."""
+def takes_lr(optimizer: str) -> bool:
+    """Whether the optimizer has a learning rate: every one but ``"lbfgs"``, whose line search picks each step
+    (so it is never tuned, swept or given a rate).
+
+    >>> takes_lr("adam"), takes_lr("lbfgs")
+    (True, False)
+    """
     import inspect
 
+    return "lr" in inspect.signature(OPTIMIZERS[optimizer]).parameters
+
+
+def default_lr(optimizer: str) -> float | None:
+    """The learning rate the optimizer class defaults to (torch.optim's default); None for one without a
+    learning rate (:func:`takes_lr`)."""
+    import inspect
+
+    if not takes_lr(optimizer):
+        return None
     return float(inspect.signature(OPTIMIZERS[optimizer]).parameters["lr"].default)
+
+
+def _rate_of(spec: RunSpec) -> dict[str, float | None]:
+    """The learning-rate keyword of ``spec``'s optimizer: none for one that has no learning rate."""
+    if takes_lr(spec.optimizer):
+        return {"lr": spec.lr}
+    if spec.lr is not None:
+        raise ValueError(f"{spec.optimizer} has no learning rate; its RunSpec must have lr=None, not {spec.lr!r}")
+    return {}
 
 
 # -- one run -----------------------------------------------------------------------------------------------
@@ -167,6 +191,8 @@ def default_lr(optimizer: str) -> float:
 class RunSpec:
     """Everything one run needs, data included (so a worker never loads, and never sees, anything else).
 
+    ``lr`` is None for an optimizer without a learning rate (L-BFGS, :func:`takes_lr`); such an optimizer, like
+    GD, trains on the full batch whatever ``batch_size`` says, and an epoch of it is one iteration.
     ``X_eval, y_eval`` are the test set in ``compare`` and a validation split in tuning and sweeps;
     ``eval_name`` names them in the result (``"test"`` or ``"val"``). ``max_epochs`` caps a grad_evals or
     time budget (an epochs budget ignores it). ``labels`` are copied into the result
@@ -177,7 +203,7 @@ class RunSpec:
     """
 
     optimizer: str
-    lr: float
+    lr: float | None
     seed: int
     layer_sizes: tuple[int, ...]
     loss: str
@@ -265,7 +291,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         numba.set_num_threads(max(1, min(spec.threads, numba.config.NUMBA_NUM_THREADS)))
     _compile_off_the_clock(spec)
     model = MLP(spec.layer_sizes, activation=spec.activation, loss=spec.loss, random_state=spec.seed)
-    optimizer = make_optimizer(spec.optimizer, model.params, lr=spec.lr)
+    optimizer = make_optimizer(spec.optimizer, model.params, **_rate_of(spec))
     Y_train, Y_eval = model.encode_targets(spec.y_train), model.encode_targets(spec.y_eval)
     budget = spec.budget
     recorder = _Recorder(spec, Y_train, Y_eval, budget.value if budget.kind == "time" else None)
@@ -326,7 +352,7 @@ def _compile_off_the_clock(spec: RunSpec) -> None:
     if key in _COMPILED:
         return
     model = MLP(spec.layer_sizes, activation=spec.activation, loss=spec.loss, random_state=0)
-    optimizer = make_optimizer(spec.optimizer, model.params, lr=spec.lr)
+    optimizer = make_optimizer(spec.optimizer, model.params, **_rate_of(spec))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a divergence here is the real run's to report, not this throwaway's
         fit(model, optimizer, spec.X_train[:WARM_UP_ROWS], spec.y_train[:WARM_UP_ROWS], epochs=1,

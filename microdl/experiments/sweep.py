@@ -38,6 +38,7 @@ from microdl.experiments.runs import (
     check_seeds,
     execute,
     parse_budget,
+    takes_lr,
     threads_per_run,
 )
 from microdl.experiments.tuning import LR_GRID, validation_split
@@ -103,7 +104,8 @@ def sensitivity(dataset: str = "digits", optimizers: str | Iterable[str] = SIX_O
     dataset : str
         One dataset name.
     optimizers, seeds, hidden, activation, jobs, backend, scheduler, progress
-        As in :func:`microdl.experiments.compare`.
+        As in :func:`microdl.experiments.compare`; but ``"lbfgs"``, which has no learning rate to sweep, is
+        refused (ValueError).
     epochs, budget
         Training per run: ``epochs`` (default 20) or a budget string such as ``"grad_evals:500"``.
     batch_size : int
@@ -117,6 +119,10 @@ def sensitivity(dataset: str = "digits", optimizers: str | Iterable[str] = SIX_O
     """
     (dataset,) = check_datasets([dataset])
     optimizers = check_optimizers(optimizers)
+    no_rate = [o for o in optimizers if not takes_lr(o)]
+    if no_rate:
+        raise ValueError(f"sensitivity sweeps the learning rate, and {', '.join(no_rate)} has none (its line search "
+                         "picks each step); leave it out")
     check_execution(jobs, backend, scheduler)
     seeds = check_seeds(seeds)
     if epochs is not None and budget is not None:

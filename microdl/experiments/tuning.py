@@ -4,7 +4,9 @@ Comparing optimizers at their default rates compares the defaults as much as the
 default of 1e-3 is far too small for most MLPs; Adagrad's 1e-2 is reasonable). So ``compare --tune`` first
 trains every optimizer at every rate of :data:`LR_GRID` on a split of the *training* data, and picks the rate
 with the lowest final validation loss averaged over the seeds (a rate that diverges on any seed is never
-picked). :func:`tune_lrs` is only ever given training data: the test set cannot influence the choice.
+picked). :func:`tune_lrs` is only ever given training data: the test set cannot influence the choice. L-BFGS
+has no learning rate, so there is nothing to tune: ``compare`` never sends it here, and :func:`tune_lrs`
+refuses it.
 
 Tuning costs a run per rate of the grid, so the result of one such tuning of each built-in dataset is kept
 in :data:`PRESET_LRS`, and ``compare`` starts from it (:func:`preset_lr`).
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from microdl.experiments.runs import Budget, RunSpec, execute
+from microdl.experiments.runs import Budget, RunSpec, execute, takes_lr
 
 __all__ = ["LR_GRID", "PRESET_LRS", "PRESET_SETUP", "preset_lr", "validation_split", "tune_lrs"]
 
@@ -87,6 +89,8 @@ def tune_lrs(train_sets: Mapping[int, tuple[np.ndarray, np.ndarray]], *, layer_s
         validation part (``validation_fraction``), and the seed also fixes the initialisation and shuffling.
     layer_sizes, loss, activation, batch_size, budget
         The model and training set-up, as in the comparison that follows.
+    optimizers : sequence of str
+        Names of optimizers with a learning rate (``"lbfgs"`` has none: ValueError).
     grid : sequence of float
         Candidate rates (a log grid).
 
@@ -99,6 +103,9 @@ def tune_lrs(train_sets: Mapping[int, tuple[np.ndarray, np.ndarray]], *, layer_s
     grid = [float(lr) for lr in grid]
     if not grid or any(not math.isfinite(lr) or lr <= 0 for lr in grid):
         raise ValueError(f"the learning-rate grid must hold positive numbers; got {grid}")
+    no_rate = [name for name in optimizers if not takes_lr(name)]
+    if no_rate:
+        raise ValueError(f"{', '.join(no_rate)} has no learning rate to tune (its line search picks each step)")
     classification = loss == "cross_entropy"
     specs = []
     for seed, (X, y) in train_sets.items():

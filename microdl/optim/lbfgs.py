@@ -21,11 +21,19 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.optimize import OptimizeResult, minimize
 
 from microdl._validation import check_int, check_real
 
 __all__ = ["LBFGS"]
+
+
+def _checked(name: str, check: Callable[[Any], Any]) -> property:
+    """A hyperparameter attribute checked on every assignment as the constructor checks it."""
+
+    def set_value(self: Any, value: Any) -> None:
+        setattr(self, "_" + name, check(value))
+
+    return property(lambda self: getattr(self, "_" + name), set_value, doc=f"``{name}``, checked when assigned.")
 
 
 class LBFGS:
@@ -74,6 +82,9 @@ class LBFGS:
     drives_epochs: ClassVar[bool] = True
     #: Has no learning rate: schedules and rate-based stopping do not apply.
     lr = None
+    max_fun = _checked("max_fun", lambda v: check_int("max_fun", v, 1))
+    tol = _checked("tol", lambda v: check_real("tol", v, 0.0))
+    history_size = _checked("history_size", lambda v: check_int("history_size", v, 1))
 
     def __init__(self, params: Any, *, backend: str = "cpu", max_fun: int = 15000, tol: float = 1e-4,
                  history_size: int = 10) -> None:
@@ -88,11 +99,9 @@ class LBFGS:
         self.params = params
         self.backend = backend
         self.dtype = params.dtype
-        self.max_fun = check_int("max_fun", max_fun, 1)
-        self.tol = check_real("tol", tol, 0.0)
-        self.history_size = check_int("history_size", history_size, 1)
+        self.max_fun, self.tol, self.history_size = max_fun, tol, history_size
         self.state: dict[str, Any] = {}
-        self.result: OptimizeResult | None = None
+        self.result: Any = None  # scipy.optimize.OptimizeResult
         self.t = 0
 
     @property
@@ -101,7 +110,7 @@ class LBFGS:
         return {"max_fun": self.max_fun, "tol": self.tol, "history_size": self.history_size}
 
     def run(self, loss_and_grad: Callable[[], tuple[float, np.ndarray]], max_iter: int,
-            on_iteration: Callable[[float], bool]) -> OptimizeResult:
+            on_iteration: Callable[[float], bool]) -> Any:
         """Minimise from the current :attr:`params` for at most ``max_iter`` iterations.
 
         Parameters
@@ -131,11 +140,13 @@ class LBFGS:
             # evaluation, so it gets a float64 copy.
             return loss, np.array(grads, dtype=np.float64)
 
-        def callback(intermediate_result: OptimizeResult) -> None:
+        def callback(intermediate_result: Any) -> None:
             self.t += 1
             params[...] = intermediate_result.x  # the line search may have evaluated elsewhere last
             if on_iteration(float(intermediate_result.fun)):
                 raise StopIteration
+
+        from scipy.optimize import minimize  # imported on first use: it costs an import of microdl 0.1 s
 
         result = minimize(objective, params.astype(np.float64), method="L-BFGS-B", jac=True, callback=callback,
                           options={"maxiter": max_iter, "maxfun": self.max_fun, "gtol": self.tol,
@@ -155,9 +166,7 @@ class LBFGS:
         if state_dict.get("optimizer") != type(self).__name__:
             raise ValueError(f"state_dict is for {state_dict.get('optimizer')!r}, not {type(self).__name__!r}")
         hyper = dict(state_dict["hyperparameters"])
-        self.max_fun = check_int("max_fun", hyper["max_fun"], 1)
-        self.tol = check_real("tol", hyper["tol"], 0.0)
-        self.history_size = check_int("history_size", hyper["history_size"], 1)
+        self.max_fun, self.tol, self.history_size = hyper["max_fun"], hyper["tol"], hyper["history_size"]
         self.t = check_int("t", state_dict["t"], 0)
 
     def __repr__(self) -> str:

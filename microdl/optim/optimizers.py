@@ -14,12 +14,14 @@ class docstring shows the rule's update block from there. Names, defaults and fo
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from microdl.optim import rules
 from microdl.optim.base import DOCS, Hyperparameter, Optimizer, boolean, choice, compose_doc, pair, real
+from microdl.optim.lbfgs import LBFGS
 
 __all__ = ["GD", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "OPTIMIZERS", "make_optimizer"]
 
@@ -369,16 +371,49 @@ class AdamW(Adam):
     __init__ = _with_defaults(Adam.__init__, weight_decay=1e-2)
 
 
-#: The optimizers by the names used in the CLI, the experiments and the scikit-learn estimators.
-OPTIMIZERS: dict[str, type[Optimizer]] = {
+#: The optimizers by the names used in the CLI, the experiments and the scikit-learn estimators: the seven
+#: elementwise ones (:class:`Optimizer` subclasses, each with a learning rate ``lr``), in order of increasing
+#: complexity, then full-batch L-BFGS (:class:`microdl.optim.LBFGS`), which has no learning rate (its line
+#: search picks every step) and runs on the CPU only.
+OPTIMIZERS: dict[str, type[Optimizer] | type[LBFGS]] = {
     "gd": GD, "sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Adadelta, "adam": Adam,
-    "adamw": AdamW,
+    "adamw": AdamW, "lbfgs": LBFGS,
 }
 
 
-def make_optimizer(name: str, params: Any, *, backend: str = "cpu", **hyperparameters: Any) -> Optimizer:
-    """Build an optimizer by name (``"gd"``, ``"sgd"``, ``"adagrad"``, ``"rmsprop"``, ``"adadelta"``,
-    ``"adam"`` or ``"adamw"``), with the given hyperparameters (unknown names raise ``TypeError``)."""
+def make_optimizer(name: str, params: Any, *, backend: str = "cpu", **hyperparameters: Any) -> Optimizer | LBFGS:
+    """Build an optimizer of :data:`OPTIMIZERS` by name, with the given hyperparameters.
+
+    Parameters
+    ----------
+    name : str
+        ``"gd"``, ``"sgd"``, ``"adagrad"``, ``"rmsprop"``, ``"adadelta"``, ``"adam"``, ``"adamw"`` or ``"lbfgs"``.
+    params : ndarray
+        The flat parameter buffer the optimizer updates in place.
+    backend : str
+        ``"numpy"``, ``"cpu"`` or ``"cuda"`` (``"lbfgs"``: ``"cpu"`` only).
+    **hyperparameters
+        The class's keyword arguments (``lr=...``, ``momentum=...``; for ``"lbfgs"``: ``max_fun``, ``tol``,
+        ``history_size``). A name the class does not take raises ``TypeError`` naming it, before anything is
+        built: a misspelt hyperparameter is never swallowed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> make_optimizer("adam", np.zeros(4), lr=0.01).lr
+    0.01
+    >>> make_optimizer("lbfgs", np.zeros(4), lr=0.01)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    TypeError: lbfgs takes no hyperparameter 'lr' (L-BFGS has no learning rate...); it takes max_fun, tol, history_size
+    """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[name](params, backend=backend, **hyperparameters)
+    cls = OPTIMIZERS[name]
+    known = [p for p in inspect.signature(cls).parameters if p not in ("params", "backend")]
+    unknown = [k for k in hyperparameters if k not in known]
+    if unknown:
+        why = (" (L-BFGS has no learning rate: its line search picks each step)"
+               if cls is LBFGS and "lr" in unknown else "")
+        raise TypeError(f"{name} takes no hyperparameter{'s' if len(unknown) > 1 else ''} "
+                        f"{', '.join(map(repr, unknown))}{why}; it takes {', '.join(known)}")
+    return cls(params, backend=backend, **hyperparameters)

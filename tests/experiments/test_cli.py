@@ -37,6 +37,8 @@ from microdl.experiments import load_results
     (["sensitivity", "--within", "-5"], "argument --within: must be a positive number"),
     (["sensitivity", "--sgd-batch-sizes", "8,0"], "must be a positive integer"),
     (["sensitivity", "--dataset", "iris,wine"], "sensitivity takes one --dataset"),
+    (["compare", "--lr", "lbfgs=0.1"], "argument --lr: lbfgs has no learning rate"),
+    (["sensitivity", "--optimizers", "sgd,lbfgs"], "argument --optimizers: lbfgs has no learning rate to sweep"),
 ])
 def test_bad_options_exit_2_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -63,3 +63,16 @@ def test_a_run_whose_final_loss_is_not_finite_is_diverged(monkeypatch):
 ])
 def test_blew_up_table(train_loss, others, verdict):
     assert blew_up(train_loss, others) is verdict
+
+
+def test_a_run_of_lbfgs_has_no_rate():
+    d = load_dataset("iris", random_state=0)
+    spec = RunSpec("lbfgs", None, 0, (d.n_features, 4, 3), d.loss, d.X_train, d.y_train, d.X_test, d.y_test,
+                   Budget("epochs", 3), batch_size=16, track_steps=True)
+    run = run_one(spec)
+    # one iteration per epoch (its line search may evaluate the loss more than once)
+    assert run["lr"] is None and run["epoch"] == [0, 1, 2, 3] and run["grad_evals"][-1] >= 3
+    assert run["step_size"] == [None] * 3  # the step in units of a learning rate it does not have
+    with pytest.raises(ValueError, match="lbfgs has no learning rate; its RunSpec must have lr=None"):
+        run_one(RunSpec("lbfgs", 0.1, 0, (d.n_features, 4, 3), d.loss, d.X_train, d.y_train, d.X_test, d.y_test,
+                        Budget("epochs", 1)))

@@ -1,11 +1,13 @@
 """Tuning picks each rate on a validation split of the training data and never sees the test set; the
-presets cover every built-in dataset and the article's optimizers."""
+presets cover every built-in dataset and the article's optimizers; L-BFGS, without a rate, is never tuned or
+swept."""
 
 import numpy as np
+import pytest
 
 from microdl.datasets import DATASETS, load_dataset
-from microdl.experiments import Budget, compare, comparison, tuning
-from microdl.experiments.runs import SIX_OPTIMIZERS
+from microdl.experiments import Budget, compare, comparison, sensitivity, tuning
+from microdl.experiments.runs import SIX_OPTIMIZERS, default_lr, takes_lr
 from microdl.experiments.tuning import LR_GRID, PRESET_LRS, preset_lr
 
 
@@ -69,3 +71,14 @@ def test_presets_cover_every_builtin_dataset_with_rates_from_the_grid():
         assert set(SIX_OPTIMIZERS) <= set(rates), dataset
         assert set(rates.values()) <= set(LR_GRID), dataset  # a pick of the tuning, not a hand-set number
     assert preset_lr("digits", "gd") == 1.0 and preset_lr("mine", "gd") is None and preset_lr("digits", "x") is None
+
+
+def test_lbfgs_has_no_rate_to_tune_or_sweep():
+    assert [takes_lr(o) for o in ("gd", "adam", "lbfgs")] == [True, True, False]
+    assert default_lr("adam") == 1e-3 and default_lr("lbfgs") is None
+    d = load_dataset("iris", random_state=0)
+    with pytest.raises(ValueError, match="lbfgs has no learning rate to tune"):
+        tuning.tune_lrs({0: (d.X_train, d.y_train)}, layer_sizes=(4, 3), loss=d.loss, optimizers=["sgd", "lbfgs"],
+                        budget=Budget("epochs", 1))
+    with pytest.raises(ValueError, match="sensitivity sweeps the learning rate, and lbfgs has none"):
+        sensitivity("iris", ["sgd", "lbfgs"], seeds=1, epochs=1, progress=False)

@@ -55,9 +55,9 @@ def test_a_busy_machine_runs_the_same_blocks_one_after_the_other(many_blocks, mo
 
 
 def test_block_count_follows_threads_rows_and_work():
-    assert _cpu.n_blocks_for(200, 64 * 128 + 128 * 10, 2) == 2  # digits: 5.7M multiply-adds a training pass
-    assert _cpu.n_blocks_for(32, 100 * 256 + 256 * 256 + 256 * 10, 2) == 2
-    assert _cpu.n_blocks_for(32, 100 * 256 + 256 * 256 + 256 * 10, 2, with_grad=False) == 1  # a third the work
+    assert _cpu.n_blocks_for(200, 64 * 128 + 128 * 10, 2) == 1  # digits: 5.7M multiply-adds: not worth a launch
+    assert _cpu.n_blocks_for(64, 100 * 256 + 256 * 256 + 256 * 10, 2) == 2
+    assert _cpu.n_blocks_for(64, 100 * 256 + 256 * 256 + 256 * 10, 2, with_grad=False) == 1  # a third the work
     assert _cpu.n_blocks_for(200, 4 * 16 + 16 * 3, 2) == 1  # a tiny network: not worth a second thread
     assert _cpu.n_blocks_for(20, 10**6, 8) == 1  # 20 rows: one block of at least MIN_BLOCK_ROWS
     assert _cpu.n_blocks_for(10**5, 10**6, 8) == 8
@@ -100,7 +100,6 @@ FORCE_PARALLEL = """
     from microdl import config
     config.MIN_BLOCK_ROWS, config.MIN_BLOCK_WORK = 1, 1  # every batch in one block per thread
     config.machine_is_busy = lambda: False  # the threads, however loaded the test machine is
-    config.CONTENTION_CPU_SHARE = 0.0
     import numba
     numba.set_num_threads(2)
     from microdl.nn import MLP

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from microdl.optim import (
+    LBFGS,
     OPTIMIZERS,
     SGD,
     Adadelta,
@@ -17,6 +18,7 @@ from microdl.optim import (
     AdamW,
     Constant,
     ExponentialLR,
+    Optimizer,
     RMSprop,
     make_optimizer,
     rules,
@@ -178,12 +180,34 @@ def test_make_optimizer():
         make_optimizer("adam", theta, learning_rate=0.1)  # misspelt hyperparameters are not swallowed
 
 
+#: The elementwise optimizers: the registry's Optimizer subclasses, each with a learning rate.
+ELEMENTWISE = [name for name, cls in OPTIMIZERS.items() if issubclass(cls, Optimizer)]
+
+
+def test_lbfgs_is_registered_after_the_elementwise_optimizers():
+    assert list(OPTIMIZERS) == ["gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "lbfgs"]
+    assert ELEMENTWISE == list(OPTIMIZERS)[:7] and OPTIMIZERS["lbfgs"] is LBFGS
+    theta = np.zeros(3)
+    opt = make_optimizer("lbfgs", theta, backend="cpu", max_fun=50, tol=1e-6, history_size=5)
+    assert isinstance(opt, LBFGS) and opt.params is theta and opt.lr is None
+    assert opt.hyperparameters == {"max_fun": 50, "tol": 1e-6, "history_size": 5}
+    assert make_optimizer("lbfgs", theta).hyperparameters == LBFGS(theta).hyperparameters
+    with pytest.raises(TypeError, match=r"lbfgs takes no hyperparameter 'lr' \(L-BFGS has no learning rate"):
+        make_optimizer("lbfgs", theta, lr=0.1)
+    with pytest.raises(TypeError, match="'momentum', 'maxiter'; it takes max_fun, tol, history_size"):
+        make_optimizer("lbfgs", theta, momentum=0.9, maxiter=3)
+    with pytest.raises(ValueError, match="CPU only"):
+        make_optimizer("lbfgs", theta, backend="cuda")
+    with pytest.raises(ValueError, match="history_size"):
+        make_optimizer("lbfgs", theta, history_size=0)
+
+
 # -- defaults, AdamW as a variant of Adam, docstrings -----------------------------------------------------
 TORCH_DEFAULT_LR = {"gd": 1e-3, "sgd": 1e-3, "adagrad": 1e-2, "rmsprop": 1e-2, "adadelta": 1.0, "adam": 1e-3,
                     "adamw": 1e-3}
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_default_lr_is_in_the_signature(name):
     # microdl.experiments.runs.default_lr reads it from here
     assert inspect.signature(OPTIMIZERS[name]).parameters["lr"].default == TORCH_DEFAULT_LR[name]
@@ -204,7 +228,7 @@ def test_adamw_is_adam_with_decoupled_decay_and_its_own_default():
         AdamW(np.zeros(2), learning_rate=0.1)
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_docstrings_are_composed(name):
     cls = OPTIMIZERS[name]
     doc = cls.__doc__
