@@ -31,10 +31,10 @@ Start-up is a fresh ``python`` that imports microdl and takes one Adam step on `
 empty Numba cache (``NUMBA_CACHE_DIR`` pointing at a new directory, so the kernel compiles), then again with
 that cache warm.
 
-The header names Numba's threading layer: microdl chooses ``workqueue`` unless ``NUMBA_THREADING_LAYER`` says
-otherwise (NOTE [threading layer] in :mod:`microdl.config`), and a parallel launch costs several times more on
-it than on ``omp`` while the threads are idle. ``NUMBA_THREADING_LAYER=omp python -m benchmarks.optimizers``
-measures the kernels on ``omp``.
+The header names Numba's threading layer (``omp`` on a pip install unless ``NUMBA_THREADING_LAYER`` says
+otherwise; a parallel launch costs several times more on ``workqueue``) and the load average around the run:
+microdl takes the serial twin of a kernel below ``config.MIN_PARALLEL_ELEMENTS`` and on an oversubscribed machine
+(NOTE [threading layer] in :mod:`microdl.config`).
 """
 
 from __future__ import annotations

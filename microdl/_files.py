@@ -19,6 +19,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 __all__ = ["atomic_file", "atomic_folder", "check_writable_file", "check_writable_folder"]
 
@@ -39,6 +40,26 @@ def _sigint_deferred() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
+_umask_lock = threading.Lock()
+
+
+def _default_mode(directory: bool) -> int:
+    """The permissions a plain ``open()`` or ``mkdir()`` would give (0o666 or 0o777 less the umask): the
+    temporary names are created private (0o600, 0o700), and the result must not stay so."""
+    with _umask_lock:  # os.umask can only be read by setting it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
+def _temporary(make: Any, path: Path, suffix: str) -> str:
+    """``make(prefix=..., suffix=..., dir=...)`` beside ``path``; an error names ``path``, not the temporary."""
+    try:
+        return make(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {str(path)!r}: {exc.strerror}") from None
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[object]:
     """Open a temporary file beside ``path`` for writing; on a clean exit, flush it to disk and rename it over
@@ -48,8 +69,10 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[object]:
     ...     f.write("done")
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temporary(tempfile.mkstemp, path, ".tmp")
     try:
+        # the permissions the file would have had (an existing file keeps its own)
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _default_mode(directory=False))
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -71,8 +94,9 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = Path(_temporary(tempfile.mkdtemp, path, ".tmp"))
     try:
+        os.chmod(tmp, _default_mode(directory=True))
         yield tmp
         old = None
         with _sigint_deferred():
@@ -98,11 +122,21 @@ def check_writable_file(path: str | os.PathLike, what: str = "output file") -> P
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"{what} {str(path)!r}: the folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {str(path)!r}: the folder {str(parent)!r} is not writable")
     if path.exists() and not os.access(path, os.W_OK):
         raise ValueError(f"{what} {str(path)!r} exists and is not writable")
+    _try_writing_in(parent, what, path)
     return path
+
+
+def _try_writing_in(folder: Path, what: str, path: Path) -> None:
+    """Create and remove a file in ``folder``: the one sure test that a file can be written there (permission
+    bits say nothing to root, and nothing of /proc or a read-only mount)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".microdl-write-test.", dir=folder)
+    except OSError as exc:
+        raise ValueError(f"{what} {str(path)!r}: cannot write in {str(folder)!r} ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def check_writable_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
@@ -114,6 +148,7 @@ def check_writable_folder(path: str | os.PathLike, what: str = "output folder") 
     parent = path.absolute().parent
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {str(path)!r}: {str(parent)!r} is not a writable folder")
+    if not parent.is_dir():
+        raise ValueError(f"{what} {str(path)!r}: {str(parent)!r} is not a folder")
+    _try_writing_in(parent, what, path)
     return path

@@ -14,7 +14,9 @@ A command fails with one line on stderr, never a traceback, unless the traceback
 * an OS error while reading or writing (a full disk): status 1;
 * a diverged ``train``: status 1, and the line says what, if anything, was saved;
 * Ctrl-C: status 130; files are written atomically (:mod:`microdl._files`), so whatever was there before
-  is intact.
+  is intact;
+* a reader that closed the pipe (``microdl train | head``): status 141, as for a shell tool killed by
+  SIGPIPE, and silence, since whoever would read a message has gone.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import argparse
 import importlib
 import json
 import math
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -216,7 +220,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from microdl.datasets import load_dataset
     from microdl.nn import MLP
     from microdl.optim import make_optimizer
-    from microdl.train import EarlyStopping, evaluate_loss, fit, score
+    from microdl.train import DivergenceWarning, EarlyStopping, evaluate_loss, fit, score
 
     lbfgs = args.optimizer == "lbfgs"
     if lbfgs:
@@ -257,11 +261,13 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         callbacks.append(_PrintEpochs(every=max(1, args.epochs // 30)))
     if args.patience is not None:
         callbacks.append(EarlyStopping(patience=args.patience))
-    history = fit(model, optimizer, data.X_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,
-                  random_state=args.seed, validation_fraction=args.validation_fraction,
-                  schedule=None if lbfgs else args.schedule,
-                  clip_norm=args.clip_norm, clip_value=args.clip_value, callbacks=callbacks,
-                  progress=talk and args.epochs >= 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)  # said once, in the summary and the line below
+        history = fit(model, optimizer, data.X_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,
+                      random_state=args.seed, validation_fraction=args.validation_fraction,
+                      schedule=None if lbfgs else args.schedule,
+                      clip_norm=args.clip_norm, clip_value=args.clip_value, callbacks=callbacks,
+                      progress=talk and args.epochs >= 10)
 
     Y_train, Y_test = model.encode_targets(data.y_train), model.encode_targets(data.y_test)
     metric = "accuracy" if data.task == "classification" else "r2"
@@ -280,7 +286,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     summary["diverged"] = diverged
     notes = []
     if diverged:
-        why = history.stop_reason if history.diverged else "the final loss or weights are not finite"
+        why = "see the stop reason above" if history.diverged else "the final loss or weights are not finite"
         notes.append(f"training diverged ({why}); try " + ("standardised inputs or a larger --alpha" if lbfgs
                                                            else "a smaller --lr or --clip-norm"))
     if args.save:
@@ -357,6 +363,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args, parser)
     except (ValueError, TypeError, CudaUnavailableError) as exc:  # bad values that only the library can judge
         parser.exit(2, f"{command}: error: {_one_line(exc)}\n")
+    except BrokenPipeError:
+        # Python would report the same error again when it flushes stdout at exit: point stdout at nothing first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         parser.exit(130, f"{command}: interrupted; files written before were left as they were\n")
     except OSError as exc:  # a full disk, a file that went away: not a bug, so no traceback

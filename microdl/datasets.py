@@ -264,7 +264,11 @@ def read_data(path: str | os.PathLike, *, target: str | None = None, task: str |
     if suffix == ".npz":
         X, y, names = _read_npz(path, target or "y")
     elif suffix in (".csv", ".tsv", ".txt"):
-        X, y, names = _read_csv(path, target)
+        try:
+            X, y, names = _read_csv(path, target)
+        except UnicodeDecodeError:  # the codec's message names neither the file nor the line, and its offset
+            raise ValueError(f"{path}, line {_first_non_utf8_line(path)}: not UTF-8 text; save the file as UTF-8 "
+                             "CSV") from None  # counts from the start of a read buffer, not of the file
     else:
         raise ValueError(f"{path}: unknown file type {path.suffix!r}; give a .csv file with a header or an .npz "
                          "file holding X and y")
@@ -290,6 +294,15 @@ def _read_npz(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, None]:
         raise ValueError(f"{path} could not be read as an .npz archive: {exc}") from None
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ValueError(f"{path} is not a readable .npz archive ({exc})") from None
+
+
+def _first_non_utf8_line(path: Path) -> int:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data.count(b"\n", 0, exc.start) + 1
+    return 1  # not reached: the caller saw a decoding error
 
 
 def _read_csv(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -94,6 +94,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_co
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
@@ -272,7 +273,9 @@ class _BaseMLP(BaseEstimator):
         "solver": [StrOptions(set(SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        # scikit-learn's own objects where the options are the same: a set's order, and so the error message
+        # listing it, depends on the hash seed of the process that compiled the set literal.
+        "learning_rate": _SkMLPRegressor._parameter_constraints["learning_rate"],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither"), None],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -896,7 +899,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": _SkMLPRegressor._parameter_constraints["loss"],
     }
 
     def __init__(self, loss: str = "squared_error", hidden_layer_sizes: Any = (100,), activation: str = "relu", *,

@@ -22,12 +22,17 @@ iteration is one epoch of the record, with the same bookkeeping, callbacks, budg
 
 NOTE [finite or told]
     No run ends with non-finite weights. A batch loss that is NaN, infinite or beyond the range of the model's
-    dtype, or parameters or optimizer state that are no longer finite at the end of an epoch, stop the run:
-    the parameters and the optimizer's state (and step count) go back to the snapshot taken at the start of
-    the epoch, and the epoch's steps are replayed, exactly (the same batches in the same order), up to the
-    last one that leaves everything finite. So the model ends in the last finite state it passed through,
+    dtype, or parameters or optimizer state that are no longer finite at the end of an epoch, stop the run,
+    and the model goes back to the last *good* state it passed through: weights and optimizer state finite,
+    and its loss on its batch finite too (so a state whose weights are finite but whose loss overflowed is not
+    kept: the step before it is). To get there, the parameters, the optimizer's state and step count go back to
+    the snapshot taken at the start of the epoch (or of the epoch before, when the first batch of an epoch is
+    the bad one), and the steps are replayed, exactly (the same batches in the same order), up to that state.
     ``History.diverged`` is set, ``stop_reason`` says what happened and a :class:`DivergenceWarning` says it
-    too. The replay costs at most one epoch, once; a healthy epoch pays one snapshot copy and one scan.
+    too (an :class:`EarlyStopping` among the callbacks then puts back its best weights, and ``stop_reason``
+    says so). The replay costs at most one epoch, once; a healthy epoch pays one snapshot copy and one scan,
+    and two snapshots are kept. (On a GPU, clipping by norm sums the norm with atomic adds, whose order can
+    vary, so there the replay is exact only to rounding.)
 
 NOTE [random streams]
     ``random_state`` seeds shuffling and the validation split. An int seed or a ``Generator`` draws a fresh
@@ -241,9 +246,8 @@ class HostBatches:
         self.sizes = np.array([hi - lo for lo, hi in self.bounds], dtype=np.float64)
         self.losses = np.zeros(len(self.bounds))
         self.penalties = np.zeros(len(self.bounds))
-        self._X = np.empty((batch_size, X.shape[1]), dtype=model.dtype)
-        self._Y = np.empty((batch_size, Y.shape[1]), dtype=model.dtype)
-        self._w = None if w is None else np.empty(batch_size, dtype=model.dtype)
+        self.batch_size = batch_size
+        self._X = self._Y = self._w = None  # the gather buffers, made on the first shuffled batch
         self.order: np.ndarray | None = None
 
     def set_order(self, order: np.ndarray | None) -> None:
@@ -259,13 +263,24 @@ class HostBatches:
             Xb, Yb, wb = X[lo:hi], Y[lo:hi], None if w is None else w[lo:hi]
         else:
             idx, m = self.order[lo:hi], hi - lo
-            # (sparse X is sliced, which allocates: dense input is the fast path)
-            Xb = X[idx] if issparse(X) else np.take(X, idx, axis=0, out=self._X[:m])
-            Yb = np.take(Y, idx, axis=0, out=self._Y[:m])
-            wb = None if w is None else np.take(w, idx, out=self._w[:m])
+            if self._Y is None:
+                self._reserve_gather()
+            # mode="clip": the indices are a permutation, always valid, and np.take then writes straight into
+            # ``out`` (its default mode="raise" stages the result in a temporary the size of the batch). Sparse
+            # X is sliced, which allocates: dense input is the fast path.
+            Xb = X[idx] if issparse(X) else np.take(X, idx, axis=0, out=self._X[:m], mode="clip")
+            Yb = np.take(Y, idx, axis=0, out=self._Y[:m], mode="clip")
+            wb = None if w is None else np.take(w, idx, out=self._w[:m], mode="clip")
         data, penalty = self.model._batch_loss_and_grad(Xb, Yb, wb)
         self.losses[k], self.penalties[k] = data + penalty, penalty
         return True
+
+    def _reserve_gather(self) -> None:
+        """The buffers shuffled batches are gathered into (dense X only: sparse X is sliced)."""
+        b, dtype = self.batch_size, self.model.dtype
+        self._X = None if issparse(self.X) else np.empty((b, self.X.shape[1]), dtype=dtype)
+        self._Y = np.empty((b, self.Y.shape[1]), dtype=dtype)
+        self._w = None if self.w is None else np.empty(b, dtype=dtype)
 
     def epoch_losses(self) -> tuple[np.ndarray, np.ndarray]:
         """The losses and penalties of this epoch's batches."""
@@ -328,6 +343,9 @@ class _Run:
         self.history = History()
         self.grad_evals = self.samples_seen = 0
         self.snapshot = _Snapshot(batches, optimizer)
+        self.previous: _Snapshot | None = None  # the snapshot of the epoch before (NOTE [finite or told])
+        self.previous_order = None
+        self.current_lr = self.previous_lr = getattr(optimizer, "lr", None)
         self.loss_limit = float(np.finfo(model.dtype).max)
         self.bar = None
         if progress:
@@ -360,11 +378,18 @@ class _Run:
         for epoch in range(1, self.epochs + 1):
             if self.schedule is not None:
                 self.optimizer.lr = self.schedule.lr_at(epoch - 1, base_lr, monitor)
+            self.previous_order = b.order
             if self.shuffle and isinstance(self.rng, np.random.RandomState):
                 order = order[self.rng.permutation(n)]  # NOTE [random streams]
                 b.set_order(order)
             elif self.shuffle and len(b.bounds) > 1:
                 b.set_order(self.rng.permutation(n))
+            if epoch > 1:  # keep the last epoch's snapshot too (NOTE [finite or told])
+                if self.previous is None:
+                    self.previous = _Snapshot(b, self.optimizer)
+                self.previous, self.snapshot = self.snapshot, self.previous
+                self.previous_lr = self.current_lr
+            self.current_lr = self.optimizer.lr
             self.snapshot.take()
             bad = None  # the first batch whose loss is not ok, if known during the epoch
             for k, (lo, hi) in enumerate(b.bounds):
@@ -378,8 +403,7 @@ class _Run:
             if bad is None:
                 bad = next((k for k, loss in enumerate(losses) if not self._ok(loss)), None)
             if bad is not None or not self.snapshot.live_finite():
-                self._diverged(epoch, losses[bad] if bad is not None else None,
-                               len(b.bounds) if bad is None else bad)
+                self._diverged(epoch, None if bad is None else float(losses[bad]), bad)
                 return
             train_loss = float(np.dot(losses, b.sizes)) / n  # the batch losses weighted by their sizes
             if self._end_epoch(epoch, train_loss, float(np.dot(penalties, b.sizes)) / n):
@@ -402,7 +426,7 @@ class _Run:
             state["epoch"] += 1
             epoch = state["epoch"]
             if not self._ok(loss) or not self.snapshot.live_finite():
-                self.snapshot.restore()  # the previous iterate
+                self.snapshot.restore()  # the previous iterate (LBFGS.run leaves it when stopped from here)
                 self._mark_diverged(epoch, loss, "the iterate of the iteration before was restored")
                 state["stopped"] = True
                 return True
@@ -427,24 +451,35 @@ class _Run:
                 self.history.stop_reason = f"stopped: {result.message}"
 
     # -- divergence (NOTE [finite or told]) -----------------------------------------------------------------------
-    def _diverged(self, epoch: int, loss: float | None, stop_before: int) -> None:
-        """Go back to the epoch's snapshot and replay its steps before batch ``stop_before`` while everything
-        stays finite; then mark the run diverged."""
-        self.snapshot.restore()
-        steps = 0
-        if stop_before:
-            before = _Snapshot(self.batches, self.optimizer)
-            for k in range(stop_before):
+    def _diverged(self, epoch: int, loss: float | None, bad: int | None) -> None:
+        """Go back to the last good state (NOTE [finite or told]) and mark the run diverged. ``bad`` is the first
+        batch of this epoch whose loss is not ok, or None when only the state at the epoch's end is not finite."""
+        b = self.batches
+        if bad is None:  # every loss was fine: replay the whole epoch while the state stays finite
+            snapshot, steps, where = self.snapshot, len(b.bounds), "this epoch"
+        elif bad > 0:  # the state that gave the bad loss came from step bad - 1: stop before it
+            snapshot, steps, where = self.snapshot, bad - 1, "this epoch"
+        elif self.previous is not None:  # the first batch's loss: go back into the epoch before
+            snapshot, steps, where = self.previous, len(b.bounds) - 1, "the epoch before"
+            b.set_order(self.previous_order)
+            self.optimizer.lr = self.previous_lr
+        else:  # the initial weights already give a bad loss: nothing earlier to go back to
+            snapshot, steps, where = self.snapshot, 0, "this epoch"
+        snapshot.restore()
+        done = 0
+        if steps:
+            before = _Snapshot(b, self.optimizer)
+            for k in range(steps):
                 before.take()
                 self._step(k)
-                if not self.snapshot.live_finite():
+                if not snapshot.live_finite():
                     before.restore()
                     break
-                steps += 1
+                done += 1
         what = (f"the training loss became {loss:g}" if loss is not None
                 else "the weights or the optimizer's state became non-finite")
-        self._mark_diverged(epoch, what, f"the last finite weights and optimizer state (after {steps} of the "
-                                         f"epoch's steps) were restored")
+        self._mark_diverged(epoch, what, f"the last good weights and optimizer state (after {done} of the steps "
+                                         f"of {where}) were restored")
 
     def _mark_diverged(self, epoch: int, what: Any, restored: str) -> None:
         if not isinstance(what, str):
@@ -455,7 +490,6 @@ class _Run:
                 else "a smaller learning rate, gradient clipping or standardised inputs")
         self.history.diverged = True
         self.history.stop_reason = f"diverged: {what} in epoch {epoch} with {name}; {restored}. Try {hint}."
-        warnings.warn(self.history.stop_reason, DivergenceWarning, stacklevel=4)
 
     # -- the end of an epoch --------------------------------------------------------------------------------------
     def _end_epoch(self, epoch: int, train_loss: float, train_penalty: float) -> bool:
@@ -501,6 +535,10 @@ class _Run:
             if isinstance(cb, EarlyStopping):
                 cb.restore(self.model)
                 self.history.best_epoch = cb.best_epoch
+                if self.history.diverged and cb.restore_best_weights and cb.best_params is not None:
+                    self.history.stop_reason += f" EarlyStopping then put back the weights of epoch {cb.best_epoch}."
+        if self.history.diverged:
+            warnings.warn(self.history.stop_reason, DivergenceWarning, stacklevel=4)
         return self.history
 
 

@@ -173,6 +173,21 @@ def test_ctrl_c_in_train_exits_130_with_one_line_and_keeps_the_old_checkpoint(tm
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
 
 
+def test_a_closed_pipe_ends_train_quietly_with_status_141():
+    """``microdl train | head -1``: no traceback and no "Broken pipe" line (NOTE [how the CLI fails])."""
+    proc = subprocess.Popen([sys.executable, "-m", "microdl", "train", "--dataset", "iris", "--epochs", "100000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout.readline().startswith("iris: ")
+        proc.stdout.close()  # the reader goes away; the next epoch line meets a closed pipe
+        stderr = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert (proc.returncode, stderr) == (141, "")
+
+
 def test_a_diverged_train_exits_1_with_strict_json_and_no_silent_nan_checkpoint(tmp_path):
     """GD at lr 1 in float32 on diabetes blows up within 5 epochs (issue 12's case)."""
     path = tmp_path / "model.npz"

@@ -161,6 +161,13 @@ def test_bad_csv_files_get_errors_naming_line_and_column(tmp_path, text, kwargs,
         read_data(_csv(tmp_path, text), **kwargs)
 
 
+def test_a_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(("a,y\n" + "1,cafe\n" * 5000 + "2,th\u00e9\n").encode("latin-1"))  # past the first read
+    with pytest.raises(ValueError, match=re.escape(f"{path}, line 5002: not UTF-8 text")):
+        read_data(path, target="y")
+
+
 def test_a_class_with_one_sample_suggests_regression(tmp_path):
     path = _csv(tmp_path, "a,y\n" + "".join(f"{k},{k % 5 + (k == 0) * 7}\n" for k in range(12)))
     with pytest.raises(ValueError, match="class 7 has 1 sample.*inferred.*--task regression"):

@@ -226,20 +226,29 @@ def _ok(loss, dtype):
 
 
 def _last_finite_state(net, opt, X, Y, batches):
-    """The oracle of NOTE [finite or told]: step through the batches by hand with copies, and stop at the last
-    state whose weights and optimizer state are finite and whose loss on the next batch is fine."""
+    """The oracle of NOTE [finite or told]: step through the batches by hand, and stop at the last good state:
+    weights and optimizer state finite, and its loss on its batch finite and within the dtype's range."""
+    def state():
+        return net.params.copy(), {k: v.copy() for k, v in opt.state.items()}, opt.t
+
+    def restore(saved):
+        net.params[...] = saved[0]
+        for k, v in saved[1].items():
+            opt.state[k][...] = v
+        opt.t = saved[2]
+
+    good = None  # the last state whose loss was fine
     for idx in batches:
         if not _ok(net.loss_and_grad(X[idx], Y[idx]), net.dtype):
-            break  # the loss at this (finite) state is not: this is the last finite state
-        saved = (net.params.copy(), {k: v.copy() for k, v in opt.state.items()}, opt.t)
+            if good is not None:
+                restore(good)  # this state's loss is not fine: the one before it
+            break
+        good = state()
         opt.step(net.grads)
         if not (np.isfinite(net.params).all() and all(np.isfinite(v).all() for v in opt.state.values())):
-            net.params[...] = saved[0]
-            for k, v in saved[1].items():
-                opt.state[k][...] = v
-            opt.t = saved[2]
+            restore(good)
             break
-    return net.params.copy(), {k: v.copy() for k, v in opt.state.items()}, opt.t
+    return state()
 
 
 @pytest.mark.parametrize("epochs", [5, 6])
@@ -249,10 +258,11 @@ def test_a_diverging_float32_run_ends_finite_and_marked(epochs):
     data = load_dataset("diabetes", random_state=0, dtype="float32")
     net = MLP((10, 32, 1), loss="squared_error", dtype="float32", random_state=0)
     opt = GD(net.params, lr=1.0)
-    with pytest.warns(DivergenceWarning, match="the last finite weights and optimizer state"):
+    with pytest.warns(DivergenceWarning, match="the last good weights and optimizer state"):
         h = fit(net, opt, data.X_train, data.y_train, epochs=epochs)
     assert h.diverged and h.stop_reason.startswith("diverged")
     assert np.isfinite(net.params).all() and np.isfinite(net.predict(data.X_test)).all()
+    assert math.isfinite(evaluate_loss(net, data.X_train, data.y_train))  # a good state: its loss is finite too
     ref = MLP((10, 32, 1), loss="squared_error", dtype="float32", random_state=0)
     ref_opt = GD(ref.params, lr=1.0)
     n = len(data.y_train)
@@ -364,6 +374,10 @@ def test_lbfgs_with_callbacks_and_bad_combinations(iris):
     h = fit(net, LBFGS(net.params), iris.X_train, iris.y_train, epochs=100, validation_fraction=0.2,
             callbacks=[EarlyStopping(patience=2, min_delta=10.0)], random_state=0)
     assert h.stop_reason == "early_stopping" and h.epochs == 3 and np.isfinite(h.val_loss).all()
+    # the callback's restored weights (the first iterate's) survive the minimiser's return
+    first = _net(iris)
+    fit(first, LBFGS(first.params), iris.X_train, iris.y_train, epochs=1, validation_fraction=0.2, random_state=0)
+    np.testing.assert_array_equal(net.params, first.params)
     with pytest.raises(ValueError, match="no schedule"):
         fit(net, LBFGS(net.params), iris.X_train, iris.y_train, schedule="cosine")
     with pytest.raises(ValueError, match="no gradient clipping"):

@@ -47,12 +47,12 @@ class DeviceBatches:
         self._losses = cuda.device_array(len(self.bounds), np.float64)
         self._penalties = cuda.device_array(len(self.bounds), np.float64)
         self._order = cuda.device_array(n, np.int64)
-        self.shuffled = False
+        self.order: np.ndarray | None = None  # this epoch's order, on the host too
         net.reserve(batch_size)
 
     def set_order(self, order: np.ndarray | None) -> None:
-        self.shuffled = order is not None
-        if self.shuffled:
+        self.order = order
+        if order is not None and len(self.bounds) > 1:  # one batch of every row needs no order
             self._order.copy_to_device(np.ascontiguousarray(order, dtype=np.int64))
 
     def loss_and_grad(self, k: int) -> bool:
@@ -60,13 +60,14 @@ class DeviceBatches:
         Returns False: the loss is not known yet."""
         lo, hi = self.bounds[k]
         m = hi - lo
-        if m == self.n:
-            Xb, Yb, wb = self.X, self.Y, self.w  # the full batch needs no gathering
-        elif self.shuffled:
-            Xb, Yb, wb = self.net.gather(self.X, self.Y, self.w, self._order, lo, m)
-        else:
-            Xb, Yb, wb = self.X[lo:hi], self.Y[lo:hi], None if self.w is None else self.w[lo:hi]
-        self.net.step(Xb, Yb, wb, self._losses, self._penalties, k)
+        with self.net.lock:  # the batch buffers are shared with predictions from other threads
+            if m == self.n:
+                Xb, Yb, wb = self.X, self.Y, self.w  # the full batch needs no gathering
+            elif self.order is not None:
+                Xb, Yb, wb = self.net.gather(self.X, self.Y, self.w, self._order, lo, m)
+            else:
+                Xb, Yb, wb = self.X[lo:hi], self.Y[lo:hi], None if self.w is None else self.w[lo:hi]
+            self.net.step(Xb, Yb, wb, self._losses, self._penalties, k)
         return False
 
     def epoch_losses(self) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ launcher                 computes                                  used for
 ``output_and_loss``      ℓ_i from the logits, then Z ← softmax /   the output layer (:mod:`microdl.nn.losses`)
                          sigmoid / identity
 ``sum_of_squares``       Σ ‖W‖²                                    the L2 penalty (when α ≠ 0)
-``batch_loss``           Σw, Σwℓ; L = Σwℓ/Σw + α/(2Σw) Σ‖W‖²       one float per batch, left on the device
+``batch_loss``           1/Σw; L = Σwℓ/Σw + α/(2Σw) Σ‖W‖²          one float per batch, left on the device
 ``output_delta``         D = w ⊙ (A − Y) / Σw                      dL/dZ of the output layer
 ``matmul_tn``            C = Aᵀ · B                                dL/dW[l] = A[l−1]ᵀ D[l]
 ``add_l2_grad``          dW += (α/Σw) W                            the penalty's gradient
@@ -29,7 +29,7 @@ mini-batch step of an L-layer network without L2 penalty is 4L + 3 launches, plu
 Every formula (each activation beside its derivative from the output, each loss with its output, the output
 delta) is a scalar function of :mod:`microdl.nn.activations` or :mod:`microdl.nn.losses`, the same ones the
 CPU kernels inline: a kernel calls it and Numba compiles it for the device. The tests compare every kernel
-with the textbook pass of :mod:`microdl.nn.reference` and with the CPU kernels. Σw and the loss stay in small
+with the textbook pass of :mod:`microdl.nn.reference` and with the CPU kernels. 1/Σw and the loss stay in small
 float64 device arrays, so a training step never waits for the host.
 
 Launch shapes
@@ -76,9 +76,10 @@ F = jit_scalar_functions([activations, losses], cuda.jit(device=True))
 #: CUDA's limit on gridDim.y (and z); the matrix multiply's grid-stride loop covers the rest.
 _MAX_GRID_Y = 65535
 
-#: Slots of the per-batch statistics array (float64, on the device).
-STAT_SUM_W, STAT_SUM_WL, STAT_SUM_SQ = 0, 1, 2
-N_STATS = 3
+#: Slots of the per-batch statistics array (float64, on the device): 1/Σw (0 for a batch of zero weights, which
+#: then contributes nothing, as on the CPU) and Σ‖W‖².
+STAT_INV_SUM_W, STAT_SUM_SQ = 0, 1
+N_STATS = 2
 
 
 @cuda.jit(device=True)
@@ -262,19 +263,19 @@ def _output_and_loss(Z, Y, per_sample, code):
 @cuda.jit
 def _output_delta(A, Y, w, stats, D):
     m, n = D.shape
-    sum_w = stats[STAT_SUM_W]
+    inv_sum_w = stats[STAT_INV_SUM_W]
     for idx in range(cuda.grid(1), m * n, cuda.gridsize(1)):
         r = idx // n
         k = idx - r * n
-        c = 1.0 / sum_w if w is None else w[r] / sum_w
+        c = inv_sum_w if w is None else w[r] * inv_sum_w
         D[r, k] = F.output_delta(A[r, k], Y[r, k], c)
 
 
 @cuda.jit
 def _add_l2_grad(dW, W, alpha, stats):
-    c = alpha / stats[STAT_SUM_W]
+    inv_sum_w = stats[STAT_INV_SUM_W]
     for i in range(cuda.grid(1), dW.size, cuda.gridsize(1)):
-        dW[i] += c * W[i]
+        dW[i] += F.l2_gradient(alpha, inv_sum_w, W[i])
 
 
 # -- reductions (shared-memory trees, float64 accumulators) --------------------------------------------------
@@ -283,7 +284,7 @@ def _batch_loss_kernel(threads: int) -> Any:
     """One block: Σw (m when unweighted) and Σ w ℓ, then out[slot] = Σwℓ/Σw + α/(2Σw) stats[SUM_SQ], and the
     penalty alone into penalty_out[slot].
 
-    Leaves Σw and Σwℓ in the stats for the backward pass, and resets stats[SUM_SQ] to 0 for the next batch's
+    Leaves 1/Σw in the stats for the backward pass, and resets stats[SUM_SQ] to 0 for the next batch's
     :func:`sum_of_squares` (which adds to it).
     """
 
@@ -306,12 +307,11 @@ def _batch_loss_kernel(threads: int) -> Any:
         _block_sum(sum_w, tid, threads)
         _block_sum(sum_wl, tid, threads)
         if tid == 0:
-            total_w = sum_w[0]
-            penalty = 0.5 * alpha / total_w * stats[STAT_SUM_SQ]
-            out[slot] = sum_wl[0] / total_w + penalty
+            inv_sum_w = 1.0 / sum_w[0] if sum_w[0] > 0 else 0.0
+            penalty = F.l2_penalty(alpha, inv_sum_w, stats[STAT_SUM_SQ])
+            out[slot] = sum_wl[0] * inv_sum_w + penalty
             penalty_out[slot] = penalty
-            stats[STAT_SUM_W] = total_w
-            stats[STAT_SUM_WL] = sum_wl[0]
+            stats[STAT_INV_SUM_W] = inv_sum_w
             stats[STAT_SUM_SQ] = 0.0
 
     return batch_loss
@@ -406,7 +406,7 @@ def batch_loss(per_sample: Any, w: Any, stats: Any, alpha: float, out: Any, pena
     the penalty alone in penalty_out[slot].
 
     Σ‖W‖² is read from ``stats[STAT_SUM_SQ]`` (added there by :func:`sum_of_squares` beforehand when α ≠ 0,
-    and reset to 0 here); Σw and Σwℓ are left in ``stats`` (float64) for :func:`output_delta` and
+    and reset to 0 here); 1/Σw is left in ``stats`` (float64) for :func:`output_delta` and
     :func:`add_l2_grad`. One block.
     """
     threads = config.THREADS_PER_BLOCK
@@ -420,13 +420,13 @@ def sum_of_squares(x: Any, out: Any, slot: int) -> None:
 
 
 def output_delta(A: Any, Y: Any, w: Any, stats: Any, D: Any) -> None:
-    """D = w ⊙ (A − Y) / Σw (Σw read from stats), the output layer's dL/dZ for every loss pair."""
+    """D = w ⊙ (A − Y) / Σw (1/Σw read from stats), the output layer's dL/dZ for every loss pair."""
     blocks, threads = launch_1d(D.size)
     _output_delta[blocks, threads](A, Y, w, stats, D)
 
 
 def add_l2_grad(dW: Any, W: Any, alpha: float, stats: Any) -> None:
-    """dW += (α/Σw) W over flat views, Σw read from stats."""
+    """dW += (α/Σw) W over flat views, 1/Σw read from stats."""
     blocks, threads = launch_1d(dW.size)
     _add_l2_grad[blocks, threads](dW, W, alpha, stats)
 

@@ -8,7 +8,7 @@ same memory. Forward and backward are the math of :mod:`microdl.nn.mlp`, one ker
 
     forward    A[l] = f(A[l−1] W[l] + b[l])                       matmul (bias and f in its epilogue)
                ℓ_i from the logits, A[L] = softmax/sigmoid/id     output_and_loss
-    loss       Σ‖W‖², Σw, Σwℓ  →  L                              sum_of_squares (α ≠ 0), batch_loss
+    loss       Σ‖W‖², 1/Σw  →  L                                 sum_of_squares (α ≠ 0), batch_loss
     backward   D[L] = w ⊙ (A[L] − Y) / Σw                         output_delta
                dL/dW[l] = A[l−1]ᵀ D[l] (+ α/Σw W[l])              matmul_tn (add_l2_grad)
                dL/db[l] = Σ_rows D[l]                             column_sums
@@ -93,7 +93,6 @@ class DeviceNet:
         self.dtype = model.dtype
         self.activation = model.activation
         self.loss = model.loss
-        self.alpha = model.alpha
         self.n_layers = model.n_layers
         self.n_inputs, self.n_outputs = model.layer_sizes[0], model.layer_sizes[-1]
 
@@ -106,7 +105,7 @@ class DeviceNet:
         self._W_flat = [W.reshape(W.size) for W in model.weights]
         self._dW_flat = [dW.reshape(dW.size) for dW in model.dL_dW]
 
-        # Σw, Σwℓ, Σ‖W‖² of the current batch; Σ‖W‖² starts at 0 (kernels.batch_loss leaves it so)
+        # 1/Σw and Σ‖W‖² of the current batch; Σ‖W‖² starts at 0 (kernels.batch_loss leaves it so)
         self._stats = cuda.to_device(np.zeros(K.N_STATS))
         self._loss_out = cuda.device_array(1, np.float64)
         self._penalty_out = cuda.device_array(1, np.float64)
@@ -203,8 +202,8 @@ class DeviceNet:
     def _batch_loss(self, rows: _Rows, w: Any, losses: Any, penalties: Any, slot: int,
                     with_penalty: bool = True) -> None:
         """losses[slot] = Σwℓ/Σw (+ α/(2Σw) Σ‖W‖² with ``with_penalty``) and penalties[slot] the penalty, leaving
-        Σw in the stats for the backward pass."""
-        alpha = self.alpha if with_penalty else 0.0
+        1/Σw in the stats for the backward pass."""
+        alpha = self.model.alpha if with_penalty else 0.0  # read now: the estimators set it per fit
         if alpha:
             for W in self._W_flat:
                 K.sum_of_squares(W, self._stats, K.STAT_SUM_SQ)
@@ -216,8 +215,8 @@ class DeviceNet:
         for l in range(self.n_layers - 1, -1, -1):
             A_prev = X if l == 0 else rows.A[l - 1]
             K.matmul_tn(A_prev, D, self.model.dL_dW[l])
-            if self.alpha:
-                K.add_l2_grad(self._dW_flat[l], self._W_flat[l], self.alpha, self._stats)
+            if self.model.alpha:
+                K.add_l2_grad(self._dW_flat[l], self._W_flat[l], self.model.alpha, self._stats)
             K.column_sums(D, self.model.dL_db[l])
             if l > 0:
                 K.matmul_nt(D, self.model.weights[l], rows.D[l - 1], times_derivative_of=A_prev,

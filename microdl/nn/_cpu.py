@@ -20,7 +20,9 @@ as scikit-learn does around its own OpenMP loops.
 
 The formulas are those of :mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, inlined; the steps are
 those of the textbook pass in :mod:`microdl.nn.reference`, which the tests compare these kernels with, and
-with finite differences.
+with finite differences. Numba's disk cache keys each kernel on this file alone, so an edit to a formula in
+``activations.py`` or ``losses.py`` is not noticed by a cache written before it: after changing one, delete
+the ``__pycache__/_cpu.*.nbi`` and ``.nbc`` files next to this module (or touch this file).
 """
 
 from __future__ import annotations
@@ -103,6 +105,13 @@ def _column_sums(D, out):
             out[j] += D[i, j]
 
 
+@_inline
+def _part(c, n, parts):
+    """Indices lo..hi-1 of part c when 0..n-1 is cut into ``parts`` nearly equal contiguous parts: the row blocks
+    of a batch and the ranges of the flat buffer, the same for the parallel and the sequential paths."""
+    return c * n // parts, (c + 1) * n // parts
+
+
 # -- one block, all layers ------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _block(lo, hi, X, Y, w, scale, params, layout, A, D, g, per_sample, activation, loss, with_grad,
@@ -178,8 +187,9 @@ def forward_backward(X, Y, w, scale, params, layout, A, D, grads, block_grads, p
     total = 0.0
     for c in prange(n_blocks):
         g = grads if c == 0 or not with_grad else block_grads[c - 1]  # a forward pass writes no gradient
-        total += _block(c * m // n_blocks, (c + 1) * m // n_blocks, X, Y, w, scale, params, layout, A, D, g,
-                        per_sample, activation, loss, with_grad, first_product_done)
+        lo, hi = _part(c, m, n_blocks)
+        total += _block(lo, hi, X, Y, w, scale, params, layout, A, D, g, per_sample, activation, loss, with_grad,
+                        first_product_done)
     return total
 
 
@@ -200,13 +210,14 @@ def forward_backward_sequential(X, Y, w, scale, params, layout, A, D, grads, blo
     total = 0.0
     for c in range(n_blocks):
         g = grads if c == 0 or not with_grad else block_grads[c - 1]
-        total += _block(c * m // n_blocks, (c + 1) * m // n_blocks, X, Y, w, scale, params, layout, A, D, g,
-                        per_sample, activation, loss, with_grad, first_product_done)
+        lo, hi = _part(c, m, n_blocks)
+        total += _block(lo, hi, X, Y, w, scale, params, layout, A, D, g, per_sample, activation, loss, with_grad,
+                        first_product_done)
     return total
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _sum_range(grads, block_grads, n_extra, params, layout, coef, skip_below, lo, hi):
+def _sum_range(grads, block_grads, n_extra, params, layout, alpha, inv_sum_w, skip_below, lo, hi):
     """:func:`sum_blocks` over the flat indices lo..hi-1."""
     # (Loops over whole slices from 0: a loop index that Numba cannot prove non-negative gets a wraparound
     # check on every access, which stops LLVM from vectorising the loop.)
@@ -217,45 +228,47 @@ def _sum_range(grads, block_grads, n_extra, params, layout, coef, skip_below, lo
         for i in range(g.size):
             g[i] += extra[i]
     sum_sq = 0.0
-    if coef != 0:
+    if alpha != 0:
         for l in range(layout.shape[0]):
             W_lo = max(lo, layout[l, 2])
             W_hi = min(hi, layout[l, 2] + layout[l, 0] * layout[l, 1])
             W, dW = params[W_lo:W_hi], grads[W_lo:W_hi]
             for i in range(W.size):
-                dW[i] += coef * W[i]
+                dW[i] += F.l2_gradient(alpha, inv_sum_w, W[i])
                 sum_sq += W[i] * W[i]
     return sum_sq
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def sum_blocks(grads, block_grads, n_extra, params, layout, coef, skip_below, n_chunks):
+def sum_blocks(grads, block_grads, n_extra, params, layout, alpha, inv_sum_w, skip_below, n_chunks):
     """grads += the first ``n_extra`` rows of ``block_grads`` (from index ``skip_below`` on), then
-    dL/dW[l] += coef · W[l] on every layer's weights (not the biases). Returns Σ_l ‖W[l]‖² (0 if coef = 0).
+    dL/dW[l] += (α/Σw) W[l] on every layer's weights (not the biases; ``losses.l2_gradient``). Returns
+    Σ_l ‖W[l]‖² (0 if α = 0).
 
     Split into ``n_chunks`` ranges of the flat index, one per thread: each block's partial gradient sits in
     the cache of the core that computed it, and moving all of it to one core costs more than the sum."""
     sum_sq = 0.0
     n = grads.size
     for c in prange(n_chunks):
-        sum_sq += _sum_range(grads, block_grads, n_extra, params, layout, coef, skip_below, c * n // n_chunks,
-                             (c + 1) * n // n_chunks)
+        lo, hi = _part(c, n, n_chunks)
+        sum_sq += _sum_range(grads, block_grads, n_extra, params, layout, alpha, inv_sum_w, skip_below, lo, hi)
     return sum_sq
 
 
-def sum_blocks_serial(grads, block_grads, n_extra, params, layout, coef, skip_below, n_chunks):
+def sum_blocks_serial(grads, block_grads, n_extra, params, layout, alpha, inv_sum_w, skip_below, n_chunks):
     """:func:`sum_blocks` for one block (only the L2 term), a plain call on the calling thread."""
-    return _sum_range(grads, block_grads, n_extra, params, layout, coef, skip_below, 0, grads.size)
+    return _sum_range(grads, block_grads, n_extra, params, layout, alpha, inv_sum_w, skip_below, 0, grads.size)
 
 
-def sum_blocks_sequential(grads, block_grads, n_extra, params, layout, coef, skip_below, n_chunks):
+def sum_blocks_sequential(grads, block_grads, n_extra, params, layout, alpha, inv_sum_w, skip_below,
+                          n_chunks):
     """:func:`sum_blocks`'s ranges one after the other on the calling thread, their partial Σ‖W‖² added in the
     same order as the parallel reduction adds them, so the result is the same to the last bit (NOTE [threading
     layer] in :mod:`microdl.config`)."""
     sum_sq, n = 0.0, grads.size
     for c in range(n_chunks):
-        sum_sq += _sum_range(grads, block_grads, n_extra, params, layout, coef, skip_below, c * n // n_chunks,
-                             (c + 1) * n // n_chunks)
+        lo, hi = _part(c, n, n_chunks)
+        sum_sq += _sum_range(grads, block_grads, n_extra, params, layout, alpha, inv_sum_w, skip_below, lo, hi)
     return sum_sq
 
 

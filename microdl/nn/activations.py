@@ -15,6 +15,7 @@ the optimizer rules of :mod:`microdl.optim.rules` do:
 (:func:`microdl._jit.jit_scalar_functions` compiles them for a target, calls between them included.) So they
 use only what all three understand: arithmetic, comparisons, ``if`` and the ``math`` module. :func:`activate`
 and :func:`derivative` pick one by its integer code, the form the kernels take it in.
+After editing a formula, clear the CPU kernels' disk cache (see :mod:`microdl.nn._cpu`).
 """
 
 from __future__ import annotations

@@ -15,16 +15,17 @@ loss                        output             per-sample loss ℓ_i, computed f
 ``poisson``                 exp                Σ_k y_k log y_k − y_k z_k − y_k + e^{z_k}   (y ≥ 0)
 ==========================  =================  ==========================================================
 
-The batch loss is L = Σ_i w_i ℓ_i / Σ_i w_i. Losses are computed from the logits, with the max-shift of
-log-sum-exp and a stable softplus, never as ``log(softmax)`` or ``log(sigmoid)``, so they stay finite for large
-logits. ``poisson`` is scikit-learn's half Poisson deviance (its y log y − y terms do not depend on the network
-and make the loss 0 at a perfect fit).
+The batch loss is L = Σ_i w_i ℓ_i / Σ_i w_i, plus the L2 term of :func:`l2_penalty`. Losses are computed from
+the logits, with the max-shift of log-sum-exp and a stable softplus, never as ``log(softmax)`` or
+``log(sigmoid)``, so they stay finite for large logits. ``poisson`` is scikit-learn's half Poisson deviance (its
+y log y − y terms do not depend on the network and make the loss 0 at a perfect fit).
 
 Each function takes one sample's logits ``z`` (overwritten with the output) and targets ``y`` and returns ℓ;
 with ``has_y`` false (prediction) ``y`` is ignored and ℓ is meaningless. Like the activations
 (:mod:`microdl.nn.activations`) they are plain functions that serve the textbook pass
 (:mod:`microdl.nn.reference`, row by row) as they are, and the CPU and CUDA kernels compiled
-(:func:`microdl._jit.jit_scalar_functions`).
+(:func:`microdl._jit.jit_scalar_functions`). After editing a formula, clear the CPU kernels' disk cache (see
+:mod:`microdl.nn._cpu`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import math
 
 from microdl.nn.activations import sigmoid
 
-__all__ = ["LOSSES", "LOSS_CODES", "OUTPUT_ACTIVATION", "loss_and_output", "output_delta"]
+__all__ = ["LOSSES", "LOSS_CODES", "OUTPUT_ACTIVATION", "loss_and_output", "output_delta", "l2_penalty",
+           "l2_gradient"]
 
 LOSSES = ("cross_entropy", "binary_cross_entropy", "squared_error", "poisson")
 #: Integer codes of the losses, for the compiled kernels.
@@ -117,3 +119,14 @@ def loss_and_output(code, z, y, has_y):
 def output_delta(a, y, c):
     """dL/dz of the output layer for every canonical pair: (output − target) · w_i/Σw, with c = w_i/Σw."""
     return (a - y) * c
+
+
+def l2_penalty(alpha, inv_sum_w, sum_sq):
+    """The L2 term of a batch, α/(2Σw) Σ_l ‖W[l]‖² (scikit-learn's scaling; biases are not penalised), from
+    1/Σw (0 for a batch whose weights are all 0, which then contributes nothing) and Σ‖W‖²."""
+    return 0.5 * alpha * inv_sum_w * sum_sq
+
+
+def l2_gradient(alpha, inv_sum_w, w):
+    """The L2 term's derivative with respect to one weight w: (α/Σw) w."""
+    return alpha * inv_sum_w * w

@@ -52,7 +52,7 @@ from microdl._validation import (
     check_X,
     check_Y,
 )
-from microdl.nn import _cpu, activations
+from microdl.nn import _cpu, activations, losses
 from microdl.nn.layout import layer_shapes, layer_views, layout_table, n_params
 from microdl.nn.losses import LOSS_CODES, LOSSES, OUTPUT_ACTIVATION
 
@@ -248,7 +248,7 @@ class MLP:
         if self.alpha or n_blocks > 1:
             # Add up the blocks' gradients and the L2 term (α/Σw) W; the penalty itself is α/(2Σw) Σ‖W‖².
             skip_below = self.weights[0].size if issparse(X) else 0  # dL/dW[1] of sparse X is whole already
-            args = (self.grads, self._train.block_grads, n_blocks - 1, self.params, self._layout, self.alpha * scale,
+            args = (self.grads, self._train.block_grads, n_blocks - 1, self.params, self._layout, self.alpha, scale,
                     skip_below, n_blocks)
             if n_blocks == 1:
                 sum_sq = _cpu.sum_blocks_serial(*args)
@@ -256,7 +256,7 @@ class MLP:
                 sum_sq = config.run_parallel(_cpu.sum_blocks, *args)
             else:
                 sum_sq = _cpu.sum_blocks_sequential(*args)
-            penalty = 0.5 * self.alpha * scale * sum_sq
+            penalty = losses.l2_penalty(self.alpha, scale, sum_sq)
         return float(sum_wl * scale), float(penalty)
 
     def _loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None = None) -> float:
@@ -292,7 +292,7 @@ class MLP:
         for fan_in, fan_out, off_W, _ in self._layout:
             W = params[off_W : off_W + fan_in * fan_out]
             sum_sq += float(np.dot(W, W))
-        return 0.5 * self.alpha / total_weight * sum_sq
+        return losses.l2_penalty(self.alpha, 1.0 / total_weight if total_weight > 0 else 0.0, sum_sq)
 
     # -- public surface ------------------------------------------------------------------------------------
     def _as_input(self, X: Any, name: str = "X") -> Any:

@@ -122,28 +122,32 @@ class LBFGS:
             Iteration limit of this run.
         on_iteration : callable
             Called after every iteration with its loss, :attr:`params` holding the iterate; returning True
-            stops the run (the caller's epoch bookkeeping: callbacks, budgets, divergence).
+            stops the run (the caller's epoch bookkeeping: callbacks, budgets, divergence), and :attr:`params`
+            then stay as it leaves them.
 
         Returns
         -------
         OptimizeResult
-            Also kept in :attr:`result`; :attr:`params` holds the final iterate.
+            Also kept in :attr:`result`; :attr:`params` holds the final iterate (or, when ``on_iteration`` stopped
+            the run, what it left there).
         """
         max_iter = check_int("max_iter", max_iter, 1)
-        params, evaluated = self.params, {}
+        params, stopped = self.params, []
 
         def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
             params[...] = x  # the one copy per evaluation (a cast too, for a float32 model)
             loss, grads = loss_and_grad()
-            evaluated["loss"] = loss
             # SciPy keeps the gradient it is given, and the model overwrites its buffer on the next
             # evaluation, so it gets a float64 copy.
             return loss, np.array(grads, dtype=np.float64)
 
+        # SciPy >= 1.11 (pyproject's floor): a callback whose parameter is named intermediate_result gets the
+        # iterate with its loss, and may stop the minimiser by raising StopIteration.
         def callback(intermediate_result: Any) -> None:
             self.t += 1
             params[...] = intermediate_result.x  # the line search may have evaluated elsewhere last
             if on_iteration(float(intermediate_result.fun)):
+                stopped.append(True)  # params are now whatever on_iteration left (a restored iterate, say)
                 raise StopIteration
 
         from scipy.optimize import minimize  # imported on first use: it costs an import of microdl 0.1 s
@@ -151,7 +155,8 @@ class LBFGS:
         result = minimize(objective, params.astype(np.float64), method="L-BFGS-B", jac=True, callback=callback,
                           options={"maxiter": max_iter, "maxfun": self.max_fun, "gtol": self.tol,
                                    "maxcor": self.history_size})
-        params[...] = result.x
+        if not stopped:
+            params[...] = result.x
         self.result = result
         return result
 

@@ -161,7 +161,7 @@ def test_output_and_loss_matches_losses(loss, with_targets):
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_batch_loss_and_output_delta(weighted):
-    """Σ‖W‖² (atomics across 2 blocks), Σw, Σwℓ, the loss and D = w (A − Y) / Σw."""
+    """Σ‖W‖² (atomics across 2 blocks), 1/Σw, the loss and D = w (A − Y) / Σw."""
     per_sample, A, Y = np.abs(rand(7, seed=16)), rand(7, 3, seed=17), rand(7, 3, seed=18)
     w = np.abs(rand(7, seed=19)) if weighted else None
     W1, W2 = rand(5, 4, seed=20), rand(4, 3, seed=21)
@@ -176,8 +176,8 @@ def test_batch_loss_and_output_delta(weighted):
     expected_loss = ww @ per_sample / sum_w + 0.5 * 0.7 / sum_w * sum_sq
     np.testing.assert_allclose(out.copy_to_host(), [0.0, expected_loss, 0.0], rtol=1e-13)
     np.testing.assert_allclose(penalty.copy_to_host(), [0.0, 0.5 * 0.7 / sum_w * sum_sq, 0.0], rtol=1e-13)
-    # Σw and Σwℓ stay for the backward pass; Σ‖W‖² is back at 0 for the next batch
-    np.testing.assert_allclose(stats.copy_to_host(), [sum_w, ww @ per_sample, 0.0], rtol=1e-13)
+    # 1/Σw stays for the backward pass; Σ‖W‖² is back at 0 for the next batch
+    np.testing.assert_allclose(stats.copy_to_host(), [1 / sum_w, 0.0], rtol=1e-13)
 
     D = cuda.device_array((7, 3))
     K.output_delta(cuda.to_device(A), cuda.to_device(Y), None if w is None else cuda.to_device(w), stats, D)
@@ -234,7 +234,7 @@ def test_reductions_with_the_default_launch_shapes(monkeypatch):
     stats, out = cuda.to_device(np.zeros(K.N_STATS)), cuda.to_device(np.zeros(1))
     per_sample, w = np.ascontiguousarray(D[:, 0]), np.abs(D[:, 1])
     K.batch_loss(cuda.to_device(per_sample), cuda.to_device(w), stats, 0.0, out, cuda.device_array(1), 0)
-    np.testing.assert_allclose(stats.copy_to_host()[:2], [w.sum(), w @ per_sample], rtol=1e-12)
+    np.testing.assert_allclose(stats.copy_to_host(), [1 / w.sum(), 0.0], rtol=1e-12)
     np.testing.assert_allclose(out.copy_to_host(), [w @ per_sample / w.sum()], rtol=1e-12)
 
 
@@ -247,3 +247,14 @@ def test_all_finite_scans_every_element():
         y[36] = bad  # the last element, past every full block
         assert not K.all_finite(cuda.to_device(y), scratch)
     assert K.all_finite(cuda.to_device(x), scratch)  # the scratch count starts from zero again
+
+
+def test_a_batch_of_zero_weights_contributes_nothing():
+    """As on the CPU: a mini-batch whose sample weights are all 0 has loss 0 and gradient 0, not NaN."""
+    stats, out, penalty = cuda.to_device(np.zeros(K.N_STATS)), cuda.to_device(np.ones(1)), cuda.device_array(1)
+    K.batch_loss(cuda.to_device(np.ones(4)), cuda.to_device(np.zeros(4)), stats, 0.5, out, penalty, 0)
+    assert out.copy_to_host()[0] == 0.0 and stats.copy_to_host()[0] == 0.0
+    D = cuda.device_array((4, 2))
+    K.output_delta(cuda.to_device(np.ones((4, 2))), cuda.to_device(np.zeros((4, 2))), cuda.to_device(np.zeros(4)),
+                   stats, D)
+    np.testing.assert_array_equal(D.copy_to_host(), 0.0)

@@ -116,7 +116,7 @@ def test_divergence_ends_in_the_cpus_last_finite_state():
     X, y, _, _ = problem("squared_error")
     args = ("sgd", {"lr": 0.5, "momentum": 0.5}, X, y * 1e3)
     kw = dict(epochs=20, batch_size=5, random_state=0, model_kw={"loss": "squared_error", "activation": "identity"})
-    with pytest.warns(DivergenceWarning, match="the last finite weights and optimizer state"):
+    with pytest.warns(DivergenceWarning, match="the last good weights and optimizer state"):
         h_gpu, p_gpu, opt_gpu = fit_one("cuda", *args, **kw)
     with pytest.warns(DivergenceWarning):
         h_cpu, p_cpu, opt_cpu = fit_one("cpu", *args, **kw)
@@ -190,3 +190,23 @@ def test_no_warning_on_a_healthy_run():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit_both("sgd", {"lr": 0.05}, X, y, epochs=2, batch_size=5, random_state=0)
+
+
+def test_zero_weight_batches_and_a_changed_alpha_match_the_cpu():
+    """A batch whose weights are all 0 contributes nothing on both devices (no NaN, no false divergence), and an
+    alpha changed between fits (as the estimators do) is the one both devices train with."""
+    X, y, _, _ = problem()
+    w = np.ones(len(y))
+    w[5:10] = 0.0  # the second batch of 5, unshuffled
+    runs = []
+    for device in ("cpu", "cuda"):
+        model = MLP((5, 4, 3), alpha=0.1, random_state=1, device=device)
+        opt = make_optimizer("sgd", model.params, backend="cuda" if device == "cuda" else "cpu", lr=0.1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DivergenceWarning)
+            h1 = fit(model, opt, X, y, epochs=2, batch_size=5, shuffle=False, sample_weight=w)
+            model.alpha = 2.0
+            h2 = fit(model, opt, X, y, epochs=2, batch_size=5, shuffle=False, sample_weight=w)
+        runs.append((h1.train_loss + h2.train_loss, model.host_params()))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-10)
+    np.testing.assert_allclose(runs[1][1], runs[0][1], rtol=1e-10, atol=1e-12)

@@ -17,6 +17,7 @@ import pytest
 
 from microdl.cli import main
 from microdl.experiments.report import CLAIMS, EXPERIMENTS, QUICK, make_report
+from microdl.experiments.report.writer import QUICK_BANNER
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -57,6 +58,8 @@ def test_every_claim_has_a_measured_verdict_with_rule_interval_and_figure(quick_
             "code.png", "sensitivity.png", "width.png", "noise.png", "gd_vs_sgd.png"} <= figures
     assert payload["settings"]["seeds"] == list(QUICK.seeds) and len(QUICK.seeds) >= 5
     assert "commit `" in md and "<pre>" not in (out / "report.html").read_text()
+    # a preview says so at its head and at the end of what it printed, so it is not quoted as the report
+    assert md.index("Preview (--quick)") < md.index("## Verdicts") and QUICK_BANNER in printed.split("totals: ")[1]
 
 
 _CHECK = """<script>

@@ -180,6 +180,35 @@ def test_make_optimizer():
         make_optimizer("adam", theta, learning_rate=0.1)  # misspelt hyperparameters are not swallowed
 
 
+def test_lbfgs_run_leaves_the_params_its_caller_restored_when_the_caller_stops_it():
+    """fit's divergence handling restores an earlier iterate from ``on_iteration`` and stops the run; the
+    minimiser's own last point must not then be written over it."""
+    A = np.diag([1.0, 10.0, 100.0])
+    theta = np.ones(3)
+    grads = np.empty(3)
+
+    def loss_and_grad():
+        grads[...] = A @ theta
+        return 0.5 * theta @ A @ theta, grads
+
+    seen = []
+
+    def on_iteration(loss):
+        seen.append(theta.copy())
+        if len(seen) == 3:
+            theta[...] = seen[0]  # as fit does: back to an earlier iterate, and stop
+            return True
+        return False
+
+    result = LBFGS(theta, tol=0.0).run(loss_and_grad, 50, on_iteration)
+    assert result.nit == 3 and not np.array_equal(seen[2], seen[0])
+    np.testing.assert_array_equal(theta, seen[0])
+    # run to the end, it leaves the minimiser's final iterate
+    theta[...] = 1.0
+    result = LBFGS(theta).run(loss_and_grad, 50, lambda loss: False)
+    np.testing.assert_array_equal(theta, result.x)
+
+
 #: The elementwise optimizers: the registry's Optimizer subclasses, each with a learning rate.
 ELEMENTWISE = [name for name, cls in OPTIMIZERS.items() if issubclass(cls, Optimizer)]
 

@@ -33,7 +33,7 @@ from microdl.experiments.report.claims import CLAIMS
 from microdl.experiments.report.context import Context, numba_threads
 from microdl.experiments.report.settings import QUICK, ReportSettings
 from microdl.experiments.report.verdicts import Verdict, verdict_counts
-from microdl.experiments.report.writer import build_document, write_files
+from microdl.experiments.report.writer import QUICK_BANNER, build_document, write_files
 
 __all__ = ["make_report", "Report", "EXPERIMENTS"]
 
@@ -65,6 +65,8 @@ class Report:
         lines = [f"{self.verdicts[c.id].verdict:14s} {c.optimizer:8s}  {c.text}" for c in CLAIMS]
         counts = verdict_counts(self.verdicts)
         lines.append("totals: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        if self.meta.get("quick"):
+            lines.append(QUICK_BANNER)
         return "\n".join(lines)
 
 

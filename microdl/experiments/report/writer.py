@@ -17,10 +17,14 @@ from microdl.experiments.report.context import fmt
 from microdl.experiments.report.markup import Card, Document
 from microdl.experiments.report.verdicts import RULES, Verdict, verdict_counts
 
-__all__ = ["build_document", "write_files", "jsonable", "TITLE"]
+__all__ = ["build_document", "write_files", "jsonable", "TITLE", "QUICK_BANNER"]
 
 TITLE = 'Testing the claims of "Optimization techniques in Deep Learning"'
 _HOLDS_SIGN = {"above": ">", "at least": "≥", "below": "<", "at most": "≤"}
+
+#: Heads a ``--quick`` report, and its printed summary: its budgets are too small for its verdicts to count.
+QUICK_BANNER = ("Preview (--quick): tiny budgets and few datasets; these verdicts check that the report runs, "
+                "not what the claims are. Run `microdl report` for the measured ones.")
 
 
 def _estimate_text(est: Any, spec: str) -> str:
@@ -128,6 +132,8 @@ def build_document(settings: Any, results: dict[str, Any], verdicts: dict[str, V
     """The whole report as a Document."""
     doc = Document(TITLE)
     counts = verdict_counts(verdicts)
+    if meta.get("quick"):
+        doc.paragraph(f"**{QUICK_BANNER}**")
     doc.paragraph(
         "The article lists advantages and disadvantages of GD, SGD, Adam, Adagrad, RMSprop and AdaDelta: 31 claims "
         "in all. Each is put to a measurement here, on small networks and problems built so that the claim could "
