@@ -43,12 +43,26 @@ def _sigint_deferred() -> Iterator[None]:
 _umask_lock = threading.Lock()
 
 
+def _umask() -> int:
+    """The process's umask. Linux reports it; elsewhere os.umask can only read it by setting it, and the value
+    set meanwhile (0o022) applies for that instant to files that other threads create."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def _default_mode(directory: bool) -> int:
     """The permissions a plain ``open()`` or ``mkdir()`` would give (0o666 or 0o777 less the umask): the
     temporary names are created private (0o600, 0o700), and the result must not stay so."""
-    with _umask_lock:  # os.umask can only be read by setting it
-        mask = os.umask(0o022)
-        os.umask(mask)
+    mask = _umask()
     return (0o777 if directory else 0o666) & ~mask
 
 

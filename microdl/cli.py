@@ -286,8 +286,10 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     summary["diverged"] = diverged
     notes = []
     if diverged:
-        why = "see the stop reason above" if history.diverged else "the final loss or weights are not finite"
-        notes.append(f"training diverged ({why}); try " + ("standardised inputs or a larger --alpha" if lbfgs
+        # the reason without fit's Python-level advice: with --json it is not printed anywhere else on stderr
+        why = (history.stop_reason.removeprefix("diverged: ").split(". Try ")[0] if history.diverged
+               else "the final loss or weights are not finite")
+        notes.append(f"training diverged: {why}; try " + ("standardised inputs or a larger --alpha" if lbfgs
                                                            else "a smaller --lr or --clip-norm"))
     if args.save:
         if finite_model:
@@ -360,7 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = f"microdl {args.command}"
     try:
-        return args.run(args, parser)
+        status = args.run(args, parser)
+        sys.stdout.flush()  # a pipe is block-buffered: a closed reader shows up here, not at interpreter exit
+        return status
     except (ValueError, TypeError, CudaUnavailableError) as exc:  # bad values that only the library can judge
         parser.exit(2, f"{command}: error: {_one_line(exc)}\n")
     except BrokenPipeError:

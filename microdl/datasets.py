@@ -301,7 +301,8 @@ def _first_non_utf8_line(path: Path) -> int:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return data.count(b"\n", 0, exc.start) + 1
+        before = data[: exc.start]  # lines end in \n, \r\n or a lone \r, as for the csv reader
+        return before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1
     return 1  # not reached: the caller saw a decoding error
 
 

@@ -899,7 +899,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
-        "loss": _SkMLPRegressor._parameter_constraints["loss"],
+        # scikit-learn < 1.7 has no loss parameter
+        "loss": _SkMLPRegressor._parameter_constraints.get("loss", [StrOptions({"squared_error", "poisson"})]),
     }
 
     def __init__(self, loss: str = "squared_error", hidden_layer_sizes: Any = (100,), activation: str = "relu", *,

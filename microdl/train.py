@@ -538,7 +538,7 @@ class _Run:
                 if self.history.diverged and cb.restore_best_weights and cb.best_params is not None:
                     self.history.stop_reason += f" EarlyStopping then put back the weights of epoch {cb.best_epoch}."
         if self.history.diverged:
-            warnings.warn(self.history.stop_reason, DivergenceWarning, stacklevel=4)
+            warnings.warn(self.history.stop_reason, DivergenceWarning, stacklevel=3)  # fit's caller
         return self.history
 
 

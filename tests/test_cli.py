@@ -5,6 +5,7 @@ checkpoint intact; 1 for a diverged run, with strict JSON and no silent NaN chec
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -188,6 +189,20 @@ def test_a_closed_pipe_ends_train_quietly_with_status_141():
     assert (proc.returncode, stderr) == (141, "")
 
 
+def test_a_closed_pipe_is_quiet_with_buffered_output_too():
+    """Without PYTHONUNBUFFERED a short output waits in the buffer until the end; the closed pipe shows up then."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen([sys.executable, "-m", "microdl", "datasets"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    proc.stdout.close()  # long before the interpreter has started, let alone printed
+    try:
+        stderr = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert (proc.returncode, stderr) == (141, "")
+
+
 def test_a_diverged_train_exits_1_with_strict_json_and_no_silent_nan_checkpoint(tmp_path):
     """GD at lr 1 in float32 on diabetes blows up within 5 epochs (issue 12's case)."""
     path = tmp_path / "model.npz"
@@ -201,7 +216,10 @@ def test_a_diverged_train_exits_1_with_strict_json_and_no_silent_nan_checkpoint(
 
     summary = json.loads(proc.stdout, parse_constant=refuse)
     assert summary["diverged"] is True
-    assert "training diverged" in proc.stderr and "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # the reason is on stderr too, since with --json it is nowhere else there
+    assert re.search(r"^microdl train: training diverged: the training loss became \S+ in epoch \d+ with GD",
+                     proc.stderr, re.M), proc.stderr
     if path.exists():  # the last finite weights, said so
         from microdl.io import load
 

@@ -166,6 +166,10 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path):
     path.write_bytes(("a,y\n" + "1,cafe\n" * 5000 + "2,th\u00e9\n").encode("latin-1"))  # past the first read
     with pytest.raises(ValueError, match=re.escape(f"{path}, line 5002: not UTF-8 text")):
         read_data(path, target="y")
+    for newline in ("\r", "\r\n"):  # old Mac "CSV (Macintosh)" exports end lines in a lone CR
+        path.write_bytes(newline.join(["a,y", "1,cafe", "2,th\u00e9", ""]).encode("latin-1"))
+        with pytest.raises(ValueError, match=re.escape(f"{path}, line 3: not UTF-8 text")):
+            read_data(path, target="y")
 
 
 def test_a_class_with_one_sample_suggests_regression(tmp_path):

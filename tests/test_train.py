@@ -225,7 +225,7 @@ def _ok(loss, dtype):
     return math.isfinite(loss) and abs(loss) <= float(np.finfo(dtype).max)
 
 
-def _last_finite_state(net, opt, X, Y, batches):
+def _last_finite_state(net, opt, X, Y, batches, lrs=None):
     """The oracle of NOTE [finite or told]: step through the batches by hand, and stop at the last good state:
     weights and optimizer state finite, and its loss on its batch finite and within the dtype's range."""
     def state():
@@ -238,7 +238,9 @@ def _last_finite_state(net, opt, X, Y, batches):
         opt.t = saved[2]
 
     good = None  # the last state whose loss was fine
-    for idx in batches:
+    for j, idx in enumerate(batches):
+        if lrs is not None:
+            opt.lr = lrs[j]
         if not _ok(net.loss_and_grad(X[idx], Y[idx]), net.dtype):
             if good is not None:
                 restore(good)  # this state's loss is not fine: the one before it
@@ -287,6 +289,38 @@ def test_divergence_restores_the_exact_last_finite_state_mid_epoch(iris):
     for k in state:
         np.testing.assert_array_equal(opt.state[k], state[k])
     assert opt.t == t and t > 0
+
+
+def test_divergence_at_an_epochs_first_batch_goes_back_into_the_epoch_before():
+    """A bad loss at the first batch of an epoch condemns the state the previous epoch ended in: the run must
+    replay that epoch, in its own shuffled order and at its own learning rate, to its last good state."""
+    from microdl.optim.schedules import ExponentialLR
+
+    data = load_dataset("iris", random_state=0, dtype="float32")
+    n, where = len(data.y_train), set()
+    for lr, batch_size, seed in [(30.0, 30, 1), (30.0, 40, 0), (100.0, 60, 2), (100.0, 30, 0)]:
+        net = MLP((4, 8, 3), random_state=seed, dtype="float32")
+        opt = SGD(net.params, lr=lr, momentum=0.5)
+        with pytest.warns(DivergenceWarning):
+            h = fit(net, opt, data.X_train, data.y_train, epochs=100, batch_size=batch_size,
+                    random_state=np.random.RandomState(seed), schedule=ExponentialLR(0.9))
+        assert h.diverged
+        where.add("of the epoch before" in h.stop_reason)
+        # the oracle: scikit-learn's stream of permutations, the schedule's rate per epoch, stepped by hand
+        rs, order, batches, lrs = np.random.RandomState(seed), np.arange(n), [], []
+        for epoch in range(100):
+            order = order[rs.permutation(n)]
+            for lo in range(0, n, batch_size):
+                batches.append(order[lo : lo + batch_size])
+                lrs.append(lr * 0.9**epoch)
+        ref = MLP((4, 8, 3), random_state=seed, dtype="float32")
+        ref_opt = SGD(ref.params, lr=lr, momentum=0.5)
+        params, state, t = _last_finite_state(ref, ref_opt, data.X_train, ref.encode_targets(data.y_train),
+                                              batches, lrs)
+        np.testing.assert_array_equal(net.params, params)
+        np.testing.assert_array_equal(opt.state["b"], state["b"])
+        assert opt.t == t
+    assert where == {True, False}  # both paths taken: into the epoch before, and within the epoch
 
 
 def test_a_loss_beyond_float32_counts_as_divergence():
@@ -369,12 +403,34 @@ def test_lbfgs_runs_one_iteration_per_epoch_and_says_why_it_stopped(iris):
     assert h.stop_reason == "max_fun" and h.grad_evals[-1] <= 6
 
 
+@pytest.mark.parametrize("bad_call", [3, 5, 8])
+def test_lbfgs_divergence_restores_the_iterate_before(iris, bad_call):
+    """SciPy's L-BFGS-B accepts an iterate whose loss is NaN; fit must stop there, restore the iterate before,
+    and the minimiser's return must not write the NaN point back over it."""
+    net = _net(iris)
+    calls = []
+    real = net._batch_loss_and_grad
+
+    def nan_from_the_kth_call(*args):
+        data_loss, penalty = real(*args)
+        calls.append(1)
+        return (math.nan if len(calls) >= bad_call else data_loss), penalty
+
+    net._batch_loss_and_grad = nan_from_the_kth_call
+    with pytest.warns(DivergenceWarning, match="the iterate of the iteration before was restored"):
+        h = fit(net, LBFGS(net.params), iris.X_train, iris.y_train, epochs=50)
+    assert h.diverged and np.isfinite(net.params).all()
+    ref = _net(iris)  # the same minimiser, stopped at the last good iterate, never sees a NaN
+    fit(ref, LBFGS(ref.params, tol=0.0), iris.X_train, iris.y_train, epochs=h.epochs)
+    np.testing.assert_array_equal(net.params, ref.params)
+
+
 def test_lbfgs_with_callbacks_and_bad_combinations(iris):
     net = _net(iris)
     h = fit(net, LBFGS(net.params), iris.X_train, iris.y_train, epochs=100, validation_fraction=0.2,
             callbacks=[EarlyStopping(patience=2, min_delta=10.0)], random_state=0)
     assert h.stop_reason == "early_stopping" and h.epochs == 3 and np.isfinite(h.val_loss).all()
-    # the callback's restored weights (the first iterate's) survive the minimiser's return
+    # EarlyStopping put back the first iterate's weights
     first = _net(iris)
     fit(first, LBFGS(first.params), iris.X_train, iris.y_train, epochs=1, validation_fraction=0.2, random_state=0)
     np.testing.assert_array_equal(net.params, first.params)
