@@ -6,22 +6,27 @@ never a truncated file or a mix of old and new.
 * :func:`atomic_folder` — build a whole output folder under a temporary name beside the target, then swap it
   in (``compare``, ``sensitivity`` and ``report`` output);
 * :func:`check_writable_file`, :func:`check_writable_folder` — is an output path usable, before any work is
-  done.
+  done; :func:`check_replaceable_folder` — and may the folder there be replaced as a whole;
+* :func:`strict_json` — results as strict JSON (no NaN or infinity), for every JSON file and ``--json``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_file", "atomic_folder", "check_writable_file", "check_writable_folder"]
+import numpy as np
+
+__all__ = ["atomic_file", "atomic_folder", "check_writable_file", "check_writable_folder",
+           "check_replaceable_folder", "strict_json"]
 
 
 @contextlib.contextmanager
@@ -117,7 +122,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
             if path.exists():
                 if not path.is_dir():
                     raise NotADirectoryError(f"{path} exists and is not a folder")
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+                old = Path(_temporary(tempfile.mkdtemp, path, ".old"))
                 os.replace(path, old / path.name)
             os.replace(tmp, path)
         if old is not None:
@@ -166,3 +171,40 @@ def check_writable_folder(path: str | os.PathLike, what: str = "output folder") 
         raise ValueError(f"{what} {str(path)!r}: {str(parent)!r} is not a folder")
     _try_writing_in(parent, what, path)
     return path
+
+
+def check_replaceable_folder(path: str | os.PathLike, what: str, owns: Callable[[Path], bool],
+                             writer: str) -> Path:
+    """``path`` if an output folder may be written there and later replaced as a whole by :func:`atomic_folder`,
+    else ``ValueError``: it must be writable (:func:`check_writable_folder`), not the current folder or one above
+    it, and new or holding only entries that ``owns`` accepts (what ``writer`` wrote there before). Replacing a
+    folder swaps out everything in it, so anything else there is refused rather than lost."""
+    path = check_writable_folder(path, what)
+    resolved, here = path.resolve(), Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:
+        raise ValueError(f"{what} {str(path)!r} is the current folder or one above it; name a new folder")
+    if path.is_dir():
+        others = sorted(p.name for p in path.iterdir() if not owns(p))
+        if others:
+            raise ValueError(f"{what} {str(path)!r} holds other files ({', '.join(others[:3])}"
+                             f"{', ...' if len(others) > 3 else ''}), which {writer} does not write; it would be "
+                             "replaced as a whole, so name a new folder or an earlier result folder")
+    return path
+
+
+def strict_json(x: Any) -> Any:
+    """``x`` ready for ``json.dumps(..., allow_nan=False)``: NaN and infinity become None, NumPy scalars and
+    arrays Python numbers and lists, tuples lists, keys strings."""
+    if isinstance(x, dict):
+        return {str(k): strict_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [strict_json(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return strict_json(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x

@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main", "build_parser", "positive_int", "positive_float", "non_negative_float", "fraction", "strict_json",
+__all__ = ["main", "build_parser", "positive_int", "positive_float", "non_negative_float", "fraction",
            "add_data_options", "read_data_option"]
 
 #: Modules that add subcommands with ``add_commands(subparsers)``.
@@ -76,18 +76,6 @@ def fraction(text: str) -> float:
     value = positive_float(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
-    return value
-
-
-def strict_json(value: Any) -> Any:
-    """``value`` with every NaN and infinity (in dicts, lists and tuples) replaced by None, so that
-    ``json.dumps(..., allow_nan=False)`` gives strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
     return value
 
 
@@ -243,9 +231,9 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         backend = "cuda"  # the parameters live on the GPU, so the update must run there too
     elif backend == "cuda":
         parser.error("--backend cuda needs --device cuda (the parameters must live on the GPU)")
-    if args.save:
-        from microdl._files import check_writable_file
+    from microdl._files import check_writable_file, strict_json
 
+    if args.save is not None:
         check_writable_file(args.save, "--save")
     own = read_data_option(args, parser)
     source = own[0] if own else (args.dataset or "digits")
@@ -291,7 +279,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
                else "the final loss or weights are not finite")
         notes.append(f"training diverged: {why}; try " + ("standardised inputs or a larger --alpha" if lbfgs
                                                            else "a smaller --lr or --clip-norm"))
-    if args.save:
+    if args.save is not None:
         if finite_model:
             from microdl.io import save
 

@@ -185,7 +185,8 @@ def metric_of_outputs(loss: str, out: np.ndarray, Y: np.ndarray) -> float:
 
 def score(model: MLP, X: Any, Y: Any) -> float:
     """Accuracy (classification; subset accuracy for multi-label) or R² averaged over outputs (regression)."""
-    return metric_of_outputs(model.loss, model.forward(X), model.encode_targets(Y))
+    X, Y = model._as_data(X, Y)
+    return metric_of_outputs(model.loss, model._evaluate(X, None, with_outputs=True)[1], Y)
 
 
 def evaluate_loss(model: MLP, X: Any, y: Any) -> float:
@@ -203,10 +204,7 @@ def evaluate_loss(model: MLP, X: Any, y: Any) -> float:
     >>> bool(np.isclose(evaluate_loss(net, X, y), net.loss_and_grad(X, y)))
     True
     """
-    X = model._as_input(X)
-    Y = model.encode_targets(y)
-    if Y.shape[0] != X.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
+    X, Y = model._as_data(X, y)
     return model._evaluate(X, Y)[0]
 
 
@@ -304,23 +302,28 @@ class HostBatches:
 
 
 class _Snapshot:
-    """Copies of θ and the optimizer's state buffers (on the device that holds them) and its step count."""
+    """Copies of θ and the optimizer's state buffers (on the device that holds them), with its step count and
+    what a replay from here needs: the learning rate and the batches' row order in force when it was taken."""
 
     def __init__(self, batches: Any, optimizer: Any) -> None:
         self.batches, self.optimizer = batches, optimizer
         self.live = [optimizer.params, *optimizer.state.values()]
         self.saved = [batches.empty_like(a) for a in self.live]
-        self.t = optimizer.t
+        self.t, self.lr, self.order = optimizer.t, getattr(optimizer, "lr", None), batches.order
 
     def take(self) -> None:
         for dst, src in zip(self.saved, self.live):
             self.batches.copy(dst, src)
-        self.t = self.optimizer.t
+        self.t, self.lr, self.order = self.optimizer.t, getattr(self.optimizer, "lr", None), self.batches.order
 
     def restore(self) -> None:
         for dst, src in zip(self.live, self.saved):
             self.batches.copy(dst, src)
         self.optimizer.t = self.t
+        if self.lr is not None:  # L-BFGS has none
+            self.optimizer.lr = self.lr
+        if self.batches.order is not self.order:  # an earlier epoch's (each epoch's order is a new array)
+            self.batches.set_order(self.order)
 
     def live_finite(self) -> bool:
         return self.batches.all_finite(self.live)
@@ -344,8 +347,6 @@ class _Run:
         self.grad_evals = self.samples_seen = 0
         self.snapshot = _Snapshot(batches, optimizer)
         self.previous: _Snapshot | None = None  # the snapshot of the epoch before (NOTE [finite or told])
-        self.previous_order = None
-        self.current_lr = self.previous_lr = getattr(optimizer, "lr", None)
         self.loss_limit = float(np.finfo(model.dtype).max)
         self.bar = None
         if progress:
@@ -378,7 +379,6 @@ class _Run:
         for epoch in range(1, self.epochs + 1):
             if self.schedule is not None:
                 self.optimizer.lr = self.schedule.lr_at(epoch - 1, base_lr, monitor)
-            self.previous_order = b.order
             if self.shuffle and isinstance(self.rng, np.random.RandomState):
                 order = order[self.rng.permutation(n)]  # NOTE [random streams]
                 b.set_order(order)
@@ -388,9 +388,7 @@ class _Run:
                 if self.previous is None:
                     self.previous = _Snapshot(b, self.optimizer)
                 self.previous, self.snapshot = self.snapshot, self.previous
-                self.previous_lr = self.current_lr
-            self.current_lr = self.optimizer.lr
-            self.snapshot.take()
+            self.snapshot.take()  # after this epoch's rate and order are set: a replay needs them
             bad = None  # the first batch whose loss is not ok, if known during the epoch
             for k, (lo, hi) in enumerate(b.bounds):
                 known = self._step(k)
@@ -460,9 +458,7 @@ class _Run:
         elif bad > 0:  # the state that gave the bad loss came from step bad - 1: stop before it
             snapshot, steps, where = self.snapshot, bad - 1, "this epoch"
         elif self.previous is not None:  # the first batch's loss: go back into the epoch before
-            snapshot, steps, where = self.previous, len(b.bounds) - 1, "the epoch before"
-            b.set_order(self.previous_order)
-            self.optimizer.lr = self.previous_lr
+            snapshot, steps, where = self.previous, len(b.bounds) - 1, "the epoch before"  # its rate and order too
         else:  # the initial weights already give a bad loss: nothing earlier to go back to
             snapshot, steps, where = self.snapshot, 0, "this epoch"
         snapshot.restore()
@@ -618,10 +614,7 @@ def fit(model: MLP, optimizer: Any, X: Any, y: Any, *, epochs: int = 10, batch_s
     shuffle = check_bool("shuffle", shuffle)
     progress = check_bool("progress", progress)
     rng = check_random_state(random_state)
-    X = model._as_input(X)
-    Y = model.encode_targets(y)
-    if Y.shape[0] != X.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
+    X, Y = model._as_data(X, y)
     w = check_sample_weight(sample_weight, X.shape[0], model.dtype)
     if validation_data is not None and validation_fraction is not None:
         raise ValueError("pass validation_data or validation_fraction, not both")
@@ -629,10 +622,7 @@ def fit(model: MLP, optimizer: Any, X: Any, y: Any, *, epochs: int = 10, batch_s
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (X_val, y_val)")
-        X_val = model._as_input(validation_data[0], name="X_val")
-        Y_val = model.encode_targets(validation_data[1], name="y_val")
-        if Y_val.shape[0] != X_val.shape[0]:
-            raise ValueError(f"validation_data: X_val has {X_val.shape[0]} samples but y_val has {Y_val.shape[0]}")
+        X_val, Y_val = model._as_data(*validation_data, names=("X_val", "y_val"))
     if validation_fraction is not None:
         validation_fraction = check_real("validation_fraction", validation_fraction, 0.0, 1.0, low_open=True,
                                          high_open=True)

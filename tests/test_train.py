@@ -347,6 +347,16 @@ def test_evaluate_loss_counts_the_penalty_once_over_many_chunks(monkeypatch):
     assert evaluate_loss(net, X[:50], y[:50]) == pytest.approx(net.loss_and_grad(X[:50], y[:50]), rel=1e-12)
 
 
+def test_score_and_evaluate_loss_refuse_rows_that_do_not_match(iris):
+    net = _net(iris)
+    for call in (score, evaluate_loss):
+        with pytest.raises(ValueError, match="X has 5 samples but y has 4"):
+            call(net, iris.X_train[:5], iris.y_train[:4])
+    reg = MLP((4, 3, 1), loss="squared_error", random_state=0)
+    with pytest.raises(ValueError, match="X has 5 samples but y has 1"):  # would broadcast to an R² silently
+        score(reg, iris.X_train[:5], np.ones((1, 1)))
+
+
 def test_train_penalty_is_the_l2_share_of_the_loss(iris):
     net = _net(iris, alpha=0.5)
     ref = _net(iris, alpha=0.5)

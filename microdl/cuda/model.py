@@ -246,8 +246,8 @@ class DeviceNet:
         """Mean loss over a whole dataset (NaN without Y), in chunks of ``config.EVAL_CHUNK`` rows (or of the
         training batch capacity, when larger), as :func:`microdl.train.evaluate_loss` does on the CPU: Σ_i ℓ_i / n
         plus the L2 penalty once. With ``out`` (an n × n_outputs device array), the outputs are left there too.
-        Gradients are not touched. X and Y may be host or device arrays; one synchronisation, at the end."""
-        X = self.as_input(X)
+        Gradients are not touched. X (checked by the caller: :meth:`as_input`) and Y may be host or device
+        arrays; one synchronisation, at the end."""
         Y = self.to_device(Y)
         n = X.shape[0]
         chunk = max(config.EVAL_CHUNK, self._capacity)

@@ -283,11 +283,9 @@ def _add_report(sub: Any) -> None:
 
 
 def _run_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from microdl._files import check_writable_folder
     from microdl.experiments.report import make_report
 
-    _check_execution(args)
-    check_writable_folder(args.out, "--out")
+    _check_execution(args)  # make_report checks --out first thing, before any experiment
     tic = time.perf_counter()
     report = make_report(args.out, quick=args.quick, **_execution(args))
     print(report.summary_text())

@@ -31,16 +31,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from microdl._files import atomic_folder, check_writable_folder
+from microdl._files import atomic_folder, check_replaceable_folder, strict_json
 from microdl._validation import check_choice, check_int, check_real
-from microdl.cli import strict_json
 from microdl.datasets import RawData, load_dataset
 from microdl.experiments.runs import (
     SIX_OPTIMIZERS,
@@ -461,23 +459,10 @@ class CompareResult:
 
 
 def check_output_folder(path: str | Path, names: Iterable[str]) -> Path:
-    """``path`` if an output folder may be written (and replaced as a whole) there, else ValueError.
-
-    It must be new, or hold only files called ``names`` (an earlier run's results): replacing a folder swaps
-    out everything in it, so a folder holding anything else, or the current folder or one above it, is
-    refused rather than lost.
-    """
-    path = check_writable_folder(path, "output folder")
-    resolved = path.resolve()
-    if resolved == Path(os.getcwd()).resolve() or resolved in Path(os.getcwd()).resolve().parents:
-        raise ValueError(f"output folder {str(path)!r} is the current folder or one above it; name a new folder")
-    if path.is_dir():
-        others = sorted(p.name for p in path.iterdir() if p.name not in set(names))
-        if others:
-            raise ValueError(f"output folder {str(path)!r} holds other files ({', '.join(others[:3])}"
-                             f"{', ...' if len(others) > 3 else ''}); it would be replaced as a whole, so name a "
-                             "new folder or an earlier result folder")
-    return path
+    """``path`` if a result folder may be written there: new, or holding only files called ``names`` (an
+    earlier run's results), since it is replaced as a whole (:func:`microdl._files.check_replaceable_folder`)."""
+    names = frozenset(names)
+    return check_replaceable_folder(path, "output folder", lambda p: p.name in names, "this command")
 
 
 def _full_batch(optimizers: Iterable[str]) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from microdl._files import strict_json
 from microdl._validation import check_int
 from microdl.datasets import DATASETS
 from microdl.optim import OPTIMIZERS
@@ -331,7 +332,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         if recorder.effective_lr:
             result["effective_lr"] = recorder.effective_lr
             result["effective_spread"] = recorder.effective_spread
-    return _finite_json(result)
+    return strict_json(result)  # a record is strict JSON
 
 
 #: What this process has compiled already: (optimizer, activation, loss, layers, dtype, batch size).
@@ -378,13 +379,6 @@ def blew_up(train_loss: Sequence[float], other_losses: Sequence[float] = ()) -> 
     if not all(v is not None and math.isfinite(v) for v in values):
         return True
     return max(values) > BLOW_UP_FACTOR * max(train_loss[0], 1.0)
-
-
-def _finite_json(d: dict[str, Any]) -> dict[str, Any]:
-    """NaN and infinity as None, so that the record is strict JSON."""
-    from microdl.cli import strict_json
-
-    return strict_json(d)
 
 
 # -- many runs ---------------------------------------------------------------------------------------------

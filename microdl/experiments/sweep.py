@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from microdl._files import atomic_folder
+from microdl._files import atomic_folder, strict_json
 from microdl._validation import check_int, check_real
-from microdl.cli import strict_json
 from microdl.datasets import load_dataset
 from microdl.experiments.comparison import check_output_folder
 from microdl.experiments.runs import (

@@ -302,6 +302,14 @@ class MLP:
             return self._device_net.as_input(X, name)
         return check_X(X, self.layer_sizes[0], self.dtype, name)
 
+    def _as_data(self, X: Any, y: Any, names: tuple[str, str] = ("X", "y")) -> tuple[Any, np.ndarray]:
+        """X checked (:meth:`_as_input`) and y encoded (:meth:`encode_targets`), with as many rows each."""
+        X = self._as_input(X, names[0])
+        Y = self.encode_targets(y, name=names[1])
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError(f"{names[0]} has {X.shape[0]} samples but {names[1]} has {Y.shape[0]}")
+        return X, Y
+
     def forward(self, X: Any) -> np.ndarray:
         """Network outputs for ``X`` (dense or SciPy sparse; with ``device="cuda"`` also a device array, read in
         place): class probabilities (softmax or sigmoid), regression values or Poisson means, as a host array.
@@ -348,10 +356,7 @@ class MLP:
 
         ``y`` and ``sample_weight`` may also be device arrays; they are copied to the host to be checked.
         """
-        X = self._as_input(X)
-        Y = self.encode_targets(y)
-        if Y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has {Y.shape[0]}")
+        X, Y = self._as_data(X, y)
         w = check_sample_weight(sample_weight, X.shape[0], self.dtype)
         if self._device_net is not None:
             return self._device_net.loss_and_grad(X, Y, w)

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from microdl._validation import check_int, check_real
+from microdl.optim.base import check_flat_buffer
 
 __all__ = ["LBFGS"]
 
@@ -91,12 +92,7 @@ class LBFGS:
         if backend != "cpu":
             raise ValueError(f"LBFGS runs on the CPU only (SciPy's L-BFGS-B works on host arrays); got "
                              f"backend={backend!r}. Use an elementwise optimizer on the GPU.")
-        if not isinstance(params, np.ndarray):
-            raise TypeError(f"params must be a NumPy array; got {type(params).__name__}")
-        if params.ndim != 1 or params.dtype not in (np.float32, np.float64) or not params.flags.c_contiguous:
-            raise ValueError(f"params must be a flat, contiguous float32 or float64 buffer; got shape {params.shape}"
-                             f" and dtype {params.dtype}")
-        self.params = params
+        self.params = params = check_flat_buffer(params, "params", backend="cpu", writeable=True)
         self.backend = backend
         self.dtype = params.dtype
         self.max_fun, self.tol, self.history_size = max_fun, tol, history_size

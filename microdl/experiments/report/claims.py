@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Claim", "CLAIMS", "claim"]
+__all__ = ["Claim", "CLAIMS"]
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,3 @@ CLAIMS: tuple[Claim, ...] = (
           "and dataset, and it is often necessary to experiment with different algorithms and hyperparameters",
           "wide"),
 )
-
-_BY_ID = {c.id: c for c in CLAIMS}
-
-
-def claim(claim_id: str) -> Claim:
-    """The claim with this id."""
-    return _BY_ID[claim_id]

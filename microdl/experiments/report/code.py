@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import Context, interval
+from microdl.experiments.report.context import Context, interval, save_figure
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
+from microdl.experiments.runs import SIX_OPTIMIZERS as SIX
 
 KEY = "code"
 TITLE = "The code: statements, state, hyperparameters and step time"
 
-SIX = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam")
 #: Steps timed per optimizer and round (after one warm-up step).
 _REPS = 5
 
@@ -205,9 +205,7 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
         ax.set_title(title, fontsize=9)
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle("measures of microdl's code (microdl.optim.rules), not of the algorithms in general", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "code.png", dpi=110)
-    return ["code.png"]
+    return save_figure(fig, out, "code.png", dpi=110)
 
 
 def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:

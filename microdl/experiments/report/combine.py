@@ -9,14 +9,14 @@ all-three combination over plain GD's, seed by seed.
 
 from __future__ import annotations
 
-import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import Context, fmt, interval
+from microdl.experiments.report.context import TUNE_SEED, Context, best_rate, fit_quietly, fmt, interval, save_figure
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
 
@@ -27,37 +27,36 @@ TITLE = "GD combined with momentum, a schedule and clipping"
 VARIANTS: dict[str, tuple[float, str | None, float | None]] = {
     "plain": (0.0, None, None), "momentum": (0.9, None, None), "cosine schedule": (0.0, "cosine", None),
     "clipping": (0.0, None, 1.0), "all three": (0.9, "cosine", 1.0)}
-_TUNE_SEED = 1000
 
 
-def _run(variant: str, lr: float, seed: int, focus: str, hidden: tuple[int, ...], epochs: int) -> dict[str, Any]:
-    from microdl.datasets import load_dataset
+def _run(variant: str, lr: float, seed: int, d: Any, hidden: tuple[int, ...], epochs: int) -> dict[str, Any]:
+    """One run of ``variant`` on ``d``, the focus dataset split by ``seed``."""
     from microdl.nn import MLP
     from microdl.optim import make_optimizer
-    from microdl.train import DivergenceWarning, evaluate_loss, fit
+    from microdl.train import evaluate_loss
 
     momentum, schedule, clip = VARIANTS[variant]
-    d = load_dataset(focus, random_state=seed)
     model = MLP((d.n_features, *hidden, d.n_outputs), loss=d.loss, random_state=seed)
     opt = make_optimizer("gd", model.params, lr=lr, momentum=momentum)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DivergenceWarning)
-        history = fit(model, opt, d.X_train, d.y_train, epochs=epochs, schedule=schedule, clip_norm=clip,
-                      random_state=seed)
+    history = fit_quietly(model, opt, d.X_train, d.y_train, epochs=epochs, schedule=schedule, clip_norm=clip,
+                          random_state=seed)
     final = evaluate_loss(model, d.X_train, d.y_train)
     ok = np.isfinite(final) and not history.diverged
     return {"final": float(final) if ok else float("inf"), "curve": [float(x) for x in history.train_loss]}
 
 
 def run(ctx: Context) -> dict[str, Any]:
+    from microdl.datasets import load_dataset
+
     s = ctx.settings
     out: dict[str, Any] = {"dataset": s.focus, "epochs": s.combine_epochs, "grid": list(s.tune_grid),
                            "seeds": list(s.seeds), "variants": {}}
+    data = {seed: load_dataset(s.focus, random_state=seed) for seed in (TUNE_SEED, *s.seeds)}
+    epochs = s.combine_epochs
+    tune_final = lambda variant, lr: _run(variant, lr, TUNE_SEED, data[TUNE_SEED], s.hidden, epochs)["final"]
     for variant in VARIANTS:
-        scores = {lr: _run(variant, lr, _TUNE_SEED, s.focus, s.hidden, s.combine_epochs)["final"]
-                  for lr in s.tune_grid}
-        lr = min(scores, key=lambda r: (scores[r], r))
-        runs = [_run(variant, lr, seed, s.focus, s.hidden, s.combine_epochs) for seed in s.seeds]
+        lr, _ = best_rate(s.tune_grid, partial(tune_final, variant))
+        runs = [_run(variant, lr, seed, data[seed], s.hidden, epochs) for seed in s.seeds]
         out["variants"][variant] = {"lr": lr, "final": [r["final"] for r in runs], "curves": [r["curve"] for r in runs]}
     return out
 
@@ -99,9 +98,7 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
     ax.set_ylabel("final training loss / plain GD's (dots: seeds)")
     ax.set_title("below 1: the combination trains further", fontsize=9)
     ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "combine.png", dpi=110)
-    return ["combine.png"]
+    return save_figure(fig, out, "combine.png", dpi=110)
 
 
 def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:

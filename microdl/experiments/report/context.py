@@ -13,7 +13,8 @@ An experiment module of the report defines ``KEY`` and ``TITLE`` and four functi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,10 @@ from typing import Any
 
 from microdl.experiments.report.settings import ReportSettings
 
-__all__ = ["Context", "numba_threads", "fmt", "interval"]
+__all__ = ["Context", "numba_threads", "fmt", "interval", "TUNE_SEED", "best_rate", "fit_quietly", "save_figure"]
+
+#: The seed on which an experiment picks its learning rates, apart from the seeds it is judged on.
+TUNE_SEED = 1000
 
 
 @dataclass
@@ -80,3 +84,34 @@ def interval(est: Any, spec: str = ".3g") -> str:
     """``value [low, high]`` of an Estimate (or its dict)."""
     v, lo, hi = (est["value"], est["low"], est["high"]) if isinstance(est, dict) else (est.value, est.low, est.high)
     return f"{fmt(v, spec)} [{fmt(lo, spec)}, {fmt(hi, spec)}]"
+
+
+def best_rate(grid: Iterable[float], score: Callable[[float], float]) -> tuple[float, dict[float, float]]:
+    """The rate of ``grid`` with the lowest ``score(rate)``, and every rate's score (in the grid's order).
+
+    Infinity (a run that diverged) loses to any finite score and NaN to anything else; a tie goes to the
+    smaller rate.
+    """
+    scores = {lr: score(lr) for lr in grid}
+
+    def rank(lr: float) -> tuple[bool, float, float]:
+        s = scores[lr]
+        return (True, 0.0, lr) if math.isnan(s) else (False, s, lr)
+
+    return min(scores, key=rank), scores
+
+
+def fit_quietly(model: Any, opt: Any, X: Any, y: Any, **kwargs: Any) -> Any:
+    """:func:`microdl.train.fit` without its DivergenceWarning: a run that diverges is scored, not reported."""
+    from microdl.train import DivergenceWarning, fit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)
+        return fit(model, opt, X, y, **kwargs)
+
+
+def save_figure(fig: Any, out: Path, name: str, *, dpi: int) -> list[str]:
+    """Lay out ``fig``, write it as ``out / name`` and return ``[name]``, for an experiment's ``draw``."""
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=dpi)
+    return [name]

@@ -9,25 +9,25 @@ The stochastic optimizers take part; GD has no full batch to use on a stream.
 
 from __future__ import annotations
 
-import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import Context, fmt, interval
+from microdl.experiments.report.context import TUNE_SEED, Context, best_rate, fit_quietly, fmt, interval, save_figure
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
+from microdl.experiments.runs import SIX_OPTIMIZERS
 
 KEY = "drift"
 TITLE = "A non-stationary target"
 
-FIVE = ("sgd", "adagrad", "rmsprop", "adadelta", "adam")
+FIVE = SIX_OPTIMIZERS[1:]  # all but GD
 _FEATURES, _HIDDEN, _BATCH, _NOISE = 8, 16, 8, 0.1
 #: Steps per call of ``fit`` (one point of the online-loss curve).
 _CHUNK = 20
-_TUNE_SEED = 1000
 
 
 def _stream(seed: int, segments: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,22 +45,19 @@ def _online(name: str, lr: float, seed: int, segments: int, steps: int) -> list[
     """The online loss of each chunk of ``_CHUNK`` steps over the whole stream (inf once diverged)."""
     from microdl.nn import MLP
     from microdl.optim import make_optimizer
-    from microdl.train import DivergenceWarning, fit
 
     X, y = _stream(seed, segments, steps)
     model = MLP((_FEATURES, _HIDDEN, 1), loss="squared_error", random_state=seed)
     opt = make_optimizer(name, model.params, lr=lr)
     size = _CHUNK * _BATCH
     curve: list[float] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DivergenceWarning)
-        for start in range(0, X.shape[0], size):
-            history = fit(model, opt, X[start:start + size], y[start:start + size], epochs=1, batch_size=_BATCH,
-                          shuffle=False)
-            if history.diverged or not history.train_loss:
-                curve += [float("inf")] * ((X.shape[0] - start) // size)
-                break
-            curve.append(float(history.train_loss[0]))
+    for start in range(0, X.shape[0], size):
+        history = fit_quietly(model, opt, X[start:start + size], y[start:start + size], epochs=1, batch_size=_BATCH,
+                              shuffle=False)
+        if history.diverged or not history.train_loss:
+            curve += [float("inf")] * ((X.shape[0] - start) // size)
+            break
+        curve.append(float(history.train_loss[0]))
     return curve
 
 
@@ -76,10 +73,10 @@ def run(ctx: Context) -> dict[str, Any]:
     segments, steps = s.drift_segments, s.drift_steps
     out: dict[str, Any] = {"segments": segments, "steps": steps, "grid": list(s.tune_grid), "seeds": list(s.seeds),
                            "optimizers": {}}
+    tune_tracking = lambda name, lr: tracking_loss(_online(name, lr, TUNE_SEED, segments, steps), segments)
     for name in FIVE:
         # the rate with the lowest tracking loss on a stream of its own (another seed)
-        scores = {lr: tracking_loss(_online(name, lr, _TUNE_SEED, segments, steps), segments) for lr in s.tune_grid}
-        lr = min(scores, key=lambda r: (np.nan_to_num(scores[r], nan=np.inf), r))
+        lr, scores = best_rate(s.tune_grid, partial(tune_tracking, name))
         curves = [_online(name, lr, seed, segments, steps) for seed in s.seeds]
         out["optimizers"][name] = {"lr": lr, "tuning": [scores[r] for r in s.tune_grid], "curves": curves,
                                    "tracking": [tracking_loss(c, segments) for c in curves]}
@@ -128,9 +125,7 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
     ax.set_ylabel("mean online loss after the first switch")
     ax.set_title("tracking loss per optimizer (dots: seeds, bar: geometric mean)", fontsize=9)
     ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "drift.png", dpi=110)
-    return ["drift.png"]
+    return save_figure(fig, out, "drift.png", dpi=110)
 
 
 def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from microdl._files import atomic_folder, check_writable_folder
+from microdl._files import atomic_folder, check_replaceable_folder
 from microdl._validation import check_bool
 from microdl.experiments.report import (
     code,
@@ -70,20 +70,9 @@ class Report:
         return "\n".join(lines)
 
 
-def _check_output(path: Path) -> Path:
-    """The output folder, if it may be replaced as a whole: new, empty, or an earlier report."""
-    check_writable_folder(path, "report folder")
-    if path.is_dir():
-        resolved = path.resolve()
-        if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
-            raise ValueError(f"report folder {str(path)!r} is the current folder or one above it; name a new folder")
-        foreign = [p.name for p in path.iterdir()
-                   if not (p.is_file() and p.suffix in _OWN_SUFFIXES) and not (p.is_dir() and p.name in _OWN_FOLDERS)]
-        if foreign:
-            raise ValueError(f"report folder {str(path)!r} holds files that a report does not write "
-                             f"({', '.join(sorted(foreign)[:5])}); the report replaces its folder as a whole, so "
-                             "name a new folder or an earlier report's")
-    return path
+def _owned(p: Path) -> bool:
+    """Whether a report wrote ``p``: a figure, the report or its results, or a folder of figures."""
+    return (p.is_file() and p.suffix in _OWN_SUFFIXES) or (p.is_dir() and p.name in _OWN_FOLDERS)
 
 
 def make_report(out_dir: str | Path = "report", *, quick: bool = False, settings: ReportSettings | None = None,
@@ -127,7 +116,7 @@ def make_report(out_dir: str | Path = "report", *, quick: bool = False, settings
     if len(s.seeds) < 2:
         raise ValueError(f"the report needs at least two seeds for its intervals (five or more is the standard); "
                          f"got {s.seeds}")
-    out = _check_output(Path(out_dir))
+    out = check_replaceable_folder(out_dir, "report folder", _owned, "a report")
     # the report's own bar is the one shown; the bars of the runs inside an experiment would only clutter it
     execution = {"jobs": jobs, "backend": backend, "scheduler": scheduler, "progress": False}
     # One Numba thread per run when runs go one at a time here (NOTE in context.numba_threads); parallel jobs

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import Context, fmt, interval
+from microdl.experiments.report.context import Context, fmt, interval, save_figure
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
 
@@ -105,9 +105,7 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
     row[2].set_xscale("symlog", linthresh=1)
     row[2].set_xlim(left=0)
     fig.suptitle("mean over seeds, band: min–max", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "gd_vs_sgd.png", dpi=110)
-    return ["gd_vs_sgd.png"]
+    return save_figure(fig, out, "gd_vs_sgd.png", dpi=110)
 
 
 def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:

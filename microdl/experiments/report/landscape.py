@@ -12,17 +12,18 @@
 
 from __future__ import annotations
 
-import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import Context, fmt, interval
+from microdl.experiments.report.context import Context, best_rate, fit_quietly, fmt, interval, save_figure
 from microdl.experiments.report.problems import CAMEL_MINIMA, Teacher, camel, rosenbrock, run_2d
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
+from microdl.experiments.runs import SIX_OPTIMIZERS
 
 KEY = "landscape"
 TITLE = "Local minima: 2-D test functions and a realisable network"
@@ -35,7 +36,6 @@ _CAMEL_LR, _CAMEL_NOISE, _AT_MINIMUM = 0.01, 4.0, 0.1
 _ROSENBROCK_START = (-1.5, 2.0)
 _ROSENBROCK_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 _ROSENBROCK_STEPS = 1000
-_SIX = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam")
 #: Teacher–student: the optimizers, their rate grids, the mini-batch of SGD and Adam, and the restarts used
 #: only to pick the rates (seeds after the evaluation restarts).
 _NETWORK_OPTIMIZERS = ("gd", "sgd", "adam")
@@ -79,7 +79,7 @@ def _rosenbrock(steps: int) -> dict[str, Any]:
     out: dict[str, Any] = {"start": list(_ROSENBROCK_START), "steps": steps, "grid": list(_ROSENBROCK_GRID),
                            "optimizers": {}}
     thin = max(1, steps // 300)
-    for name in _SIX:
+    for name in SIX_OPTIMIZERS:
         if name == "sgd":
             continue  # on an exact gradient SGD is GD: the same rule, the same path
         best = None
@@ -98,7 +98,7 @@ def _network_run(teacher: Teacher, X: np.ndarray, y: np.ndarray, optimizer: str,
                  steps: int) -> dict[str, float]:
     from microdl.nn import MLP
     from microdl.optim import make_optimizer
-    from microdl.train import DivergenceWarning, evaluate_loss, fit
+    from microdl.train import evaluate_loss
 
     n = X.shape[0]
     model = MLP((teacher.n_features, teacher.hidden, 1), activation=teacher.activation, loss="squared_error",
@@ -109,9 +109,7 @@ def _network_run(teacher: Teacher, X: np.ndarray, y: np.ndarray, optimizer: str,
     grad0 = float(np.linalg.norm(model.grads))
     batch = None if optimizer == "gd" else _NETWORK_BATCH
     epochs = steps if batch is None else max(1, steps * batch // n)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DivergenceWarning)
-        history = fit(model, opt, X, y, epochs=epochs, batch_size=batch, random_state=seed, schedule="cosine")
+    history = fit_quietly(model, opt, X, y, epochs=epochs, batch_size=batch, random_state=seed, schedule="cosine")
     loss = evaluate_loss(model, X, y)
     model.loss_and_grad(X, y)
     grad = float(np.linalg.norm(model.grads))
@@ -132,12 +130,12 @@ def _network(shape: tuple[int, int, int], restarts: int, steps: int) -> dict[str
     out: dict[str, Any] = {"features": d, "hidden": k, "samples": n, "restarts": restarts, "steps": steps,
                            "batch": _NETWORK_BATCH, "grid": list(_NETWORK_GRID), "optimizers": {}}
     tune_seeds = range(restarts, restarts + _TUNE_RESTARTS)
+    tune_score = lambda name, lr: _log_mean([_network_run(teacher, X, y, name, lr, seed, steps)["loss"]
+                                             for seed in tune_seeds])
     for name in _NETWORK_OPTIMIZERS:
         # the rate with the lowest geometric-mean final loss over a few restarts not used below (a restart that
         # diverges scores infinity, so a rate that is only sometimes stable is not picked)
-        scores = {lr: _log_mean([_network_run(teacher, X, y, name, lr, s, steps)["loss"] for s in tune_seeds])
-                  for lr in _NETWORK_GRID}
-        lr = min(scores, key=lambda r: (scores[r], r))
+        lr, _ = best_rate(_NETWORK_GRID, partial(tune_score, name))
         runs = [_network_run(teacher, X, y, name, lr, s, steps) for s in range(restarts)]
         out["optimizers"][name] = {"lr": lr, **{key: [r[key] for r in runs] for key in runs[0]}}
     return out
@@ -239,9 +237,7 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
                  f"(global minimum 0)", fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "landscape.png", dpi=110)
-    return ["landscape.png"]
+    return save_figure(fig, out, "landscape.png", dpi=110)
 
 
 def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:
@@ -266,7 +262,8 @@ def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:
         f"{net['restarts']} random initialisations (the same ones for every optimizer) and run {net['steps']} steps "
         f"(GD: full batch; SGD and Adam: batches of {net['batch']}) with the rate annealed to zero along a cosine, so "
         f"that every run comes to rest. Each optimizer's rate is the one of {', '.join(f'{x:g}' for x in net['grid'])} "
-        f"with the lowest median final loss over {_TUNE_RESTARTS} other restarts.")
+        f"with the lowest geometric mean of the final loss over the initial across {_TUNE_RESTARTS} other restarts "
+        "(infinite if any of them diverges).")
     doc.table(["optimizer", "lr", "far above 0", "stuck (stationary)", "diverged", "median final/initial loss"],
               [[o, f"{v['lr']:g}", f"{sum(v['far'])}/{len(v['far'])}", f"{sum(v['stuck'])}/{len(v['stuck'])}",
                 f"{sum(v['diverged'])}/{len(v['diverged'])}", fmt(float(np.nanmedian(v['loss'])), ".2e")]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import Context, interval
+from microdl.experiments.report.context import Context, interval, save_figure
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
 
@@ -39,9 +39,10 @@ def run(ctx: Context) -> dict[str, Any]:
     configs = [("sgd", b) for b in s.noise_batch_sizes] + [("gd", None)]
     out: dict[str, Any] = {"dataset": s.focus, "steps": s.noise_steps, "warm": s.noise_warm, "seeds": list(s.seeds),
                            "runs": {}}
+    data = {seed: load_dataset(s.focus, random_state=seed) for seed in s.seeds}
     warm = {}
     for seed in s.seeds:
-        d = load_dataset(s.focus, random_state=seed)
+        d = data[seed]
         model = MLP((d.n_features, *s.hidden, d.n_outputs), loss=d.loss, random_state=seed)
         fit(model, make_optimizer("sgd", model.params, lr=lrs["sgd"]), d.X_train, d.y_train, epochs=s.noise_warm,
             batch_size=s.batch_size, random_state=seed)
@@ -50,7 +51,7 @@ def run(ctx: Context) -> dict[str, Any]:
         rec: dict[str, Any] = {"optimizer": name, "batch_size": batch, "lr": lrs[name], "curves": [], "up": [],
                                "cosine": []}
         for seed in s.seeds:
-            d = load_dataset(s.focus, random_state=seed)
+            d = data[seed]
             model = MLP((d.n_features, *s.hidden, d.n_outputs), loss=d.loss, random_state=seed)
             model.params[...] = warm[seed]
             opt = make_optimizer(name, model.params, lr=lrs[name])
@@ -129,9 +130,7 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
     twin.set_ylabel("mean cosine with the full gradient (◆)")
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_title("noisy updates: rising steps and gradient direction", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "noise.png", dpi=110)
-    return ["noise.png"]
+    return save_figure(fig, out, "noise.png", dpi=110)
 
 
 def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:

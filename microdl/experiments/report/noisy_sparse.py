@@ -14,35 +14,27 @@ Every optimizer runs at its best rate for each condition, picked on a separate s
 
 from __future__ import annotations
 
-import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import Context, fmt, interval
+from microdl.experiments.report.context import TUNE_SEED, Context, best_rate, fit_quietly, fmt, interval, save_figure
 from microdl.experiments.report.problems import Teacher, zipf_problem
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
+from microdl.experiments.runs import SIX_OPTIMIZERS
 
 KEY = "noisy_sparse"
 TITLE = "Noisy and sparse gradients"
 
-FIVE = ("sgd", "adagrad", "rmsprop", "adadelta", "adam")
-_TUNE_SEED = 1000
+FIVE = SIX_OPTIMIZERS[1:]  # all but GD
 _BATCH = 32
 #: Noisy part: the teacher, the student, and the two batch sizes.
 _FEATURES, _TEACHER_HIDDEN, _NOISE, _STUDENT_HIDDEN = 10, 8, 0.5, 16
 _NOISY_BATCH, _CLEAN_BATCH, _EVAL = 4, 128, 5000
-
-
-def _fit_quietly(model: Any, opt: Any, X: Any, y: Any, **kwargs: Any) -> Any:
-    from microdl.train import DivergenceWarning, fit
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DivergenceWarning)
-        return fit(model, opt, X, y, **kwargs)
 
 
 # -- sparse --------------------------------------------------------------------------------------------------
@@ -56,7 +48,7 @@ def _sparse_run(name: str, lr: float, seed: int, problem: dict[str, Any], epochs
     n_fit = int(0.8 * X.shape[0])
     model = MLP((d, 1), loss="squared_error", random_state=seed)
     opt = make_optimizer(name, model.params, lr=lr)
-    history = _fit_quietly(model, opt, X[:n_fit], y[:n_fit], epochs=epochs, batch_size=_BATCH, random_state=seed)
+    history = fit_quietly(model, opt, X[:n_fit], y[:n_fit], epochs=epochs, batch_size=_BATCH, random_state=seed)
     w_hat = np.array(model.weights[0][:, 0])  # the learnt weights, a view into the flat buffer
     seen = np.flatnonzero(problem["freq_fit"] > 0)
     rare = seen[np.argsort(problem["freq_fit"][seen], kind="stable")[: seen.size // 2]]
@@ -73,9 +65,10 @@ def _sparse_run(name: str, lr: float, seed: int, problem: dict[str, Any], epochs
 def _sparse(s: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"features": s.sparse_features, "samples": s.sparse_samples, "epochs": s.sparse_epochs,
                            "conditions": {}}
+    tune_loss = lambda problem, name, lr: _sparse_run(name, lr, TUNE_SEED, problem, s.sparse_epochs)["val_loss"]
     for condition, sparse in (("zipf", True), ("dense", False)):
         problems = {}
-        for seed in (*s.seeds, _TUNE_SEED):
+        for seed in (*s.seeds, TUNE_SEED):
             p = zipf_problem(s.sparse_samples, s.sparse_features, seed, sparse=sparse)
             n_fit = int(0.8 * s.sparse_samples)
             # what the training part saw of each feature (the Zipf problem's frequencies are over all rows)
@@ -83,9 +76,7 @@ def _sparse(s: Any) -> dict[str, Any]:
             problems[seed] = p
         res = {}
         for name in FIVE:
-            scores = {lr: _sparse_run(name, lr, _TUNE_SEED, problems[_TUNE_SEED], s.sparse_epochs)["val_loss"]
-                      for lr in s.tune_grid}
-            lr = min(scores, key=lambda r: (scores[r], r))
+            lr, _ = best_rate(s.tune_grid, partial(tune_loss, problems[TUNE_SEED], name))
             runs = [_sparse_run(name, lr, seed, problems[seed], s.sparse_epochs) for seed in s.seeds]
             res[name] = {"lr": lr, **{k: [r[k] for r in runs] for k in ("rare", "frequent", "val_loss", "diverged")},
                          "abs_error": runs[0]["abs_error"]}
@@ -103,7 +94,7 @@ def _noisy_run(name: str, lr: float, seed: int, batch: int, steps: int, teacher:
     X, y = teacher.sample(steps * batch, np.random.default_rng(seed))
     model = MLP((_FEATURES, _STUDENT_HIDDEN, 1), loss="squared_error", random_state=seed)
     opt = make_optimizer(name, model.params, lr=lr)
-    history = _fit_quietly(model, opt, X, y, epochs=1, batch_size=batch, shuffle=False)
+    history = fit_quietly(model, opt, X, y, epochs=1, batch_size=batch, shuffle=False)
     loss = evaluate_loss(model, X_eval, y_eval)
     return float(loss) if np.isfinite(loss) and not history.diverged else float("inf")
 
@@ -114,12 +105,11 @@ def _noisy(s: Any) -> dict[str, Any]:
     floor = 0.5 * float(np.mean((teacher.targets(X_eval, None) - y_eval) ** 2))
     out: dict[str, Any] = {"steps": s.noisy_steps, "batches": [_NOISY_BATCH, _CLEAN_BATCH], "floor": floor,
                            "optimizers": {}}
+    tune_loss = lambda name, batch, lr: _noisy_run(name, lr, TUNE_SEED, batch, s.noisy_steps, teacher, X_eval, y_eval)
     for name in FIVE:
         rec: dict[str, Any] = {}
         for batch in (_NOISY_BATCH, _CLEAN_BATCH):
-            scores = {lr: _noisy_run(name, lr, _TUNE_SEED, batch, s.noisy_steps, teacher, X_eval, y_eval)
-                      for lr in s.tune_grid}
-            lr = min(scores, key=lambda r: (scores[r], r))
+            lr, _ = best_rate(s.tune_grid, partial(tune_loss, name, batch))
             rec[str(batch)] = {"lr": lr, "loss": [_noisy_run(name, lr, seed, batch, s.noisy_steps, teacher, X_eval,
                                                              y_eval) for seed in s.seeds]}
         out["optimizers"][name] = rec
@@ -211,9 +201,7 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
     ax.set_title(f"noisy gradients: batch {no['batches'][0]} (left, colour) vs {no['batches'][1]} (right, grey), "
                  f"{no['steps']} steps each", fontsize=9)
     ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "noisy_sparse.png", dpi=110)
-    return ["noisy_sparse.png"]
+    return save_figure(fig, out, "noisy_sparse.png", dpi=110)
 
 
 def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:

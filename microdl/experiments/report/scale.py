@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import Context, fmt, interval
+from microdl.experiments.report.context import Context, fmt, interval, save_figure
 from microdl.experiments.report.problems import Teacher
 from microdl.experiments.report.verdicts import LARGE_DATA_RATIO, STREAM_EXCESS, Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
@@ -270,9 +270,7 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
     twin.set_ylim(bottom=0)
     ax.set_title(f"MLPRegressor.partial_fit on a stream of {st['chunks']} × {st['chunk']} samples", fontsize=9)
     ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(out / "scale.png", dpi=110)
-    return ["scale.png"]
+    return save_figure(fig, out, "scale.png", dpi=110)
 
 
 def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:

@@ -18,14 +18,13 @@ from typing import Any
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import Context, fmt, interval
+from microdl.experiments.report.context import Context, fmt, interval, save_figure
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
+from microdl.experiments.runs import SIX_OPTIMIZERS as SIX
 
 KEY = "sensitivity"
 TITLE = "Learning-rate and batch-size sensitivity"
-
-SIX = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam")
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -185,9 +184,7 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
     axes[0][0].set_title(f"each optimizer (batch {r['batch_size']}); bar: rates within {r['within']:.0%} of the "
                          "best; ×: diverged on some seed", fontsize=9)
     axes[0][1].set_title("SGD at each batch size", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "sensitivity.png", dpi=110)
-    return ["sensitivity.png"]
+    return save_figure(fig, out, "sensitivity.png", dpi=110)
 
 
 def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:

@@ -16,17 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from microdl.experiments.comparison import DEFAULT_TARGET, first_reach
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import Context, fmt, interval
+from microdl.experiments.report.context import Context, fmt, interval, save_figure
 from microdl.experiments.report.verdicts import TUNING_GAIN, Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
+from microdl.experiments.runs import SIX_OPTIMIZERS as SIX
 
 KEY = "wide"
 TITLE = "Six optimizers on many problems"
 
-SIX = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam")
-#: Fraction of the best improvement that defines a dataset's target (as in ``compare``).
-TARGET_FRACTION = 0.9
 #: "Quick": within this many times the fastest optimizer's epochs to the target.
 QUICK_FACTOR = 2.0
 #: A test loss within this factor of a dataset's best counts as "near the best".
@@ -73,19 +72,12 @@ def _numbers(result: Any, name: str, target: float, seeds: tuple[int, ...]) -> d
     out = {}
     for o in SIX:
         runs = sorted(result.runs_of(name, o), key=lambda r: seeds.index(r["seed"]))
-        out[o] = {"epochs_to_target": [_first(r["train_loss"], target) for r in runs],
+        out[o] = {"epochs_to_target": [first_reach(r["train_loss"], target) for r in runs],
                   "final_train_loss": [r["final_train_loss"] for r in runs],
                   "final_test_loss": [r["final_test_loss"] for r in runs],
                   "final_test_metric": [r["final_test_metric"] for r in runs],
                   "diverged": [bool(r["diverged"]) for r in runs], "train_loss": [r["train_loss"] for r in runs]}
     return out
-
-
-def _first(losses: list[float | None], target: float) -> int | None:
-    for k, v in enumerate(losses):
-        if v is not None and v <= target:
-            return k
-    return None
 
 
 # -- the statistics ----------------------------------------------------------------------------------------
@@ -216,8 +208,7 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
              test / np.nanmin(test, axis=1, keepdims=True) <= NEAR_BEST, spec=".3g", vmax=3.0)
     _heatmap(axes[0][2], test_default / test, names, SIX, "test loss at torch's default rate / at the tuned rate",
              spec=".3g", vmax=10.0)
-    fig.tight_layout()
-    fig.savefig(out / "wide.png", dpi=110)
+    figures = save_figure(fig, out, "wide.png", dpi=110)
 
     cols = 4
     rows = -(-len(names) // cols)
@@ -239,9 +230,7 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
     handles = [axes[0][0].plot([], [], color=color_of(o), label=o)[0] for o in SIX]
     fig.legend(handles=handles, loc="lower right", ncol=3, fontsize=9, title="mean over seeds, band: min–max; "
                "dashed: target", title_fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "wide_curves.png", dpi=100)
-    return ["wide.png", "wide_curves.png"]
+    return figures + save_figure(fig, out, "wide_curves.png", dpi=100)
 
 
 def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:
@@ -254,7 +243,7 @@ def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:
         f"same for every optimizer. Rates were tuned on seeds {', '.join(map(str, r['tune_seeds']))} (a 20% "
         f"validation split of their training data; grid {fmt(min(r['grid']), 'g')} .. {fmt(max(r['grid']), 'g')}, "
         f"{len(r['grid'])} rates), never on the seeds judged here. The target of a dataset is "
-        f"{TARGET_FRACTION:.0%} of the way from the initial training loss to the best final one among the six.")
+        f"{DEFAULT_TARGET:.0%} of the way from the initial training loss to the best final one among the six.")
     doc.table(["dataset", "task", "target", *[f"{o} lr" for o in SIX]],
               [[d, v["task"], fmt(v["target"], ".3g"), *[fmt(v["lrs"][o], "g") for o in SIX]]
                for d, v in r["datasets"].items()], caption="tuned learning rates and each dataset's target loss")

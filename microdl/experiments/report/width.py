@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import Context, fmt, interval
+from microdl.experiments.report.context import Context, fmt, interval, save_figure
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
 
@@ -162,9 +162,7 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
         ax.grid(True, which="both", alpha=0.3)
     for ax in bottom[3:]:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out / "width.png", dpi=100)
-    return ["width.png"]
+    return save_figure(fig, out, "width.png", dpi=100)
 
 
 def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:

@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from microdl._files import strict_json
 from microdl.experiments.report.claims import CLAIMS, Claim
-from microdl.experiments.report.context import fmt
+from microdl.experiments.report.context import fmt, interval
 from microdl.experiments.report.markup import Card, Document
 from microdl.experiments.report.verdicts import RULES, Verdict, verdict_counts
 
-__all__ = ["build_document", "write_files", "jsonable", "TITLE", "QUICK_BANNER"]
+__all__ = ["build_document", "write_files", "TITLE", "QUICK_BANNER"]
 
 TITLE = 'Testing the claims of "Optimization techniques in Deep Learning"'
 _HOLDS_SIGN = {"above": ">", "at least": "≥", "below": "<", "at most": "≤"}
@@ -28,9 +29,7 @@ QUICK_BANNER = ("Preview (--quick): tiny budgets and few datasets; these verdict
 
 
 def _estimate_text(est: Any, spec: str) -> str:
-    if est.method.startswith("exact"):
-        return f"{fmt(est.value, spec)} (exact)"
-    return f"{fmt(est.value, spec)} [{fmt(est.low, spec)}, {fmt(est.high, spec)}]"
+    return f"{fmt(est.value, spec)} (exact)" if est.method.startswith("exact") else interval(est, spec)
 
 
 def card(c: Claim, v: Verdict) -> Card:
@@ -64,7 +63,7 @@ def _summary_points(results: dict[str, Any], verdicts: dict[str, Verdict]) -> li
         tuning = part[("overall", "hyperparameters")]
         lead = "Tune the learning rate first." if tuning.verdict == "supported" else "The learning rate."
         points.append(
-            f"**{lead}** At torch's default rates the test loss was {_interval_text(tuning.estimate, '.2g')} times "
+            f"**{lead}** At torch's default rates the test loss was {interval(tuning.estimate, '.2g')} times "
             f"the tuned one (geometric mean over {len(wide)} datasets and six optimizers); the widest good range of "
             f"rates (within 10% of the best loss) spanned {_max_width(results)} decades.")
         winners = {}
@@ -112,10 +111,6 @@ def _summary_points(results: dict[str, Any], verdicts: dict[str, Verdict]) -> li
             f"{len(net['gd']['stuck'])} GD restarts and {sum(net['sgd']['stuck'])}/{len(net['sgd']['stuck'])} SGD "
             "restarts stopped at a spurious stationary point.")
     return points
-
-
-def _interval_text(est: Any, spec: str) -> str:
-    return f"{fmt(est.value, spec)} [{fmt(est.low, spec)}, {fmt(est.high, spec)}]"
 
 
 def _max_width(results: dict[str, Any]) -> str:
@@ -190,23 +185,6 @@ def build_document(settings: Any, results: dict[str, Any], verdicts: dict[str, V
     return doc
 
 
-def jsonable(x: Any) -> Any:
-    """Strict JSON: NaN and infinity become None, NumPy scalars Python numbers, tuples lists."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    return x
-
-
 def write_files(out: Path, doc: Document, settings: Any, results: dict[str, Any], verdicts: dict[str, Verdict],
                 meta: dict[str, Any]) -> None:
     """``report.md``, ``report.html`` and ``results.json`` (settings, metadata, claims, rules, verdicts, results)."""
@@ -215,4 +193,4 @@ def write_files(out: Path, doc: Document, settings: Any, results: dict[str, Any]
     payload = {"settings": asdict(settings), "meta": meta, "claims": [asdict(c) for c in CLAIMS],
                "rules": {k: [asdict(r) for r in rules] for k, rules in RULES.items()},
                "verdicts": {k: v.to_dict() for k, v in verdicts.items()}, "results": results}
-    (out / "results.json").write_text(json.dumps(jsonable(payload), indent=1, allow_nan=False), encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(strict_json(payload), indent=1, allow_nan=False), encoding="utf-8")
