@@ -9,10 +9,12 @@ NOTE [how the CLI fails]
 A command fails with one line on stderr, never a traceback, unless the traceback is a bug's:
 
 * bad options and bad values (also those only the library can judge, such as a malformed data file, and a
-  missing CUDA GPU or package): status 2, before any training;
+  missing CUDA GPU or package): status 2, before any training, prefixed by the subcommand; argparse's usage
+  block is left to ``--help`` (:class:`Parser`);
 * output paths (``--save``, ``--out``) are checked before any training, so a typo never costs a run;
 * an OS error while reading or writing (a full disk): status 1;
-* a diverged ``train``: status 1, and the line says what, if anything, was saved;
+* a diverged ``train`` (fit's verdict, or ``compare``'s blow-up rule): status 1, one line saying why, and no
+  checkpoint written, so a good one already at ``--save`` stays;
 * Ctrl-C: status 130; files are written atomically (:mod:`microdl._files`), so whatever was there before
   is intact;
 * a reader that closed the pipe (``microdl train | head``): status 141, as for a shell tool killed by
@@ -29,9 +31,9 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-__all__ = ["main", "build_parser", "positive_int", "positive_float", "non_negative_float", "fraction",
+__all__ = ["main", "build_parser", "Parser", "positive_int", "positive_float", "non_negative_float", "fraction",
            "add_data_options", "read_data_option"]
 
 #: Modules that add subcommands with ``add_commands(subparsers)``.
@@ -118,7 +120,8 @@ def _add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train an MLP on a dataset", description=(
         "Train an MLP on one of scikit-learn's datasets, or on your own file (--data), and print the per-epoch "
         "loss and the final train and test loss and accuracy (R² for regression). Exits with status 1 if "
-        "training diverged."))
+        "training diverged (fit stopped it, or the loss grew more than 1000-fold), and then writes no --save "
+        "checkpoint."))
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="dataset (default: digits)")
     add_data_options(p)
     p.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS),
@@ -206,6 +209,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     import numpy as np
 
     from microdl.datasets import load_dataset
+    from microdl.experiments.runs import BLOW_UP_FACTOR, blew_up
     from microdl.nn import MLP
     from microdl.optim import make_optimizer
     from microdl.train import DivergenceWarning, EarlyStopping, evaluate_loss, fit, score
@@ -249,6 +253,8 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         callbacks.append(_PrintEpochs(every=max(1, args.epochs // 30)))
     if args.patience is not None:
         callbacks.append(EarlyStopping(patience=args.patience))
+    with np.errstate(over="ignore", invalid="ignore"):
+        initial_loss = evaluate_loss(model, data.X_train, data.y_train)  # for the blow-up rule below
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DivergenceWarning)  # said once, in the summary and the line below
         history = fit(model, optimizer, data.X_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,
@@ -269,32 +275,40 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             "wall_time_s": history.wall_time[-1] if history.wall_time else 0.0,
         }
     finite_model = bool(np.all(np.isfinite(model.host_params())))
-    # Trust no single signal: a loss that is not finite, or weights that are not, is a divergence too.
-    diverged = bool(history.diverged) or not finite_model or not math.isfinite(summary["train_loss"])
+    # Trust no single signal: fit's verdict, weights that are not finite, and compare's rule for a run that blew
+    # up without overflowing yet (NOTE [a diverged run] in microdl.experiments.runs).
+    losses = [initial_loss, *history.train_loss]
+    blown = blew_up(losses, [summary["train_loss"], summary["test_loss"]])
+    diverged = bool(history.diverged) or not finite_model or blown
     summary["diverged"] = diverged
     notes = []
     if diverged:
         # the reason without fit's Python-level advice: with --json it is not printed anywhere else on stderr
-        why = (history.stop_reason.removeprefix("diverged: ").split(". Try ")[0] if history.diverged
-               else "the final loss or weights are not finite")
+        if history.diverged:
+            why = history.stop_reason.removeprefix("diverged: ").split(". Try ")[0]
+        elif finite_model and all(math.isfinite(v) for v in [*losses, summary["train_loss"], summary["test_loss"]]):
+            peak = max(*losses, summary["train_loss"], summary["test_loss"])
+            why = f"the loss grew from {initial_loss:.4g} to {peak:.4g}, more than {BLOW_UP_FACTOR:g} times"
+        else:
+            why = "the final loss or weights are not finite"
         notes.append(f"training diverged: {why}; try " + ("standardised inputs or a larger --alpha" if lbfgs
                                                            else "a smaller --lr or --clip-norm"))
     if args.save is not None:
-        if finite_model:
+        summary["saved"] = None
+        if diverged:  # a diverged model is no model to keep, and must not replace one that is
+            notes.append(f"nothing saved to {args.save}: training diverged"
+                         + (" (the file already there was left as it was)" if os.path.exists(args.save) else ""))
+        else:
             from microdl.io import save
 
             save(args.save, model, optimizer, history)
             summary["saved"] = args.save
-            if diverged:
-                notes.append(f"saved the last finite weights, from before the divergence, to {args.save}")
-        else:
-            summary["saved"] = None
-            notes.append(f"nothing saved to {args.save}: the weights are not finite")
     if args.json:
         print(json.dumps(strict_json(summary), allow_nan=False))
     else:
-        print(f"final  train loss {summary['train_loss']:.4f}  test loss {summary['test_loss']:.4f}  "
-              f"train {metric} {summary[f'train_{metric}']:.4f}  test {metric} {summary[f'test_{metric}']:.4f}  "
+        print(f"final  train loss {_number(summary['train_loss'])}  test loss {_number(summary['test_loss'])}  "
+              f"train {metric} {_number(summary[f'train_{metric}'])}  test {metric} "
+              f"{_number(summary[f'test_{metric}'])}  "
               f"({history.epochs} {'iterations' if lbfgs else 'epochs'}, {summary['wall_time_s']:.2f}s, "
               f"stop: {history.stop_reason})")
     for note in notes:
@@ -321,11 +335,21 @@ def _run_datasets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with errors in one line (NOTE [how the CLI fails]); subcommands' parsers are of this
+    class too, and :attr:`commands` finds them by name."""
+
+    commands: dict[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def build_parser() -> Parser:
     """The argument parser with every subcommand."""
     from microdl import __version__
 
-    parser = argparse.ArgumentParser(prog="microdl", description=(
+    parser = Parser(prog="microdl", description=(
         "microdl: a Numba-accelerated MLP with hand-written backprop and six optimizers."))
     parser.add_argument("--version", action="version", version=f"microdl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -334,7 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_datasets(sub)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).add_commands(sub)
+    parser.commands = sub.choices
     return parser
+
+
+def _number(x: float) -> str:
+    """Four decimals, or four significant digits for a number too large for them (a diverged loss)."""
+    return f"{x:.4f}" if abs(x) < 1e6 else f"{x:.4g}"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -347,8 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from microdl._cuda_support import CudaUnavailableError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
-    command = f"microdl {args.command}"
+    args, unknown = parser.parse_known_args(argv)
+    parser = parser.commands[args.command]  # its errors name the subcommand
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    command = parser.prog
     try:
         status = args.run(args, parser)
         sys.stdout.flush()  # a pipe is block-buffered: a closed reader shows up here, not at interpreter exit

@@ -47,6 +47,11 @@ def save(path: str | os.PathLike, model: MLP, optimizer: Optimizer | None = None
          history: History | None = None) -> None:
     """Write ``model`` (and optionally ``optimizer`` and ``history``) to ``path`` (a ``.npz`` file), atomically:
     the file at ``path`` is either the previous one or the complete new one, never a part."""
+    kinds = {"model": (model, MLP, "an MLP"), "optimizer": (optimizer, tuple(OPTIMIZERS.values()), "an optimizer"),
+             "history": (history, History, "a History")}
+    for name, (value, cls, what) in kinds.items():
+        if (value is not None or name == "model") and not isinstance(value, cls):
+            raise TypeError(f"{name} must be {what} of microdl; got {type(value).__name__}")
     meta: dict[str, Any] = {"format": _FORMAT, "model": model.config()}
     arrays = {"params": model.host_params()}
     if optimizer is not None:

@@ -218,6 +218,11 @@ def split_validation(X: Any, Y: np.ndarray, fraction: float, rng: np.random.Gene
     if stratify:
         from sklearn.model_selection import train_test_split
 
+        n_classes = int(np.count_nonzero(Y.any(axis=0)))  # the classes present; each needs a row on each side
+        if min(n_val, n - n_val) < n_classes:
+            raise ValueError(f"validation_fraction={fraction} splits the {n} samples into {n - n_val} for training "
+                             f"and {n_val} for validation; a stratified split needs at least one per class "
+                             f"({n_classes}) on each side")
         seed = rng if isinstance(rng, np.random.RandomState) else int(rng.integers(2**31))
         idx_train, idx_val = train_test_split(np.arange(n), test_size=n_val, stratify=Y.argmax(axis=1),
                                               random_state=seed)

@@ -158,3 +158,15 @@ def test_null_meta_random_bytes_truncated_archives_and_npy_files(tmp_path):
         load(tmp_path / "a.npy")
     with pytest.raises(FileNotFoundError, match="no checkpoint file"):
         load(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((None,), "model must be an MLP of microdl; got NoneType"),
+    (("net",), "model must be an MLP of microdl; got str"),
+    ((MLP((2, 2)), "adam"), "optimizer must be an optimizer of microdl; got str"),
+    ((MLP((2, 2)), None, {"train_loss": []}), "history must be a History of microdl; got dict"),
+])
+def test_save_refuses_what_is_not_a_model_optimizer_or_history(tmp_path, args, message):
+    with pytest.raises(TypeError, match=re.escape(message)):
+        save(tmp_path / "x.npz", *args)
+    assert list(tmp_path.iterdir()) == []

@@ -471,6 +471,7 @@ def test_lbfgs_with_callbacks_and_bad_combinations(iris):
     ({"callbacks": [object()]}, TypeError, r"callbacks\[0\] \(object\) has no on_epoch_end"),
     ({"sample_weight": np.ones(3)}, ValueError, "sample_weight must have shape"),
     ({"random_state": "seed"}, TypeError, "random_state"),
+    ({"validation_fraction": 0.99}, ValueError, r"into 1 for training .* at least one per class \(3\) on each side"),
 ])
 def test_every_argument_is_checked_before_the_first_epoch(iris, kwargs, error, match):
     net = _net(iris)

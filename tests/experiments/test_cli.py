@@ -45,7 +45,7 @@ def test_bad_options_exit_2_with_a_message(argv, message, capsys):
         main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and err.startswith(f"microdl {argv[0]}: error: ") and message in err, err
 
 
 @pytest.mark.parametrize("command", ["compare", "sensitivity"])
