@@ -335,6 +335,53 @@ def _run_datasets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     return 0
 
 
+# -- explore ------------------------------------------------------------------------------------------------
+def _add_explore(sub: Any) -> None:
+    from microdl.explore.grid import DEFAULT_OPTIMIZERS
+
+    p = sub.add_parser("explore", help="write the explorable: six optimizers side by side, in one offline page",
+                       description=(
+                           "Run every optimizer over a grid of its settings on five 2-D test functions and on a "
+                           "small MLP, and write DIR/index.html: one self-contained page (needs the explore extra, "
+                           "pip install microdl[explore]) with a rate slider and the defining hyperparameter per "
+                           "optimizer, that opens from a file with no network."))
+    p.add_argument("--out", default="explore", metavar="DIR", help="output folder (default explore)")
+    p.add_argument("--optimizers", default=",".join(DEFAULT_OPTIMIZERS), metavar="NAMES",
+                   help="comma-separated names registered in microdl.optim.OPTIMIZERS, your own included "
+                        "(default: the six classic ones)")
+    p.add_argument("--functions", default=None, metavar="NAMES",
+                   help="comma-separated test functions (default all: quadratic, rosenbrock, saddle, beale, camel)")
+    p.add_argument("--steps", type=positive_int, default=150, help="steps per run (default 150)")
+    p.add_argument("--lrs-per-decade", type=positive_int, default=2, help="rates per decade (default 2)")
+    p.add_argument("--mlp-epochs", type=int, default=30, help="epochs of each MLP run; 0: no MLP view (default 30)")
+    p.add_argument("--backend", choices=("cpu", "numpy"), default="cpu",
+                   help="the optimizers' backend: Numba kernels or the NumPy reference (default cpu)")
+    p.set_defaults(run=_run_explore)
+
+
+def _run_explore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import time
+
+    from microdl._files import check_writable_folder
+    from microdl.explore import precompute, write_page
+    from microdl.explore.page import require_bokeh
+
+    try:
+        require_bokeh()  # before any work: the page cannot be written without it
+    except ImportError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    check_writable_folder(args.out)
+    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+    functions = None if args.functions is None else [n.strip() for n in args.functions.split(",") if n.strip()]
+    tic = time.perf_counter()
+    explorable = precompute(functions, names, steps=args.steps, lrs_per_decade=args.lrs_per_decade,
+                            mlp_epochs=args.mlp_epochs, backend=args.backend)
+    path = write_page(args.out, explorable)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB: {explorable.n_settings} settings, "
+          f"{explorable.n_runs} runs) in {time.perf_counter() - tic:.1f} s; open it in a browser")
+    return 0
+
+
 class Parser(argparse.ArgumentParser):
     """argparse's parser with errors in one line (NOTE [how the CLI fails]); subcommands' parsers are of this
     class too, and :attr:`commands` finds them by name."""
@@ -356,6 +403,7 @@ def build_parser() -> Parser:
     sub.required = True
     _add_train(sub)
     _add_datasets(sub)
+    _add_explore(sub)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).add_commands(sub)
     parser.commands = sub.choices

@@ -78,8 +78,10 @@ def encode_runs(ex: Explorable) -> np.ndarray:
                 points, gaps = ex.points[spec.name][:, run], ex.values[spec.name][:, run]
                 with np.errstate(divide="ignore", invalid="ignore"):
                     log_gap = np.clip(np.log10(np.maximum(gaps, 0.0)), *GAP_DECADES)  # NaN stays NaN: diverged
-                blocks.append(np.stack([_code(points[..., 0], x0, x1), _code(points[..., 1], y0, y1),
-                                        _code(log_gap, *GAP_DECADES)], axis=-1))
+                qx, qy = _code(points[..., 0], x0, x1), _code(points[..., 1], y0, y1)
+                outside = (qx == MISSING_CODE) | (qy == MISSING_CODE)  # a point is stored whole or not at all
+                qx[outside] = qy[outside] = MISSING_CODE
+                blocks.append(np.stack([qx, qy, _code(log_gap, *GAP_DECADES)], axis=-1))
             run += 1
     return np.concatenate([b.reshape(-1) for b in blocks])
 
