@@ -188,6 +188,7 @@ def build_page(ex: Explorable, *, title: str = "microdl explore: six optimizers,
         CustomJS,
         CustomJSTickFormatter,
         Div,
+        Label,
         Legend,
         LegendItem,
         LinearColorMapper,
@@ -228,7 +229,7 @@ def build_page(ex: Explorable, *, title: str = "microdl explore: six optimizers,
                                high=float(landscapes[0][0].max()))
 
     # -- the small multiples: one panel per optimizer, the path over the function's landscape --------------------
-    paths, ends, panels = [], [], []
+    paths, ends, panels, notes = [], [], [], []
     for i, spec in enumerate(specs):
         color = palette[i]
         p = figure(width=300, height=250, x_range=x_range, y_range=y_range, title=spec.title,
@@ -243,6 +244,11 @@ def build_page(ex: Explorable, *, title: str = "microdl explore: six optimizers,
         p.scatter("x", "y", source=path, size=3, fill_color=color, line_color=color)
         p.scatter("x", "y", source=chosen, size=10, marker="circle", fill_color=color, line_color="black")
         p.scatter("x", "y", source=end, size=11, marker="square", fill_color=color, line_color="black")
+        note = Label(x=6, y=6, x_units="screen", y_units="screen", text="", text_color="#b00000",
+                     text_font_size="12px", text_font_style="bold", background_fill_color="white",
+                     background_fill_alpha=0.85, name=f"note_{spec.name}")
+        p.add_layout(note)
+        notes.append(note)
         p.title.text_color = color
         p.title.text_font_size = "12px"
         p.axis.major_label_text_font_size = "9px"
@@ -268,9 +274,8 @@ def build_page(ex: Explorable, *, title: str = "microdl explore: six optimizers,
     # -- the MLP view: training loss against epochs under the same settings --------------------------------------
     mlp_curves, mlp_items = [], []
     mlp_plot = figure(width=900, height=420, y_axis_type="log", name="mlp_plot",
-                      title=f"Training loss of an MLP {'-'.join(map(str, ex.mlp.get('layers', [])))} on "
-                            f"{ex.mlp.get('dataset', '')}, batch {ex.mlp.get('batch_size', '')}, "
-                            "with each optimizer's setting from the controls",
+                      title="Training loss of a small MLP on two moons, each optimizer at its setting from "
+                            "the controls",
                       tools="pan,wheel_zoom,reset,save", toolbar_location="above")
     mlp_plot.title.text_font_size = "12px"
     mlp_plot.xaxis.axis_label, mlp_plot.yaxis.axis_label = "epoch", "training loss (cross-entropy)"
@@ -288,6 +293,8 @@ def build_page(ex: Explorable, *, title: str = "microdl explore: six optimizers,
     start_select = Select(title="Start (or click near a white dot)", value="0", width=330, name="start",
                           css_classes=["mdl-start"],
                           options=[(str(k), f"start {k + 1}: ({s[0]:g}, {s[1]:g})") for k, s in enumerate(f0.starts)])
+    tune_all = Button(label="tune all six for this function, start and budget", width=330, name="tune_all",
+                      tags=[-1], css_classes=["mdl-tune-all"])
     steps_slider = Slider(title="Steps", start=positions[0], end=positions[-1], value=positions[-1],
                           step=positions[1] - positions[0] if len(positions) > 1 else 1, width=330, name="steps",
                           css_classes=["mdl-steps"])
@@ -333,8 +340,10 @@ def build_page(ex: Explorable, *, title: str = "microdl explore: six optimizers,
     tabs = Tabs(tabs=[
         TabPanel(title="Test function", child=column(grid, row(loss_plot, fairness))),
         TabPanel(title="MLP on two moons", child=column(mlp_plot, Div(
-            text="Each curve is one microdl.fit run, precomputed for every setting of the grid (the same settings "
-                 "as on the test functions; the step slider does not apply). A curve that stops has diverged.",
+            text=f"An MLP {'-'.join(map(str, ex.mlp.get('layers', [])))} (ReLU) on {ex.mlp.get('dataset', '')}, "
+                 f"mini-batches of {ex.mlp.get('batch_size', '')}, seed {ex.mlp.get('seed', '')}. Each curve is one "
+                 "microdl.fit run, precomputed for every setting of the grid: the same settings as on the test "
+                 "functions (the step slider does not apply). A curve that stops has diverged.",
             width=900, styles={"font-size": "12px", "color": "#555"}))),
     ], name="tabs")
 
@@ -342,7 +351,7 @@ def build_page(ex: Explorable, *, title: str = "microdl explore: six optimizers,
         meta=meta, store=store, mlp_store=mlp_store, images=images, contours=contours, background=background,
         contour_lines=contour_lines, minima=minima, starts=starts, chosen=chosen, x_range=x_range,
         y_range=y_range, mapper=mapper, paths=paths, ends=ends, curves=curves, mlp_curves=mlp_curves,
-        panels=panels, loss_plot=loss_plot, function_select=function_select, start_select=start_select,
+        panels=panels, notes=notes, loss_plot=loss_plot, function_select=function_select, start_select=start_select,
         steps_slider=steps_slider, lr_sliders=lr_sliders, radios=radios, buttons=buttons, caption=caption,
         about=about, tabs=tabs), code=_SCRIPT)
     for widget in [function_select, start_select]:
@@ -354,10 +363,12 @@ def build_page(ex: Explorable, *, title: str = "microdl explore: six optimizers,
         for radio in mine:
             radio.js_on_change("active", update)
         button.js_on_event("button_click", update)
+    tune_all.js_on_event("button_click", update)
     for p in panels:
         p.js_on_event("tap", update)
 
-    controls = column(Div(text="<b>Problem</b>"), function_select, start_select, steps_slider, *blocks, width=380)
+    controls = column(Div(text="<b>Problem</b>"), function_select, start_select, steps_slider, tune_all, *blocks,
+                      width=380)
     layout = column(header, row(controls, column(caption, about, tabs)))
     doc = Document()
     doc.add_root(layout)
@@ -391,7 +402,10 @@ try {
   // a widget's change passes the widget; a model's event the event; the document's event comes as cb_data
   const event = (cb_obj && cb_obj.event_name) || (cb_data && cb_data.event_name);
   if (event === 'document_ready') { restore_from_url(); S.loaded = true; }
-  else if (event === 'button_click') { tune(cb_obj.origin.tags[0]); }
+  else if (event === 'button_click') {
+    const o = cb_obj.origin.tags[0];
+    if (o < 0) M.optimizers.forEach((_, k) => tune(k)); else tune(o);
+  }
   else if (event === 'tap') { pick_start(cb_obj.x, cb_obj.y); }
   else if (cb_obj === function_select) { switch_function(); }
   redraw();
@@ -537,25 +551,30 @@ function redraw() {
     ends[o].data = p.diverged >= 0 ? {x: [], y: []} : {x: [p.x[last]], y: [p.y[last]]};
     curves[o].data = {x: p.gap.map((_, t) => t), y: p.gap.map(v => Math.max(v, 1e-12))};
     const verdict = p.diverged >= 0 ? 'diverged at step ' + p.diverged : gap_text(p.gap[p.gap.length - 1]);
+    notes[o].text = p.diverged >= 0 ? 'diverged at step ' + p.diverged : '';
     panels[o].title.text = opt.title + ' · ' + describe(o) + (is_tuned(o) ? ' · tuned' : '');
     buttons[o].button_type = is_tuned(o) ? 'success' : 'default';
-    let mlp_text = '';
+    let mlp_text = '–';
     if (M.mlp_epochs > 0) {
       const E = M.mlp_epochs + 1, base = (opt.offset + setting(o)) * E, loss = mlp_store.data.loss;
       const xs = [], ys = [];
       for (let e = 0; e < E && Number.isFinite(loss[base + e]); e++) { xs.push(e); ys.push(loss[base + e]); }
       mlp_curves[o].data = {x: xs, y: ys};
-      mlp_text = xs.length < E ? '; MLP diverged at epoch ' + xs.length
-                               : '; MLP loss ' + loss[base + E - 1].toPrecision(3);
+      mlp_text = xs.length < E ? 'diverged at epoch ' + xs.length : loss[base + E - 1].toPrecision(3);
     }
-    lines.push('<li><b style="color:' + opt.color + '">' + opt.title + '</b> (' + describe(o) +
-               (is_tuned(o) ? ', tuned' : '') + '): ' + verdict + mlp_text + '</li>');
+    const td = '<td style="padding:0 14px 1px 0">';
+    lines.push('<tr>' + td + '<b style="color:' + opt.color + '">' + opt.title + '</b></td>' + td + describe(o) +
+               (is_tuned(o) ? ' <i>(tuned)</i>' : '') + '</td>' + td + verdict + '</td>' + td + mlp_text +
+               '</td></tr>');
   });
   loss_plot.x_range.setv({start: 0, end: T});
+  const th = '<th style="text-align:left;padding:0 14px 0 0;font-weight:normal;color:#555">';
   caption.text = '<b>' + f.title + '</b> from start ' + (s + 1) + ' (' + s0[0] + ', ' + s0[1] + '), ' + T +
-                 ' steps' + (M.mlp_epochs > 0 ? '; the MLP trains for ' + M.mlp_epochs + ' epochs' : '') +
-                 '. After ' + T + ' steps:<ul style="margin:2px 0 0 0;padding-left:20px;columns:2">' +
-                 lines.join('') + '</ul>';
+                 ' steps' + (M.mlp_epochs > 0 ? '; the MLP trains for ' + M.mlp_epochs + ' epochs' : '') + '.' +
+                 '<table style="border-collapse:collapse;margin-top:3px" class="mdl-caption">' +
+                 '<tr>' + th + 'optimizer</th>' + th + 'setting</th>' + th + 'after ' + T + ' steps</th>' +
+                 th + (M.mlp_epochs > 0 ? 'MLP training loss after ' + M.mlp_epochs + ' epochs' : '') + '</th></tr>' +
+                 lines.join('') + '</table>';
   about.text = f.title + ': ' + f.about +
                '. Stars: global minima; white dots: the starts; squares: where each run ends.';
   if (S.loaded) {
