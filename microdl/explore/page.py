@@ -551,7 +551,9 @@ function redraw() {
     ends[o].data = p.diverged >= 0 ? {x: [], y: []} : {x: [p.x[last]], y: [p.y[last]]};
     curves[o].data = {x: p.gap.map((_, t) => t), y: p.gap.map(v => Math.max(v, 1e-12))};
     const verdict = p.diverged >= 0 ? 'diverged at step ' + p.diverged : gap_text(p.gap[p.gap.length - 1]);
-    notes[o].text = p.diverged >= 0 ? 'diverged at step ' + p.diverged : '';
+    const [v0, v1, w0, w1] = f.view, fx = p.x[last], fy = p.y[last];
+    const outside = !(fx >= v0 && fx <= v1 && fy >= w0 && fy <= w1);  // NaN: beyond the stored box
+    notes[o].text = p.diverged >= 0 ? 'diverged at step ' + p.diverged : outside ? 'ends outside the window' : '';
     panels[o].title.text = opt.title + ' · ' + describe(o) + (is_tuned(o) ? ' · tuned' : '');
     buttons[o].button_type = is_tuned(o) ? 'success' : 'default';
     let mlp_text = '–';
