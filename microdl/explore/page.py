@@ -173,12 +173,15 @@ gap fell faster). Change the budget and the best setting can change: a short bud
 settings on a real training problem, where a rate tuned on a 2-D function may not carry over.</p>"""
 
 
-def build_page(ex: Explorable, *, title: str = "microdl explore: six optimizers, side by side") -> str:
+def build_page(ex: Explorable, *, title: str | None = None) -> str:
     """The page's HTML for the runs in ``ex``: one self-contained document, Bokeh's scripts inline.
 
     Raises ImportError (naming the ``explore`` extra) when Bokeh is missing.
     """
     require_bokeh()
+    if title is None:
+        count = {6: "six", 7: "seven", 8: "eight"}.get(len(ex.specs), str(len(ex.specs)))
+        title = f"microdl explore: {count} optimizers, side by side"
     from bokeh.document import Document
     from bokeh.embed import file_html
     from bokeh.layouts import column, gridplot, row
@@ -293,7 +296,7 @@ def build_page(ex: Explorable, *, title: str = "microdl explore: six optimizers,
     start_select = Select(title="Start (or click near a white dot)", value="0", width=330, name="start",
                           css_classes=["mdl-start"],
                           options=[(str(k), f"start {k + 1}: ({s[0]:g}, {s[1]:g})") for k, s in enumerate(f0.starts)])
-    tune_all = Button(label="tune all six for this function, start and budget", width=330, name="tune_all",
+    tune_all = Button(label="tune all for this function, start and budget", width=330, name="tune_all",
                       tags=[-1], css_classes=["mdl-tune-all"])
     steps_slider = Slider(title="Steps", start=positions[0], end=positions[-1], value=positions[-1],
                           step=positions[1] - positions[0] if len(positions) > 1 else 1, width=330, name="steps",
@@ -334,7 +337,7 @@ def build_page(ex: Explorable, *, title: str = "microdl explore: six optimizers,
     header = Div(text=f"<h2 style='margin:4px 0'>{html.escape(title)}</h2>"
                       "<p style='margin:2px 0 6px 0;max-width:1250px;font-size:13px'>"
                       "Pick a function and a start, move each optimizer's rate and its defining hyperparameter, "
-                      "and watch the six paths (above) and their losses (below); the second tab trains a small "
+                      "and watch the paths (above) and their losses (below); the second tab trains a small "
                       f"network with the same settings. {_settings_sentence(ex)}</p>",
                  width=1280, name="header")
     tabs = Tabs(tabs=[
