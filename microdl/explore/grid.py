@@ -238,10 +238,8 @@ def trajectories(optimizer: str, function: str | TestFunction = "rosenbrock", *,
     starts_array = np.asarray(f.starts if starts is None else starts, dtype=np.float64)
     if starts_array.ndim != 2 or starts_array.shape[1] != 2 or not np.isfinite(starts_array).all():
         raise ValueError(f"starts must be a sequence of finite (x, y) pairs; got shape {starts_array.shape}")
-    plain = OptimizerSpec(spec.name, spec.cls, spec.lrs)  # hyperparameters go to the constructor as given
-    points = _run(plain, lr, {}, [f], [starts_array], steps, backend) if not hyperparameters else _run(
-        OptimizerSpec(spec.name, spec.cls, spec.lrs, (), lambda _: dict(hyperparameters)), lr, {}, [f],
-        [starts_array], steps, backend)
+    as_given = OptimizerSpec(spec.name, spec.cls, spec.lrs, (), lambda _: dict(hyperparameters))
+    points = _run(as_given, lr, {}, [f], [starts_array], steps, backend)
     with np.errstate(all="ignore"):
         values = f.value(points[..., 0], points[..., 1])
     return Trajectories(f, optimizer, {"lr": lr, **hyperparameters}, points, values)
