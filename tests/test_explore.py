@@ -282,3 +282,12 @@ def test_cli_without_bokeh_names_the_extra(tmp_path, capsys, monkeypatch):
     assert err == "microdl explore: error: the explorable needs Bokeh: pip install microdl[explore]\n"
     assert not (tmp_path / "ex").exists()
 
+
+
+def test_cli_refuses_an_output_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "taken").write_text("mine")
+    with pytest.raises(SystemExit) as exc:
+        main(["explore", "--out", str(tmp_path / "taken"), *TINY])
+    assert exc.value.code == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert (tmp_path / "taken").read_text() == "mine"

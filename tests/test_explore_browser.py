@@ -220,3 +220,14 @@ def test_clicking_near_a_start_picks_it(page_file, session):
     assert session.model("start", "value") == "2"
     assert "from start 3 (-0.5, -1.8)" in session.caption()
     session.check_clean()
+
+
+def test_a_page_without_controls_or_mlp_works(tmp_path, session):
+    """Edge of the layout: one function, one optimizer with no hyperparameter control, no MLP runs."""
+    path = write_page(tmp_path, precompute(["saddle"], ["gd"], steps=8, lrs_per_decade=1, mlp_epochs=0))
+    session.open(path.as_uri())
+    assert len(session.path("gd")) == 9
+    assert "Saddle" in session.caption() and "GD lr" in session.caption()
+    session.page.locator(".mdl-lr-gd .noUi-handle").press("Home")
+    assert "GD lr 1e-4 " in session.caption()
+    session.check_clean()
