@@ -1,7 +1,8 @@
 """The ``microdl`` command-line tool.
 
 ``microdl train`` trains one MLP on a named dataset or your own file (``--data``) and prints per-epoch progress
-and the final train and test loss and score; ``microdl datasets`` lists the datasets. The experiment commands
+and the final train and test loss and score; ``microdl datasets`` lists the datasets; ``microdl explore`` writes
+the explorable page (:mod:`microdl.explore`). The experiment commands
 (``compare``, ``sensitivity``, ``report``) are added by :mod:`microdl.experiments.cli`. Every command has
 ``--help``. ``python -m microdl`` is the same tool.
 
@@ -337,7 +338,7 @@ def _run_datasets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 # -- explore ------------------------------------------------------------------------------------------------
 def _add_explore(sub: Any) -> None:
-    from microdl.explore.grid import DEFAULT_OPTIMIZERS
+    from microdl.explore import DEFAULT_OPTIMIZERS, FUNCTIONS
 
     p = sub.add_parser("explore", help="write the explorable: six optimizers side by side, in one offline page",
                        description=(
@@ -350,7 +351,7 @@ def _add_explore(sub: Any) -> None:
                    help="comma-separated names registered in microdl.optim.OPTIMIZERS, your own included "
                         "(default: the six classic ones)")
     p.add_argument("--functions", default=None, metavar="NAMES",
-                   help="comma-separated test functions (default all: quadratic, rosenbrock, saddle, beale, camel)")
+                   help=f"comma-separated test functions (default all: {', '.join(FUNCTIONS)})")
     p.add_argument("--steps", type=positive_int, default=150, help="steps per run (default 150)")
     p.add_argument("--lrs-per-decade", type=positive_int, default=2, help="rates per decade (default 2)")
     p.add_argument("--mlp-epochs", type=int, default=30, help="epochs of each MLP run; 0: no MLP view (default 30)")

@@ -256,6 +256,8 @@ class Explorable:
     specs : list of OptimizerSpec
     steps : int
         Steps of every run.
+    backend : str
+        The optimizers' backend the runs were made on.
     points : dict
         ``points[opt][k]`` is an array of shape (n_runs, steps + 1, 2) for setting ``k`` of optimizer ``opt``,
         the runs ordered function by function, start by start.
