@@ -164,8 +164,10 @@ _FAIRNESS = """\
 <h4 style="margin:0 0 4px 0">A fair comparison?</h4>
 <p style="margin:0 0 6px 0">Each optimizer gets the same budget: the same number of steps, one exact gradient per
 step. On these noiseless 2-D functions SGD is GD with momentum: the gradient is exact, so the S is only a name
-here. Rates are a grid of half-decades, the same grid for every function; a rate that works on one function can
-diverge on another, so judge an optimizer by its best setting, not its default.</p>
+here. Rates are a grid of half-decades, the same grid for every function (each optimizer's grid spans the rates
+that suit its rule: AdaDelta's lr scales a step already in the parameters' units, so its grid reaches 1000); a rate
+that works on one function can diverge on another, so judge an optimizer by its best setting, not its
+default.</p>
 <p style="margin:0 0 6px 0"><b>Tuned</b> jumps to the setting in the grid with the lowest f − f* after the
 chosen number of steps, from the chosen start (ties, such as several runs reaching 10⁻¹², go to the run whose
 gap fell faster). Change the budget and the best setting can change: a short budget favours fast starters.</p>
