@@ -263,7 +263,7 @@ def build_page(ex: Explorable, *, title: str | None = None) -> str:
     grid = gridplot(panels, ncols=3, toolbar_location=None)
 
     # -- the loss below: f - f* against steps, every optimizer ---------------------------------------------------
-    loss_plot = figure(width=640, height=280, y_axis_type="log", x_range=(0, ex.steps),
+    loss_plot = figure(width=640, height=280, y_axis_type="log", x_range=(0, ex.steps), y_range=Range1d(1e-12, 1e3),
                        title="f(x) − f*  against steps (log scale; a line that stops has diverged)",
                        tools="pan,wheel_zoom,reset,save", toolbar_location="above", name="loss_plot")
     loss_plot.title.text_font_size = "12px"
@@ -549,12 +549,15 @@ function redraw() {
   const s0 = f.starts[s];
   chosen.data = {x: [s0[0]], y: [s0[1]]};
   const lines = [];
+  let low = Infinity, high = 0;          // the loss plot's window: from the lowest gap to 100 x the start's
   M.optimizers.forEach((opt, o) => {
     const p = path(o);
     paths[o].data = {x: p.x, y: p.y};
     const last = p.x.length - 1;
     ends[o].data = p.diverged >= 0 ? {x: [], y: []} : {x: [p.x[last]], y: [p.y[last]]};
     curves[o].data = {x: p.gap.map((_, t) => t), y: p.gap.map(v => Math.max(v, 1e-12))};
+    for (const v of p.gap) { low = Math.min(low, Math.max(v, 1e-12)); }
+    high = Math.max(high, p.gap[0]);
     const verdict = p.diverged >= 0 ? 'diverged at step ' + p.diverged : gap_text(p.gap[p.gap.length - 1]);
     const [v0, v1, w0, w1] = f.view, fx = p.x[last], fy = p.y[last];
     const outside = !(fx >= v0 && fx <= v1 && fy >= w0 && fy <= w1);  // NaN: beyond the stored box
@@ -575,6 +578,7 @@ function redraw() {
                '</td></tr>');
   });
   loss_plot.x_range.setv({start: 0, end: T});
+  if (high > 0) loss_plot.y_range.setv({start: low / 3, end: high * 100});  // a diverging line leaves the top
   const th = '<th style="text-align:left;padding:0 14px 0 0;font-weight:normal;color:#555">';
   caption.text = '<b>' + f.title + '</b> from start ' + (s + 1) + ' (' + s0[0] + ', ' + s0[1] + '), ' + T +
                  ' steps' + (M.mlp_epochs > 0 ? '; the MLP trains for ' + M.mlp_epochs + ' epochs' : '') + '.' +
