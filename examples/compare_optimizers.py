@@ -1,4 +1,8 @@
-"""Compare the six optimizers of the article from Python, as ``microdl compare`` does from the shell.
+"""
+Compare the six optimizers
+==========================
+
+Compare the six optimizers of the article from Python, as ``microdl compare`` does from the shell.
 
 Run with ``python examples/compare_optimizers.py`` (under a minute). ``MICRODL_QUICK=1`` makes it tiny.
 

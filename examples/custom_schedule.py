@@ -1,4 +1,8 @@
-"""Write your own learning-rate schedule by subclassing ``microdl.optim.LRSchedule``.
+"""
+A learning-rate schedule of your own
+====================================
+
+Write your own learning-rate schedule by subclassing ``microdl.optim.LRSchedule``.
 
 Run with ``python examples/custom_schedule.py`` (a few seconds; ``MICRODL_QUICK=1`` for less).
 

@@ -1,4 +1,8 @@
-"""Full-batch gradient descent against mini-batch SGD: which is "faster"? It depends on what you count.
+"""
+Full-batch GD against mini-batch SGD
+====================================
+
+Full-batch gradient descent against mini-batch SGD: which is "faster"? It depends on what you count.
 
 Run with ``python examples/gd_vs_sgd.py`` (a few seconds; ``MICRODL_QUICK=1`` for less).
 
