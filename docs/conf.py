@@ -87,6 +87,10 @@ sphinx_gallery_conf = {
     "min_reported_time": 1,
 }
 
+# The one home of the site's address: the estimators' HTML repr links to it too.
+from microdl.sklearn import DOCS_URL  # noqa: E402
+
+html_baseurl = DOCS_URL
 html_theme = "pydata_sphinx_theme"
 html_title = f"microdl {release}"
 html_static_path = ["_static"]

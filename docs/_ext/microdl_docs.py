@@ -379,9 +379,9 @@ def write_optimizer_pages(app: Sphinx) -> None:
         if after:
             lines += [rst_literals_to_md(after), ""]
         if rule:
-            lines += [f"The rule is {{func}}`microdl.optim.rules.{rule}` (its entry links to its source); the class, its "
-                      f"checks and its state are {{class}}`{qual}`. The NumPy, CPU and CUDA backends all run that one "
-                      "function ({doc}`../../tour/4-backends`).", ""]
+            lines += [f"The rule is {{func}}`microdl.optim.rules.{rule}` (its entry links to its source); the class, "
+                      f"its checks and its state are {{class}}`{qual}`. The NumPy, CPU and CUDA backends all run that "
+                      "one function ({doc}`../../tour/4-backends`).", ""]
         lines += ["## Defaults", "", "| parameter | default |", "|---|---|"]
         lines += [f"| `{p}` | `{d!r}` |" for p, d in defaults]
         lines += ["", "The defaults are torch.optim's. Every hyperparameter is checked at construction and on "
@@ -444,7 +444,24 @@ def check_coverage(app: Sphinx, env: Any) -> None:
         logger.warning("public name without an API entry: %s", name, type="microdl", subtype="api")
 
 
+def _patch_dict_unparse() -> None:
+    """Sphinx 9.0's source parser fails on a dict display with ``**`` unpacking in a decorator
+    (``@compose_doc(x={**DOCS, ...})`` in :mod:`microdl.optim.optimizers`), and viewcode then silently drops
+    that module's source page. Unparse ``**mapping`` items as Python writes them."""
+    import ast
+
+    from sphinx.pycode import ast as sphinx_ast
+
+    def visit_Dict(self: Any, node: ast.Dict) -> str:
+        items = (f"**{self.visit(v)}" if k is None else f"{self.visit(k)}: {self.visit(v)}"
+                 for k, v in zip(node.keys, node.values))
+        return "{" + ", ".join(items) + "}"
+
+    sphinx_ast._UnparseVisitor.visit_Dict = visit_Dict
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    _patch_dict_unparse()
     app.connect("builder-inited", write_api_pages)
     app.connect("autodoc-process-docstring", indent_trailing_literal_block, priority=400)  # before numpydoc (500)
     app.connect("builder-inited", write_optimizer_pages)
