@@ -12,7 +12,8 @@ _CUDA = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or os.environ.get("MICRODL
 collect_ignore_glob = [] if _CUDA else ["cuda_sim/*"]
 
 # Optional packages some tests need, and the extra of pyproject.toml that installs each (None: no extra has it).
-OPTIONAL = {"torch": "bench", "distributed": "dask", "dask": "dask", "numba_cuda": "cuda", "pandas": None}
+OPTIONAL = {"torch": "bench", "distributed": "dask", "dask": "dask", "numba_cuda": "cuda", "sphinx": "docs",
+            "pandas": None}
 
 
 def _missing_module(report) -> str | None:

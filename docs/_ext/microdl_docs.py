@@ -97,11 +97,31 @@ CONVENTIONS: dict[str, dict[str, str]] = {
 
 
 def public_modules() -> list[str]:
-    """Every module of the package with no ``_``-prefixed part, in dotted order, the package first."""
+    """Every module of the package with no ``_``-prefixed part, in dotted order, the package first; the CUDA
+    modules only where they import (with numba-cuda: conf.py switches on the simulator), see
+    :func:`unimportable_modules`."""
+    return [m for m in _all_public_modules() if m not in unimportable_modules()]
+
+
+def _all_public_modules() -> list[str]:
     package = importlib.import_module(PACKAGE)
-    names = [PACKAGE] + [m.name for m in pkgutil.walk_packages(package.__path__, PACKAGE + ".")]
+    names = [PACKAGE] + [m.name for m in pkgutil.walk_packages(package.__path__, PACKAGE + ".",
+                                                                onerror=lambda name: None)]
     return sorted((n for n in names if not any(part.startswith("_") for part in n.split("."))),
                   key=lambda n: n.split("."))
+
+
+def unimportable_modules() -> dict[str, str]:
+    """Public modules that refuse to import here (the CUDA ones without numba-cuda), with the reason."""
+    from microdl._cuda_support import CudaUnavailableError
+
+    refused = {}
+    for m in _all_public_modules():
+        try:
+            importlib.import_module(m)
+        except CudaUnavailableError as exc:
+            refused[m] = str(exc).splitlines()[0]
+    return refused
 
 
 def public_names(module: Any) -> list[str]:
@@ -188,6 +208,8 @@ def summary_table(rows: list[tuple[str, str]]) -> list[str]:
 
 
 def write_api_pages(app: Sphinx) -> None:
+    for m, why in unimportable_modules().items():
+        logger.warning("%s is not documented: it does not import here (%s)", m, why, type="microdl", subtype="api")
     out = Path(app.srcdir) / "api" / "generated"
     out.mkdir(parents=True, exist_ok=True)
     modules = public_modules()
