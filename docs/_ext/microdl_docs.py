@@ -332,6 +332,40 @@ def claims_about(name: str) -> list[Any]:
     return [c for c in CLAIMS if getattr(c, "optimizer", None) == name]
 
 
+def measured_verdicts() -> dict[str, Any] | None:
+    """The report's verdicts as ``docs/verdicts.py`` snapshotted them (``docs/_data/verdicts.json``), or None."""
+    import json
+
+    path = Path(__file__).resolve().parent.parent / "_data" / "verdicts.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def claims_section(name: str) -> list[str]:
+    claims = claims_about(name)
+    if not claims:
+        return ["See {doc}`../../report-protocol`."]
+    lines = ["`microdl report` puts each of the article's claims to an experiment built so that it could come out "
+             "either way, and decides it by a rule fixed in advance: **supported**, **not supported** or "
+             "**depends** (see {doc}`../../report-protocol`)."]
+    snapshot = measured_verdicts()
+    if snapshot is None:
+        lines += ["Run `microdl report --out report/` for the measured verdicts (about 2 minutes on 2 cores).", "",
+                  "| claim | kind | decided by |", "|---|---|---|"]
+        lines += [f"| {getattr(c, 'text', c)} | {getattr(c, 'kind', '')} | `{getattr(c, 'experiment', '')}` |"
+                  for c in claims]
+        return lines
+    lines += [f"The verdicts below were measured by `{snapshot['command']}` at commit `{snapshot['commit']}` on "
+              f"{snapshot['date']} (2 shared cores); the report's `results.json` holds every number behind them, "
+              "and a rerun on a differently loaded machine can move a verdict that sits near its threshold.", "",
+              "| claim | kind | measured verdict | evidence |", "|---|---|---|---|"]
+    for c in claims:
+        v = snapshot["verdicts"].get(getattr(c, "id", ""))
+        verdict, evidence = (f"**{v['verdict']}**", v["evidence"].replace("|", "\\|").replace("\n", " ")) if v \
+            else ("not measured", "")
+        lines.append(f"| {getattr(c, 'text', c)} | {getattr(c, 'kind', '')} | {verdict} | {evidence} |")
+    return lines
+
+
 def training_figure(path: Path, name: str) -> str:
     """Every article optimizer on digits at its preset rate (one seed, 30 epochs), ``name`` in colour: the
     training loss per epoch. Returns the caption. Computed once per build, cached between pages."""
@@ -411,17 +445,7 @@ def write_optimizer_pages(app: Sphinx) -> None:
                   "## Conventions in other libraries", "", "| library | how it differs |", "|---|---|"]
         lines += [f"| {lib} | {text} |" for lib, text in CONVENTIONS[name].items()]
         lines += ["", "## The article's claims about it", ""]
-        claims = claims_about(name)
-        if claims:
-            lines += ["`microdl report` puts each of these to an experiment that could come out either way and "
-                      "gives a verdict (supported, not supported, depends) with its evidence; see "
-                      "{doc}`../../report-protocol` for how, and run `microdl report --out report/` for the "
-                      "measured verdicts (about 2 minutes on 2 cores).", "",
-                      "| claim | kind | decided by |", "|---|---|---|"]
-            lines += [f"| {getattr(c, 'text', c)} | {getattr(c, 'kind', '')} | "
-                      f"`{getattr(c, 'experiment', '')}` (`{getattr(c, 'id', '')}`) |" for c in claims]
-        else:
-            lines += ["See {doc}`../../report-protocol`."]
+        lines += claims_section(name)
         caption = training_figure(out / f"{name}.png", name)
         lines += ["", "## At work", "", f"```{{figure}} {name}.png", f":alt: {name} training on digits", "",
                   caption, "```", "",
