@@ -230,7 +230,7 @@ def write_api_pages(app: Sphinx) -> None:
             where = "" if home == m else f" (from :mod:`{home}`)"
             rows.append((f":obj:`~{home}.{n}`", first_sentence(own_doc) + where))
         if rows:
-            lines += [".. rubric:: Public names" + (" (``__all__``)" if hasattr(mod, "__all__") else ""), ""]
+            lines += [".. rubric:: Public names", ""]
             lines += summary_table(rows)
         own = [n for n in names if homes[(m, n)] == m]
         for n in own:
