@@ -79,7 +79,6 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "doc_module": ("microdl",),
     "backreferences_dir": "_gen/backreferences",
-    "reference_url": {"microdl": None},
     "show_memory": False,
     "within_subsection_order": "FileNameSortKey",
     "matplotlib_animations": False,
