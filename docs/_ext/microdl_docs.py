@@ -438,6 +438,12 @@ def write_optimizer_pages(app: Sphinx) -> None:
             lines += [f"The rule is {{func}}`microdl.optim.rules.{rule}` (its entry links to its source); the class, "
                       f"its checks and its state are {{class}}`{qual}`. The NumPy, CPU and CUDA backends all run that "
                       "one function ({doc}`../../tour/4-backends`).", ""]
+        lines += ["## Implementations", "", "| `backend=` | runs on | how the rule is applied |", "|---|---|---|",
+                  "| `\"numpy\"` | CPU | once, on whole arrays (the readable reference; allocates temporaries) |",
+                  "| `\"cpu\"` (default) | CPU, Numba threads | inlined into one `prange` loop over the flat buffer, "
+                  "compiled once per dtype and cached on disk |",
+                  "| `\"cuda\"` | NVIDIA GPU (tested under Numba's CUDA simulator) | a device function called by one "
+                  "grid-stride kernel; parameters, gradients and state stay on the GPU |", ""]
         lines += ["## Defaults", "", "| parameter | default |", "|---|---|"]
         lines += [f"| `{p}` | `{d!r}` |" for p, d in defaults]
         lines += ["", "The defaults are torch.optim's. Every hyperparameter is checked at construction and on "
