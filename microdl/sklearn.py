@@ -131,6 +131,9 @@ DEFAULT_LEARNING_RATES = {"gd": 0.01, "sgd": 0.001, "adam": 0.001, "adamw": 0.00
 #: scikit-learn's activation names, and microdl's own, mapped to microdl's.
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh",
                 "relu": "relu", "leaky_relu": "leaky_relu"}
+#: Where microdl's documentation is published (``bash dev.sh docs`` builds it); the estimators' HTML
+#: representation links to their entry on its API page, through scikit-learn's ``_doc_link_*`` attributes.
+DOCS_URL = "https://microdl.readthedocs.io/en/latest/"
 #: scikit-learn's final check of a fit, word for word (the estimators add what happened after it).
 _NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large values and need "
                "to be preprocessed.")
@@ -266,6 +269,10 @@ def _partial_fit_available(estimator: _BaseMLP) -> bool:
 
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share; see :class:`MLPClassifier` for the parameters."""
+
+    # The "?" link of the estimator's HTML repr: its entry on the API page of the module it lives in.
+    _doc_link_module = "microdl"
+    _doc_link_template = DOCS_URL + "api/generated/{estimator_module}.html#{estimator_module}.{estimator_name}"
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],

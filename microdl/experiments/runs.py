@@ -198,7 +198,7 @@ class RunSpec:
     ``eval_name`` names them in the result (``"test"`` or ``"val"``). ``max_epochs`` caps a grad_evals or
     time budget (an epochs budget ignores it). ``labels`` are copied into the result
     unchanged (dataset, seed, phase, width, ...). ``track_steps`` also records the mean size of an update
-    per epoch (``step_size``: mean |Δθ| per step over the learning rate) and, for Adagrad, the median of
+    per epoch (``step_size``: mean ``|Δθ|`` per step over the learning rate) and, for Adagrad, the median of
     its per-parameter rate 1/(√S + ε) (``effective_lr``, per epoch) and the 90th/10th percentile ratio of
     that rate over the parameters at the end (``effective_spread``).
     """

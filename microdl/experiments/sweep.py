@@ -58,8 +58,12 @@ def flat_width(lrs: Sequence[float], losses: Sequence[float | None], within: flo
     ``best_loss``, ``threshold``, ``low`` and ``high`` (rates), ``width`` (decades, log10(high/low)) and
     ``censored``: True when the range reaches an end of the grid, so the true width is at least ``width``.
 
-    >>> flat_width([0.01, 0.1, 1.0], [2.0, 1.0, 1.05], 0.1)["width"]
-    1.0
+    The best loss 1.0 at lr 0.1 sets the threshold 1.1; going down, the loss crosses it a tenth of the way to
+    2.0 at lr 0.01 (0.1 decade), and going up it stays within it to the end of the grid (1 decade, censored):
+
+    >>> r = flat_width([0.01, 0.1, 1.0], [2.0, 1.0, 1.05], 0.1)
+    >>> round(r["width"], 6), r["censored"]
+    (1.1, True)
     """
     x = np.log10(np.asarray(lrs, dtype=float))
     y = np.array([np.inf if v is None or not math.isfinite(v) else v for v in losses], dtype=float)
