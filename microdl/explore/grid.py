@@ -72,6 +72,11 @@ DEFINING: dict[str, _Defining] = {
 _UNKNOWN_LR_DECADES = (-4, 1)
 
 
+def control_kwargs(values: Mapping[str, float]) -> dict[str, Any]:
+    """The controls' values as constructor keywords, unchanged (the default of :attr:`OptimizerSpec.to_kwargs`)."""
+    return dict(values)
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
     """One optimizer as the page offers it: its class, its rate grid (log-spaced) and its controls.
@@ -84,7 +89,7 @@ class OptimizerSpec:
     cls: type
     lrs: tuple[float, ...]
     controls: tuple[Control, ...] = ()
-    to_kwargs: Callable[[Mapping[str, float]], dict[str, Any]] = dict
+    to_kwargs: Callable[[Mapping[str, float]], dict[str, Any]] = control_kwargs
 
     @property
     def title(self) -> str:
