@@ -27,7 +27,7 @@ import numpy as np
 from microdl._cuda_support import as_device_array, is_cuda_array, require_cuda
 from microdl._validation import check_bool, check_choice, check_int, check_real
 
-__all__ = ["Optimizer", "BACKENDS", "Hyperparameter", "check_flat_buffer"]
+__all__ = ["Optimizer", "BACKENDS", "Hyperparameter", "check_flat_buffer", "real", "boolean", "choice", "pair"]
 
 BACKENDS = ("numpy", "cpu", "cuda")
 

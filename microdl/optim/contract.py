@@ -43,7 +43,7 @@ def rule_label(cls: type) -> str:
     update = vars_of(cls).get("update")
     name = getattr(update, "__qualname__", repr(update))
     module = getattr(update, "__module__", "?")
-    return f"rule {name} ({module}) of {cls.__qualname__}"
+    return f"rule {name} ({module}) of {cls.__name__}"
 
 
 def vars_of(cls: type) -> dict[str, Any]:
@@ -129,12 +129,12 @@ def check_optimizer_class(cls: type) -> None:
     label = rule_label(cls)
     for needed in ("update", "scalars", "state_names"):
         if attrs.get(needed) is None:
-            raise TypeError(f"{cls.__qualname__} must declare `{needed}` (the rule, its host function and the "
+            raise TypeError(f"{cls.__name__} must declare `{needed}` (the rule, its host function and the "
                             "names of its state buffers: see microdl.optim.contract)")
     state = attrs["state_names"]
     if not (isinstance(state, tuple) and all(isinstance(n, str) and n.isidentifier() for n in state)
             and len(set(state)) == len(state)):
-        raise TypeError(f"{cls.__qualname__}.state_names must be a tuple of distinct identifiers; got {state!r}")
+        raise TypeError(f"{cls.__name__}.state_names must be a tuple of distinct identifiers; got {state!r}")
     rule, host = attrs["update"], attrs["scalars"]
 
     # the rule: theta, g, the state by name, the scalars
@@ -143,7 +143,7 @@ def check_optimizer_class(cls: type) -> None:
         raise TypeError(f"{label} takes {len(params)} arguments ({', '.join(params)}); with the state "
                         f"{state} it must take {len(state) + 3}: theta, g, {''.join(n + ', ' for n in state)}s")
     if tuple(params[2:-1]) != state:
-        raise TypeError(f"{label} takes the state {tuple(params[2:-1])}, but {cls.__qualname__} declares "
+        raise TypeError(f"{label} takes the state {tuple(params[2:-1])}, but {cls.__name__} declares "
                         f"state_names = {state}: name the rule's state arguments as the buffers, in the same order")
     Scalars = scalars_type(cls)
     unknown = sorted(_fields_read(rule, params[-1]) - set(Scalars._fields))
@@ -172,11 +172,11 @@ def check_optimizer_class(cls: type) -> None:
     try:
         opt = cls(np.linspace(-1.0, 1.0, 4), backend="numpy")
     except TypeError as exc:
-        raise TypeError(f"{cls.__qualname__}(params, backend='numpy') must work with its defaults, so that the "
+        raise TypeError(f"{cls.__name__}(params, backend='numpy') must work with its defaults, so that the "
                         f"rule can be checked: {exc}") from exc
     names = opt._slot_names
     if names != state:
-        raise TypeError(f"{cls.__qualname__}._state_layout gives the buffers {names}, but state_names is {state}")
+        raise TypeError(f"{cls.__name__}._state_layout gives the buffers {names}, but state_names is {state}")
     opt.t = 1
     theta, g = np.array(opt.params), np.linspace(0.5, -0.25, 4)
     out = rule(theta, g, *opt._slots, opt._scalars())
