@@ -549,8 +549,6 @@ print(",".join(names))
     compiled = proc.stdout.split()[-1].split(",")
     # the block pass (forward and backward alike; digits' batches are too small for a parallel launch), Adam's
     # step on 7,510 parameters (serial, below config.MIN_PARALLEL_ELEMENTS), and the per-epoch finiteness scan
-    # (a rule kernel is named by its rule, its fast-math flags and a fingerprint of the code it inlines), and
-    # the per-element load and store of a state buffer, allocated or not (v_max), which the step inlines
+    # (a rule kernel is named by its rule, its fast-math flags and a fingerprint of the code it inlines)
     compiled = [re.sub(r"_[0-9a-f]{8}(?=_serial$|$)", "", name) for name in compiled]
-    assert compiled == ["_all_finite_flat", "_block", "_load_item", "_load_none", "_store_item", "_store_none",
-                        "adam_arcp_serial"], compiled
+    assert compiled == ["_all_finite_flat", "_block", "adam_arcp_serial"], compiled

@@ -23,8 +23,7 @@ from typing import Any, NamedTuple
 
 import numba
 import numpy as np
-from numba import njit, prange, types
-from numba.extending import overload
+from numba import njit, prange
 
 from microdl import config
 from microdl._jit import serial_twin
@@ -34,38 +33,12 @@ from microdl.optim.contract import scalars_type, vars_of
 __all__ = ["kernels_for", "apply", "sum_of_squares", "scale", "clamp"]
 
 
-# -- load and store, chosen by the buffer's type (NOTE [optional state]) ---------------------------------------
-def _load_none(x, i, stand_in):
-    return stand_in
-
-
-def _load_item(x, i, stand_in):
-    return x[i]
-
-
-def _store_none(x, i, value):
-    pass
-
-
-def _store_item(x, i, value):
-    x[i] = value
-
-
-@overload(ew.load, inline="always")
-def _load(x, i, stand_in):
-    return _load_none if isinstance(x, types.NoneType) else _load_item
-
-
-@overload(ew.store, inline="always")
-def _store(x, i, value):
-    return _store_none if isinstance(x, types.NoneType) else _store_item
-
-
 # -- the rule kernels -------------------------------------------------------------------------------------------
-def _loop(theta, g, h, *state):
-    """The loop every rule kernel runs: ``at`` is the rule's per-element update (a global of each copy)."""
+def _loop(theta, g, h, x0, x1, x2, x3, x4, x5, x6, x7):
+    """The loop every rule kernel runs: ``at`` is the rule's per-element update (a global of each copy), ``x0``
+    ... its state buffers, ``None`` past the rule's own (``_elementwise.MAX_STATE`` of them)."""
     for i in prange(theta.size):
-        at(i, theta, g, h, state)  # noqa: F821 (bound per rule by _copy_of_loop)
+        at(i, theta, g, h, x0, x1, x2, x3, x4, x5, x6, x7)  # noqa: F821 (bound per rule by _copy_of_loop)
 
 
 # NOTE [arcp for Adam]
@@ -85,6 +58,7 @@ class Kernels(NamedTuple):
 
     parallel: Any
     serial: Any
+    padding: tuple  # None for each state argument past the rule's own
 
 
 _KERNELS: dict[tuple, Kernels] = {}
@@ -105,7 +79,7 @@ def _fingerprint(rule: FunctionType, update_source: str) -> str:
     not key on a kernel's options either.
     """
     digest = hashlib.sha256(update_source.encode())
-    for path in {inspect.getfile(rule), ew.__file__}:
+    for path in sorted({inspect.getfile(rule), ew.__file__}):  # sorted: a set's order changes per process
         with open(path, "rb") as f:
             digest.update(f.read())
     return digest.hexdigest()[:8]
@@ -129,8 +103,7 @@ def kernels_for(cls: type) -> Kernels:
         # vectorise (measured, Adam, N = 1e7 float32, 2 threads, numba 0.68: 20.0 ms per step with the rule as
         # a plain njit function, 7.9 ms inlined).
         inline = njit(inline="always")
-        at = inline(ew.element_update(inline(rule), scalars_type(cls), attrs["state_names"], load=ew.load,
-                                      store=ew.store, packed=True))
+        at = inline(ew.element_update(inline(rule), scalars_type(cls), attrs["state_names"]))
         options: dict[str, Any] = {"cache": _in_package(rule), "nogil": True}
         if fastmath:
             options["fastmath"] = set(fastmath)
@@ -140,13 +113,13 @@ def kernels_for(cls: type) -> Kernels:
             serial = serial_twin(parallel.py_func, **({"fastmath": options["fastmath"]} if fastmath else {}))
         else:  # the same options as serial_twin's, without the disk cache
             serial = njit(error_model="numpy", **options)(_copy_of_loop(at, f"{name}_serial"))
-        kernels = _KERNELS[key] = Kernels(parallel, serial)
+        kernels = _KERNELS[key] = Kernels(parallel, serial, (None,) * (ew.MAX_STATE - len(attrs["state_names"])))
     return kernels
 
 
 def apply(kernels: Kernels, theta: np.ndarray, g: np.ndarray, slots: tuple, s: tuple) -> None:
     """Apply a rule in place over the flat buffers with its compiled kernels; ``s`` is the step's scalars."""
-    args = (theta, g, tuple(s), *slots)  # a plain tuple (NOTE [plain tuple at the kernel boundary])
+    args = (theta, g, tuple(s), *slots, *kernels.padding)  # NOTE [plain tuple at the kernel boundary]
     if theta.size >= config.MIN_PARALLEL_ELEMENTS and config.use_threads():
         config.run_parallel(kernels.parallel, *args)  # NOTE [threading layer] in microdl.config
     else:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+from types import FunctionType
 from typing import Any
 
 import numpy as np
@@ -38,23 +39,16 @@ cuda = require_cuda()
 __all__ = ["kernels_for", "apply", "clip_grad_norm", "clip_grad_value"]
 
 _device = cuda.jit(device=True)
-# A device function is compiled per argument type, and Numba prunes its ``x is None`` branch when ``x`` is
-# None, so a buffer that is not allocated costs nothing (NOTE [optional state]).
-_load = _device(ew.load)
-_store = _device(ew.store)
+
+
+def _loop(theta, g, h, x0, x1, x2, x3, x4, x5, x6, x7):
+    """The kernel every rule runs: ``at`` is the rule's per-element update (a global of each copy), ``x0`` ...
+    its state buffers, ``None`` past the rule's own (``_elementwise.MAX_STATE`` of them)."""
+    for i in range(cuda.grid(1), theta.size, cuda.gridsize(1)):
+        at(i, theta, g, h, x0, x1, x2, x3, x4, x5, x6, x7)  # noqa: F821 (bound per rule in kernels_for)
+
 
 _KERNELS: dict[tuple, Any] = {}
-
-
-def _grid_stride_kernel(at: Any, name: str, n_state: int) -> Any:
-    """``<name>(theta, g, h, <state...>)``: ``at`` over every element, one argument per state buffer."""
-    state = "".join(f", x{k}" for k in range(n_state))
-    source = (f"def {name}(theta, g, h{state}):\n"
-              f"    for i in range(cuda.grid(1), theta.size, cuda.gridsize(1)):\n"
-              f"        at(i, theta, g, h{state})\n")
-    namespace = {"cuda": cuda, "at": at}
-    exec(compile(source, f"<microdl: CUDA kernel of {name}>", "exec"), namespace)
-    return cuda.jit(namespace[name])
 
 
 def kernels_for(cls: type) -> Any:
@@ -63,16 +57,17 @@ def kernels_for(cls: type) -> Any:
     rule, state = attrs["update"], attrs["state_names"]
     kernel = _KERNELS.get((rule, state))
     if kernel is None:
-        at = _device(ew.element_update(_device(rule), scalars_type(cls), state, load=_load, store=_store,
-                                       packed=False))
-        kernel = _KERNELS[(rule, state)] = _grid_stride_kernel(at, rule.__name__, len(state))
+        at = _device(ew.element_update(_device(rule), scalars_type(cls), state))
+        copy = FunctionType(_loop.__code__, {**_loop.__globals__, "at": at}, rule.__name__, None, None)
+        kernel = _KERNELS[(rule, state)] = (cuda.jit(copy), (None,) * (ew.MAX_STATE - len(state)))
     return kernel
 
 
-def apply(kernel: Any, theta: Any, g: Any, slots: tuple, s: tuple) -> None:
+def apply(kernel: tuple, theta: Any, g: Any, slots: tuple, s: tuple) -> None:
     """Apply a rule in place over the flat device buffers with one kernel launch; ``s`` is the step's scalars."""
+    launch, padding = kernel
     blocks, threads = config.launch_1d(theta.size)
-    kernel[blocks, threads](theta, g, tuple(s), *slots)
+    launch[blocks, threads](theta, g, tuple(s), *slots, *padding)
 
 
 # -- clipping (microdl.optim.clip) -------------------------------------------------------------------------------

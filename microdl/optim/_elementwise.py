@@ -1,66 +1,62 @@
 """One element of an update, for any rule: load it from every buffer, apply the rule, store the results.
 
 The compiled backends (:mod:`microdl.optim._cpu`, :mod:`microdl.optim._cuda`) loop over the elements and call,
-per element, the function :func:`element_update` writes for a rule: for Adam (state ``m``, ``v``, ``v_max``)
-it is::
+per element, the function :func:`element_update` writes for a rule. For Adam (state ``m``, ``v``, ``v_max``) it
+is::
 
-    def adam_at(i, theta, g, h, state):
-        m, v, v_max = state[0], state[1], state[2]
+    def adam_at(i, theta, g, h, m_, v_, v_max_, unused_3, ...):
+        if m_ is None:
+            m_i = g[i]
+        else:
+            m_i = m_[i]
+        ...                                        (the same for v_ and v_max_)
         s = AdamScalars(*h)
-        theta[i], m_, v_, v_max_ = rule(theta[i], g[i], load(m, i, g[i]), load(v, i, g[i]),
-                                        load(v_max, i, g[i]), s)
-        store(m, i, m_)
-        store(v, i, v_)
-        store(v_max, i, v_max_)
+        theta[i], m_new, v_new, v_max_new = rule(theta[i], g[i], m_i, v_i, v_max_i, s)
+        if m_ is None:
+            pass
+        else:
+            m_[i] = m_new
+        ...
 
 It is written from the rule's state names, so one generator serves every rule, the built-ins and a learner's
 own alike; the backend compiles it together with the rule (``numba.njit(inline="always")`` on the CPU,
-``cuda.jit(device=True)`` on the GPU, plain Python under the CUDA simulator). The rule receives scalars only
-(one element of each buffer, and the NamedTuple ``s`` of the step's scalars, rebuilt here from the plain
-tuple ``h`` that the kernel was given: NOTE [plain tuple at the kernel boundary] in
-:mod:`microdl.optim.rules`).
+``cuda.jit(device=True)`` on the GPU, plain Python under the CUDA simulator). Every kernel passes
+:data:`MAX_STATE` state arguments, ``None`` past the rule's own, so that one loop, written once in each backend's
+module, serves every rule. The rule receives scalars only (one element of each buffer, and the NamedTuple ``s``
+of the step's scalars, rebuilt here from the plain tuple ``h`` that the kernel was given: NOTE [plain tuple at
+the kernel boundary] in :mod:`microdl.optim.rules`).
 
-An optional state buffer whose option is off is passed as ``None`` (NOTE [optional state]): :func:`load`
-gives the rule ``g[i]`` as a stand-in value, which it ignores, and :func:`store` stores nothing. Each backend
-compiles the two for its target so that the choice is made from the buffer's *type*, when the kernel is
-compiled: the loop has no per-element test, still vectorises, and the unused buffer costs no memory traffic.
+An optional state buffer whose option is off is passed as ``None`` (NOTE [optional state]): the rule then gets
+``g[i]`` as a stand-in value, which it ignores, and nothing is stored. Numba compiles a separate specialisation
+for a ``None`` argument and prunes each ``is None`` branch at compile time (one test per branch: a compound
+condition such as ``a is None and b is None`` is not pruned), so the loop has no per-element test, still
+vectorises, and the unused buffer costs no memory traffic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from types import FunctionType
-from typing import Any
+
+#: The most state buffers a rule may have: every kernel takes this many state arguments.
+MAX_STATE = 8
 
 
-def load(x, i, stand_in):
-    """``x[i]``, or ``stand_in`` where the buffer ``x`` is not allocated (``None``)."""
-    return stand_in if x is None else x[i]
-
-
-def store(x, i, value):
-    """``x[i] = value``, or nothing where the buffer ``x`` is not allocated (``None``)."""
-    if x is not None:
-        x[i] = value
-
-
-def element_update(rule: Callable, Scalars: type, state_names: tuple[str, ...], *, load: Any, store: Any,
-                   packed: bool) -> FunctionType:
-    """The per-element update ``<rule>_at(i, theta, g, h, ...)`` of ``rule`` (already compiled for the target),
-    with ``load``/``store`` for the target. ``packed``: the state buffers come as one tuple ``state`` (the CPU
-    loop takes them as ``*state``); otherwise one argument each (the CUDA kernels)."""
+def element_update(rule: Callable, Scalars: type, state_names: tuple[str, ...]) -> FunctionType:
+    """The per-element update ``<rule>_at(i, theta, g, h, <MAX_STATE state buffers>)`` of ``rule`` (compiled
+    for the target already, or plain Python)."""
     names = [f"{n}_" for n in state_names]  # never a name of the generated code's own (i, theta, g, h, s)
-    new = [f"{n}new" for n in names]
-    head = f"def {rule.__name__}_at(i, theta, g, h, state):\n" if packed else \
-        f"def {rule.__name__}_at(i, theta, g, h{''.join(', ' + n for n in names)}):\n"
-    # state[k], not ``a, b = state``: Numba's tuple unpacking lost the stores into the unpacked arrays (0.68)
-    lines = [*(f"    {n} = state[{k}]\n" for k, n in enumerate(names) if packed),
-             "    s = Scalars(*h)\n",
-             f"    theta[i], {''.join(n + ', ' for n in new)}= rule(theta[i], g[i], "
-             f"{''.join(f'load({n}, i, g[i]), ' for n in names)}s)\n",
-             *(f"    store({n}, i, {m})\n" for n, m in zip(names, new))]
-    namespace = {"Scalars": Scalars, "rule": rule, "load": load, "store": store}
-    source = head + "".join(lines)
+    unused = [f"unused_{k}" for k in range(len(names), MAX_STATE)]
+    lines = [f"def {rule.__name__}_at(i, theta, g, h, {', '.join(names + unused)}):\n"]
+    for n in names:
+        lines += [f"    if {n} is None:\n", f"        {n}i = g[i]\n", "    else:\n", f"        {n}i = {n}[i]\n"]
+    lines += ["    s = Scalars(*h)\n",
+              f"    theta[i], {''.join(f'{n}new, ' for n in names)}= rule(theta[i], g[i], "
+              f"{''.join(f'{n}i, ' for n in names)}s)\n"]
+    for n in names:
+        lines += [f"    if {n} is None:\n", "        pass\n", "    else:\n", f"        {n}[i] = {n}new\n"]
+    source = "".join(lines)
+    namespace = {"Scalars": Scalars, "rule": rule}
     exec(compile(source, f"<microdl: per-element update of {rule.__module__}.{rule.__qualname__}>", "exec"),
          namespace)
     fn = namespace[f"{rule.__name__}_at"]

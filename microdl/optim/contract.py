@@ -136,6 +136,10 @@ def check_optimizer_class(cls: type) -> None:
             and len(set(state)) == len(state)):
         raise TypeError(f"{cls.__name__}.state_names must be a tuple of distinct identifiers; got {state!r}")
     rule, host = attrs["update"], attrs["scalars"]
+    from microdl.optim._elementwise import MAX_STATE
+
+    if len(state) > MAX_STATE:
+        raise TypeError(f"{cls.__name__} declares {len(state)} state buffers; a rule may have at most {MAX_STATE}")
 
     # the rule: theta, g, the state by name, the scalars
     params = _positional(rule, "the rule", label)

@@ -38,7 +38,7 @@ def test_second_step_does_not_recompile(name, cls, hyper, build):
         # signatures for these array types (any scalars): more than one means that the scalars' types change
         # from step to step, so that steps recompile
         arrays = tuple(typeof(a) for a in (opt.params, opt.params, *opt._slots))
-        return [sig for sig in kernel.signatures if (sig[0], sig[1], *sig[3]) == arrays]
+        return [sig for sig in kernel.signatures if (sig[0], sig[1], *sig[3:3 + len(opt._slots)]) == arrays]
 
     opt64 = cls(np.ones(9), backend="cpu", **hyper)
     opt64.step(np.ones(9))
@@ -69,7 +69,7 @@ def test_float32_kernels_stay_float32_and_vectorise(name, cls, hyper, build):
     opts = [cls(np.linspace(1.0, 2.0, 64, dtype=np.float32), backend="cpu", **hyper) for _ in range(2)]
     opts[0].step(g)
     opts[1].t += 1
-    fresh(opts[1].params, g, tuple(opts[1]._scalars()), *opts[1]._slots)
+    fresh(opts[1].params, g, tuple(opts[1]._scalars()), *opts[1]._slots, *_cpu.kernels_for(cls).padding)
     np.testing.assert_array_equal(opts[1].params, opts[0].params)
 
     (ir,) = fresh.inspect_llvm().values()

@@ -286,7 +286,7 @@ def test_a_builtin_kernel_is_named_by_what_it_inlines(tmp_path, monkeypatch):
     source = Path(inspect.getfile(rules)).read_text(encoding="utf-8")
     rule_file.write_text(source, encoding="utf-8")
     monkeypatch.setattr(inspect, "getfile", lambda fn: str(rule_file))
-    at = _elementwise.element_update(rules.sgd, rules.SGDScalars, ("b",), load=None, store=None, packed=True)
+    at = _elementwise.element_update(rules.sgd, rules.SGDScalars, ("b",))
     before = _cpu._fingerprint(rules.sgd, at.__source__)
     rule_file.write_text(source.replace("theta = theta - s.lr * g", "theta = theta + s.lr * g"), encoding="utf-8")
     assert _cpu._fingerprint(rules.sgd, at.__source__) != before
@@ -295,7 +295,27 @@ def test_a_builtin_kernel_is_named_by_what_it_inlines(tmp_path, monkeypatch):
 def test_the_generated_update_is_readable():
     from microdl.optim import _elementwise
 
-    at = _elementwise.element_update(rules.adam, rules.AdamScalars, ("m", "v", "v_max"), load=None, store=None,
-                                     packed=False)
-    assert at.__source__.splitlines()[0] == "def adam_at(i, theta, g, h, m_, v_, v_max_):"
-    assert "store(v_max_, i, v_max_new)" in at.__source__
+    at = _elementwise.element_update(rules.adam, rules.AdamScalars, ("m", "v", "v_max"))
+    assert at.__source__.splitlines()[0] == ("def adam_at(i, theta, g, h, m_, v_, v_max_, unused_3, unused_4, "
+                                             "unused_5, unused_6, unused_7):")
+    assert "        v_max_[i] = v_max_new\n" in at.__source__
+
+
+def test_a_builtin_kernel_has_the_same_name_in_every_process():
+    # the name is the disk cache's key: a name that changed with the hash seed would recompile every time
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from microdl.optim import Adam; "
+            "print(Adam(np.zeros(2))._kernels.serial.py_func.__qualname__)")
+    names = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(names) == 1, names
+
+
+def test_a_rule_with_too_many_state_buffers_is_refused(scratch_name):
+    from microdl.optim._elementwise import MAX_STATE
+
+    cls = _class(good, state=tuple(f"b{k}" for k in range(MAX_STATE + 1)))
+    with pytest.raises(TypeError, match=f"at most {MAX_STATE}"):
+        register_optimizer(scratch_name, cls)
