@@ -193,10 +193,10 @@ def _number(x: float) -> str:
 def compose_doc(**blocks: str) -> Callable[[T], T]:
     """Class decorator: fill the ``{name}`` fields of the class docstring with :data:`DOCS`, ``blocks``,
     ``{lr}`` (the learning rate's entry, with the constructor's default) and ``{update}`` (the update block of
-    the class's rule in :mod:`microdl.optim.rules`). Literal braces in the docstring are doubled."""
+    the class's rule, ``update``). Literal braces in the docstring are doubled."""
 
     def decorate(cls: T) -> T:
-        rule = vars(cls).get("update") or next((vars(k)["update"] for k in cls.__mro__ if "update" in vars(k)), None)
+        rule = next((vars(k)["update"] for k in cls.__mro__ if "update" in vars(k)), None)  # unbound
         update = rule_math(rule) if rule is not None else ""
         lr = inspect.signature(cls).parameters.get("lr")
         if lr is not None:  # the default is read from the signature, so that the two cannot disagree
