@@ -34,11 +34,11 @@ __all__ = ["kernels_for", "apply", "sum_of_squares", "scale", "clamp"]
 
 
 # -- the rule kernels -------------------------------------------------------------------------------------------
-def _loop(theta, g, h, x0, x1, x2, x3, x4, x5, x6, x7):
+def _loop(theta, g, h, x0, x1, x2, x3, x4, x5):
     """The loop every rule kernel runs: ``at`` is the rule's per-element update (a global of each copy), ``x0``
     ... its state buffers, ``None`` past the rule's own (``_elementwise.MAX_STATE`` of them)."""
     for i in prange(theta.size):
-        at(i, theta, g, h, x0, x1, x2, x3, x4, x5, x6, x7)  # noqa: F821 (bound per rule by _copy_of_loop)
+        at(i, theta, g, h, x0, x1, x2, x3, x4, x5)  # noqa: F821 (bound per rule by _copy_of_loop)
 
 
 # NOTE [arcp for Adam]

@@ -41,11 +41,11 @@ __all__ = ["kernels_for", "apply", "clip_grad_norm", "clip_grad_value"]
 _device = cuda.jit(device=True)
 
 
-def _loop(theta, g, h, x0, x1, x2, x3, x4, x5, x6, x7):
+def _loop(theta, g, h, x0, x1, x2, x3, x4, x5):
     """The kernel every rule runs: ``at`` is the rule's per-element update (a global of each copy), ``x0`` ...
     its state buffers, ``None`` past the rule's own (``_elementwise.MAX_STATE`` of them)."""
     for i in range(cuda.grid(1), theta.size, cuda.gridsize(1)):
-        at(i, theta, g, h, x0, x1, x2, x3, x4, x5, x6, x7)  # noqa: F821 (bound per rule in kernels_for)
+        at(i, theta, g, h, x0, x1, x2, x3, x4, x5)  # noqa: F821 (bound per rule in kernels_for)
 
 
 _KERNELS: dict[tuple, Any] = {}
