@@ -109,7 +109,7 @@ if __name__ == "__main__":
 
     # Compare it with Adam, by name, as the CLI's `microdl compare --optimizers lion,adam` does.
     result = compare("digits", optimizers=["lion", "adam"], seeds=2, epochs=2 if quick else 15, hidden=(32,),
-                     lrs={"lion": 3e-4, "adam": 3e-3}, progress=False)
+                     lrs={"lion": 1e-3, "adam": 3e-3}, progress=False)
     print(result.format_tables())
 
     # As a scikit-learn solver.

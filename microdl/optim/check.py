@@ -94,13 +94,13 @@ def _cuda_status() -> str | None:
 
     from microdl._cuda_support import CudaUnavailableError, require_cuda, simulator_enabled
 
-    if importlib.util.find_spec("numba_cuda") is None and importlib.util.find_spec("numba.cuda") is None:
-        return "numba-cuda is not installed"
     try:
         require_cuda()
     except CudaUnavailableError as exc:
-        hint = "" if simulator_enabled() else " (set NUMBA_ENABLE_CUDASIM=1 before Python starts for the simulator)"
-        return f"no CUDA device ({str(exc).split(':')[0].strip()}){hint}"
+        why = " ".join(str(exc).split())
+        if importlib.util.find_spec("numba_cuda") is not None and not simulator_enabled():
+            why += "; set NUMBA_ENABLE_CUDASIM=1 before Python starts to run CUDA on the simulator"
+        return why
     return None
 
 
