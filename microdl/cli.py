@@ -116,7 +116,7 @@ def read_data_option(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 def _add_train(sub: Any) -> None:
     from microdl.datasets import DATASETS
     from microdl.nn import ACTIVATIONS
-    from microdl.optim import BACKENDS, OPTIMIZERS, SCHEDULES
+    from microdl.optim import BACKENDS, OPTIMIZERS, SCHEDULES, available_optimizers, optimizer_entry
 
     p = sub.add_parser("train", help="train an MLP on a dataset", description=(
         "Train an MLP on one of scikit-learn's datasets, or on your own file (--data), and print the per-epoch "
@@ -125,6 +125,7 @@ def _add_train(sub: Any) -> None:
         "checkpoint."))
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="dataset (default: digits)")
     add_data_options(p)
+    add_plugin_option(p)
     p.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS),
                    help="optimizer (default: sgd); lbfgs is full-batch L-BFGS (SciPy's L-BFGS-B, CPU only), which "
                         "has no learning rate, so it takes none of --lr, --momentum, --weight-decay, --schedule, "
@@ -138,7 +139,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS), help="hidden activation")
     p.add_argument("--lr", type=positive_float, default=None,
                    help="learning rate (default: the optimizer's torch.optim default)")
-    p.add_argument("--momentum", type=non_negative_float, default=None, help="momentum (sgd, gd, rmsprop)")
+    with_momentum = [n for n in available_optimizers() if optimizer_entry(n).takes_momentum]
+    p.add_argument("--momentum", type=non_negative_float, default=None, help=f"momentum ({', '.join(with_momentum)})")
     p.add_argument("--weight-decay", type=non_negative_float, default=None, help="optimizer weight decay")
     p.add_argument("--alpha", type=non_negative_float, default=0.0, help="L2 penalty of the model (default 0)")
     p.add_argument("--schedule", default="constant", choices=list(SCHEDULES), help="learning-rate schedule")
@@ -212,7 +214,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from microdl.datasets import load_dataset
     from microdl.experiments.runs import BLOW_UP_FACTOR, blew_up
     from microdl.nn import MLP
-    from microdl.optim import make_optimizer
+    from microdl.optim import available_optimizers, make_optimizer, optimizer_entry
     from microdl.train import DivergenceWarning, EarlyStopping, evaluate_loss, fit, score
 
     lbfgs = args.optimizer == "lbfgs"
@@ -222,8 +224,9 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if args.lr is not None:
         hyper["lr"] = args.lr
     if args.momentum is not None:
-        if args.optimizer not in ("sgd", "gd", "rmsprop"):
-            parser.error(f"--momentum applies to sgd, gd and rmsprop, not {args.optimizer}")
+        if not optimizer_entry(args.optimizer).takes_momentum:
+            takes = [n for n in available_optimizers() if optimizer_entry(n).takes_momentum]
+            parser.error(f"--momentum applies to {', '.join(takes)}, not {args.optimizer}")
         hyper["momentum"] = args.momentum
     if args.weight_decay is not None:
         hyper["weight_decay"] = args.weight_decay
@@ -393,6 +396,49 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
+# -- plugins ------------------------------------------------------------------------------------------------
+#: The plugin files imported in this process, by resolved path (a second ``main()`` does not import them again).
+_PLUGINS: dict[str, Any] = {}
+
+
+def add_plugin_option(p: argparse.ArgumentParser) -> None:
+    """``--plugin FILE.py`` (repeatable): a Python file to import first, which registers optimizers of its own
+    (:func:`microdl.optim.register_optimizer`); :func:`main` imports it before the choices are built."""
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                   help="import this Python file first, for the optimizers it registers (repeatable)")
+
+
+def load_plugin(path: str) -> Any:
+    """Import the Python file ``path`` as a module (once per process) and return it."""
+    import importlib.util
+
+    resolved = os.path.realpath(path)
+    if resolved in _PLUGINS:
+        return _PLUGINS[resolved]
+    if not os.path.isfile(resolved) or not resolved.endswith(".py"):
+        raise ValueError(f"--plugin {path}: no such Python file (a path ending in .py)")
+    name = "microdl_plugin_" + "".join(c if c.isalnum() else "_" for c in os.path.basename(resolved)[:-3])
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # so that its classes pickle by reference, as an installed module's do
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ValueError(f"--plugin {path}: {type(exc).__name__}: {_one_line(exc)}") from exc
+    _PLUGINS[resolved] = module
+    return module
+
+
+def _load_plugins(argv: Sequence[str] | None) -> None:
+    """Import every ``--plugin`` file named in ``argv`` before the parser lists the optimizers."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else list(argv))
+    for path in known.plugin:
+        load_plugin(path)
+
+
 def build_parser() -> Parser:
     """The argument parser with every subcommand."""
     from microdl import __version__
@@ -425,6 +471,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit status (NOTE [how the CLI fails])."""
     from microdl._cuda_support import CudaUnavailableError
 
+    try:
+        _load_plugins(argv)
+    except ValueError as exc:
+        sys.stderr.write(f"microdl: error: {_one_line(exc)}\n")
+        return 2
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     parser = parser.commands[args.command]  # its errors name the subcommand

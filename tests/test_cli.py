@@ -61,7 +61,7 @@ def test_help_everywhere(command, capsys):
         (["train", "--lr", "-0.1"], "--lr: must be a positive number"),
         (["train", "--lr", "nan"], "--lr: must be a positive number"),
         (["train", "--hidden", "0"], "--hidden: must be a positive integer"),
-        (["train", "--optimizer", "adam", "--momentum", "0.9"], "--momentum applies to sgd, gd and rmsprop"),
+        (["train", "--optimizer", "adam", "--momentum", "0.9"], "--momentum applies to gd, sgd, rmsprop, not"),
         (["train", "--validation-fraction", "1.2"], "must be between 0 and 1"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["train", "--target", "y"], "--target and --task go with --data"),

@@ -138,8 +138,10 @@ def _execution(args: argparse.Namespace) -> dict[str, Any]:
 
 # -- compare -----------------------------------------------------------------------------------------------
 def _add_compare(sub: Any) -> None:
+    from microdl.cli import add_plugin_option
     from microdl.experiments.comparison import DEFAULT_EPOCHS, DEFAULT_TARGET, RATES
     from microdl.experiments.runs import SIX_OPTIMIZERS
+    from microdl.optim import available_optimizers
 
     p = sub.add_parser("compare", help="compare optimizers across datasets and seeds", description=(
         "Train the same MLP with each optimizer on each dataset, once per seed (same initialisation, split and "
@@ -150,9 +152,12 @@ def _add_compare(sub: Any) -> None:
     p.add_argument("--dataset", type=_checked(_dataset_list), action="append", metavar="NAME[,NAME...]",
                    help="dataset(s); repeat or give a comma list (default: digits)")
     add_data_options(p, repeat=True)
+    add_plugin_option(p)
+    others = [n for n in available_optimizers(takes_lr=True) if n not in SIX_OPTIMIZERS]
     p.add_argument("--optimizers", type=_checked(_optimizer_list), default=SIX_OPTIMIZERS, metavar="LIST",
-                   help=f"comma list of optimizers (default: {','.join(SIX_OPTIMIZERS)}; also adamw, and lbfgs: "
-                        "full-batch L-BFGS, which has no learning rate and takes --epochs as its iteration limit)")
+                   help=f"comma list of optimizers (default: {','.join(SIX_OPTIMIZERS)}; also {', '.join(others)}, "
+                        "and lbfgs: full-batch L-BFGS, which has no learning rate and takes --epochs as its "
+                        "iteration limit; --plugin adds your own)")
     p.add_argument("--seeds", type=_checked(_seeds), default=(0, 1, 2), metavar="N|LIST",
                    help="number of seeds (0..N-1) or a comma list of seeds (default: 3)")
     p.add_argument("--epochs", type=positive_int, default=None,

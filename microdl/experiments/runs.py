@@ -34,14 +34,15 @@ import numpy as np
 from microdl._files import strict_json
 from microdl._validation import check_int
 from microdl.datasets import DATASETS
-from microdl.optim import OPTIMIZERS
+from microdl.optim import available_optimizers, optimizer_entry
 
 __all__ = ["Budget", "parse_budget", "RunSpec", "run_one", "execute", "check_optimizers", "check_datasets",
            "check_seeds", "check_execution", "default_lr", "takes_lr", "threads_per_run", "blew_up", "SIX_OPTIMIZERS",
            "BACKENDS", "BLOW_UP_FACTOR"]
 
-#: The six optimizers of the article, in the order of :mod:`microdl.optim.optimizers`.
-SIX_OPTIMIZERS = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam")
+#: The six optimizers of the article, in display order: those registered with ``article=True``
+#: (:func:`microdl.optim.register_optimizer`).
+SIX_OPTIMIZERS = available_optimizers(article=True)
 
 #: joblib backends ``execute`` accepts.
 BACKENDS = ("loky", "threading", "dask")
@@ -113,8 +114,7 @@ def check_optimizers(optimizers: str | Iterable[str]) -> tuple[str, ...]:
     """A tuple of known optimizer names (a comma-separated string is split)."""
     names = _as_names(optimizers, "optimizers")
     for name in names:
-        if name not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+        optimizer_entry(name)  # an unknown name: ValueError listing the registered ones
     return names
 
 
@@ -163,19 +163,13 @@ def takes_lr(optimizer: str) -> bool:
     >>> takes_lr("adam"), takes_lr("lbfgs")
     (True, False)
     """
-    import inspect
-
-    return "lr" in inspect.signature(OPTIMIZERS[optimizer]).parameters
+    return optimizer_entry(optimizer).takes_lr
 
 
 def default_lr(optimizer: str) -> float | None:
     """The learning rate the optimizer class defaults to (torch.optim's default); None for one without a
     learning rate (:func:`takes_lr`)."""
-    import inspect
-
-    if not takes_lr(optimizer):
-        return None
-    return float(inspect.signature(OPTIMIZERS[optimizer]).parameters["lr"].default)
+    return optimizer_entry(optimizer).lr_default
 
 
 def _rate_of(spec: RunSpec) -> dict[str, float | None]:
