@@ -24,7 +24,7 @@ from microdl.explore import (
 )
 from microdl.explore.grid import DIVERGED_ABOVE
 from microdl.explore.page import GAP_DECADES, MISSING_CODE, _box, encode_runs
-from microdl.optim import OPTIMIZERS, SGD
+from microdl.optim import OPTIMIZERS, SGD, register_optimizer, unregister_optimizer
 from tests.optim import naive
 
 bokeh = pytest.importorskip("bokeh")
@@ -148,8 +148,14 @@ class HeavyBall(SGD):
         super().__init__(params, backend=backend, lr=lr, momentum=0.5)
 
 
-def test_a_users_registered_optimizer_gets_a_rate_grid(monkeypatch):
-    monkeypatch.setitem(OPTIMIZERS, "heavy_ball", HeavyBall)
+@pytest.fixture
+def heavy_ball():
+    register_optimizer("heavy_ball", HeavyBall)
+    yield
+    unregister_optimizer("heavy_ball")
+
+
+def test_a_users_registered_optimizer_gets_a_rate_grid(heavy_ball):
     spec = optimizer_spec("heavy_ball", lrs_per_decade=1)
     assert spec.controls == () and spec.lrs[0] == pytest.approx(1e-4) and spec.lrs[-1] == pytest.approx(10.0)
     ex = precompute(["quadratic"], ["gd", "heavy_ball"], steps=10, lrs_per_decade=1, mlp_epochs=2)

@@ -24,6 +24,7 @@ import numpy as np
 
 from microdl._validation import check_choice, check_int
 from microdl.explore.functions import FUNCTIONS, TestFunction
+from microdl.optim.registry import available_optimizers
 
 __all__ = ["Control", "OptimizerSpec", "DEFINING", "DEFAULT_OPTIMIZERS", "optimizer_spec", "Trajectories",
            "trajectories", "Explorable", "precompute", "DIVERGED_ABOVE"]
@@ -31,8 +32,8 @@ __all__ = ["Control", "OptimizerSpec", "DEFINING", "DEFAULT_OPTIMIZERS", "optimi
 #: A run has diverged once a coordinate's magnitude passes this (or stops being finite); it is NaN from there on.
 DIVERGED_ABOVE = 1e6
 
-#: The six classic optimizers, in order of increasing complexity (the page's order).
-DEFAULT_OPTIMIZERS = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam")
+#: The six classic optimizers, in order of increasing complexity (the page's order): the registry's article six.
+DEFAULT_OPTIMIZERS = available_optimizers(article=True)
 
 
 @dataclass(frozen=True)
