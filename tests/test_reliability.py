@@ -1,0 +1,130 @@
+"""Reliability across threads, fork and BLAS (issue 21, cases 1-2): the same fit gives the same bits in any
+thread, and a fork while another thread trains neither hangs the parent nor freezes the trainer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+from microdl.nn import MLP
+from microdl.nn._cpu import single_threaded_blas
+from microdl.optim import Adam
+from microdl.train import fit
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+def _blas_threads() -> list[int]:
+    return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+
+
+def _in_thread(function, *args):
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(function(*args)))
+    worker.start()
+    worker.join()
+    return out[0]
+
+
+def test_blas_is_limited_in_a_worker_thread_after_the_main_thread_limited_it():
+    """threadpoolctl lets only the first thread that set OpenBLAS's (process-wide) limit set it again; a fit in
+    a worker thread then ran its products on every BLAS thread (case 1)."""
+    with single_threaded_blas():  # the main thread takes threadpoolctl's control first
+        pass
+    before = _blas_threads()
+
+    def inside():
+        with single_threaded_blas():
+            return _blas_threads()
+
+    assert all(n == 1 for n in _in_thread(inside))
+    assert _blas_threads() == before  # restored, from whichever thread left last
+
+
+def _problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1024, 64))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int)
+    return X, y
+
+
+def _fitted_params(hidden=256):
+    X, y = _problem()
+    net = MLP((64, hidden, 2), random_state=0)
+    fit(net, Adam(net.params), X, y, epochs=2, batch_size=512, random_state=0)
+    return net.host_params().copy()
+
+
+def test_a_fit_gives_the_same_bits_in_a_worker_thread_and_the_main_thread():
+    with single_threaded_blas():
+        pass
+    main = _fitted_params()
+    np.testing.assert_array_equal(_in_thread(_fitted_params), main)
+
+
+def test_two_concurrent_fits_equal_sequential_ones():
+    sequential = [_fitted_params(256), _fitted_params(192)]
+    results: dict[int, np.ndarray] = {}
+    start = threading.Barrier(2)
+
+    def work(hidden):
+        start.wait()
+        results[hidden] = _fitted_params(hidden)
+
+    threads = [threading.Thread(target=work, args=(h,)) for h in (256, 192)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    np.testing.assert_array_equal(results[256], sequential[0])
+    np.testing.assert_array_equal(results[192], sequential[1])
+
+
+def test_other_threads_blas_settings_are_left_alone_outside_microdl():
+    before = _blas_threads()
+    _in_thread(_fitted_params)
+    assert _blas_threads() == before
+
+
+FORK_WHILE_FITTING = """
+    import os, threading, time
+    import numpy as np
+    from microdl.nn import MLP
+    from microdl.optim import Adam
+    from microdl.train import fit
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 20)); y = (X[:, 0] > 0).astype(int)
+    warm = MLP((20, 8, 2), random_state=0)
+    fit(warm, Adam(warm.params), X[:100], y[:100], epochs=1)   # the main thread limits BLAS first
+    def work():
+        net = MLP((20, 256, 2), random_state=0)
+        fit(net, Adam(net.params), X, y, epochs=25, batch_size=256)
+    trainer = threading.Thread(target=work); trainer.start()
+    time.sleep(0.3)
+    for _ in range(4):
+        pid = os.fork()
+        if pid == 0:
+            child = MLP((20, 8, 2), random_state=0)
+            fit(child, Adam(child.params), X[:200], y[:200], epochs=2)
+            os._exit(0)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        time.sleep(0.05)
+    trainer.join()
+    print("done")
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_fork_while_another_thread_fits_neither_hangs_nor_freezes_the_trainer():
+    """Case 2: forking while a worker thread was inside a BLAS product froze it (OpenBLAS's fork handler
+    stopped the threads it waited for). A hang fails here by the timeout instead of blocking the suite."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(FORK_WHILE_FITTING)], capture_output=True,
+                              text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("fork while another thread fits hung")
+    assert proc.returncode == 0, proc.stderr
+    assert "done" in proc.stdout
