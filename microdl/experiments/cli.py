@@ -124,11 +124,11 @@ def _check_execution(args: argparse.Namespace) -> None:
                              'pip install "microdl[dask]"')
 
 
-def _check_out(args: argparse.Namespace, names: tuple[str, ...]) -> None:
+def _check_out(args: argparse.Namespace, writer: str) -> None:
     """Refuse a bad --out before any run (NOTE [how the CLI fails] in microdl.cli)."""
     from microdl.experiments.comparison import check_output_folder
 
-    check_output_folder(args.out, names)
+    check_output_folder(args.out, writer, "--out")
 
 
 def _execution(args: argparse.Namespace) -> dict[str, Any]:
@@ -181,10 +181,10 @@ def _add_compare(sub: Any) -> None:
 
 
 def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from microdl.experiments.comparison import OUTPUT_FILES, compare
+    from microdl.experiments.comparison import WRITER, compare
 
     _check_execution(args)
-    _check_out(args, OUTPUT_FILES)
+    _check_out(args, WRITER)
     if args.epochs is not None and args.budget is not None and args.budget.kind == "epochs" \
             and args.budget.value != args.epochs:
         raise ValueError("--epochs and --budget epochs:N disagree; give one of them")
@@ -248,10 +248,10 @@ def _add_sensitivity(sub: Any) -> None:
 
 
 def _run_sensitivity(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from microdl.experiments.sweep import OUTPUT_FILES, sensitivity
+    from microdl.experiments.sweep import WRITER, sensitivity
 
     _check_execution(args)
-    _check_out(args, OUTPUT_FILES)
+    _check_out(args, WRITER)
     if len(args.dataset) != 1:
         raise ValueError("sensitivity takes one --dataset")
     if args.epochs is not None and args.budget is not None:
