@@ -16,7 +16,8 @@ A command fails with one line on stderr, never a traceback, unless the traceback
 * a diverged ``train`` (fit's verdict, or ``compare``'s blow-up rule): status 1, one line saying why, and no
   checkpoint written, so a good one already at ``--save`` stays;
 * Ctrl-C: status 130; files are written atomically (:mod:`microdl._files`), so whatever was there before
-  is intact;
+  is intact; SIGTERM (``kill``, ``docker stop``, Kubernetes) and SIGHUP (a closed terminal) stop a command
+  the same way (joblib's workers stopped, temporary files removed), with status 143 and 129;
 * a reader that closed the pipe (``microdl train | head``): status 141, as for a shell tool killed by
   SIGPIPE, and silence, since whoever would read a message has gone.
 """
@@ -382,8 +383,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     command = parser.prog
+    from microdl._files import Stopped, stop_signals_as_exceptions
+
     try:
-        status = args.run(args, parser)
+        with stop_signals_as_exceptions():
+            status = args.run(args, parser)
         sys.stdout.flush()  # a pipe is block-buffered: a closed reader shows up here, not at interpreter exit
         return status
     except (ValueError, TypeError, CudaUnavailableError) as exc:  # bad values that only the library can judge
@@ -392,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Python would report the same error again when it flushes stdout at exit: point stdout at nothing first.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Stopped as exc:  # SIGTERM or SIGHUP: as Ctrl-C, with the shell's status of that signal
+        parser.exit(128 + exc.signum, f"{command}: stopped by {exc}; files written before were left as they were\n")
     except KeyboardInterrupt:
         parser.exit(130, f"{command}: interrupted; files written before were left as they were\n")
     except OSError as exc:  # a full disk, a file that went away: not a bug, so no traceback

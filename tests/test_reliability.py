@@ -128,3 +128,110 @@ def test_fork_while_another_thread_fits_neither_hangs_nor_freezes_the_trainer():
         pytest.fail("fork while another thread fits hung")
     assert proc.returncode == 0, proc.stderr
     assert "done" in proc.stdout
+
+
+# -- SIGTERM and SIGHUP stop a command as Ctrl-C does (case 9) -----------------------------------------------
+def _descendants(pid: int) -> set[int]:
+    """Every living process below ``pid`` (Linux /proc)."""
+    import os
+
+    parent_of = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    parent_of[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, parent in parent_of.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_ends_compare_like_ctrl_c(tmp_path):
+    """Case 9: SIGTERM (docker stop, kill) left two loky workers and their resource trackers running and a
+    temporary folder behind. Now: workers stopped, nothing left, the previous output intact, one line."""
+    import signal
+    import time
+
+    signame, status = "SIGTERM", 143
+    out = tmp_path / "out"
+    tiny = [sys.executable, "-m", "microdl", "compare", "--dataset", "iris", "--optimizers", "sgd", "--seeds", "1",
+            "--epochs", "1", "--hidden", "4", "--out", str(out), "--no-progress"]
+    assert subprocess.run(tiny, capture_output=True, timeout=120).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = subprocess.Popen([*tiny[:5], "digits", "--optimizers", "sgd,adam", "--seeds", "4", "--epochs", "100000",
+                             "--jobs", "2", "--out", str(out), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while len(_descendants(proc.pid)) < 2 and time.monotonic() < deadline:  # the loky workers are up
+            time.sleep(0.2)
+        time.sleep(1.0)
+        workers = _descendants(proc.pid)
+        assert len(workers) >= 2, "the workers never started"
+        proc.send_signal(getattr(signal, signame))
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == status, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"microdl compare: stopped by {signame}"), stderr
+    deadline = time.monotonic() + 20
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in workers if _alive(p)], "workers left running"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_stop_signal_during_the_save_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    """Case 9, second half: the signal arrives while the folder is written (here, raised as it would be)."""
+    import signal
+
+    from microdl._files import Stopped, atomic_folder
+
+    def interrupted(tmp):
+        (tmp / "half.txt").write_text("half")
+        raise Stopped(signal.SIGTERM)
+
+    with pytest.raises(Stopped), atomic_folder(tmp_path / "out", "microdl compare") as tmp:
+        interrupted(tmp)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_stopped_by_sighup_exits_129_and_keeps_the_old_checkpoint(tmp_path):
+    import signal
+
+    path = tmp_path / "model.npz"
+    assert subprocess.run([sys.executable, "-m", "microdl", "train", "--dataset", "iris", "--epochs", "1", "--quiet",
+                           "--save", str(path)], capture_output=True, timeout=120).returncode == 0
+    before = path.read_bytes()
+    import os
+
+    proc = subprocess.Popen([sys.executable, "-m", "microdl", "train", "--dataset", "digits", "--epochs", "100000",
+                             "--save", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for line in proc.stdout:  # wait until it trains
+            if line.startswith("epoch "):
+                break
+        proc.send_signal(signal.SIGHUP)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 129
+    assert stderr.strip().splitlines() == ["microdl train: stopped by SIGHUP; files written before were left as "
+                                           "they were"]
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
