@@ -183,21 +183,20 @@ def check_Y(y: Any, n_outputs: int, loss: str, dtype: Any, name: str = "y") -> n
 
 
 def check_sample_weight(sample_weight: Any, n_samples: int, dtype: Any) -> np.ndarray | None:
-    """Sample weights as a 1-D array of ``dtype``: finite, non-negative, ``n_samples`` of them, with a sum that
-    is positive and representable in ``dtype`` (a float32 sum that overflows would make every loss 0)."""
+    """Sample weights as a 1-D array of ``dtype``: finite, non-negative, ``n_samples`` of them, with a positive
+    sum, divided by their largest (in float64, before the cast).
+
+    Weights are scale-free (the loss is Σ wᵢℓᵢ / Σ wᵢ), so dividing by the largest changes no loss or gradient,
+    and keeps them representable at either end: weights of 5e-324 each made 1/Σw infinite and every gradient
+    NaN, and 1e39 is beyond float32 (issue 21, case 20)."""
     if sample_weight is None:
         return None
-    w = _real_array("sample_weight", sample_weight)
-    with np.errstate(over="ignore"):
-        w = np.ascontiguousarray(w, dtype=dtype)
+    w = _real_array("sample_weight", sample_weight).astype(np.float64)
     if w.shape != (n_samples,):
         raise ValueError(f"sample_weight must have shape ({n_samples},); got {w.shape}")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError("sample_weight must be finite and non-negative")
-    total = float(np.sum(w, dtype=np.float64))
-    if total <= 0:
+    largest = float(w.max()) if w.size else 0.0
+    if largest <= 0:
         raise ValueError("sample_weight must have a positive sum")
-    if total > float(np.finfo(np.dtype(dtype)).max):
-        raise ValueError(f"sample_weight sums to {total:g}, beyond the range of {np.dtype(dtype).name}; "
-                         "rescale the weights")
-    return w
+    return np.ascontiguousarray(w / largest, dtype=dtype)

@@ -120,7 +120,9 @@ class History:
 
 
 class Callback(Protocol):
-    """Called by :func:`fit` after every epoch; returning True stops training."""
+    """Called by :func:`fit` after every epoch; returning True stops training. A callback may also have
+    ``on_fit_start(model, optimizer)``, which :func:`fit` calls before the first epoch (EarlyStopping forgets
+    an earlier fit there)."""
 
     def on_epoch_end(self, epoch: int, history: History, model: MLP, optimizer: Optimizer) -> bool: ...
 
@@ -147,6 +149,11 @@ class EarlyStopping:
         self.min_delta = check_real("min_delta", min_delta, 0.0)
         self.monitor = check_choice("monitor", monitor, ("val_loss", "train_loss"))
         self.restore_best_weights = check_bool("restore_best_weights", restore_best_weights)
+        self.on_fit_start()
+
+    def on_fit_start(self, model: MLP | None = None, optimizer: Optimizer | None = None) -> None:
+        """Forget any earlier fit (called by :func:`fit` before the first epoch), as Keras' callback does in
+        ``on_train_begin``: one object serves several fits, and never puts one model's weights into another."""
         self.best = math.inf
         self.best_epoch: int | None = None
         self.best_params: np.ndarray | None = None
@@ -661,6 +668,10 @@ def fit(model: MLP, optimizer: Any, X: Any, y: Any, *, epochs: int = 10, batch_s
         raise RuntimeError("this model is being fitted in another thread; fit one model from one thread at a "
                            "time (or fit copies: copy.deepcopy(model))")
     try:
+        for cb in callbacks:
+            start = getattr(cb, "on_fit_start", None)
+            if callable(start):
+                start(model, optimizer)
         if validation_fraction is not None:
             X, Y, X_val, Y_val = split_validation(X, Y, validation_fraction, rng,
                                                   stratify=model.loss == "cross_entropy")
