@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 __all__ = ["main", "build_parser", "Parser", "positive_int", "positive_float", "non_negative_float", "fraction",
-           "add_data_options", "read_data_option"]
+           "add_data_options", "read_data_option", "check_hidden_memory"]
 
 #: Modules that add subcommands with ``add_commands(subparsers)``.
 _COMMAND_MODULES = ("microdl.experiments.cli",)
@@ -80,6 +80,47 @@ def fraction(text: str) -> float:
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
     return value
+
+
+# -- networks that cannot fit in memory (train, compare, sensitivity) ------------------------------------------
+#: Copies of the parameter buffer that a fit holds at least: the parameters, their gradient, up to three
+#: optimizer state buffers, and the last good state kept for a divergence (parameters and state again).
+_BUFFERS_PER_FIT = 8
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_hidden_memory(hidden: Sequence[int], *, batch_size: int = 32, itemsize: int = 8, jobs: int = 1) -> None:
+    """Refuse, before anything is allocated, hidden widths whose network cannot fit in the memory available:
+    ValueError naming ``--hidden`` and the memory it needs (a lower bound: one input and one output, the
+    buffers a fit keeps, the activations of a batch), so that ``--hidden 200000 200000`` is one line, not a
+    MemoryError traceback after the data was loaded (issue 21, case 12)."""
+    sizes = [1, *hidden, 1]
+    n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    need = jobs * itemsize * (_BUFFERS_PER_FIT * n_params + 2 * batch_size * sum(hidden))
+    available = _available_memory()
+    if available is not None and need > available:
+        runs = f" ({jobs} runs at a time)" if jobs > 1 else ""
+        raise ValueError(f"--hidden {' '.join(map(str, hidden))}: the network has at least {n_params:.3g} "
+                         f"parameters and needs at least {_gib(need)} of memory to train{runs}, more than the "
+                         f"{_gib(available)} available; use narrower layers")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**40:.3g} TiB" if n >= 2**40 else f"{n / 2**30:.3g} GiB"
 
 
 # -- your own data (train and compare) ---------------------------------------------------------------------
@@ -238,6 +279,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         parser.error("--backend cuda needs --device cuda (the parameters must live on the GPU)")
     from microdl._files import check_writable_file, strict_json
 
+    check_hidden_memory(args.hidden, batch_size=args.batch_size, itemsize=np.dtype(args.dtype).itemsize)
     if args.save is not None:
         check_writable_file(args.save, "--save")
     own = read_data_option(args, parser)
@@ -402,6 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(130, f"{command}: interrupted; files written before were left as they were\n")
     except OSError as exc:  # a full disk, a file that went away: not a bug, so no traceback
         parser.exit(1, f"{command}: error: {_one_line(exc)}\n")
+    except MemoryError as exc:  # what check_hidden_memory could not foresee (the data, other processes)
+        parser.exit(1, f"{command}: error: out of memory ({_one_line(exc) or 'MemoryError'})\n")
     return 1  # pragma: no cover - parser.exit never returns
 
 

@@ -12,7 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from microdl.cli import add_data_options, fraction, positive_float, positive_int, read_data_option
+from microdl.cli import (
+    add_data_options,
+    check_hidden_memory,
+    fraction,
+    positive_float,
+    positive_int,
+    read_data_option,
+)
 
 __all__ = ["add_commands"]
 
@@ -185,6 +192,7 @@ def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
     _check_execution(args)
     _check_out(args, WRITER)
+    check_hidden_memory(args.hidden, batch_size=args.batch_size, jobs=args.jobs)
     if args.epochs is not None and args.budget is not None and args.budget.kind == "epochs" \
             and args.budget.value != args.epochs:
         raise ValueError("--epochs and --budget epochs:N disagree; give one of them")
@@ -252,6 +260,7 @@ def _run_sensitivity(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
     _check_execution(args)
     _check_out(args, WRITER)
+    check_hidden_memory(args.hidden, batch_size=args.batch_size, jobs=args.jobs)
     if len(args.dataset) != 1:
         raise ValueError("sensitivity takes one --dataset")
     if args.epochs is not None and args.budget is not None:
