@@ -160,12 +160,15 @@ def _temporary(make: Any, path: Path, suffix: str) -> str:
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[object]:
     """Open a temporary file beside ``path`` for writing; on a clean exit, flush it to disk and rename it over
-    ``path``. On any error (or Ctrl-C) the temporary file is removed and ``path`` is left as it was.
+    ``path``. On any error (or Ctrl-C) the temporary file is removed and ``path`` is left as it was. A symbolic
+    link at ``path`` stays: its target is the file replaced.
 
     >>> with atomic_file("out.txt", "w") as f:      # doctest: +SKIP
     ...     f.write("done")
     """
     path = Path(path)
+    if path.is_symlink():  # write to the file the link points to, and keep the link (as open() would)
+        path = Path(os.path.realpath(path))
     fd, tmp = _temporary(tempfile.mkstemp, path, ".tmp")
     try:
         # the permissions the file would have had (an existing file keeps its own)

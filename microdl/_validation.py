@@ -47,6 +47,10 @@ def check_real(name: str, value: Any, low: float = -math.inf, high: float = math
     return value
 
 
+#: The largest seed: NumPy's RandomState and scikit-learn (train_test_split) take seeds in [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
+
+
 def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     """``value`` as an int if it is an integer (not a bool) with ``low <= value <= high``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral):

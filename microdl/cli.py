@@ -52,6 +52,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """argparse type: a seed, an integer in [0, 2**32 - 1] (what NumPy's RandomState and scikit-learn take)."""
+    from microdl._validation import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_SEED}, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_SEED}, got {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
     try:
@@ -194,7 +207,7 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--backend", default="cpu", choices=list(BACKENDS), help="optimizer backend (default cpu)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where the whole training step runs (cuda needs numba-cuda and a GPU)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of initialisation, split and shuffling")
+    p.add_argument("--seed", type=seed, default=0, help="random seed of initialisation, split and shuffling")
     p.add_argument("--save", default=None, metavar="PATH",
                    help="write a checkpoint (.npz) here (checked before training; written atomically)")
     p.add_argument("--json", action="store_true", help="print the final summary as strict JSON (null for NaN)")

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from microdl._validation import check_choice, check_int, check_real
+from microdl._validation import MAX_SEED, check_choice, check_int, check_real
 
 __all__ = ["Dataset", "RawData", "DATASETS", "TASKS", "load_dataset", "list_datasets", "read_data", "from_arrays",
            "infer_task", "MAX_INFERRED_CLASSES"]
@@ -259,8 +259,12 @@ def read_data(path: str | os.PathLike, *, target: str | None = None, task: str |
     path = Path(path)
     if task is not None:
         check_choice("task", task, TASKS)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    try:
+        is_file, exists = path.is_file(), path.exists()
+    except OSError as exc:  # a name too long to look up (ENAMETOOLONG): a bad value, not a failed read
+        raise ValueError(f"{str(path)[:80]}...: {exc.strerror}") from None
+    if not is_file:
+        raise ValueError(f"{path}: no such file" if not exists else f"{path} is not a file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
         X, y, names = _read_npz(path, target or "y")
@@ -463,7 +467,7 @@ def load_dataset(name: str | RawData, *, test_size: float = 0.25, random_state: 
     test_size = check_real("test_size", test_size, 0.0, 1.0, low_open=True, high_open=True)
     if n_samples is not None:
         n_samples = check_int("n_samples", n_samples, 10)
-    random_state = check_int("random_state", random_state, 0)
+    random_state = check_int("random_state", random_state, 0, MAX_SEED)
     dtype = np.dtype(dtype)
     raw = name if isinstance(name, RawData) else _builtin(name, n_samples, random_state)
     return _split(raw, test_size, random_state, dtype)

@@ -3,6 +3,7 @@ thread, and a fork while another thread trains neither hangs the parent nor free
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -235,3 +236,79 @@ def test_train_stopped_by_sighup_exits_129_and_keeps_the_old_checkpoint(tmp_path
     assert stderr.strip().splitlines() == ["microdl train: stopped by SIGHUP; files written before were left as "
                                            "they were"]
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+# -- the odd cases of issue 21 ---------------------------------------------------------------------------------
+def test_save_through_a_symlink_writes_its_target_and_keeps_the_link(tmp_path):
+    from microdl.io import load, save
+
+    target = tmp_path / "store" / "model.npz"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    net = MLP((3, 2), random_state=0)
+    save(link, net)
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    np.testing.assert_array_equal(load(target).model.params, net.params)
+
+
+def test_nan_in_the_parameters_before_fit_is_refused_not_reported_as_restored():
+    X, y = _problem()
+    net = MLP((64, 8, 2), random_state=0)
+    net.params[3] = np.nan
+    with pytest.raises(ValueError, match="parameters hold NaN or infinity before training"):
+        fit(net, Adam(net.params), X, y, epochs=1)
+
+
+def test_a_schedule_returning_nan_stops_training_and_keeps_the_history():
+    from microdl.optim.schedules import LRSchedule
+
+    class Broken(LRSchedule):
+        def lr_at(self, epoch, base_lr, metric=None):
+            return base_lr if epoch < 2 else math.nan
+
+    X, y = _problem()
+    net = MLP((64, 8, 2), random_state=0)
+    with pytest.warns(RuntimeWarning, match="unusable learning rate for epoch 3"):
+        history = fit(net, Adam(net.params), X, y, epochs=5, schedule=Broken(), random_state=0)
+    assert history.epochs == 2 and history.stop_reason.startswith("schedule: Broken")
+    assert np.all(np.isfinite(net.host_params()))
+
+
+@pytest.mark.parametrize(("alpha", "scale", "advice"), [(1e308, 1.0, "a smaller alpha"),
+                                                        (0.0, 1e30, "standardised targets")])
+def test_divergence_advice_names_the_cause_not_the_learning_rate(alpha, scale, advice):
+    from microdl.optim import SGD
+    from microdl.train import DivergenceWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    y = scale * (X @ np.ones(3))
+    net = MLP((3, 4, 1), loss="squared_error", alpha=alpha, random_state=0)
+    with pytest.warns(DivergenceWarning):
+        history = fit(net, SGD(net.params, lr=0.01), X, y, epochs=3, random_state=0)
+    assert history.diverged and advice in history.stop_reason
+    assert "a smaller learning rate" not in history.stop_reason
+
+
+def test_compare_runs_no_more_jobs_at_once_than_cores_or_runs():
+    from microdl.experiments.runs import local_jobs
+
+    cores = len(__import__("os").sched_getaffinity(0))
+    assert local_jobs(64, "loky") == cores and local_jobs(64, "threading", 1) == 1
+    assert local_jobs(64, "dask") == 64 and local_jobs(1, "loky") == 1
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--seed", str(2**32)], "argument --seed: must be an integer from 0 to 4294967295"),
+    (["compare", "--seeds", f"{2**32},"], "argument --seeds: seed must be <= 4294967295"),
+    (["train", "--data", "/tmp/" + "d" * 300 + ".csv", "--target", "y"], "File name too long"),
+])
+def test_seeds_and_paths_beyond_limits_are_bad_values_with_status_2(argv, message, capsys):
+    from microdl.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
