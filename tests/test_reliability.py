@@ -312,3 +312,39 @@ def test_seeds_and_paths_beyond_limits_are_bad_values_with_status_2(argv, messag
         main(argv)
     err = capsys.readouterr().err
     assert exc.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_ctrl_c_inside_step_leaves_the_step_count_as_it_was(monkeypatch):
+    net = MLP((3, 2), random_state=0)
+    opt = Adam(net.params)
+    opt.step(np.ones_like(net.params))
+    before, params = opt.t, net.params.copy()
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(opt._backend, "apply", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        opt.step(np.ones_like(net.params))
+    assert opt.t == before
+    np.testing.assert_array_equal(net.params, params)
+
+
+def test_a_rate_beyond_float32_is_refused_for_a_float32_model():
+    net = MLP((3, 2), dtype="float32", random_state=0)
+    with pytest.raises(ValueError, match="lr=1e[+]39 is beyond the range of float32"):
+        Adam(net.params, lr=1e39)
+    opt = Adam(net.params)
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        opt.lr = 1e39
+    Adam(MLP((3, 2), random_state=0).params, lr=1e39)  # representable in float64
+
+
+@pytest.mark.parametrize("name", ["adagrad", "rmsprop", "adadelta", "adam"])
+def test_eps_zero_is_refused_since_it_divides_zero_by_zero(name):
+    """Adam with eps=0 on a zero gradient gave 0/0 in a direct step."""
+    from microdl.optim import make_optimizer
+
+    net = MLP((3, 2), random_state=0)
+    with pytest.raises(ValueError, match="eps must be a finite number in \\(0, inf"):
+        make_optimizer(name, net.params, eps=0.0)
