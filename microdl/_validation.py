@@ -188,11 +188,15 @@ def check_Y(y: Any, n_outputs: int, loss: str, dtype: Any, name: str = "y") -> n
 
 def check_sample_weight(sample_weight: Any, n_samples: int, dtype: Any) -> np.ndarray | None:
     """Sample weights as a 1-D array of ``dtype``: finite, non-negative, ``n_samples`` of them, with a positive
-    sum, divided by their largest (in float64, before the cast).
+    sum; rescaled by a power of two when their largest is outside the range the arithmetic takes safely.
 
-    Weights are scale-free (the loss is Σ wᵢℓᵢ / Σ wᵢ), so dividing by the largest changes no loss or gradient,
-    and keeps them representable at either end: weights of 5e-324 each made 1/Σw infinite and every gradient
-    NaN, and 1e39 is beyond float32 (issue 21, case 20)."""
+    The data loss Σ wᵢℓᵢ / Σ wᵢ does not depend on the weights' scale, but the arithmetic does: weights of
+    5e-324 each made 1/Σw infinite and every gradient NaN, and 2e38 summed beyond float32 (issue 21, case 20).
+    So weights whose largest is outside [√tiny, √max] of ``dtype`` (1.5e-154 to 1.3e154 in float64) are
+    divided, in float64, by the power of two that brings the largest into [1, 2): exact, so the data loss
+    and its gradient are those of the weights as given. Weights inside that range are used exactly as given,
+    so the L2 penalty α/(2Σw) keeps scikit-learn's meaning; outside it that penalty would overflow or vanish,
+    and is relative to the rescaled weights instead."""
     if sample_weight is None:
         return None
     w = _real_array("sample_weight", sample_weight).astype(np.float64)
@@ -203,4 +207,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype: Any) -> np.nd
     largest = float(w.max()) if w.size else 0.0
     if largest <= 0:
         raise ValueError("sample_weight must have a positive sum")
-    return np.ascontiguousarray(w / largest, dtype=dtype)
+    info = np.finfo(np.dtype(dtype))
+    if not math.sqrt(float(info.tiny)) <= largest <= math.sqrt(float(info.max)):
+        w = np.ldexp(w, 1 - np.frexp(largest)[1])  # largest into [1, 2), exactly
+    return np.ascontiguousarray(w, dtype=dtype)
