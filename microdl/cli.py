@@ -17,7 +17,8 @@ A command fails with one line on stderr, never a traceback, unless the traceback
 * a diverged ``train`` (fit's verdict, or ``compare``'s blow-up rule): status 1, one line saying why, and no
   checkpoint written, so a good one already at ``--save`` stays;
 * Ctrl-C: status 130; files are written atomically (:mod:`microdl._files`), so whatever was there before
-  is intact;
+  is intact; SIGTERM (``kill``, ``docker stop``, Kubernetes) and SIGHUP (a closed terminal) stop a command
+  the same way (joblib's workers stopped, temporary files removed), with status 143 and 129;
 * a reader that closed the pipe (``microdl train | head``): status 141, as for a shell tool killed by
   SIGPIPE, and silence, since whoever would read a message has gone.
 """
@@ -35,7 +36,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 __all__ = ["main", "build_parser", "Parser", "positive_int", "positive_float", "non_negative_float", "fraction",
-           "add_data_options", "read_data_option"]
+           "add_data_options", "read_data_option", "check_hidden_memory"]
 
 #: Modules that add subcommands with ``add_commands(subparsers)``.
 _COMMAND_MODULES = ("microdl.experiments.cli",)
@@ -49,6 +50,19 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def seed(text: str) -> int:
+    """argparse type: a seed, an integer in [0, 2**32 - 1] (what NumPy's RandomState and scikit-learn take)."""
+    from microdl._validation import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_SEED}, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_SEED}, got {text!r}")
     return value
 
 
@@ -80,6 +94,47 @@ def fraction(text: str) -> float:
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
     return value
+
+
+# -- networks that cannot fit in memory (train, compare, sensitivity) ------------------------------------------
+#: Copies of the parameter buffer that a fit holds at least: the parameters, their gradient, up to three
+#: optimizer state buffers, and the last good state kept for a divergence (parameters and state again).
+_BUFFERS_PER_FIT = 8
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_hidden_memory(hidden: Sequence[int], *, batch_size: int = 32, itemsize: int = 8, jobs: int = 1) -> None:
+    """Refuse, before anything is allocated, hidden widths whose network cannot fit in the memory available:
+    ValueError naming ``--hidden`` and the memory it needs (a lower bound: one input and one output, the
+    buffers a fit keeps, the activations of a batch), so that ``--hidden 200000 200000`` is one line, not a
+    MemoryError traceback after the data was loaded (issue 21, case 12)."""
+    sizes = [1, *hidden, 1]
+    n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    need = jobs * itemsize * (_BUFFERS_PER_FIT * n_params + 2 * batch_size * sum(hidden))
+    available = _available_memory()
+    if available is not None and need > available:
+        runs = f" ({jobs} runs at a time)" if jobs > 1 else ""
+        raise ValueError(f"--hidden {' '.join(map(str, hidden))}: the network has at least {n_params:.3g} "
+                         f"parameters and needs at least {_gib(need)} of memory to train{runs}, more than the "
+                         f"{_gib(available)} available; use narrower layers")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**40:.3g} TiB" if n >= 2**40 else f"{n / 2**30:.3g} GiB"
 
 
 # -- your own data (train and compare) ---------------------------------------------------------------------
@@ -155,7 +210,7 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--backend", default="cpu", choices=list(BACKENDS), help="optimizer backend (default cpu)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where the whole training step runs (cuda needs numba-cuda and a GPU)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of initialisation, split and shuffling")
+    p.add_argument("--seed", type=seed, default=0, help="random seed of initialisation, split and shuffling")
     p.add_argument("--save", default=None, metavar="PATH",
                    help="write a checkpoint (.npz) here (checked before training; written atomically)")
     p.add_argument("--json", action="store_true", help="print the final summary as strict JSON (null for NaN)")
@@ -241,6 +296,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         parser.error("--backend cuda needs --device cuda (the parameters must live on the GPU)")
     from microdl._files import check_writable_file, strict_json
 
+    check_hidden_memory(args.hidden, batch_size=args.batch_size, itemsize=np.dtype(args.dtype).itemsize)
     if args.save is not None:
         check_writable_file(args.save, "--save")
     own = read_data_option(args, parser)
@@ -482,8 +538,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     command = parser.prog
+    from microdl._files import Stopped, stop_signals_as_exceptions
+
     try:
-        status = args.run(args, parser)
+        with stop_signals_as_exceptions():
+            status = args.run(args, parser)
         sys.stdout.flush()  # a pipe is block-buffered: a closed reader shows up here, not at interpreter exit
         return status
     except (ValueError, TypeError, CudaUnavailableError) as exc:  # bad values that only the library can judge
@@ -492,10 +551,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Python would report the same error again when it flushes stdout at exit: point stdout at nothing first.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Stopped as exc:  # SIGTERM or SIGHUP: as Ctrl-C, with the shell's status of that signal
+        parser.exit(128 + exc.signum, f"{command}: stopped by {exc}; files written before were left as they were\n")
     except KeyboardInterrupt:
         parser.exit(130, f"{command}: interrupted; files written before were left as they were\n")
     except OSError as exc:  # a full disk, a file that went away: not a bug, so no traceback
         parser.exit(1, f"{command}: error: {_one_line(exc)}\n")
+    except MemoryError as exc:  # what check_hidden_memory could not foresee (the data, other processes)
+        parser.exit(1, f"{command}: error: out of memory ({_one_line(exc) or 'MemoryError'})\n")
     return 1  # pragma: no cover - parser.exit never returns
 
 

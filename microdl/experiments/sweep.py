@@ -47,6 +47,8 @@ __all__ = ["sensitivity", "SensitivityResult", "flat_width", "load_sensitivity",
 DEFAULT_SWEEP_EPOCHS = 20
 #: What SensitivityResult.save writes; an output folder holding anything else is never replaced.
 OUTPUT_FILES = ("sensitivity.json", "sensitivity.csv", "sensitivity.txt", "sensitivity.png")
+#: Who wrote an output folder, as its manifest records (NOTE [output folders] in microdl._files).
+WRITER = "microdl sensitivity"
 
 
 def flat_width(lrs: Sequence[float], losses: Sequence[float | None], within: float) -> dict[str, Any]:
@@ -294,12 +296,12 @@ class SensitivityResult:
         """Write ``sensitivity.json`` (every run), ``sensitivity.csv`` (one row per curve and rate),
         ``sensitivity.txt`` (the table) and ``sensitivity.png`` (unless ``plot`` is False), swapping the whole
         folder in at the end as :meth:`CompareResult.save` does."""
-        out = check_output_folder(out_dir, OUTPUT_FILES)
+        out = check_output_folder(out_dir, WRITER)
         paths = {"history": out / "sensitivity.json", "summary": out / "sensitivity.csv",
                  "table": out / "sensitivity.txt"}
         if plot:
             paths["plot"] = out / "sensitivity.png"
-        with atomic_folder(out) as tmp:
+        with atomic_folder(out, WRITER) as tmp:
             (tmp / "sensitivity.json").write_text(json.dumps(strict_json(self.to_dict()), indent=1,
                                                              allow_nan=False))
             with open(tmp / "sensitivity.csv", "w", newline="") as f:

@@ -227,7 +227,7 @@ class MLP:
         args = (self._no_X if sparse else X, Y, self._no_w if w is None else w, scale, self.params, self._layout,
                 ws.A, ws.D, self.grads, ws.block_grads, ws.per_sample, m, n_blocks, self._activation_code,
                 self._loss_code, with_grad, sparse)
-        with _cpu.single_threaded_blas():
+        with _cpu.single_threaded_blas(), config.kernel_call():  # NOTE [fork while a kernel runs]
             if sparse:
                 ws.A[0][:m] = X @ self.weights[0]
             if n_blocks == 1:

@@ -319,8 +319,13 @@ class Optimizer:
         """The hyperparameters after ``changes``, each checked, then together; raises on the first problem."""
         specs = self._hyperparameter_specs
         values = dict(self._hyperparameter_values)
+        largest = float(np.finfo(self._dtype).max)
         for name, value in changes.items():
             values[name] = specs[name].check(name, value)
+            # the kernels compute in the parameters' dtype: a rate of 1e39 is infinity in float32 (issue 21)
+            if isinstance(values[name], float) and abs(values[name]) > largest:
+                raise ValueError(f"{name}={values[name]:g} is beyond the range of {self._dtype.name}, the "
+                                 "parameters' dtype")
         if len(values) == len(specs):  # all set: the constructor sets them at once, assignments one by one
             # in declaration order, the order of the rule's host function's parameters (NOTE [positional scalars])
             values = {name: values[name] for name in specs}
@@ -393,10 +398,10 @@ class Optimizer:
             # Not the common case, which the test above passes in one go on every step: the full checks, which
             # name the problem (or stage host gradients for the CUDA backend).
             grads = self._checked_grads(grads)
-        self.t += 1
         try:
+            self.t += 1
             self._backend.apply(self._kernels, params, grads, self._slots, self._scalars())
-        except Exception:
+        except BaseException:  # Ctrl-C too (issue 21)
             self.t -= 1  # a step that did not happen must not advance the bias corrections and decays
             raise
 

@@ -152,7 +152,7 @@ class Adagrad(Optimizer):
     lr_decay = Hyperparameter(real(0.0))
     weight_decay = Hyperparameter(real(0.0))
     initial_accumulator_value = Hyperparameter(real(0.0))
-    eps = Hyperparameter(real(0.0))
+    eps = Hyperparameter(real(0.0, low_open=True))  # eps = 0 divides 0 by 0 where a gradient is 0
     maximize = Hyperparameter(boolean())
 
     def __init__(self, params: Any, *, backend: str = "cpu", lr: float = 1e-2, lr_decay: float = 0.0,
@@ -205,7 +205,7 @@ class RMSprop(Optimizer):
     scalars = rules.rmsprop_scalars
     state_names = ("v", "g_avg", "b")
     alpha = Hyperparameter(real(0.0, 1.0, high_open=True))
-    eps = Hyperparameter(real(0.0))
+    eps = Hyperparameter(real(0.0, low_open=True))  # eps = 0 divides 0 by 0 where a gradient is 0
     weight_decay = Hyperparameter(real(0.0))
     momentum = Hyperparameter(real(0.0))
     centered = Hyperparameter(boolean())
@@ -257,7 +257,7 @@ class Adadelta(Optimizer):
     scalars = rules.adadelta_scalars
     state_names = ("v", "u")
     rho = Hyperparameter(real(0.0, 1.0))
-    eps = Hyperparameter(real(0.0))
+    eps = Hyperparameter(real(0.0, low_open=True))  # eps = 0 divides 0 by 0 where a gradient is 0
     weight_decay = Hyperparameter(real(0.0))
     maximize = Hyperparameter(boolean())
 
@@ -322,7 +322,7 @@ class Adam(Optimizer):
     #: AdamW's decay acts on θ; Adam's enters g.
     decoupled = False
     betas = Hyperparameter(pair(real(0.0, 1.0, high_open=True), ("beta1", "beta2")))
-    eps = Hyperparameter(real(0.0))
+    eps = Hyperparameter(real(0.0, low_open=True))  # eps = 0 divides 0 by 0 where a gradient is 0
     weight_decay = Hyperparameter(real(0.0))
     amsgrad = Hyperparameter(boolean())
     maximize = Hyperparameter(boolean())
