@@ -453,10 +453,6 @@ class Parser(argparse.ArgumentParser):
 
 
 # -- plugins ------------------------------------------------------------------------------------------------
-#: The plugin files imported in this process, by resolved path (a second ``main()`` does not import them again).
-_PLUGINS: dict[str, Any] = {}
-
-
 def add_plugin_option(p: argparse.ArgumentParser) -> None:
     """``--plugin FILE.py`` (repeatable): a Python file to import first, which registers optimizers of its own
     (:func:`microdl.optim.register_optimizer`); :func:`main` imports it before the choices are built."""
@@ -464,30 +460,10 @@ def add_plugin_option(p: argparse.ArgumentParser) -> None:
                    help="import this Python file first, for the optimizers it registers (repeatable)")
 
 
-def load_plugin(path: str) -> Any:
-    """Import the Python file ``path`` as a module (once per process) and return it."""
-    import importlib.util
-
-    resolved = os.path.realpath(path)
-    if resolved in _PLUGINS:
-        return _PLUGINS[resolved]
-    if not os.path.isfile(resolved) or not resolved.endswith(".py"):
-        raise ValueError(f"--plugin {path}: no such Python file (a path ending in .py)")
-    name = "microdl_plugin_" + "".join(c if c.isalnum() else "_" for c in os.path.basename(resolved)[:-3])
-    spec = importlib.util.spec_from_file_location(name, resolved)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # so that its classes pickle by reference, as an installed module's do
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[name]
-        raise ValueError(f"--plugin {path}: {type(exc).__name__}: {_one_line(exc)}") from exc
-    _PLUGINS[resolved] = module
-    return module
-
-
 def _load_plugins(argv: Sequence[str] | None) -> None:
     """Import every ``--plugin`` file named in ``argv`` before the parser lists the optimizers."""
+    from microdl.plugins import load_plugin
+
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--plugin", action="append", default=[])
     known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else list(argv))

@@ -441,7 +441,10 @@ def execute(specs: Sequence[RunSpec], *, jobs: int = 1, backend: str = "loky", s
         else:
             from joblib import delayed
 
-            tasks = (delayed(_indexed)(runner, i, spec) for i, spec in enumerate(specs))
+            from microdl.plugins import loaded_plugins
+
+            plugins = loaded_plugins()  # a worker imports them first, so that their optimizers resolve there
+            tasks = (delayed(_indexed)(runner, i, spec, plugins) for i, spec in enumerate(specs))
             if backend == "dask":
                 client = _dask_client(scheduler)
                 try:
@@ -476,7 +479,11 @@ def _progress_bar(total: int, desc: str, progress: bool | None) -> Any:
     return tqdm(total=total, desc=desc, unit="run", disable=None if progress is None else not progress, leave=False)
 
 
-def _indexed(runner: Callable[[RunSpec], dict[str, Any]], index: int, spec: RunSpec) -> tuple[int, dict[str, Any]]:
+def _indexed(runner: Callable[[RunSpec], dict[str, Any]], index: int, spec: RunSpec,
+             plugins: Sequence[str] = ()) -> tuple[int, dict[str, Any]]:
+    from microdl.plugins import load_plugins
+
+    load_plugins(plugins)
     return index, runner(spec)
 
 

@@ -126,3 +126,17 @@ def test_a_missing_or_broken_plugin_is_one_line(tmp_path, capsys):
     broken.write_text("raise RuntimeError('boom')\n")
     assert main(["train", "--plugin", str(broken)]) == 2
     assert capsys.readouterr().err == f"microdl: error: --plugin {broken}: RuntimeError: boom\n"
+
+
+def test_compare_with_jobs_imports_the_plugin_in_its_workers(tmp_path):
+    """Worker processes import the plugin files the parent imported, so a plugin's optimizer runs with --jobs 2
+    (it failed there before: the worker did not know the name)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "microdl", "compare", "--plugin", str(EXAMPLE), "--optimizers", "lion,adam",
+         "--dataset", "iris", "--seeds", "2", "--epochs", "1", "--hidden", "4", "--jobs", "2", "--no-progress",
+         "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "\nlion " in proc.stdout and "\nadam " in proc.stdout
