@@ -215,9 +215,11 @@ def test_weights_keep_their_shapes_and_copies_are_lists():
 
 # -- errors and warnings: scikit-learn's text, the user's labels ------------------------------------------------------
 def test_too_few_members_names_the_users_labels():
+    # scikit-learn's message names its encoded column ('True'), as its own test_mlp expects; the user's label follows
     labels = np.array(["cat"] * 20 + ["dog"])
     X = np.random.RandomState(0).normal(size=(21, 3))
-    with pytest.raises(ValueError, match=r"^The least populated classes in y have only 1 member.*: \['dog'\]$"):
+    with pytest.raises(ValueError, match=r"^The least populated classes in y have only 1 member.*: \['True'\] "
+                                         r"\(in the labels of y: \['dog'\]\)$"):
         MLPClassifier(early_stopping=True, random_state=0).fit(X, labels)
 
 
