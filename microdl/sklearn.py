@@ -103,6 +103,7 @@ from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.optimize import _check_optimize_result
@@ -586,6 +587,7 @@ class _BaseMLP(BaseEstimator):
         X, Y, y_labels = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+        sample_weight = self._weigh_classes(y_labels, sample_weight, incremental, X.dtype)
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self.__dict__.pop("_assigned_layers", None)
@@ -612,6 +614,11 @@ class _BaseMLP(BaseEstimator):
         if not np.all(np.isfinite(model.host_params())):  # never expected (NOTE [finite or told]); kept as a guard
             raise ValueError(_NON_FINITE)
         return self
+
+    def _weigh_classes(self, y: np.ndarray, sample_weight: np.ndarray | None, incremental: bool,
+                       dtype: np.dtype) -> np.ndarray | None:
+        """``sample_weight`` times the weight of each sample's class (the classifier's ``class_weight``)."""
+        return sample_weight
 
     def _fit_lbfgs(self, X: Any, Y: np.ndarray, sample_weight: np.ndarray | None) -> None:
         model = self._model
@@ -861,6 +868,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Precision of the network; 'auto' is float32 for float32 X (at the first fit) and float64 otherwise, as
         scikit-learn does.
 
+    class_weight : dict, 'balanced' or None, default None
+        Beyond scikit-learn's MLP (off by default): weights of the classes, ``{label: weight}`` (1 for a label
+        not named) or 'balanced' (``n_samples / (n_classes * np.bincount(y))``), multiplied into ``sample_weight``
+        as scikit-learn's linear models do (``sklearn.utils.class_weight``). For multilabel targets they weigh
+        each label's column and multiply. ``partial_fit`` takes a dict only: 'balanced' needs the whole of y.
+
     Attributes
     ----------
     classes_ : ndarray
@@ -900,6 +913,42 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> model.fit(X, y).score(X, y) > 0.95
     True
     """
+
+    _parameter_constraints: dict = {**_BaseMLP._parameter_constraints,
+                                    "class_weight": [dict, StrOptions({"balanced"}), None]}
+
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
+                 alpha: float = 0.0001, batch_size: int | str = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float | None = None, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: Any = None, tol: float = 1e-4, verbose: bool | int = False,
+                 warm_start: bool = False, momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
+                 max_fun: int = 15000, device: str = "cpu", dtype: Any = "auto", class_weight: Any = None) -> None:
+        super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+                         learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
+                         max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+                         warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
+                         beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+                         device=device, dtype=dtype)
+        self.class_weight = class_weight
+
+    def _weigh_classes(self, y: np.ndarray, sample_weight: np.ndarray | None, incremental: bool,
+                       dtype: np.dtype) -> np.ndarray | None:
+        if self.class_weight is None:
+            return sample_weight
+        if incremental and self.class_weight == "balanced":
+            raise ValueError("class_weight='balanced' is not supported for partial_fit (it needs the whole of y): "
+                             "compute the weights once with sklearn.utils.class_weight.compute_class_weight and "
+                             "pass them as a dict")
+        if y.ndim == 1:  # on classes_, so that a partial_fit batch may miss some classes
+            per_class = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+            weights = per_class[np.searchsorted(self.classes_, y)]
+        else:
+            weights = compute_sample_weight(self.class_weight, y)
+        weights = weights.astype(dtype)
+        return weights if sample_weight is None else sample_weight * weights
 
     def _loss_for_targets(self) -> str:
         return "cross_entropy" if self._label_binarizer.y_type_ == "multiclass" else "binary_cross_entropy"

@@ -40,7 +40,8 @@ def test_signature_and_defaults_are_sklearns(ours, theirs):
     # the same names in the same order and of the same kind (MLPRegressor's first positional one is `loss`) ...
     assert [(p.name, p.kind) for p in mine.values()][: len(reference)] == [
         (p.name, p.kind) for p in reference.values()]
-    assert list(mine)[len(reference):] == ["device", "dtype"]
+    # microdl's own, after scikit-learn's (class_weight: the classifier only, off by default)
+    assert list(mine)[len(reference):] == ["device", "dtype"] + (["class_weight"] if ours is MLPClassifier else [])
     # ... and the same defaults, but for learning_rate_init (None: the solver's own rate, 0.001 for sgd and adam)
     differ = {name for name, p in reference.items() if mine[name].default != p.default}
     assert differ == {"learning_rate_init"}
