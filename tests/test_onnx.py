@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.datasets import make_classification, make_regression
+from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -124,3 +124,13 @@ def test_bad_input():
             mdonnx.to_onnx(clf, X[:1])
     finally:
         mdonnx.ONNX_ACTIVATIONS.update(builders)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])  # skl2onnx's converter, then microdl's
+def test_multilabel(activation):
+    X, Y = make_multilabel_classification(80, 6, n_classes=3, random_state=0)
+    X = X.astype(np.float32)
+    clf = _fit(MLPClassifier((6,), activation=activation, max_iter=30, random_state=0), X, Y)
+    labels, proba = _run(mdonnx.to_onnx(clf, X[:1], options={"zipmap": False}), X)
+    np.testing.assert_allclose(proba, clf.predict_proba(X), atol=TOLERANCE[np.float32])
+    np.testing.assert_array_equal(labels, clf.predict(X))
