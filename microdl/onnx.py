@@ -238,6 +238,9 @@ def to_onnx(estimator: Any, X: Any = None, **kwargs: Any) -> Any:
         Run it with ``onnxruntime.InferenceSession(model.SerializeToString())``; the classifier's outputs are
         the labels then the probabilities, the regressor's the predictions, of shape ``(n, n_outputs)``.
     """
+    if X is None and kwargs.get("initial_types") is None:
+        raise ValueError("to_onnx needs X, a sample of inputs whose dtype (float32 or float64) and width set the "
+                         "graph's input, or initial_types")
     check_is_fitted(estimator)
     _check_supported(estimator)
     _register()

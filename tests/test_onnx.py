@@ -117,6 +117,8 @@ def test_bad_input():
         mdonnx.to_onnx(MLPClassifier(), np.zeros((1, 3), np.float32))
     X, y = _classification(2, np.float32)
     clf = _fit(MLPClassifier((3,), max_iter=2, random_state=0), X, y)
+    with pytest.raises(ValueError, match="to_onnx needs X"):
+        mdonnx.to_onnx(clf)
     builders = dict(mdonnx.ONNX_ACTIVATIONS)
     try:
         del mdonnx.ONNX_ACTIVATIONS["relu"]
