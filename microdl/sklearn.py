@@ -76,7 +76,11 @@ NOTE [where we differ from scikit-learn]
       are assignable, as a whole list or item by item (``clf.coefs_[0] = W``), and ``predict``/``partial_fit``
       then use the new values, but each array must keep its layer's shape: the architecture is fixed by
       ``hidden_layer_sizes``. Other list operations (``append``, ``del``) do not change the network, nor does
-      assigning ``n_layers_`` or ``out_activation_`` (scikit-learn's ``predict`` reads them).
+      assigning ``n_layers_`` or ``out_activation_`` (scikit-learn's ``predict`` reads them). As in
+      scikit-learn, lists assigned to an unfitted estimator are what ``partial_fit`` or a ``warm_start`` fit
+      trains from; a cold ``fit`` starts afresh.
+    * The too-few-members error of early stopping's stratified split is scikit-learn's (it names the encoded
+      column, ``['True']``), followed by the user's labels.
     * Losses are computed from the logits (log-sum-exp), where scikit-learn clips probabilities to
       [eps, 1 − eps]: the two differ only for a sample whose predicted probability of its true class is below
       2.2e-16 (float64), which scikit-learn caps at a loss of 36.04.
@@ -99,6 +103,7 @@ from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.optimize import _check_optimize_result
@@ -197,6 +202,9 @@ _OPTIMIZER_PARAMS = {
     # with it, Adam's ε goes where scikit-learn puts it (NOTE [same random stream, same model])
     "epsilon": lambda est: {"eps": float(est.epsilon)},
 }
+#: The training record a user may set with assigned weights (NOTE [weights assigned before a fit]).
+_RECORD = ("n_iter_", "t_", "loss_curve_", "best_loss_", "_no_improvement_count", "validation_scores_",
+           "best_validation_score_")
 #: scikit-learn's activation names, and microdl's own, mapped to microdl's.
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh",
                 "relu": "relu", "leaky_relu": "leaky_relu"}
@@ -413,15 +421,26 @@ class _BaseMLP(BaseEstimator):
     def coefs_(self) -> list[np.ndarray]:
         """Weight matrices W[l] of shape (fan_in, fan_out): views into the model's flat parameter buffer (host
         copies when ``device='cuda'``). Assigning the list, or one of its items, writes into the network."""
+        assigned = getattr(self, "_assigned_layers", {})
+        if getattr(self, "_model", None) is None and 0 in assigned:
+            return assigned[0]  # NOTE [weights assigned before a fit]
         return _LayerArrays(self, 0)
 
     @coefs_.setter
     def coefs_(self, arrays: Any) -> None:
         self._write_layers(0, arrays)
 
+    # NOTE [weights assigned before a fit]: scikit-learn lets a user assign coefs_ and intercepts_ to an unfitted
+    # estimator and then train from them (partial_fit, or fit with warm_start), as its test_fit does. Until a
+    # network exists, the assigned lists are kept as given (the same objects, so that `est.coefs_[0] = W` fills
+    # them in place), and the next such fit builds the network from them.
+
     @property
     def intercepts_(self) -> list[np.ndarray]:
         """Bias vectors b[l]: views into the flat parameter buffer, assignable like :attr:`coefs_`."""
+        assigned = getattr(self, "_assigned_layers", {})
+        if getattr(self, "_model", None) is None and 1 in assigned:
+            return assigned[1]  # NOTE [weights assigned before a fit]
         return _LayerArrays(self, 1)
 
     @intercepts_.setter
@@ -459,6 +478,11 @@ class _BaseMLP(BaseEstimator):
 
     def _write_layers(self, which: int, arrays: Any) -> None:
         name = ("coefs_", "intercepts_")[which]
+        if getattr(self, "_model", None) is None:  # NOTE [weights assigned before a fit]
+            if not hasattr(self, "_assigned_layers"):
+                self._assigned_layers: dict[int, list] = {}
+            self._assigned_layers[which] = arrays if isinstance(arrays, list) else list(arrays)
+            return
         n_layers = len(self._fitted_model(name).layer_sizes) - 1
         arrays = list(arrays)
         if len(arrays) != n_layers:
@@ -509,11 +533,12 @@ class _BaseMLP(BaseEstimator):
         backend = "cuda" if self._model.device == "cuda" else "cpu"
         return make_optimizer(self.solver, self._model.params, backend=backend, **hyper)
 
-    def _initialize(self, n_features: int, n_outputs: int, dtype: np.dtype) -> None:
+    def _initialize(self, n_features: int, n_outputs: int, dtype: np.dtype, random_state: Any = None) -> None:
         """A fresh network, drawn from ``_random_state`` as scikit-learn draws it, and a fresh record."""
         self._model = MLP((n_features, *self._hidden_sizes(), n_outputs), activation=_ACTIVATIONS[self.activation],
                           loss=self._loss_for_targets(), alpha=float(self.alpha), init="sklearn", dtype=dtype,
-                          random_state=self._random_state, device=self.device)
+                          random_state=self._random_state if random_state is None else random_state,
+                          device=self.device)
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = n_outputs
@@ -525,6 +550,20 @@ class _BaseMLP(BaseEstimator):
         if self.solver != "lbfgs":  # as in scikit-learn, lbfgs has no stopping record
             self._no_improvement_count = 0
             self._reset_stopping_record()
+
+    def _initialize_from_assigned(self, n_features: int, n_outputs: int, dtype: np.dtype) -> None:
+        """The network from the assigned coefs_ and intercepts_ (NOTE [weights assigned before a fit]).
+
+        As in scikit-learn, nothing is drawn from ``_random_state`` (the shuffles stay scikit-learn's), and the
+        record the user set (``n_iter_``, ``t_``, ``loss_curve_``, ``best_loss_``, ...) is kept.
+        """
+        assigned = self.__dict__.pop("_assigned_layers")
+        record = {key: value for key, value in vars(self).items() if key in _RECORD}
+        self._initialize(n_features, n_outputs, dtype, random_state=np.random.RandomState(0))  # overwritten below
+        vars(self).update(record)
+        self._write_layers(0, assigned[0])
+        self._write_layers(1, assigned[1])
+        self._best_params = self._model.host_params()
 
     def _reset_stopping_record(self) -> None:
         if self.early_stopping:
@@ -542,13 +581,19 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "lbfgs" and self.device == "cuda":
             raise ValueError("solver='lbfgs' runs on the CPU only (SciPy's L-BFGS-B works on host arrays): use "
                              "device='cpu', or a stochastic solver on the GPU")
-        first_pass = not hasattr(self, "_model") or (not self.warm_start and not incremental)
+        assigned = getattr(self, "_assigned_layers", {})
+        has_weights = hasattr(self, "_model") or len(assigned) == 2
+        first_pass = not has_weights or (not self.warm_start and not incremental)
         X, Y, y_labels = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+        sample_weight = self._weigh_classes(y_labels, sample_weight, incremental, X.dtype)
         self._random_state = check_random_state(self.random_state)
         if first_pass:
+            self.__dict__.pop("_assigned_layers", None)
             self._initialize(X.shape[1], Y.shape[1], self._dtype_for(X))
+        elif not hasattr(self, "_model"):
+            self._initialize_from_assigned(X.shape[1], Y.shape[1], self._dtype_for(X))
         elif self._model.layer_sizes[1:] != (*hidden, Y.shape[1]):
             raise ValueError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} and {Y.shape[1]} outputs differ from "
                              f"the fitted network's {self._model.layer_sizes[1:]}; warm_start and partial_fit need "
@@ -569,6 +614,11 @@ class _BaseMLP(BaseEstimator):
         if not np.all(np.isfinite(model.host_params())):  # never expected (NOTE [finite or told]); kept as a guard
             raise ValueError(_NON_FINITE)
         return self
+
+    def _weigh_classes(self, y: np.ndarray, sample_weight: np.ndarray | None, incremental: bool,
+                       dtype: np.dtype) -> np.ndarray | None:
+        """``sample_weight`` times the weight of each sample's class (the classifier's ``class_weight``)."""
+        return sample_weight
 
     def _fit_lbfgs(self, X: Any, Y: np.ndarray, sample_weight: np.ndarray | None) -> None:
         model = self._model
@@ -606,12 +656,18 @@ class _BaseMLP(BaseEstimator):
 
         validation = None
         if self.early_stopping:
-            # scikit-learn stratifies binary targets only; on the user's labels the split is the same as on its
-            # encoded column (the classes sort alike), and a too-small class is named by its label.
-            stratify = y_labels if is_classifier(self) and self.n_outputs_ == 1 else None
+            # scikit-learn stratifies binary targets only, on its encoded boolean column: the same split as on the
+            # labels (the classes sort alike), and a too-small class is named as scikit-learn names it ('True').
+            stratify = Y.astype(bool) if is_classifier(self) and self.n_outputs_ == 1 else None
             arrays = (X, Y, y_labels) if sample_weight is None else (X, Y, y_labels, sample_weight)
-            parts = train_test_split(*arrays, random_state=self._random_state, test_size=self.validation_fraction,
-                                     stratify=stratify)
+            try:
+                parts = train_test_split(*arrays, random_state=self._random_state,
+                                         test_size=self.validation_fraction, stratify=stratify)
+            except ValueError as error:
+                if "least populated" not in str(error):
+                    raise
+                labels, counts = np.unique(y_labels, return_counts=True)
+                raise ValueError(f"{error} (in the labels of y: {labels[counts < 2].tolist()})") from None
             X, X_val, Y, _, _, y_val = parts[:6]
             sample_weight, sw_val = parts[6:] if sample_weight is not None else (None, None)
             if X_val.shape[0] < 2:
@@ -812,6 +868,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Precision of the network; 'auto' is float32 for float32 X (at the first fit) and float64 otherwise, as
         scikit-learn does.
 
+    class_weight : dict, 'balanced' or None, default None
+        Beyond scikit-learn's MLP (off by default): weights of the classes, ``{label: weight}`` (1 for a label
+        not named) or 'balanced' (``n_samples / (n_classes * np.bincount(y))``), multiplied into ``sample_weight``
+        as scikit-learn's linear models do (``sklearn.utils.class_weight``). For multilabel targets they weigh
+        each label's column and multiply. ``partial_fit`` takes a dict only: 'balanced' needs the whole of y.
+
     Attributes
     ----------
     classes_ : ndarray
@@ -851,6 +913,42 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> model.fit(X, y).score(X, y) > 0.95
     True
     """
+
+    _parameter_constraints: dict = {**_BaseMLP._parameter_constraints,
+                                    "class_weight": [dict, StrOptions({"balanced"}), None]}
+
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
+                 alpha: float = 0.0001, batch_size: int | str = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float | None = None, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: Any = None, tol: float = 1e-4, verbose: bool | int = False,
+                 warm_start: bool = False, momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
+                 max_fun: int = 15000, device: str = "cpu", dtype: Any = "auto", class_weight: Any = None) -> None:
+        super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+                         learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
+                         max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+                         warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
+                         beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+                         device=device, dtype=dtype)
+        self.class_weight = class_weight
+
+    def _weigh_classes(self, y: np.ndarray, sample_weight: np.ndarray | None, incremental: bool,
+                       dtype: np.dtype) -> np.ndarray | None:
+        if self.class_weight is None:
+            return sample_weight
+        if incremental and self.class_weight == "balanced":
+            raise ValueError("class_weight='balanced' is not supported for partial_fit (it needs the whole of y): "
+                             "compute the weights once with sklearn.utils.class_weight.compute_class_weight and "
+                             "pass them as a dict")
+        if y.ndim == 1:  # on classes_, so that a partial_fit batch may miss some classes
+            per_class = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+            weights = per_class[np.searchsorted(self.classes_, y)]
+        else:
+            weights = compute_sample_weight(self.class_weight, y)
+        weights = weights.astype(dtype)
+        return weights if sample_weight is None else sample_weight * weights
 
     def _loss_for_targets(self) -> str:
         return "cross_entropy" if self._label_binarizer.y_type_ == "multiclass" else "binary_cross_entropy"

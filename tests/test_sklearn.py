@@ -376,3 +376,55 @@ def test_sample_weight():
     assert len(es.validation_scores_) == es.n_iter_
     with pytest.raises(ValueError, match="(?i)negative"):
         MLPClassifier().fit(X, y, sample_weight=-weights)
+
+
+# -- class_weight (beyond scikit-learn's MLP; as its linear models weigh classes) ------------------------------
+def _imbalanced():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 4))
+    y = np.array(["rare"] * 10 + ["common"] * 60 + ["mid"] * 20)
+    X[y == "rare"] += 1.0
+    return X, y
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("class_weight", ["balanced", {"rare": 5.0, "mid": 0.5}])
+def test_class_weight_is_an_explicit_sample_weight(class_weight, solver):
+    X, y = _imbalanced()
+    settings = dict(hidden_layer_sizes=(6,), solver=solver, max_iter=15, random_state=0)
+    # the oracle: scikit-learn's helper, written out (balanced: n / (k * count); a dict: 1 for unnamed labels)
+    labels, counts = np.unique(y, return_counts=True)
+    table = (dict(zip(labels, len(y) / (len(labels) * counts))) if class_weight == "balanced"
+             else {label: class_weight.get(label, 1.0) for label in labels})
+    explicit = np.array([table[label] for label in y])
+    rng_weights = np.random.RandomState(1).uniform(0.5, 2.0, len(y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted = MLPClassifier(class_weight=class_weight, **settings).fit(X, y)
+        reference = MLPClassifier(**settings).fit(X, y, sample_weight=explicit)
+        both = MLPClassifier(class_weight=class_weight, **settings).fit(X, y, sample_weight=rng_weights)
+        reference_both = MLPClassifier(**settings).fit(X, y, sample_weight=explicit * rng_weights)
+        plain = MLPClassifier(**settings).fit(X, y)
+    for a, b in [(weighted, reference), (both, reference_both)]:
+        np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
+        for ours, theirs in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+            np.testing.assert_array_equal(ours, theirs)
+    assert not np.allclose(weighted.coefs_[0], plain.coefs_[0])  # the weights change the fit
+
+
+def test_class_weight_default_is_scikit_learns_and_partial_fit():
+    X, y = _imbalanced()
+    assert MLPClassifier().get_params()["class_weight"] is None
+    with pytest.raises(ValueError, match="'balanced' is not supported for partial_fit"):
+        MLPClassifier(class_weight="balanced").partial_fit(X, y, classes=np.unique(y))
+    with pytest.raises(ValueError, match="class_weight"):
+        MLPClassifier(class_weight="heavy").fit(X, y)
+    # a dict in partial_fit: a batch may miss a class
+    weights = {"rare": 3.0}
+    a = MLPClassifier((4,), class_weight=weights, random_state=0).partial_fit(X[10:], y[10:], classes=np.unique(y))
+    b = MLPClassifier((4,), random_state=0).partial_fit(X[10:], y[10:], classes=np.unique(y))
+    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])  # no 'rare' sample in the batch: nothing changes
+    a.partial_fit(X, y)
+    c = MLPClassifier((4,), random_state=0).partial_fit(X[10:], y[10:], classes=np.unique(y))
+    c.partial_fit(X, y, sample_weight=np.where(y == "rare", 3.0, 1.0))
+    np.testing.assert_array_equal(a.coefs_[0], c.coefs_[0])

@@ -40,7 +40,8 @@ def test_signature_and_defaults_are_sklearns(ours, theirs):
     # the same names in the same order and of the same kind (MLPRegressor's first positional one is `loss`) ...
     assert [(p.name, p.kind) for p in mine.values()][: len(reference)] == [
         (p.name, p.kind) for p in reference.values()]
-    assert list(mine)[len(reference):] == ["device", "dtype"]
+    # microdl's own, after scikit-learn's (class_weight: the classifier only, off by default)
+    assert list(mine)[len(reference):] == ["device", "dtype"] + (["class_weight"] if ours is MLPClassifier else [])
     # ... and the same defaults, but for learning_rate_init (None: the solver's own rate, 0.001 for sgd and adam)
     differ = {name for name, p in reference.items() if mine[name].default != p.default}
     assert differ == {"learning_rate_init"}
@@ -215,9 +216,11 @@ def test_weights_keep_their_shapes_and_copies_are_lists():
 
 # -- errors and warnings: scikit-learn's text, the user's labels ------------------------------------------------------
 def test_too_few_members_names_the_users_labels():
+    # scikit-learn's message names its encoded column ('True'), as its own test_mlp expects; the user's label follows
     labels = np.array(["cat"] * 20 + ["dog"])
     X = np.random.RandomState(0).normal(size=(21, 3))
-    with pytest.raises(ValueError, match=r"^The least populated classes in y have only 1 member.*: \['dog'\]$"):
+    with pytest.raises(ValueError, match=r"^The least populated classes in y have only 1 member.*: \['True'\] "
+                                         r"\(in the labels of y: \['dog'\]\)$"):
         MLPClassifier(early_stopping=True, random_state=0).fit(X, labels)
 
 

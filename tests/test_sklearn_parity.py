@@ -13,6 +13,7 @@ from functools import cache
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris, make_multilabel_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor
 from sklearn.preprocessing import StandardScaler
@@ -198,3 +199,48 @@ def test_lbfgs_matches_sklearn(name):
     assert candidate.loss_curve_[-1] == pytest.approx(candidate.loss_, rel=1e-12)
     for ours, theirs in zip(candidate.coefs_ + candidate.intercepts_, reference.coefs_ + reference.intercepts_):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+
+
+# -- weights assigned to an unfitted estimator (scikit-learn's test_fit) --------------------------------------
+def _assign_weights(est, n_features, rng):
+    # what scikit-learn's test_fit sets, on a 2-hidden-unit network: the lists first, filled in place after
+    est.coefs_ = [0] * 2
+    est.intercepts_ = [0] * 2
+    est.coefs_[0] = rng.normal(size=(n_features, 2))
+    est.coefs_[1] = rng.normal(size=(2, 1))
+    est.intercepts_[0] = rng.normal(size=2)
+    est.intercepts_[1] = rng.normal(size=1)
+    est.n_outputs_, est.n_layers_, est.n_features_in_, est.out_activation_ = 1, 3, n_features, "logistic"
+    est.n_iter_, est.t_, est.loss_curve_, est.best_loss_, est._no_improvement_count = 0, 0, [], np.inf, 0
+    est.validation_scores_ = est.best_validation_score_ = None
+
+
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+def test_assigned_weights_train_as_in_sklearn(how):
+    X, y = dataset("binary")
+    settings = dict(hidden_layer_sizes=2, solver="sgd", learning_rate_init=0.05, activation="logistic", max_iter=5,
+                    random_state=0, warm_start=how == "warm_start")
+    reference, candidate = SkMLPClassifier(**settings), MLPClassifier(**settings)
+    for est in (reference, candidate):
+        _assign_weights(est, X.shape[1], np.random.RandomState(3))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.partial_fit(X, y, classes=[0, 1]) if how == "partial_fit" else est.fit(X, y)
+    assert len(candidate.loss_curve_) == (1 if how == "partial_fit" else 5)
+    assert_same_run(reference, candidate)
+
+
+def test_assigned_weights_are_discarded_by_a_cold_fit_and_checked():
+    X, y = dataset("binary")
+    cold = MLPClassifier(hidden_layer_sizes=2, max_iter=3, random_state=0)
+    _assign_weights(cold, X.shape[1], np.random.RandomState(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cold.fit(X, y)
+        plain = MLPClassifier(hidden_layer_sizes=2, max_iter=3, random_state=0).fit(X, y)
+    for ours, theirs in zip(cold.coefs_ + cold.intercepts_, plain.coefs_ + plain.intercepts_):
+        np.testing.assert_array_equal(ours, theirs)  # as scikit-learn: fit without warm_start starts afresh
+    wrong = MLPClassifier(hidden_layer_sizes=3, warm_start=True)
+    _assign_weights(wrong, X.shape[1], np.random.RandomState(3))
+    with pytest.raises(ValueError, match=r"coefs_\[0\] must have the shape"):
+        wrong.fit(X, y)

@@ -26,10 +26,15 @@ from microdl.optim.registry import (
 from microdl.optim.schedules import (
     SCHEDULES,
     Constant,
+    CosineAnnealingLR,
     CosineWithWarmup,
     ExponentialLR,
     InverseScaling,
+    LambdaLR,
+    LinearLR,
     LRSchedule,
+    MultiStepLR,
+    OneCycleLR,
     ReduceLROnPlateau,
     StepLR,
     make_schedule,
@@ -49,5 +54,6 @@ __all__ = [
     "unregister_optimizer", "available_optimizers", "optimizer_entry", "OptimizerEntry", "check_optimizer",
     "GD", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "LBFGS", "make_optimizer", "clip_grad_norm",
     "clip_grad_value", "LRSchedule", "Constant", "StepLR", "ExponentialLR", "CosineWithWarmup",
-    "InverseScaling", "ReduceLROnPlateau", "make_schedule",
+    "InverseScaling", "ReduceLROnPlateau", "make_schedule", "MultiStepLR", "LinearLR", "CosineAnnealingLR",
+    "OneCycleLR", "LambdaLR",
 ]

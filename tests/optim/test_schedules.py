@@ -7,10 +7,16 @@ import numpy as np
 import pytest
 
 from microdl.optim import (
+    SCHEDULES,
     Constant,
+    CosineAnnealingLR,
     CosineWithWarmup,
     ExponentialLR,
     InverseScaling,
+    LambdaLR,
+    LinearLR,
+    MultiStepLR,
+    OneCycleLR,
     ReduceLROnPlateau,
     StepLR,
     make_schedule,
@@ -165,3 +171,108 @@ def test_reduce_on_plateau_matches_torch(patience, cooldown, threshold, min_lr, 
     got = [ours.lr_at(0, 0.1)] + [ours.lr_at(e + 1, 0.1, metrics[e]) for e in range(59)]
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert min(got) < 0.1
+
+
+# -- torch's names: each against the formula of torch's documentation, written out here, then torch itself -----
+def _cosine(eta_min, base, t, t_max):
+    return eta_min + (base - eta_min) * (1 + math.cos(math.pi * t / t_max)) / 2
+
+
+def _one_cycle_doc(step, total, max_lr, pct, div, final_div, strategy="cos", three_phase=False):
+    # torch.optim.lr_scheduler.OneCycleLR's docstring: phases end at pct*total - 1 (and 2*pct*total - 2 with
+    # three_phase) and total - 1; each anneals from its start rate to its end rate over its steps
+    initial = max_lr / div
+    low = initial / final_div
+    ends = [pct * total - 1, 2 * pct * total - 2, total - 1] if three_phase else [pct * total - 1, total - 1]
+    rates = [(initial, max_lr), (max_lr, initial), (initial, low)] if three_phase else [(initial, max_lr),
+                                                                                         (max_lr, low)]
+    start = 0
+    for i, end in enumerate(ends):
+        if step <= end or i == len(ends) - 1:
+            a, b = rates[i]
+            t = (step - start) / (end - start)
+            return b + (a - b) * (1 + math.cos(math.pi * t)) / 2 if strategy == "cos" else a + (b - a) * t
+        start = end
+
+
+TORCH_NAMED = [
+    ("multistep", lambda: MultiStepLR([2, 5, 5, 9], gamma=0.5),
+     lambda e: 0.1 * 0.5 ** sum(m <= e for m in [2, 5, 5, 9]),
+     lambda t, o: t.optim.lr_scheduler.MultiStepLR(o, milestones=[2, 5, 5, 9], gamma=0.5)),
+    ("linear", lambda: LinearLR(start_factor=0.25, end_factor=0.75, total_iters=6),
+     lambda e: 0.1 * (0.25 + 0.5 * min(e, 6) / 6),
+     lambda t, o: t.optim.lr_scheduler.LinearLR(o, start_factor=0.25, end_factor=0.75, total_iters=6)),
+    ("linear-defaults", LinearLR, lambda e: 0.1 * (1 / 3 + 2 / 3 * min(e, 5) / 5),
+     lambda t, o: t.optim.lr_scheduler.LinearLR(o)),
+    # past T_max torch's cosine rises again: the 20 epochs cover that
+    ("cosine-annealing", lambda: CosineAnnealingLR(T_max=7, eta_min=0.01), lambda e: _cosine(0.01, 0.1, e, 7),
+     lambda t, o: t.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.01)),
+    ("onecycle", lambda: OneCycleLR(max_lr=0.5, total_steps=20),
+     lambda e: _one_cycle_doc(e, 20, 0.5, 0.3, 25.0, 1e4),
+     lambda t, o: t.optim.lr_scheduler.OneCycleLR(o, max_lr=0.5, total_steps=20, cycle_momentum=False)),
+    ("onecycle-linear-3phase",
+     lambda: OneCycleLR(max_lr=0.3, total_steps=20, pct_start=0.25, anneal_strategy="linear", div_factor=10,
+                        final_div_factor=100, three_phase=True),
+     lambda e: _one_cycle_doc(e, 20, 0.3, 0.25, 10, 100, "linear", True),
+     lambda t, o: t.optim.lr_scheduler.OneCycleLR(o, max_lr=0.3, total_steps=20, pct_start=0.25,
+                                                  anneal_strategy="linear", div_factor=10, final_div_factor=100,
+                                                  three_phase=True, cycle_momentum=False)),
+    ("lambda", lambda: LambdaLR(lambda e: 0.9**e + 0.1 * (e % 3)), lambda e: 0.1 * (0.9**e + 0.1 * (e % 3)),
+     lambda t, o: t.optim.lr_scheduler.LambdaLR(o, lambda e: 0.9**e + 0.1 * (e % 3))),
+]
+
+
+@pytest.mark.parametrize(("make", "formula"), [case[1:3] for case in TORCH_NAMED], ids=[c[0] for c in TORCH_NAMED])
+def test_torch_named_schedule_follows_the_documented_formula(make, formula):
+    got = [make().lr_at(e, 0.1) for e in range(20)]
+    np.testing.assert_allclose(got, [formula(e) for e in range(20)], rtol=1e-12)
+    assert len(set(np.round(got, 12))) > 2  # the schedule moves
+
+
+@pytest.mark.parametrize(("make", "theirs"), [(case[1], case[3]) for case in TORCH_NAMED],
+                         ids=[c[0] for c in TORCH_NAMED])
+def test_torch_named_schedule_matches_torch(make, theirs, torch):
+    expected = _torch_lrs(torch, lambda o: theirs(torch, o), 20)
+    np.testing.assert_allclose([make().lr_at(e, 0.1) for e in range(20)], expected, rtol=1e-10)
+
+
+def test_torch_names_in_the_registry():
+    for key, cls in [("multistep", MultiStepLR), ("linear", LinearLR), ("cosine_annealing", CosineAnnealingLR),
+                     ("onecycle", OneCycleLR)]:
+        assert SCHEDULES[key] is cls
+        assert isinstance(make_schedule(key, epochs=12), cls)
+        assert isinstance(make_schedule(cls.__name__, epochs=12), cls)  # torch's class name
+    assert isinstance(make_schedule("StepLR", epochs=12), StepLR)
+    one = make_schedule("onecycle", epochs=12)
+    rates = [one.lr_at(e, 0.2) for e in range(12)]
+    # from the optimizer's rate / 25 up to near it (the peak falls between epochs 2 and 3), then far below
+    assert rates[0] == pytest.approx(0.2 / 25) and 0.19 < max(rates) <= 0.2 and rates[-1] < rates[0] / 1000
+    assert make_schedule("cosine_annealing", epochs=12).T_max == 12
+    assert make_schedule("multistep", epochs=30).milestones == [10, 20]
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [(lambda: MultiStepLR([3, -1]), ValueError, "milestones"),
+     (lambda: LinearLR(start_factor=0.0), ValueError, "start_factor"),
+     (lambda: CosineAnnealingLR(T_max=0), ValueError, "T_max"),
+     (lambda: OneCycleLR(anneal_strategy="cosine"), ValueError, "anneal_strategy"),
+     (lambda: OneCycleLR(total_steps=5).lr_at(5, 0.1), ValueError, "total_steps=5"),
+     (lambda: LambdaLR(0.5), TypeError, "lr_lambda"),
+     (lambda: LambdaLR(lambda e: float("nan")).lr_at(0, 0.1), ValueError, "finite")],
+)
+def test_torch_named_bad_input(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
+
+
+def test_fit_takes_a_torch_named_schedule():
+    from microdl.nn import MLP
+    from microdl.optim import SGD
+    from microdl.train import fit
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, 40)
+    net = MLP((3, 4, 2), random_state=0)
+    history = fit(net, SGD(net.params, lr=0.2), X, y, epochs=8, schedule="CosineAnnealingLR", random_state=0)
+    np.testing.assert_allclose(history.lr, [_cosine(0.0, 0.2, e, 8) for e in range(8)], rtol=1e-12)
