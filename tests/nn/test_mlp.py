@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from microdl.nn import ACTIVATIONS, LOSSES, MLP
-from tests.nn.conftest import central_differences, rel_err, targets
+from microdl.nn import MLP
+from tests.nn.conftest import ACTIVATIONS, LOSSES, central_differences, rel_err, targets
 
 RNG = np.random.default_rng(1234)
 

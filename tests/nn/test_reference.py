@@ -5,8 +5,8 @@ import zlib
 import numpy as np
 import pytest
 
-from microdl.nn import ACTIVATIONS, LOSSES, MLP, reference
-from tests.nn.conftest import central_differences, rel_err, targets
+from microdl.nn import MLP, reference
+from tests.nn.conftest import ACTIVATIONS, LOSSES, central_differences, rel_err, targets
 
 
 def _flat(dL_dW, dL_db):

@@ -1,0 +1,147 @@
+"""The registered activations and losses, compiled for a target, and picked by their integer code.
+
+The kernels take the activation and the loss as small integers (a kernel compiled once serves every
+activation and loss: compiling one per pair cost more first-fit latency than the branch costs at run time,
+NOTE [one block for all formulas]). :func:`compiled` writes, from the registries of
+:mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, four dispatch functions::
+
+    activate(code, z, p)              f(z) of activation ``code``
+    derivative(code, z, a, p)         f'(z) of activation ``code``
+    loss_and_output(code, z, y, has_y, p)   ℓ of loss ``code``, z overwritten with the output
+    output_delta(code, a, y, c, p)    dL/dz of loss ``code``
+
+plus the L2 terms of :mod:`microdl.nn.losses`, every one compiled by the target's ``jit``
+(``numba.njit(inline="always")`` for the CPU, ``cuda.jit(device=True)`` for CUDA), calling each other's compiled
+copies (:func:`microdl._jit.jit_scalar_functions`). A registration bumps :func:`version`, and the kernel modules
+build their kernels again for the new registry at their next use (the built-ins alone keep the kernels' own
+names, so their disk cache is the one a plain ``import microdl`` uses).
+
+NOTE [one block for all formulas]
+    Specialising the CPU block per activation and loss (a kernel per pair) was tried and dropped: every new pair
+    cost a first fit a full compile of the block, and the branch on a small int is predicted perfectly inside
+    the loops. So the registry's functions are chained by ``if code == k`` here, in registration order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import linecache
+from collections.abc import Callable
+from types import FunctionType, ModuleType
+from typing import Any
+
+from microdl._jit import jit_scalar_functions
+
+__all__ = ["compiled", "version", "is_builtin", "registry_digest", "registry_changed"]
+
+_version = itertools.count()
+_current = next(_version)
+_BUILTIN_DIGEST: str | None = None
+_cache: dict[tuple[int, Any], ModuleType] = {}
+
+
+def registry_changed() -> None:
+    """Called by ``register_activation`` and ``register_loss``: the next :func:`compiled` builds anew."""
+    global _current
+    _current = next(_version)
+    _cache.clear()
+
+
+def version() -> int:
+    """A number that changes with every registration."""
+    return _current
+
+
+def registry_digest() -> str:
+    """A short digest of the registered names and functions (part of the rebuilt kernels' names)."""
+    from microdl.nn import activations, losses
+
+    entries = [(a.name, _qual(a.f), _qual(a.df)) for a in activations._REGISTRY.values()]
+    entries += [(l.name, _qual(l.value), _qual(l.delta)) for l in losses._REGISTRY.values()]
+    return hashlib.sha256(repr(entries).encode()).hexdigest()[:10]
+
+
+def is_builtin() -> bool:
+    """Whether only microdl's own activations and losses are registered (the kernels keep their names)."""
+    global _BUILTIN_DIGEST
+    if _BUILTIN_DIGEST is None:  # the registries as microdl.nn's import left them
+        _BUILTIN_DIGEST = _builtin_digest()
+    return registry_digest() == _BUILTIN_DIGEST
+
+
+def _builtin_digest() -> str:
+    from microdl.nn import activations, losses
+
+    entries = [(a.name, _qual(a.f), _qual(a.df)) for a in activations._REGISTRY.values()
+               if a.f.__module__ == activations.__name__]
+    entries += [(l.name, _qual(l.value), _qual(l.delta)) for l in losses._REGISTRY.values()
+                if l.value.__module__ == losses.__name__]
+    return hashlib.sha256(repr(entries).encode()).hexdigest()[:10]
+
+
+def _qual(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def compiled(jit: Callable[[FunctionType], Any], key: Any) -> ModuleType:
+    """The dispatch functions and every registered formula compiled by ``jit`` (``key`` names the target),
+    as the attributes of a module object (a kernel calls ``F.activate(...)``; Numba resolves a module's
+    attributes at compile time). Built once per registry version and target."""
+    hit = _cache.get((_current, key))
+    if hit is None:
+        hit = _cache[(_current, key)] = _build(jit, key)
+    return hit
+
+
+def _build(jit: Callable[[FunctionType], Any], key: Any) -> ModuleType:
+    import sys
+
+    from microdl.nn import activations, losses
+
+    acts = list(activations._REGISTRY.values())
+    loss_list = list(losses._REGISTRY.values())
+    functions = [a.f for a in acts] + [a.df for a in acts] + [l.value for l in loss_list] + [l.delta for l in loss_list]
+    functions += [losses.l2_penalty, losses.l2_gradient]
+    # Compile every function of the modules the formulas come from (lazily: only what a kernel calls is
+    # compiled), so that a formula may call its module's helpers (silu calls sigmoid).
+    modules = {losses.__name__: losses, activations.__name__: activations}
+    for fn in functions:
+        module = sys.modules.get(getattr(fn, "__module__", ""))
+        if module is not None:
+            modules.setdefault(module.__name__, module)
+    copies = jit_scalar_functions(modules.values(), jit)
+    for fn in functions:  # a formula that is not a module-level function (a closure): compiled on its own
+        if fn not in copies:
+            copies[fn] = jit(fn)
+
+    namespace: dict[str, Any] = {}
+    lines: list[str] = []
+
+    def chain(name: str, args: str, entries: list[Any], attr: str, prefix: str) -> None:
+        lines.append(f"def {name}(code, {args}):")
+        for entry in entries[1:]:
+            namespace[f"{prefix}{entry.code}"] = copies[getattr(entry, attr)]
+            lines.append(f"    if code == {entry.code}:  # {entry.name}")
+            lines.append(f"        return {prefix}{entry.code}({args})")
+        namespace[f"{prefix}{entries[0].code}"] = copies[getattr(entries[0], attr)]
+        lines.append(f"    return {prefix}{entries[0].code}({args})  # {entries[0].name}")
+        lines.append("")
+
+    chain("activate", "z, p", acts, "f", "f_")
+    chain("derivative", "z, a, p", acts, "df", "df_")
+    chain("loss_and_output", "z, y, has_y, p", loss_list, "value", "loss_")
+    chain("output_delta", "a, y, c, p", loss_list, "delta", "delta_")
+    source = "\n".join(lines)
+    filename = f"<microdl formulas {registry_digest()}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
+    exec(compile(source, filename, "exec"), namespace)
+    target = ModuleType(f"microdl.nn.formulas ({key})")
+    target.__doc__ = source
+    for name in ("activate", "derivative", "loss_and_output", "output_delta"):
+        fn = namespace[name]
+        fn.__module__ = __name__
+        setattr(target, name, jit(fn))
+    target.l2_penalty = copies[losses.l2_penalty]
+    target.l2_gradient = copies[losses.l2_gradient]
+    return target
