@@ -37,20 +37,26 @@ def pair(**kwargs):
     return MLP(**kwargs), MLP(**kwargs, device="cuda")
 
 
-CASES = [  # (hidden activation, loss, alpha, hidden widths)
-    ("relu", "cross_entropy", 0.0, (4,)),
-    ("leaky_relu", "cross_entropy", 0.3, (4, 3)),
-    ("tanh", "binary_cross_entropy", 0.1, (4,)),
-    ("sigmoid", "squared_error", 0.0, (6,)),
-    ("identity", "squared_error", 0.5, ()),
+CASES = [  # (hidden activation, loss, alpha, hidden widths, parameters)
+    ("relu", "cross_entropy", 0.0, (4,), {}),
+    ("leaky_relu", "cross_entropy", 0.3, (4, 3), {"activation_params": {"negative_slope": 0.2}}),
+    ("tanh", "binary_cross_entropy", 0.1, (4,), {}),
+    ("sigmoid", "squared_error", 0.0, (6,), {}),
+    ("identity", "squared_error", 0.5, (), {}),
+    ("gelu", "huber", 0.1, (4, 3), {"loss_params": {"delta": 0.3}}),
+    ("silu", "absolute_error", 0.0, (4,), {}),
+    ("elu", "poisson", 0.0, (4, 3), {"activation_params": {"alpha": 0.5}}),
 ]
 
 
-@pytest.mark.parametrize("activation, loss, alpha, hidden", CASES)
+@pytest.mark.parametrize("activation, loss, alpha, hidden, params", CASES)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_loss_and_grad_match_the_cpu(activation, loss, alpha, hidden, weighted):
+def test_loss_and_grad_match_the_cpu(activation, loss, alpha, hidden, params, weighted):
     X, y, w = data(loss)
-    cpu, gpu = pair(layer_sizes=(5, *hidden, 3), activation=activation, loss=loss, alpha=alpha, random_state=1)
+    if loss == "poisson":
+        y = np.abs(y)
+    cpu, gpu = pair(layer_sizes=(5, *hidden, 3), activation=activation, loss=loss, alpha=alpha, random_state=1,
+                    **params)
     sw = w if weighted else None
     expected = cpu.loss_and_grad(X, y, sample_weight=sw)
     got = gpu.loss_and_grad(X, y, sample_weight=sw)
