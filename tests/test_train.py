@@ -4,6 +4,7 @@ told), budgets, L-BFGS, scikit-learn's random stream, the whole-dataset loss, an
 import math
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -549,3 +550,24 @@ print(",".join(names))
     # the block pass (forward and backward alike; digits' batches are too small for a parallel launch), Adam's
     # step on 7,510 parameters (serial, below config.MIN_PARALLEL_ELEMENTS), and the per-epoch finiteness scan
     assert compiled == ["_all_finite_flat", "_block", "adam_serial"], compiled
+
+
+def test_both_devices_batches_implement_the_loops_protocol():
+    """The loop's batches interface is declared (microdl.train.Batches); each device's batches implement every
+    member of it."""
+    import inspect
+
+    from microdl.train import Batches, HostBatches
+
+    members = {name for name, _ in inspect.getmembers(Batches) if not name.startswith("_")}
+    members |= set(Batches.__annotations__)
+    assert members >= {"set_order", "loss_and_grad", "epoch_losses", "validator", "n", "bounds"}
+    net = MLP((2, 2), loss="squared_error")
+    host = HostBatches(net, np.zeros((4, 2)), np.zeros((4, 2)), None, 2)
+    for name in members:
+        assert hasattr(host, name), name
+    import microdl
+
+    source = (Path(microdl.__file__).parent / "cuda" / "batches.py").read_text()  # (read: no CUDA needed)
+    for name in members - set(Batches.__annotations__):
+        assert f"def {name}(" in source, name
