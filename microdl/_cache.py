@@ -8,7 +8,7 @@ NOTE [kernel cache]
 
     * **Checked against its sources.** The index's source stamp is a SHA-256 of every file the kernel's code
       reaches: its own file, the files of the functions, dispatchers and modules it names, recursively through
-      their globals and closures (so a user's formula file too), and the bytecode of any code that has no file
+      their globals and closures (so a user's formula file too), and the source of any code that has no file
       (the generated dispatch of :mod:`microdl.nn.formulas`). Any change to any of them misses the cache, and
       the next compile overwrites it: no manual deletion, ever.
     * **An optimisation, never a fault.** If the cache cannot be used (no writable directory for it: a read-only
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import marshal
+import linecache
 import os
 import threading
 import warnings
@@ -70,7 +70,7 @@ def _code_objects(code: CodeType) -> list[CodeType]:
 
 def source_files(fn: Callable[..., Any]) -> tuple[list[str], list[bytes]]:
     """The files ``fn``'s code reaches (its own, and recursively those of every function, Numba dispatcher and
-    module its globals and closure name), and the marshalled bytecode of reached code that has no file."""
+    module its globals and closure name), and the source (or bytecode) of reached code that has no file."""
     files: set[str] = set()
     blobs: list[bytes] = []
     seen: set[int] = set()
@@ -93,8 +93,10 @@ def source_files(fn: Callable[..., Any]) -> tuple[list[str], list[bytes]]:
         for code in _code_objects(obj.__code__):
             if os.path.isfile(code.co_filename):
                 files.add(code.co_filename)
-            else:
-                blobs.append(marshal.dumps(code))
+            else:  # generated code: its source if it left one (microdl.nn.formulas does), else its bytecode
+                lines = linecache.getlines(code.co_filename)
+                blobs.append("".join(lines).encode() if lines else
+                             code.co_code + repr((code.co_consts, code.co_names)).encode())
             stack.extend(obj.__globals__[name] for name in code.co_names if name in obj.__globals__)
         for cell in obj.__closure__ or ():
             try:
