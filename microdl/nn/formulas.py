@@ -43,9 +43,10 @@ _cache: dict[tuple[int, Any], ModuleType] = {}
 
 def registry_changed() -> None:
     """Called by ``register_activation`` and ``register_loss``: the next :func:`compiled` builds anew."""
-    global _current
+    global _current, _state
     _current = next(_version)
     _cache.clear()
+    _state = None
 
 
 def version() -> int:
@@ -55,19 +56,30 @@ def version() -> int:
 
 def registry_digest() -> str:
     """A short digest of the registered names and functions (part of the rebuilt kernels' names)."""
-    from microdl.nn import activations, losses
-
-    entries = [(a.name, _qual(a.f), _qual(a.df)) for a in activations._REGISTRY.values()]
-    entries += [(l.name, _qual(l.value), _qual(l.delta)) for l in losses._REGISTRY.values()]
-    return hashlib.sha256(repr(entries).encode()).hexdigest()[:10]
+    return _registry_state()[0]
 
 
 def is_builtin() -> bool:
-    """Whether only microdl's own activations and losses are registered (the kernels keep their names)."""
-    global _BUILTIN_DIGEST
-    if _BUILTIN_DIGEST is None:  # the registries as microdl.nn's import left them
-        _BUILTIN_DIGEST = _builtin_digest()
-    return registry_digest() == _BUILTIN_DIGEST
+    """Whether only microdl's own activations and losses are registered (the kernels keep their names). Cheap:
+    asked before every pass, answered from what was worked out at the last registration."""
+    return _registry_state()[1]
+
+
+_state: tuple[str, bool] | None = None
+
+
+def _registry_state() -> tuple[str, bool]:
+    global _state, _BUILTIN_DIGEST
+    if _state is None:
+        from microdl.nn import activations, losses
+
+        entries = [(a.name, _qual(a.f), _qual(a.df)) for a in activations._REGISTRY.values()]
+        entries += [(l.name, _qual(l.value), _qual(l.delta)) for l in losses._REGISTRY.values()]
+        digest = hashlib.sha256(repr(entries).encode()).hexdigest()[:10]
+        if _BUILTIN_DIGEST is None:  # the registries as microdl.nn's import left them
+            _BUILTIN_DIGEST = _builtin_digest()
+        _state = (digest, digest == _BUILTIN_DIGEST)
+    return _state
 
 
 def _builtin_digest() -> str:
