@@ -62,23 +62,30 @@ def _bias_activation(A, Z, b, code, p, keep_z):
     """A ← f(A + b) in place, for a hidden layer (A holds the product A[l−1] W[l]); with ``keep_z`` the
     pre-activation z = A + b is kept in Z too, for an f' that needs it."""
     m, n = A.shape
-    for i in range(m):
-        for j in range(n):
-            z = A[i, j] + b[j]
-            if keep_z:
+    if keep_z:
+        for i in range(m):
+            for j in range(n):
+                z = A[i, j] + b[j]
                 Z[i, j] = z
-            A[i, j] = F.activate(code, z, p)
+                A[i, j] = F.activate(code, z, p)
+    else:  # (a loop of its own: a store that may alias A keeps LLVM from optimising the common case)
+        for i in range(m):
+            for j in range(n):
+                A[i, j] = F.activate(code, A[i, j] + b[j], p)
 
 
 @_inline
 def _times_derivative(D, Z, A, code, p, keep_z):
     """D ← D ⊙ f'(Z) in place, f' from the pre-activation Z (kept with ``keep_z``) and the output A = f(Z)."""
     m, n = D.shape
-    for i in range(m):
-        for j in range(n):
-            a = A[i, j]
-            z = Z[i, j] if keep_z else a  # (an activation that does not keep z reads only a)
-            D[i, j] *= F.derivative(code, z, a, p)
+    if keep_z:
+        for i in range(m):
+            for j in range(n):
+                D[i, j] *= F.derivative(code, Z[i, j], A[i, j], p)
+    else:  # f' from the output alone: a short chain, so that the loop vectorises (NOTE [derivative from the output])
+        for i in range(m):
+            for j in range(n):
+                D[i, j] *= F.derivative_from_output(code, A[i, j], p)
 
 
 @_inline

@@ -52,7 +52,7 @@ from microdl._validation import (
     check_X,
     check_Y,
 )
-from microdl.nn import _cpu, losses, reference
+from microdl.nn import _cpu, formulas, losses, reference
 from microdl.nn.activations import activation_parameters, get_activation
 from microdl.nn.layout import layer_shapes, layer_views, layout_table, n_params
 from microdl.nn.losses import get_loss, loss_parameters
@@ -181,8 +181,9 @@ class MLP:
         act, loss = get_activation(self.activation), get_loss(self.loss)
         self._activation_code, self._loss_code = act.code, loss.code
         self._keep_z = not act.from_output
-        self._activation_p = np.array([self.activation_params[k] for k in act.params], dtype=np.float64)
-        self._loss_p = np.array([self.loss_params[k] for k in loss.params], dtype=np.float64)
+        # the parameter vectors p as the kernels take them (NOTE [parameters as a tuple] in microdl.nn.formulas)
+        self._activation_p = formulas.as_parameters([self.activation_params[k] for k in act.params])
+        self._loss_p = formulas.as_parameters([self.loss_params[k] for k in loss.params])
         self._layout = layout_table(self.layer_sizes)
         self._n_weights = sum(fan_in * fan_out for fan_in, fan_out in layer_shapes(self.layer_sizes))
         self._no_X = np.empty((0, self.layer_sizes[0]), dtype=self.dtype)
