@@ -200,8 +200,8 @@ def forward_backward(X, Y, w, scale, params, layout, A, Z, D, grads, block_grads
         only with ``keep_z`` (pass A itself otherwise).
     activation, loss : int
         Codes of the registered activation and loss (:mod:`microdl.nn.formulas`).
-    act_p, loss_p : float64 arrays
-        Their parameter vectors.
+    act_p, loss_p : tuples of floats
+        Their parameter vectors (:func:`microdl.nn.formulas.as_parameters`).
     grads, block_grads : flat gradient of block 0, and (n_blocks - 1, n_params) for the others.
     per_sample : (capacity,) array, receives ℓ_i.
     first_product_done : bool

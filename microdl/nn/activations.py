@@ -6,7 +6,8 @@ An activation is two plain scalar functions registered by :func:`register_activa
     f(z, p)        → a = f(z)
     df(z, a, p)    → f'(z), given the pre-activation z and the output a = f(z)
 
-``p`` is the activation's parameter vector (a float64 array, :attr:`Activation.params` in order; empty for most),
+``p`` is the activation's parameter vector (read it as ``p[0]``, ``p[1]``, ...: :attr:`Activation.params` in
+order; the kernels pass a tuple of floats, the textbook pass an array),
 so a parameter such as the leaky slope or ELU's α belongs to the model (``MLP(activation_params=...)``), not to
 this module. ``df`` may read either argument: GELU and SiLU need z; relu, tanh and sigmoid read only the output
 (as scikit-learn does: tanh'(z) = 1 − a²) and say so with ``from_output=True``, which lets the fast passes skip
@@ -128,7 +129,11 @@ def activation_parameters(name: str, given: Mapping[str, Any] | None) -> dict[st
 
 # -- shared by the loss registry ------------------------------------------------------------------------------
 def _check_defaults(name: str, params: Mapping[str, float] | None, positive: tuple[str, ...]) -> dict[str, float]:
+    from microdl.nn.formulas import MAX_PARAMETERS
+
     params = {} if params is None else dict(params)
+    if len(params) > MAX_PARAMETERS:
+        raise ValueError(f"{name}: at most {MAX_PARAMETERS} parameters; got {len(params)}")
     if not set(positive) <= set(params):
         raise ValueError(f"{name}: positive names {sorted(set(positive) - set(params))}, which are not parameters")
     for key, value in params.items():
