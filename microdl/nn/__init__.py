@@ -16,3 +16,12 @@ from microdl.nn.mlp import BACKENDS, INITS, MLP
 
 __all__ = ["MLP", "INITS", "BACKENDS", "Activation", "Loss", "register_activation", "register_loss",
            "get_activation", "get_loss", "activation_names", "loss_names", "all_finite", "single_threaded_blas"]
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    """``ACTIVATIONS`` and ``LOSSES``: the names registered now (read from the registries, never a stale list)."""
+    if name == "ACTIVATIONS":
+        return activation_names()
+    if name == "LOSSES":
+        return loss_names()
+    raise AttributeError(f"module 'microdl.nn' has no attribute {name!r}")
