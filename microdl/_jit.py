@@ -20,10 +20,12 @@ from typing import Any
 __all__ = ["jit_scalar_functions", "rebuild", "serial_twin"]
 
 
-def jit_scalar_functions(modules: Iterable[ModuleType], jit: Callable[[FunctionType], Any]) -> dict[Any, Any]:
+def jit_scalar_functions(modules: Iterable[ModuleType], jit: Callable[[FunctionType], Any],
+                         outline: tuple[Any, Callable[[FunctionType], Any]] = ((), None)) -> dict[Any, Any]:
     """Every function defined in ``modules``, compiled by ``jit``, calling each other's compiled copies: a map
     from each original function to its compiled copy. Each module keeps its own namespace (two modules may
     both define ``softplus``); a name one module imported from another finds the other's compiled copy.
+    ``outline = (functions, other_jit)`` compiles those functions with ``other_jit`` instead.
 
     >>> import math, types
     >>> from numba import njit
@@ -41,7 +43,7 @@ def jit_scalar_functions(modules: Iterable[ModuleType], jit: Callable[[FunctionT
             if isinstance(fn, FunctionType) and fn.__module__ == module.__name__:
                 copy = FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
                 copy.__qualname__, copy.__doc__, copy.__module__ = fn.__qualname__, fn.__doc__, fn.__module__
-                compiled[fn] = jit(copy)
+                compiled[fn] = (outline[1] if fn in outline[0] else jit)(copy)
     for namespace in namespaces:  # the copies now find each other compiled
         for name, value in namespace.items():
             if isinstance(value, FunctionType) and value in compiled:

@@ -49,7 +49,7 @@ _inline = njit(inline="always")
 # The registered formulas, compiled to be inlined into the loops below: F.activate(code, z, p),
 # F.derivative(code, z, a, p), F.loss_and_output(code, z, y, has_y, p), F.output_delta(code, a, y, c, p); each
 # picks the formula registered under ``code`` (microdl.nn.formulas writes them from the registries).
-F = formulas.compiled(_inline, "cpu")
+F = formulas.compiled(_inline, "cpu", outline=njit(nogil=True))
 _l2_gradient = _inline(losses.l2_gradient)
 
 # Fast-math without 'nnan'/'ninf' (a NaN loss must stay NaN) and without approximate functions.
@@ -62,16 +62,12 @@ def _bias_activation(A, Z, b, code, p, keep_z):
     """A ← f(A + b) in place, for a hidden layer (A holds the product A[l−1] W[l]); with ``keep_z`` the
     pre-activation z = A + b is kept in Z too, for an f' that needs it."""
     m, n = A.shape
-    if keep_z:
-        for i in range(m):
-            for j in range(n):
-                z = A[i, j] + b[j]
+    for i in range(m):
+        for j in range(n):
+            z = A[i, j] + b[j]
+            if keep_z:
                 Z[i, j] = z
-                A[i, j] = F.activate(code, z, p)
-    else:  # (a loop of its own: a store that may alias A keeps LLVM from optimising the common case)
-        for i in range(m):
-            for j in range(n):
-                A[i, j] = F.activate(code, A[i, j] + b[j], p)
+            A[i, j] = F.activate(code, z, p)
 
 
 @_inline
@@ -81,7 +77,7 @@ def _times_derivative(D, Z, A, code, p, keep_z):
     if keep_z:
         for i in range(m):
             for j in range(n):
-                D[i, j] *= F.derivative(code, Z[i, j], A[i, j], p)
+                D[i, j] *= F.derivative_from_z(code, Z[i, j], A[i, j], p)
     else:  # f' from the output alone: a short chain, so that the loop vectorises (NOTE [derivative from the output])
         for i in range(m):
             for j in range(n):
@@ -329,7 +325,8 @@ def kernels() -> Passes:
                          "forward_backward": (forward_backward.py_func, checked_jit(parallel=True, nogil=True)),
                          "forward_backward_serial": (forward_backward_serial, None),
                          "forward_backward_sequential": (forward_backward_sequential, None)},
-                        {**globals(), "F": formulas.compiled(_inline, "cpu")}, f"_{digest}")
+                        {**globals(), "F": formulas.compiled(_inline, "cpu", outline=njit(nogil=True))},
+                        f"_{digest}")
         passes = _rebuilt[digest] = Passes(built["forward_backward"], built["forward_backward_serial"],
                                            built["forward_backward_sequential"])
     return passes

@@ -8,6 +8,7 @@ NOTE [one block for all formulas]). :func:`compiled` writes, from the registries
     activate(code, z, p)              f(z) of activation ``code``
     derivative(code, z, a, p)         f'(z) of activation ``code``
     derivative_from_output(code, a, p)   the same, for an activation registered with ``from_output=True``
+    derivative_from_z(code, z, a, p)     the same, for the others (the CPU's backward pass keeps z for them)
     loss_and_output(code, z, y, has_y, p)   ℓ of loss ``code``, z overwritten with the output
     output_delta(code, a, y, c, p)    dL/dz of loss ``code``
 
@@ -20,7 +21,10 @@ names, so their disk cache is the one a plain ``import microdl`` uses).
 NOTE [one block for all formulas]
     Specialising the CPU block per activation and loss (a kernel per pair) was tried and dropped: every new pair
     cost a first fit a full compile of the block, and the branch on a small int is predicted perfectly inside
-    the loops. So the registry's functions are chained by ``if code == k`` here, in registration order.
+    the loops. So the registry's functions are chained by ``if code == k`` here, in registration order, each
+    function once. Each inlined formula costs the block's compile too (Numba inlines it into its IR and types it
+    again), so on the CPU the formulas of activations that keep z (GELU, SiLU, ELU: a call of ``erf`` or ``exp``
+    per element anyway) are compiled as functions of their own and called, not inlined.
 
 NOTE [parameters as a tuple]
     The kernels take p as a tuple of ``MAX_PARAMETERS`` floats, not an array: a tuple lives in registers, while a
@@ -123,17 +127,21 @@ def _qual(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
-def compiled(jit: Callable[[FunctionType], Any], key: Any) -> ModuleType:
+def compiled(jit: Callable[[FunctionType], Any], key: Any, outline: Callable[[FunctionType], Any] | None = None,
+             ) -> ModuleType:
     """The dispatch functions and every registered formula compiled by ``jit`` (``key`` names the target),
     as the attributes of a module object (a kernel calls ``F.activate(...)``; Numba resolves a module's
-    attributes at compile time). Built once per registry version and target."""
+    attributes at compile time). Built once per registry version and target. With ``outline``, the formulas of
+    activations that keep z (GELU, SiLU, ELU) are compiled by it instead, as functions of their own (NOTE [one
+    block for all formulas])."""
     hit = _cache.get((_current, key))
     if hit is None:
-        hit = _cache[(_current, key)] = _build(jit, key)
+        hit = _cache[(_current, key)] = _build(jit, key, outline)
     return hit
 
 
-def _build(jit: Callable[[FunctionType], Any], key: Any) -> ModuleType:
+def _build(jit: Callable[[FunctionType], Any], key: Any, outline: Callable[[FunctionType], Any] | None,
+           ) -> ModuleType:
     import sys
 
     from microdl.nn import activations, losses
@@ -149,45 +157,57 @@ def _build(jit: Callable[[FunctionType], Any], key: Any) -> ModuleType:
         module = sys.modules.get(getattr(fn, "__module__", ""))
         if module is not None:
             modules.setdefault(module.__name__, module)
-    copies = jit_scalar_functions(modules.values(), jit)
+    heavy = {fn for a in acts if not a.from_output for fn in (a.f, a.df)} if outline is not None else set()
+    copies = jit_scalar_functions(modules.values(), jit, (heavy, outline))
     for fn in functions:  # a formula that is not a module-level function (a closure): compiled on its own
         if fn not in copies:
-            copies[fn] = jit(fn)
+            copies[fn] = (outline if fn in heavy else jit)(fn)
 
     namespace: dict[str, Any] = {}
     lines: list[str] = []
 
-    def chain(name: str, args: str, entries: list[Any], attr: str, prefix: str) -> None:
+    def chain(name: str, args: str, entries: list[Any], attr: str, call: str | None = None) -> None:
+        """``def name(code, args)``: the function ``attr`` of the entry registered under ``code``. Entries that
+        share a function share a branch, and the function most of them share is the fallback, so that each
+        function is inlined once (NOTE [one block for all formulas])."""
+        call = call or args
+        groups: dict[Any, list[Any]] = {}
+        for entry in entries:
+            groups.setdefault(getattr(entry, attr), []).append(entry)
+        ordered = sorted(groups.items(), key=lambda item: item[1][0].code)
+        fallback = max(ordered, key=lambda item: len(item[1]))[0]
         lines.append(f"def {name}(code, {args}):")
-        for entry in entries[1:]:
-            namespace[f"{prefix}{entry.code}"] = copies[getattr(entry, attr)]
-            lines.append(f"    if code == {entry.code}:  # {entry.name}")
-            lines.append(f"        return {prefix}{entry.code}({args})")
-        namespace[f"{prefix}{entries[0].code}"] = copies[getattr(entries[0], attr)]
-        lines.append(f"    return {prefix}{entries[0].code}({args})  # {entries[0].name}")
+        for fn, group in ordered:
+            symbol = f"{name}_{group[0].code}"
+            namespace[symbol] = copies[fn]
+            names = ", ".join(e.name for e in group)
+            if fn is fallback:
+                continue
+            test = " or ".join(f"code == {e.code}" for e in group)
+            lines.append(f"    if {test}:  # {names}")
+            lines.append(f"        return {symbol}({call})")
+        group = groups[fallback]
+        lines.append(f"    return {name}_{group[0].code}({call})  # {', '.join(e.name for e in group)}")
         lines.append("")
 
-    chain("activate", "z, p", acts, "f", "f_")
-    chain("derivative", "z, a, p", acts, "df", "df_")
-    # (only the activations whose f' reads the output: short, call-free for the built-ins, so that the CPU's
-    # backward loop over a relu, tanh or sigmoid layer vectorises, NOTE [derivative from the output])
-    lines.append("def derivative_from_output(code, a, p):")
-    for entry in [a for a in acts if a.from_output][1:]:
-        lines.append(f"    if code == {entry.code}:  # {entry.name}")
-        lines.append(f"        return df_{entry.code}(a, a, p)")
-    first = next(a for a in acts if a.from_output)
-    namespace[f"df_{first.code}"] = copies[first.df]
-    lines.append(f"    return df_{first.code}(a, a, p)  # {first.name}")
-    lines.append("")
-    chain("loss_and_output", "z, y, has_y, p", loss_list, "value", "loss_")
-    chain("output_delta", "a, y, c, p", loss_list, "delta", "delta_")
+    from_output = [a for a in acts if a.from_output]
+    from_z = [a for a in acts if not a.from_output] or acts
+    chain("activate", "z, p", acts, "f")
+    chain("derivative", "z, a, p", acts, "df")  # (the CUDA epilogue's: any activation)
+    # The CPU's two, each as short as it can be (NOTE [derivative from the output]): the activations whose f'
+    # reads only the output, called with a for z; and those that keep z.
+    chain("derivative_from_output", "a, p", from_output or acts, "df", "a, a, p")
+    chain("derivative_from_z", "z, a, p", from_z, "df")
+    chain("loss_and_output", "z, y, has_y, p", loss_list, "value")
+    chain("output_delta", "a, y, c, p", loss_list, "delta")
     source = "\n".join(lines)
     filename = f"<microdl formulas {registry_digest()}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
     exec(compile(source, filename, "exec"), namespace)
     target = ModuleType(f"microdl.nn.formulas ({key})")
     target.__doc__ = source
-    for name in ("activate", "derivative", "derivative_from_output", "loss_and_output", "output_delta"):
+    for name in ("activate", "derivative", "derivative_from_output", "derivative_from_z", "loss_and_output",
+                 "output_delta"):
         fn = namespace[name]
         fn.__module__ = __name__
         setattr(target, name, jit(fn))
