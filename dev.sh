@@ -3,7 +3,10 @@
 #   bash dev.sh demo   create .venv, install microdl, compare the six optimizers on digits (microdl compare):
 #                      prints the table, writes curves.png, summary.csv and history.json to microdl-compare/
 #   bash dev.sh test   create .venv, install microdl with its test extras, run the whole test suite
-# Extra arguments go to `microdl compare` (demo) or to pytest (test).
+#   bash dev.sh docs   create .venv, install microdl with its docs extra, build the documentation into
+#                      docs/_build/html from scratch with warnings as errors (-W, nitpicky -n: every cross-reference
+#                      must resolve), running the gallery's examples, then check its internal links offline
+# Extra arguments go to `microdl compare` (demo), to pytest (test) or to sphinx-build (docs).
 # VENV names the virtual environment (default .venv); DEV_INSTALL=none runs in it as it is, without installing
 # (CI installs a wheel there first).
 set -euo pipefail
@@ -40,8 +43,16 @@ case "${1:-}" in
     fi
     exit "$rc"
     ;;
+  docs)
+    install "[docs]"
+    shift
+    rm -rf docs/_build docs/api docs/auto_examples docs/optimizers/generated docs/_gen
+    MPLBACKEND=Agg "$VENV/bin/python" -m sphinx -b html -n -W --keep-going -j 1 "$@" docs docs/_build/html
+    "$VENV/bin/python" docs/check_links.py docs/_build/html
+    echo "dev.sh: the documentation is in docs/_build/html/index.html"
+    ;;
   *)
-    echo "usage: bash dev.sh demo|test [args...]" >&2
+    echo "usage: bash dev.sh demo|test|docs [args...]" >&2
     exit 2
     ;;
 esac

@@ -1,4 +1,8 @@
-"""microdl inside scikit-learn: a Pipeline(StandardScaler(), MLPClassifier(solver="rmsprop")) tuned by a grid
+"""
+microdl inside a scikit-learn pipeline
+======================================
+
+microdl inside scikit-learn: a Pipeline(StandardScaler(), MLPClassifier(solver="rmsprop")) tuned by a grid
 search on the digits data set. Run with ``python examples/sklearn_pipeline.py`` (well under a minute).
 
 ``microdl.sklearn.MLPClassifier`` takes scikit-learn's parameters (hidden_layer_sizes, alpha, batch_size,

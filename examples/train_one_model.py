@@ -1,4 +1,8 @@
-"""Train one MLP on the digits data set and check it on held-out data.
+"""
+Train one model
+===============
+
+Train one MLP on the digits data set and check it on held-out data.
 
 Run with ``python examples/train_one_model.py`` (a few seconds). Set ``MICRODL_QUICK=1`` for a 3-epoch run.
 

@@ -3,46 +3,116 @@ never a truncated file or a mix of old and new.
 
 * :func:`atomic_file` — write to a temporary file in the target's folder, flush it to disk, then ``os.replace``
   it over the target (checkpoints, results files);
-* :func:`atomic_folder` — build a whole output folder under a temporary name beside the target, then swap it
-  in (``compare``, ``sensitivity`` and ``report`` output);
+* :func:`atomic_folder` — build a whole output folder under a temporary name beside the target, record what
+  it holds in a manifest (NOTE [output folders]), then swap it in (``compare``, ``sensitivity`` and ``report``
+  output);
 * :func:`check_writable_file`, :func:`check_writable_folder` — is an output path usable, before any work is
-  done; :func:`check_replaceable_folder` — and may the folder there be replaced as a whole;
+  done (names within the file system's limits, the temporary names included);
+  :func:`check_replaceable_folder` — and may the folder there be replaced as a whole;
+* :func:`deferred_signals` — hold back SIGINT, SIGTERM and SIGHUP for the few statements that must not be
+  split; :func:`stop_signals_as_exceptions` — turn SIGTERM and SIGHUP into :class:`Stopped`, a
+  ``KeyboardInterrupt``, so that every clean-up that serves Ctrl-C serves them too;
 * :func:`strict_json` — results as strict JSON (no NaN or infinity), for every JSON file and ``--json``.
+
+NOTE [output folders]
+An output folder is replaced as a whole, so whatever else is in it would be lost with it. A folder is
+replaced only if every entry in it is one that the same command wrote there: :func:`atomic_folder` writes
+``.microdl-manifest.json`` into each folder it builds, naming the command and every file (size and SHA-256)
+and subfolder, and :func:`check_replaceable_folder` refuses, before any work, a folder with an entry the
+manifest does not list, one that changed since (a report edited by hand), one of another type (a folder where
+a file was written), or no manifest at all. Guessing ownership from names or suffixes lost a user's
+``thesis.md`` and a ``curves.png/`` folder full of files (issue 21, cases 7-8).
+
+A new command that writes a folder (``explore``) does the same two calls::
+
+    out = check_replaceable_folder(path, "--out", "microdl explore")      # before any work
+    ...
+    with atomic_folder(out, "microdl explore") as tmp:                     # write into tmp
+        ...
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import os
 import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 __all__ = ["atomic_file", "atomic_folder", "check_writable_file", "check_writable_folder",
-           "check_replaceable_folder", "strict_json"]
+           "check_replaceable_folder", "strict_json", "MANIFEST", "Stopped", "deferred_signals",
+           "stop_signals_as_exceptions", "STOP_SIGNALS"]
+
+#: The file in which :func:`atomic_folder` records what it wrote (NOTE [output folders]).
+MANIFEST = ".microdl-manifest.json"
+
+#: The signals that stop a command as Ctrl-C does, and the exit status of each (128 + its number, as a shell
+#: reports a process killed by it): SIGINT 130, SIGTERM (``kill``, ``docker stop``, Kubernetes) 143, SIGHUP
+#: (a closed terminal) 129.
+STOP_SIGNALS = {name: getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP received: a ``KeyboardInterrupt`` so that every clean-up written for Ctrl-C (joblib
+    stopping its workers, temporary files removed, the previous output left intact) runs for them too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt if signum == signal.SIGINT else Stopped(signum)
 
 
 @contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) for the few statements that must not be split; re-raise it afterwards."""
+def stop_signals_as_exceptions() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise :class:`Stopped` in the main thread (as SIGINT raises
+    ``KeyboardInterrupt``); the previous handlers come back on the way out. Does nothing off the main thread,
+    where Python cannot set handlers, and leaves a signal alone whose handler someone already changed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[object] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    previous = {}
+    for name, signum in STOP_SIGNALS.items():
+        if name != "SIGINT" and signal.getsignal(signum) is signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, _raise_stopped)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold back SIGINT, SIGTERM and SIGHUP for the few statements that must not be split; raise the first one
+    received afterwards (``KeyboardInterrupt`` or :class:`Stopped`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {}
+    for signum in STOP_SIGNALS.values():
+        handler = signal.getsignal(signum)
+        if signum == signal.SIGINT or handler is _raise_stopped:  # only those that would have raised
+            previous[signum] = signal.signal(signum, lambda n, frame: received.append(n))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if received:
-            raise KeyboardInterrupt
+            _raise_stopped(received[0], None)
 
 
 _umask_lock = threading.Lock()
@@ -71,10 +141,18 @@ def _default_mode(directory: bool) -> int:
     return (0o777 if directory else 0o666) & ~mask
 
 
+#: Characters of the target's name kept in a temporary name: enough to tell whose it is, short enough that a
+#: target whose own name is at the file system's limit still gets a legal temporary name (issue 21, case 10).
+_TEMPORARY_STEM = 24
+#: Bytes that a temporary name may take: "." + stem + "." + mkstemp's 8 random characters + ".tmp"/".old".
+_TEMPORARY_BYTES = 1 + 4 * _TEMPORARY_STEM + 1 + 8 + 4
+
+
 def _temporary(make: Any, path: Path, suffix: str) -> str:
-    """``make(prefix=..., suffix=..., dir=...)`` beside ``path``; an error names ``path``, not the temporary."""
+    """``make(prefix=..., suffix=..., dir=...)`` beside ``path``, under a short name (at most
+    ``_TEMPORARY_BYTES``); an error names ``path``, not the temporary."""
     try:
-        return make(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        return make(prefix=f".{path.name[:_TEMPORARY_STEM]}.", suffix=suffix, dir=path.parent)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot write {str(path)!r}: {exc.strerror}") from None
 
@@ -82,12 +160,15 @@ def _temporary(make: Any, path: Path, suffix: str) -> str:
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[object]:
     """Open a temporary file beside ``path`` for writing; on a clean exit, flush it to disk and rename it over
-    ``path``. On any error (or Ctrl-C) the temporary file is removed and ``path`` is left as it was.
+    ``path``. On any error (or Ctrl-C) the temporary file is removed and ``path`` is left as it was. A symbolic
+    link at ``path`` stays: its target is the file replaced.
 
     >>> with atomic_file("out.txt", "w") as f:      # doctest: +SKIP
     ...     f.write("done")
     """
     path = Path(path)
+    if path.is_symlink():  # write to the file the link points to, and keep the link (as open() would)
+        path = Path(os.path.realpath(path))
     fd, tmp = _temporary(tempfile.mkstemp, path, ".tmp")
     try:
         # the permissions the file would have had (an existing file keeps its own)
@@ -103,13 +184,53 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[object]:
         raise
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _entries(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every entry under ``folder`` but the manifest, by its relative POSIX path: a file's size and SHA-256, a
+    folder, or anything else (a link, a socket) as "other", which no manifest lists."""
+    found: dict[str, dict[str, Any]] = {}
+    for root, dirs, files in os.walk(folder):
+        for name in [*dirs, *files]:
+            p = Path(root) / name
+            rel = p.relative_to(folder).as_posix()
+            if rel == MANIFEST:
+                continue
+            if p.is_symlink():
+                found[rel] = {"type": "other"}
+            elif p.is_dir():
+                found[rel] = {"type": "folder"}
+            elif p.is_file():
+                found[rel] = {"type": "file", "size": p.stat().st_size}
+            else:
+                found[rel] = {"type": "other"}
+    return found
+
+
+def _write_manifest(folder: Path, writer: str) -> None:
+    entries = _entries(folder)
+    for rel, entry in entries.items():
+        if entry["type"] == "file":
+            entry["sha256"] = _sha256(folder / rel)
+    (folder / MANIFEST).write_text(json.dumps({"writer": writer, "entries": entries}, indent=1, sort_keys=True))
+
+
 @contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a new temporary folder beside ``path`` to write into; on a clean exit, swap it in for ``path``.
+def atomic_folder(path: str | os.PathLike, writer: str) -> Iterator[Path]:
+    """Yield a new temporary folder beside ``path`` to write into; on a clean exit, record its entries in a
+    manifest naming ``writer`` (the command, such as ``"microdl compare"``; NOTE [output folders]) and swap
+    it in for ``path``.
 
     The previous folder, if any, is moved aside and removed only after the new one is in place (the two
-    renames run with Ctrl-C held back), so an interrupted run leaves the previous results intact and never a
-    mix of old and new files. On an error the temporary folder is removed.
+    renames run with Ctrl-C, SIGTERM and SIGHUP held back), so an interrupted run leaves the previous results
+    intact and never a mix of old and new files. On an error the temporary folder is removed. Call
+    :func:`check_replaceable_folder` first, before any work.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,8 +238,9 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     try:
         os.chmod(tmp, _default_mode(directory=True))
         yield tmp
+        _write_manifest(tmp, writer)
         old = None
-        with _sigint_deferred():
+        with deferred_signals():
             if path.exists():
                 if not path.is_dir():
                     raise NotADirectoryError(f"{path} exists and is not a folder")
@@ -132,10 +254,49 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def _limit(folder: Path, name: str, default: int) -> int:
+    try:
+        return os.pathconf(folder, name)
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or no limit reported
+        return default
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long to ask about (ENAMETOOLONG)
+        return False
+
+
+def check_path_length(path: str | os.PathLike, what: str) -> Path:
+    """Raise ``ValueError`` naming ``what`` unless every component of ``path`` fits the file system's limit on
+    a name (``NAME_MAX``, 255 bytes on most) and the whole fits ``PATH_MAX``, with room for the temporary
+    names written beside it (:func:`atomic_file`, :func:`atomic_folder`), so that a path problem is found
+    before the work, not when saving it (issue 21, cases 10-11)."""
+    path = Path(path)
+    full = path.absolute()
+    existing = full
+    while not _exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    name_max = _limit(existing if existing.is_dir() else existing.parent, "PC_NAME_MAX", 255)
+    for part in full.parts[1:]:
+        size = len(os.fsencode(part))
+        if size > name_max:
+            raise ValueError(f"{what} {str(path)[:60]!r}...: the name {part[:40]!r}... is {size} bytes, longer than "
+                             f"the {name_max} bytes this file system allows")
+    path_max = _limit(existing if existing.is_dir() else existing.parent, "PC_PATH_MAX", 4096)
+    longest = len(os.fsencode(str(full.parent))) + 1 + max(len(os.fsencode(full.name)), _TEMPORARY_BYTES) + 1
+    if longest > path_max:
+        raise ValueError(f"{what} {str(path)[:60]!r}...: the path is {longest} bytes with its temporary names, "
+                         f"longer than the {path_max} bytes this system allows")
+    return path
+
+
 def check_writable_file(path: str | os.PathLike, what: str = "output file") -> Path:
     """Raise ``ValueError`` naming the problem unless a file can be written at ``path`` (its folder exists and
-    is writable, and ``path`` is not a folder). Nothing is created."""
-    path = Path(path)
+    is writable, ``path`` is not a folder, and its name and the temporary one fit the file system's limits).
+    Nothing is created."""
+    path = check_path_length(path, what)
     if path.is_dir():
         raise ValueError(f"{what} {str(path)!r} is a folder, not a file")
     parent = path.parent if str(path.parent) else Path(".")
@@ -160,8 +321,9 @@ def _try_writing_in(folder: Path, what: str, path: Path) -> None:
 
 def check_writable_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
     """Raise ``ValueError`` naming the problem unless ``path`` can be created or replaced as a folder: it is
-    not a file, and the nearest existing folder above it is writable. Nothing is created."""
-    path = Path(path)
+    not a file, the nearest existing folder above it is writable, and its name and the temporary ones fit the
+    file system's limits. Nothing is created."""
+    path = check_path_length(path, what)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{what} {str(path)!r} exists and is not a folder")
     parent = path.absolute().parent
@@ -173,23 +335,53 @@ def check_writable_folder(path: str | os.PathLike, what: str = "output folder") 
     return path
 
 
-def check_replaceable_folder(path: str | os.PathLike, what: str, owns: Callable[[Path], bool],
-                             writer: str) -> Path:
+def check_replaceable_folder(path: str | os.PathLike, what: str, writer: str) -> Path:
     """``path`` if an output folder may be written there and later replaced as a whole by :func:`atomic_folder`,
     else ``ValueError``: it must be writable (:func:`check_writable_folder`), not the current folder or one above
-    it, and new or holding only entries that ``owns`` accepts (what ``writer`` wrote there before). Replacing a
-    folder swaps out everything in it, so anything else there is refused rather than lost."""
+    it, and new, empty, or holding only what ``writer`` wrote there before, as its manifest records (NOTE
+    [output folders]). Replacing a folder swaps out everything in it, so anything else there is refused
+    rather than lost. Call it before any work."""
     path = check_writable_folder(path, what)
     resolved, here = path.resolve(), Path.cwd().resolve()
     if resolved == here or resolved in here.parents:
         raise ValueError(f"{what} {str(path)!r} is the current folder or one above it; name a new folder")
-    if path.is_dir():
-        others = sorted(p.name for p in path.iterdir() if not owns(p))
-        if others:
-            raise ValueError(f"{what} {str(path)!r} holds other files ({', '.join(others[:3])}"
-                             f"{', ...' if len(others) > 3 else ''}), which {writer} does not write; it would be "
-                             "replaced as a whole, so name a new folder or an earlier result folder")
+    if not path.is_dir():
+        return path
+    found = _entries(path)
+    if not found and not (path / MANIFEST).exists():
+        return path  # an empty folder
+    advice = "name a new folder, or move them out first"
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        writer_there, listed = manifest["writer"], manifest["entries"]
+        if not isinstance(listed, dict):
+            raise TypeError
+    except FileNotFoundError:
+        names = sorted(found)
+        raise ValueError(f"{what} {str(path)!r} holds files that {writer} did not write ({_some(names)}; no "
+                         f"{MANIFEST} records them); it would be replaced as a whole, so {advice}") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{what} {str(path)!r}: its {MANIFEST} is unreadable or damaged, so what else is in the "
+                         f"folder is unknown; {advice}") from None
+    if writer_there != writer:
+        raise ValueError(f"{what} {str(path)!r} was written by {writer_there}, not {writer}; it would be replaced "
+                         f"as a whole, so name a new folder")
+    foreign = []
+    for rel, entry in sorted(found.items()):
+        mine = listed.get(rel)
+        if not isinstance(mine, dict) or mine.get("type") != entry["type"] or entry["type"] == "other":
+            foreign.append(rel)
+        elif entry["type"] == "file" and (mine.get("size") != entry["size"]
+                                          or mine.get("sha256") != _sha256(path / rel)):
+            foreign.append(f"{rel} (changed since)")
+    if foreign:
+        raise ValueError(f"{what} {str(path)!r} holds files that {writer} did not write or that changed since "
+                         f"({_some(foreign)}); it would be replaced as a whole, so {advice}")
     return path
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def strict_json(x: Any) -> Any:

@@ -47,6 +47,10 @@ def check_real(name: str, value: Any, low: float = -math.inf, high: float = math
     return value
 
 
+#: The largest seed: NumPy's RandomState and scikit-learn (train_test_split) take seeds in [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
+
+
 def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     """``value`` as an int if it is an integer (not a bool) with ``low <= value <= high``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral):
@@ -187,21 +191,27 @@ def check_Y(y: Any, n_outputs: int, loss: str, dtype: Any, name: str = "y") -> n
 
 
 def check_sample_weight(sample_weight: Any, n_samples: int, dtype: Any) -> np.ndarray | None:
-    """Sample weights as a 1-D array of ``dtype``: finite, non-negative, ``n_samples`` of them, with a sum that
-    is positive and representable in ``dtype`` (a float32 sum that overflows would make every loss 0)."""
+    """Sample weights as a 1-D array of ``dtype``: finite, non-negative, ``n_samples`` of them, with a positive
+    sum; rescaled by a power of two when their largest is outside the range the arithmetic takes safely.
+
+    The data loss Σ wᵢℓᵢ / Σ wᵢ does not depend on the weights' scale, but the arithmetic does: weights of
+    5e-324 each made 1/Σw infinite and every gradient NaN, and 2e38 summed beyond float32 (issue 21, case 20).
+    So weights whose largest is outside [√tiny, √max] of ``dtype`` (1.5e-154 to 1.3e154 in float64) are
+    divided, in float64, by the power of two that brings the largest into [1, 2): exact, so the data loss
+    and its gradient are those of the weights as given. Weights inside that range are used exactly as given,
+    so the L2 penalty α/(2Σw) keeps scikit-learn's meaning; outside it that penalty would overflow or vanish,
+    and is relative to the rescaled weights instead."""
     if sample_weight is None:
         return None
-    w = _real_array("sample_weight", sample_weight)
-    with np.errstate(over="ignore"):
-        w = np.ascontiguousarray(w, dtype=dtype)
+    w = _real_array("sample_weight", sample_weight).astype(np.float64)
     if w.shape != (n_samples,):
         raise ValueError(f"sample_weight must have shape ({n_samples},); got {w.shape}")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError("sample_weight must be finite and non-negative")
-    total = float(np.sum(w, dtype=np.float64))
-    if total <= 0:
+    largest = float(w.max()) if w.size else 0.0
+    if largest <= 0:
         raise ValueError("sample_weight must have a positive sum")
-    if total > float(np.finfo(np.dtype(dtype)).max):
-        raise ValueError(f"sample_weight sums to {total:g}, beyond the range of {np.dtype(dtype).name}; "
-                         "rescale the weights")
-    return w
+    info = np.finfo(np.dtype(dtype))
+    if not math.sqrt(float(info.tiny)) <= largest <= math.sqrt(float(info.max)):
+        w = np.ldexp(w, 1 - np.frexp(largest)[1])  # largest into [1, 2), exactly
+    return np.ascontiguousarray(w, dtype=dtype)

@@ -1,7 +1,8 @@
 """The ``microdl`` command-line tool.
 
 ``microdl train`` trains one MLP on a named dataset or your own file (``--data``) and prints per-epoch progress
-and the final train and test loss and score; ``microdl datasets`` lists the datasets. The experiment commands
+and the final train and test loss and score; ``microdl datasets`` lists the datasets; ``microdl explore`` writes
+the explorable page (:mod:`microdl.explore`). The experiment commands
 (``compare``, ``sensitivity``, ``report``) are added by :mod:`microdl.experiments.cli`. Every command has
 ``--help``. ``python -m microdl`` is the same tool.
 
@@ -16,7 +17,8 @@ A command fails with one line on stderr, never a traceback, unless the traceback
 * a diverged ``train`` (fit's verdict, or ``compare``'s blow-up rule): status 1, one line saying why, and no
   checkpoint written, so a good one already at ``--save`` stays;
 * Ctrl-C: status 130; files are written atomically (:mod:`microdl._files`), so whatever was there before
-  is intact;
+  is intact; SIGTERM (``kill``, ``docker stop``, Kubernetes) and SIGHUP (a closed terminal) stop a command
+  the same way (joblib's workers stopped, temporary files removed), with status 143 and 129;
 * a reader that closed the pipe (``microdl train | head``): status 141, as for a shell tool killed by
   SIGPIPE, and silence, since whoever would read a message has gone.
 """
@@ -34,7 +36,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 __all__ = ["main", "build_parser", "Parser", "positive_int", "positive_float", "non_negative_float", "fraction",
-           "add_data_options", "read_data_option"]
+           "add_data_options", "read_data_option", "check_hidden_memory"]
 
 #: Modules that add subcommands with ``add_commands(subparsers)``.
 _COMMAND_MODULES = ("microdl.experiments.cli",)
@@ -48,6 +50,19 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def seed(text: str) -> int:
+    """argparse type: a seed, an integer in [0, 2**32 - 1] (what NumPy's RandomState and scikit-learn take)."""
+    from microdl._validation import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_SEED}, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_SEED}, got {text!r}")
     return value
 
 
@@ -93,6 +108,47 @@ def fraction(text: str) -> float:
     return value
 
 
+# -- networks that cannot fit in memory (train, compare, sensitivity) ------------------------------------------
+#: Copies of the parameter buffer that a fit holds at least: the parameters, their gradient, up to three
+#: optimizer state buffers, and the last good state kept for a divergence (parameters and state again).
+_BUFFERS_PER_FIT = 8
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_hidden_memory(hidden: Sequence[int], *, batch_size: int = 32, itemsize: int = 8, jobs: int = 1) -> None:
+    """Refuse, before anything is allocated, hidden widths whose network cannot fit in the memory available:
+    ValueError naming ``--hidden`` and the memory it needs (a lower bound: one input and one output, the
+    buffers a fit keeps, the activations of a batch), so that ``--hidden 200000 200000`` is one line, not a
+    MemoryError traceback after the data was loaded (issue 21, case 12)."""
+    sizes = [1, *hidden, 1]
+    n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    need = jobs * itemsize * (_BUFFERS_PER_FIT * n_params + 2 * batch_size * sum(hidden))
+    available = _available_memory()
+    if available is not None and need > available:
+        runs = f" ({jobs} runs at a time)" if jobs > 1 else ""
+        raise ValueError(f"--hidden {' '.join(map(str, hidden))}: the network has at least {n_params:.3g} "
+                         f"parameters and needs at least {_gib(need)} of memory to train{runs}, more than the "
+                         f"{_gib(available)} available; use narrower layers")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**40:.3g} TiB" if n >= 2**40 else f"{n / 2**30:.3g} GiB"
+
+
 # -- your own data (train and compare) ---------------------------------------------------------------------
 def add_data_options(p: argparse.ArgumentParser, *, repeat: bool = False) -> None:
     """``--data``, ``--target`` and ``--task``: train on your own file instead of a built-in dataset."""
@@ -127,7 +183,7 @@ def read_data_option(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 def _add_train(sub: Any) -> None:
     from microdl.datasets import DATASETS
     from microdl.nn import activation_names, loss_names
-    from microdl.optim import BACKENDS, OPTIMIZERS, SCHEDULES
+    from microdl.optim import BACKENDS, OPTIMIZERS, SCHEDULES, available_optimizers, optimizer_entry
 
     p = sub.add_parser("train", help="train an MLP on a dataset", description=(
         "Train an MLP on one of scikit-learn's datasets, or on your own file (--data), and print the per-epoch "
@@ -136,6 +192,7 @@ def _add_train(sub: Any) -> None:
         "checkpoint."))
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="dataset (default: digits)")
     add_data_options(p)
+    add_plugin_option(p)
     p.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS),
                    help="optimizer (default: sgd); lbfgs is full-batch L-BFGS (SciPy's L-BFGS-B, CPU only), which "
                         "has no learning rate, so it takes none of --lr, --momentum, --weight-decay, --schedule, "
@@ -155,7 +212,8 @@ def _add_train(sub: Any) -> None:
                    help="a parameter of the loss (repeatable), e.g. delta=0.5 for huber")
     p.add_argument("--lr", type=positive_float, default=None,
                    help="learning rate (default: the optimizer's torch.optim default)")
-    p.add_argument("--momentum", type=non_negative_float, default=None, help="momentum (sgd, gd, rmsprop)")
+    with_momentum = [n for n in available_optimizers() if optimizer_entry(n).takes_momentum]
+    p.add_argument("--momentum", type=non_negative_float, default=None, help=f"momentum ({', '.join(with_momentum)})")
     p.add_argument("--weight-decay", type=non_negative_float, default=None, help="optimizer weight decay")
     p.add_argument("--alpha", type=non_negative_float, default=0.0, help="L2 penalty of the model (default 0)")
     p.add_argument("--schedule", default="constant", choices=list(SCHEDULES), help="learning-rate schedule")
@@ -170,7 +228,7 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--backend", default="cpu", choices=list(BACKENDS), help="optimizer backend (default cpu)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where the whole training step runs (cuda needs numba-cuda and a GPU)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of initialisation, split and shuffling")
+    p.add_argument("--seed", type=seed, default=0, help="random seed of initialisation, split and shuffling")
     p.add_argument("--save", default=None, metavar="PATH",
                    help="write a checkpoint (.npz) here (checked before training; written atomically)")
     p.add_argument("--json", action="store_true", help="print the final summary as strict JSON (null for NaN)")
@@ -229,7 +287,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from microdl.datasets import load_dataset
     from microdl.experiments.runs import BLOW_UP_FACTOR, blew_up
     from microdl.nn import MLP, get_loss
-    from microdl.optim import make_optimizer
+    from microdl.optim import available_optimizers, make_optimizer, optimizer_entry
     from microdl.train import DivergenceWarning, EarlyStopping, evaluate_loss, fit, score
 
     lbfgs = args.optimizer == "lbfgs"
@@ -239,8 +297,9 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if args.lr is not None:
         hyper["lr"] = args.lr
     if args.momentum is not None:
-        if args.optimizer not in ("sgd", "gd", "rmsprop"):
-            parser.error(f"--momentum applies to sgd, gd and rmsprop, not {args.optimizer}")
+        if not optimizer_entry(args.optimizer).takes_momentum:
+            takes = [n for n in available_optimizers() if optimizer_entry(n).takes_momentum]
+            parser.error(f"--momentum applies to {', '.join(takes)}, not {args.optimizer}")
         hyper["momentum"] = args.momentum
     if args.weight_decay is not None:
         hyper["weight_decay"] = args.weight_decay
@@ -255,6 +314,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         parser.error("--backend cuda needs --device cuda (the parameters must live on the GPU)")
     from microdl._files import check_writable_file, strict_json
 
+    check_hidden_memory(args.hidden, batch_size=args.batch_size, itemsize=np.dtype(args.dtype).itemsize)
     if args.save is not None:
         check_writable_file(args.save, "--save")
     own = read_data_option(args, parser)
@@ -357,6 +417,53 @@ def _run_datasets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     return 0
 
 
+# -- explore ------------------------------------------------------------------------------------------------
+def _add_explore(sub: Any) -> None:
+    from microdl.explore import DEFAULT_OPTIMIZERS, FUNCTIONS
+
+    p = sub.add_parser("explore", help="write the explorable: six optimizers side by side, in one offline page",
+                       description=(
+                           "Run every optimizer over a grid of its settings on five 2-D test functions and on a "
+                           "small MLP, and write DIR/index.html: one self-contained page (needs the explore extra, "
+                           "pip install microdl[explore]) with a rate slider and the defining hyperparameter per "
+                           "optimizer, that opens from a file with no network."))
+    p.add_argument("--out", default="explore", metavar="DIR", help="output folder (default explore)")
+    p.add_argument("--optimizers", default=",".join(DEFAULT_OPTIMIZERS), metavar="NAMES",
+                   help="comma-separated names registered in microdl.optim.OPTIMIZERS, your own included "
+                        "(default: the six classic ones)")
+    p.add_argument("--functions", default=None, metavar="NAMES",
+                   help=f"comma-separated test functions (default all: {', '.join(FUNCTIONS)})")
+    p.add_argument("--steps", type=positive_int, default=150, help="steps per run (default 150)")
+    p.add_argument("--lrs-per-decade", type=positive_int, default=2, help="rates per decade (default 2)")
+    p.add_argument("--mlp-epochs", type=int, default=30, help="epochs of each MLP run; 0: no MLP view (default 30)")
+    p.add_argument("--backend", choices=("cpu", "numpy"), default="cpu",
+                   help="the optimizers' backend: Numba kernels or the NumPy reference (default cpu)")
+    p.set_defaults(run=_run_explore)
+
+
+def _run_explore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import time
+
+    from microdl._files import check_writable_folder
+    from microdl.explore import precompute, write_page
+    from microdl.explore.page import require_bokeh
+
+    try:
+        require_bokeh()  # before any work: the page cannot be written without it
+    except ImportError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    check_writable_folder(args.out)
+    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+    functions = None if args.functions is None else [n.strip() for n in args.functions.split(",") if n.strip()]
+    tic = time.perf_counter()
+    explorable = precompute(functions, names, steps=args.steps, lrs_per_decade=args.lrs_per_decade,
+                            mlp_epochs=args.mlp_epochs, backend=args.backend)
+    path = write_page(args.out, explorable)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB: {explorable.n_settings} settings, "
+          f"{explorable.n_runs} runs) in {time.perf_counter() - tic:.1f} s; open it in a browser")
+    return 0
+
+
 class Parser(argparse.ArgumentParser):
     """argparse's parser with errors in one line (NOTE [how the CLI fails]); subcommands' parsers are of this
     class too, and :attr:`commands` finds them by name."""
@@ -365,6 +472,25 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+# -- plugins ------------------------------------------------------------------------------------------------
+def add_plugin_option(p: argparse.ArgumentParser) -> None:
+    """``--plugin FILE.py`` (repeatable): a Python file to import first, which registers optimizers of its own
+    (:func:`microdl.optim.register_optimizer`); :func:`main` imports it before the choices are built."""
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                   help="import this Python file first, for the optimizers it registers (repeatable)")
+
+
+def _load_plugins(argv: Sequence[str] | None) -> None:
+    """Import every ``--plugin`` file named in ``argv`` before the parser lists the optimizers."""
+    from microdl.plugins import load_plugin
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else list(argv))
+    for path in known.plugin:
+        load_plugin(path)
 
 
 def build_parser() -> Parser:
@@ -378,6 +504,7 @@ def build_parser() -> Parser:
     sub.required = True
     _add_train(sub)
     _add_datasets(sub)
+    _add_explore(sub)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).add_commands(sub)
     parser.commands = sub.choices
@@ -398,14 +525,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit status (NOTE [how the CLI fails])."""
     from microdl._cuda_support import CudaUnavailableError
 
+    try:
+        _load_plugins(argv)
+    except ValueError as exc:
+        sys.stderr.write(f"microdl: error: {_one_line(exc)}\n")
+        return 2
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     parser = parser.commands[args.command]  # its errors name the subcommand
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     command = parser.prog
+    from microdl._files import Stopped, stop_signals_as_exceptions
+
     try:
-        status = args.run(args, parser)
+        with stop_signals_as_exceptions():
+            status = args.run(args, parser)
         sys.stdout.flush()  # a pipe is block-buffered: a closed reader shows up here, not at interpreter exit
         return status
     except (ValueError, TypeError, CudaUnavailableError) as exc:  # bad values that only the library can judge
@@ -414,10 +549,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Python would report the same error again when it flushes stdout at exit: point stdout at nothing first.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Stopped as exc:  # SIGTERM or SIGHUP: as Ctrl-C, with the shell's status of that signal
+        parser.exit(128 + exc.signum, f"{command}: stopped by {exc}; files written before were left as they were\n")
     except KeyboardInterrupt:
         parser.exit(130, f"{command}: interrupted; files written before were left as they were\n")
     except OSError as exc:  # a full disk, a file that went away: not a bug, so no traceback
         parser.exit(1, f"{command}: error: {_one_line(exc)}\n")
+    except MemoryError as exc:  # what check_hidden_memory could not foresee (the data, other processes)
+        parser.exit(1, f"{command}: error: out of memory ({_one_line(exc) or 'MemoryError'})\n")
     return 1  # pragma: no cover - parser.exit never returns
 
 

@@ -28,14 +28,25 @@ NOTE [threading layer]
     the last bit: only the waiting goes. Every parallel launch holds :data:`PARALLEL_LOCK`, so that two Python
     threads never enter the layer at once (the workqueue layer, where Numba falls back to it, aborts the
     process then).
+
+NOTE [fork while a kernel runs]
+    ``os.fork()`` copies only the calling thread. Forking while another thread is inside a kernel copies the
+    state of that kernel's runtimes mid-flight: a BLAS or threading layer's locks held, its worker threads
+    missing in the child, and fork handlers (OpenBLAS's stops its thread pool) pulling threads from under a
+    running product; a fork while a worker thread trained hung 3 times of 3 (issue 21, case 2). So every
+    kernel call runs inside :func:`kernel_call`, and a handler registered with ``os.register_at_fork`` makes
+    ``fork()`` wait until no kernel call is in flight and holds new ones back until it returns: the fork lands
+    between two kernel calls, where every runtime is idle. The child starts with no call in flight and runs
+    the serial kernels. Kernel calls are short (one batch), so a fork waits for at most one of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 # -- evaluation and prediction ------------------------------------------------------------------------------
@@ -83,12 +94,71 @@ def launch_1d(n: int) -> tuple[int, int]:
 _state = {"forked": False, "load_checked": -1.0, "busy": False}
 
 
+class _ForkGate:
+    """Kernel calls in flight, and whether a fork is waiting for them to end (NOTE [fork while a kernel
+    runs]): many kernel calls may run at once; a fork waits for none to run and lets none start."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.running = 0
+        self.forking = False
+
+    def enter(self) -> None:
+        with self.cond:
+            while self.forking:
+                self.cond.wait()
+            self.running += 1
+
+    def leave(self) -> None:
+        with self.cond:
+            self.running -= 1
+            if self.running == 0:
+                self.cond.notify_all()
+
+    def before_fork(self) -> None:
+        self.cond.acquire()
+        while self.forking:  # another thread is forking: take turns
+            self.cond.wait()
+        self.forking = True
+        while self.running:
+            self.cond.wait()
+        # the condition's lock stays held across fork(): no kernel call starts, and the child gets it released
+
+    def after_fork_in_parent(self) -> None:
+        self.forking = False
+        self.cond.notify_all()
+        self.cond.release()
+
+
+_gate = _ForkGate()
+_in_kernel_call = threading.local()
+
+
+@contextlib.contextmanager
+def kernel_call() -> Iterator[None]:
+    """Run a kernel call (one batch's pass, one optimizer step) where a fork cannot split it (NOTE [fork while
+    a kernel runs])."""
+    depth = getattr(_in_kernel_call, "depth", 0)
+    if depth == 0:  # re-entrant: a nested call must not wait for a fork that waits for the outer one
+        _gate.enter()
+    _in_kernel_call.depth = depth + 1
+    try:
+        yield
+    finally:
+        _in_kernel_call.depth = depth
+        if depth == 0:
+            _gate.leave()
+
+
 def _forked() -> None:
+    global _gate
     _state["forked"] = True
+    _gate = _ForkGate()  # the child has no other thread: no call in flight, and a lock nobody holds
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forked)
+    os.register_at_fork(before=lambda: _gate.before_fork(), after_in_parent=lambda: _gate.after_fork_in_parent(),
+                        after_in_child=_forked)
 
 
 def machine_is_busy() -> bool:
@@ -113,6 +183,7 @@ def use_threads() -> bool:
 
 
 def run_parallel(kernel: Callable[..., Any], *args: Any) -> Any:
-    """Launch a parallel ``kernel`` under :data:`PARALLEL_LOCK` (NOTE [threading layer])."""
-    with PARALLEL_LOCK:
+    """Launch a parallel ``kernel`` under :data:`PARALLEL_LOCK` (NOTE [threading layer]), where a fork cannot
+    split it (NOTE [fork while a kernel runs])."""
+    with kernel_call(), PARALLEL_LOCK:
         return kernel(*args)

@@ -28,6 +28,7 @@ import csv
 import math
 import os
 import zipfile
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from microdl._validation import check_choice, check_int, check_real
+from microdl._validation import MAX_SEED, check_choice, check_int, check_real
 
 __all__ = ["Dataset", "RawData", "DATASETS", "TASKS", "load_dataset", "list_datasets", "read_data", "from_arrays",
            "infer_task", "MAX_INFERRED_CLASSES"]
@@ -258,8 +259,12 @@ def read_data(path: str | os.PathLike, *, target: str | None = None, task: str |
     path = Path(path)
     if task is not None:
         check_choice("task", task, TASKS)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    try:
+        is_file, exists = path.is_file(), path.exists()
+    except OSError as exc:  # a name too long to look up (ENAMETOOLONG): a bad value, not a failed read
+        raise ValueError(f"{str(path)[:80]}...: {exc.strerror}") from None
+    if not is_file:
+        raise ValueError(f"{path}: no such file" if not exists else f"{path} is not a file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
         X, y, names = _read_npz(path, target or "y")
@@ -307,6 +312,8 @@ def _first_non_utf8_line(path: Path) -> int:
 
 
 def _read_csv(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Parse row by row straight into a float64 buffer: a million-row file took about 20 times its data's size
+    as lists of strings, a string array and its stripped copy; this takes the data's size, plus the labels."""
     with open(path, newline="", encoding="utf-8-sig") as fh:
         head = fh.readline()
         if not head.strip():
@@ -328,61 +335,107 @@ def _read_csv(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, l
             raise ValueError(f"{path} has no column {target!r}; its columns are {', '.join(header)}")
         t = header.index(target)
         features = [name for k, name in enumerate(header) if k != t]
-        cells: list[list[str]] = []
+        values = array("d")
         labels: list[str] = []
         lines: list[int] = []
-        for row in reader:
-            if not row or all(not c.strip() for c in row):
-                continue  # blank lines, the trailing one above all
-            if len(row) != len(header):
-                raise ValueError(f"{path}, line {reader.line_num}: {len(row)} cells, but the header has "
-                                 f"{len(header)} columns")
-            labels.append(row[t].strip())
-            cells.append([c for k, c in enumerate(row) if k != t])
-            lines.append(reader.line_num)
-    if not cells:
+        try:
+            for row in reader:
+                if not row or all(not c.strip() for c in row):
+                    continue  # blank lines, the trailing one above all
+                if len(row) != len(header):
+                    raise ValueError(f"{path}, line {reader.line_num}: {len(row)} cells, but the header has "
+                                     f"{len(header)} columns")
+                cells = row[:t] + row[t + 1:]
+                try:
+                    values.extend(map(float, cells))
+                except ValueError:
+                    _raise_bad_cell(f"{path}, line {reader.line_num}", cells, features)
+                labels.append(row[t].strip())
+                lines.append(reader.line_num)
+        except csv.Error as exc:  # a cell beyond the field limit, a NUL byte, ...
+            raise ValueError(_csv_error(path, reader.line_num, exc, header, dialect)) from None
+    if not labels:
         raise ValueError(f"{path} has a header but no samples")
-    if len(cells) == 1:
+    if len(labels) == 1:
         raise ValueError(f"{path} has a single sample (line {lines[0]}); a train/test split needs at least 2")
-    text = np.array(cells, dtype=str)
-    try:
-        X = np.char.strip(text).astype(np.float64)
-    except ValueError:
-        X = None
-    if X is None or not np.all(np.isfinite(X)):
-        _locate_bad_cell(path, text, lines, features)
+    X = np.frombuffer(values, dtype=np.float64).reshape(len(labels), len(features))
+    bad = np.argwhere(~np.isfinite(X))
+    if bad.size:
+        i, j = (int(k) for k in bad[0])
+        text = _cell_text(path, dialect, lines[i], j + (j >= t))
+        where = f"{path}, line {lines[i]}, column {features[j]!r}"
+        if text.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise ValueError(f"{where}: the cell is {text.strip()!r}; remove or fill missing values first")
+        raise ValueError(f"{where}: {text.strip()!r} is beyond the range of a float64 number")
     for k, label in enumerate(labels):
         if not label:
             raise ValueError(f"{path}, line {lines[k]}, column {target!r}: the target is empty")
-    y_text = np.array(labels)
+    return X, _parse_labels(path, labels, lines, target), features
+
+
+def _parse_labels(path: Path, labels: list[str], lines: list[int], target: str) -> np.ndarray:
+    """Whole numbers as exact integers (labels above 2**53 merged as floats, issue 21 case 15), beyond int64
+    by their text; other numbers as floats, "3.0" being the class 3; anything else as class names."""
     try:
-        y: np.ndarray = y_text.astype(np.float64)
+        whole = [int(label) for label in labels]
     except ValueError:
-        return X, y_text, features  # class names
+        whole = None
+    if whole is not None:
+        if all(-(2**63) <= v < 2**63 for v in whole):
+            return np.array(whole, dtype=np.int64)
+        return np.array(labels)  # classes named by their digits: no float could tell them apart
+    try:
+        y = np.array([float(label) for label in labels])
+    except ValueError:
+        return np.array(labels)  # class names
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:
         raise ValueError(f"{path}, line {lines[bad[0]]}, column {target!r}: the target is {labels[bad[0]]!r}")
     if np.all(y == np.round(y)) and np.all(np.abs(y) < 2**53):
         y = y.astype(np.int64)  # "3" and "3.0" are the same class
-    return X, y, features
+    return y
 
 
-def _locate_bad_cell(path: Path, text: np.ndarray, lines: list[int], features: list[str]) -> None:
-    """Raise naming the first cell that is empty, not a number, NaN or infinite."""
-    for i, row in enumerate(text):
-        for j, cell in enumerate(row):
-            where = f"{path}, line {lines[i]}, column {features[j]!r}"
-            value = cell.strip()
-            if not value:
-                raise ValueError(f"{where}: the cell is empty; every feature must be a number")
-            try:
-                number = float(value)
-            except ValueError:
-                raise ValueError(f"{where}: {value!r} is not a number; every column but the target must hold "
-                                 "numbers (encode categories as numbers first)") from None
-            if not math.isfinite(number):
-                raise ValueError(f"{where}: the cell is {value!r}; remove or fill missing values first")
+def _raise_bad_cell(where: str, cells: list[str], features: list[str]) -> None:
+    """Raise naming the first cell of a row that is empty or not a number."""
+    for name, cell in zip(features, cells):
+        value = cell.strip()
+        if not value:
+            raise ValueError(f"{where}, column {name!r}: the cell is empty; every feature must be a number")
+        try:
+            float(value)
+        except ValueError:
+            raise ValueError(f"{where}, column {name!r}: {value!r} is not a number; every column but the target "
+                             "must hold numbers (encode categories as numbers first)") from None
     raise AssertionError("no bad cell found")  # pragma: no cover - only called when there is one
+
+
+def _cell_text(path: Path, dialect: Any, line: int, column: int) -> str:
+    """The text of one cell, read again (only for an error message)."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, dialect)
+        for row in reader:
+            if reader.line_num == line:
+                return row[column]
+    return ""  # pragma: no cover - the caller read that line
+
+
+def _csv_error(path: Path, line: int, exc: csv.Error, header: list[str], dialect: Any) -> str:
+    """One line for the csv module's error, naming the line, and the column of a cell beyond its field limit
+    (found by splitting the raw line: the csv module names neither)."""
+    limit = csv.field_size_limit()
+    if "field larger than field limit" in str(exc):
+        column = ""
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            for k, raw in enumerate(fh, start=1):
+                if k == line:
+                    cells = raw.split(dialect.delimiter)
+                    long = [j for j, cell in enumerate(cells) if len(cell) > limit and j < len(header)]
+                    column = f", column {header[long[0]]!r}" if long else ""
+                    break
+        return (f"{path}, line {line}{column}: the cell is longer than {limit:,} characters, the csv module's "
+                "limit; no number is that long")
+    return f"{path}, line {line}: not readable as CSV ({exc})"
 
 
 # -- splitting ---------------------------------------------------------------------------------------------
@@ -414,7 +467,7 @@ def load_dataset(name: str | RawData, *, test_size: float = 0.25, random_state: 
     test_size = check_real("test_size", test_size, 0.0, 1.0, low_open=True, high_open=True)
     if n_samples is not None:
         n_samples = check_int("n_samples", n_samples, 10)
-    random_state = check_int("random_state", random_state, 0)
+    random_state = check_int("random_state", random_state, 0, MAX_SEED)
     dtype = np.dtype(dtype)
     raw = name if isinstance(name, RawData) else _builtin(name, n_samples, random_state)
     return _split(raw, test_size, random_state, dtype)
@@ -436,9 +489,8 @@ def _split(raw: RawData, test_size: float, random_state: int, dtype: np.dtype) -
                              "needs one of each class on both sides")
     X_train, X_test, y_train, y_test = train_test_split(raw.X, raw.y, test_size=test_size, random_state=random_state,
                                                         stratify=raw.y if classification else None)
-    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
-    std[std == 0] = 1.0
-    X_train, X_test = (X_train - mean) / std, (X_test - mean) / std
+    scale, mean, std = _standardiser(X_train)
+    X_train, X_test = (X_train / scale - mean) / std, (X_test / scale - mean) / std
     n_classes, y_mean, y_scale, classes = None, 0.0, 1.0, None
     if classification:
         classes, y_train = np.unique(y_train, return_inverse=True)
@@ -446,11 +498,27 @@ def _split(raw: RawData, test_size: float, random_state: int, dtype: np.dtype) -
         n_classes = len(classes)
         y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)
     else:
-        y_mean, y_scale = float(y_train.mean()), float(y_train.std()) or 1.0
-        y_train = ((y_train - y_mean) / y_scale).astype(dtype)
-        y_test = ((y_test - y_mean) / y_scale).astype(dtype)
+        scale, mean, std = _standardiser(y_train)
+        y_mean, y_scale = float(mean * scale), float(std * scale)
+        y_train = ((y_train / scale - mean) / std).astype(dtype)
+        y_test = ((y_test / scale - mean) / std).astype(dtype)
     return Dataset(raw.name, raw.task, X_train.astype(dtype), X_test.astype(dtype), y_train, y_test, n_classes,
                    y_mean, y_scale, classes)
+
+
+def _standardiser(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(scale, mean, std)`` per column of the training data ``a``, such that ``(x / scale - mean) / std``
+    standardises ``x``; a constant column gets std 1.
+
+    ``scale`` is the power of two just below the column's largest magnitude: dividing by it is exact, so
+    mean and std (and the result) have the same bits as without it, but no sum or square overflows: values of
+    1e308 overflowed the plain formula into infinity and NaN (issue 21, case 14)."""
+    _, exponent = np.frexp(np.max(np.abs(a), axis=0))
+    scale = np.ldexp(1.0, exponent - 1)  # |a| / scale < 2; 2**1023 at most, finite
+    scaled = a / scale
+    mean, std = scaled.mean(axis=0), scaled.std(axis=0)
+    std = np.where(std == 0, 1.0, std)
+    return scale, mean, std
 
 
 def list_datasets() -> list[dict[str, Any]]:

@@ -9,13 +9,27 @@ training had never stopped. Arrays are stored as arrays; configuration and hyper
 * :func:`load` never unpickles (``allow_pickle=False``), and a file that is not a valid checkpoint (random
   bytes, a truncated archive, malformed metadata, an unknown optimizer) raises one ``ValueError`` that names
   the path and what is wrong.
+
+NOTE [nothing allocated on a file's word]
+A checkpoint's metadata and its arrays' ``.npy`` headers state sizes; a hostile or damaged file can claim
+anything (layer sizes of 1e6: 7 TiB; a header of 2e11 elements: 1.5 TiB), and NumPy and the model's
+constructor would allocate it before anything else looked. So :func:`load` reads every array's header first
+(``numpy.lib.format.read_array_header_*``, a few hundred bytes) and refuses an array that claims more bytes than
+its archive member holds (a member's declared size is in turn capped by its compressed size and the best
+ratio deflate reaches), and a model whose layer sizes do not give the parameter count of the ``params``
+header, all before building a model or reading an array: what is allocated is bounded by the file's size.
+
+A checkpoint written on a GPU (``device="cuda"``) loads on a machine without one: on the CPU, with a warning,
+or silently with ``backend="cpu"``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -26,6 +40,7 @@ import numpy as np
 
 from microdl._files import atomic_file
 from microdl.nn import MLP
+from microdl.nn.layout import n_params
 from microdl.optim import OPTIMIZERS, Optimizer
 from microdl.train import History
 
@@ -85,6 +100,68 @@ def _reading(path: str | os.PathLike) -> Iterator[None]:
         raise ValueError(f"{os.fspath(path)} is not a valid microdl checkpoint: {exc}") from None
 
 
+#: The most that deflate expands data (its limit is about 1032:1): a compressed member's declared size above
+#: this many times its stored size is a lie (NOTE [nothing allocated on a file's word]).
+_MAX_DEFLATE_RATIO = 1032
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _array_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array in the archive, from the headers alone; ``_Invalid`` for an array that
+    claims more than its member holds (NOTE [nothing allocated on a file's word])."""
+    headers = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename.removesuffix(".npy")
+            ratio = 1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO
+            if info.file_size > max(info.compress_size, 1) * ratio:
+                raise _Invalid(f"its array {name!r} claims {info.file_size:,} bytes in {info.compress_size:,} stored")
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version not in _HEADER_READERS:
+                    raise _Invalid(f"its array {name!r} has an .npy header of unknown version {version}")
+                shape, _, dtype = _HEADER_READERS[version](fh)
+                data_bytes = info.file_size - fh.tell()
+            claimed = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
+            if dtype.hasobject or claimed > data_bytes:
+                raise _Invalid(f"its array {name!r} claims shape {shape} of {dtype} ({claimed:,} bytes), but the "
+                               f"file holds {max(data_bytes, 0):,} bytes for it")
+            headers[name] = (shape, dtype)
+    return headers
+
+
+def _check_model_size(config: dict[str, Any], headers: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
+    """Refuse layer sizes that do not give the parameter count of the ``params`` header, before a model of
+    that size is built (NOTE [nothing allocated on a file's word])."""
+    sizes = config.get("layer_sizes")
+    if not isinstance(sizes, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
+                                              for s in sizes) or len(sizes) < 2:
+        raise _Invalid(f"its model's layer_sizes {sizes!r} are not a list of at least two positive integers")
+    shape, dtype = headers["params"]
+    expected = n_params(sizes)
+    if shape != (expected,) or dtype.kind != "f":
+        raise _Invalid(f"its model's layer_sizes {sizes} have {expected:,} parameters, but its params array is "
+                       f"{shape} of {dtype}")
+
+
+def _on_this_machine(config: dict[str, Any], backend: str | None, path: str | os.PathLike) -> tuple[dict, bool]:
+    """The model's config with ``device="cpu"`` where a CUDA model cannot live here (or ``backend`` says
+    otherwise), and whether it moved."""
+    if config.get("device") != "cuda" or backend == "cuda":
+        return config, False
+    if backend is None:
+        from microdl._cuda_support import CudaUnavailableError, require_cuda
+
+        try:
+            require_cuda()
+            return config, False
+        except CudaUnavailableError as exc:
+            warnings.warn(f"{os.fspath(path)} holds a CUDA model, but CUDA is unavailable here ({exc}); it was "
+                          "loaded on the CPU (pass backend='cpu' to say so and silence this)", RuntimeWarning,
+                          stacklevel=3)
+    return {**config, "device": "cpu"}, True
+
+
 def _section(meta: dict[str, Any], key: str) -> dict[str, Any]:
     value = meta[key]
     if not isinstance(value, dict):
@@ -95,18 +172,23 @@ def _section(meta: dict[str, Any], key: str) -> dict[str, Any]:
 def load(path: str | os.PathLike, backend: str | None = None) -> Checkpoint:
     """Read a checkpoint written by :func:`save`; ``backend`` overrides the optimizer's saved backend.
 
+    A checkpoint of a ``device="cuda"`` model loads on the CPU where CUDA is unavailable (with a
+    ``RuntimeWarning``), or wherever ``backend`` is not ``"cuda"`` (the parameters live where the optimizer runs).
+
     Raises
     ------
     FileNotFoundError
         If there is no file at ``path``.
     ValueError
-        If the file is not a valid checkpoint, naming the path and what is wrong.
+        If the file is not a valid checkpoint, naming the path and what is wrong; sizes are checked before
+        anything is allocated (NOTE [nothing allocated on a file's word]).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint file at {os.fspath(path)}")
     with _reading(path):
         if not zipfile.is_zipfile(path):
             raise _Invalid("it is not an .npz (zip) archive, or a truncated one")
+        headers = _array_headers(path)
         with np.load(path, allow_pickle=False) as data:
             if "meta" not in data.files:
                 raise _Invalid("it has no 'meta' entry")
@@ -122,7 +204,10 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Checkpoint:
                 raise _Invalid("its meta has no 'model' entry")
             if "params" not in data.files:
                 raise _Invalid("it has no 'params' array")
-            model = MLP(**_section(meta, "model"))
+            config = _section(meta, "model")
+            _check_model_size(config, headers)
+            config, moved = _on_this_machine(config, backend, path)
+            model = MLP(**config)
             model.set_params(data["params"])
             optimizer = None
             if "optimizer" in meta:
@@ -134,7 +219,8 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Checkpoint:
                 hyper = dict(info["hyperparameters"])
                 if "betas" in hyper:
                     hyper["betas"] = tuple(hyper["betas"])
-                optimizer = cls(model.params, backend=backend or info["backend"], **hyper)
+                saved_backend = "cpu" if moved and info["backend"] == "cuda" else info["backend"]
+                optimizer = cls(model.params, backend=backend or saved_backend, **hyper)
                 missing = [name for name in info["state"] if f"state_{name}" not in data.files]
                 if missing:
                     raise _Invalid(f"the optimizer state {missing[0]!r} is missing")

@@ -85,6 +85,7 @@ NOTE [where we differ from scikit-learn]
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -114,20 +115,91 @@ except ImportError:  # scikit-learn < 1.6
 from microdl._validation import check_int
 from microdl.nn import MLP
 from microdl.nn.layout import layer_views
-from microdl.optim import make_optimizer
+from microdl.optim import make_optimizer, optimizer_entry
 from microdl.optim.lbfgs import LBFGS
+from microdl.optim.registry import registered
 from microdl.optim.schedules import LRSchedule
 from microdl.train import DivergenceWarning, fit
 
 __all__ = ["MLPClassifier", "MLPRegressor", "SOLVERS", "DEFAULT_LEARNING_RATES"]
 
-#: scikit-learn's three solvers, then microdl's additions.
-SOLVERS = ("lbfgs", "sgd", "adam", "gd", "adamw", "adagrad", "rmsprop", "adadelta")
-#: The learning rate each solver uses when ``learning_rate_init`` is None: scikit-learn's 0.001 for sgd and
-#: adam (and adamw and rmsprop, as in Keras), torch's defaults for adagrad and adadelta (whose rate only scales
-#: the step; 1.0 is the paper's), and 0.01 for full-batch gd, which takes one step per epoch. lbfgs has no rate.
-DEFAULT_LEARNING_RATES = {"gd": 0.01, "sgd": 0.001, "adam": 0.001, "adamw": 0.001, "adagrad": 0.01,
-                          "rmsprop": 0.001, "adadelta": 1.0}
+#: scikit-learn's own three solvers, first in every list of solvers.
+_SKLEARN_SOLVERS = ("lbfgs", "sgd", "adam")
+
+
+class _Solvers(Sequence):
+    """The solver names, derived from the optimizer registry at every use: scikit-learn's three, then every other
+    registered optimizer in display order (one registered after import included)."""
+
+    def _names(self) -> tuple[str, ...]:
+        names = [e.name for e in registered()]
+        return tuple([n for n in _SKLEARN_SOLVERS if n in names] + [n for n in names if n not in _SKLEARN_SOLVERS])
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+class _DefaultLearningRates(Mapping):
+    """Each solver's rate when ``learning_rate_init`` is None, derived from the registry: the entry's
+    ``default_lr`` (for the built-ins: scikit-learn's 0.001 for sgd and adam, and a rate that suits each added
+    solver), else the optimizer's own default ``lr``. A solver without a rate (lbfgs) has none."""
+
+    def _rates(self) -> dict[str, float]:
+        return {e.name: e.default_lr if e.default_lr is not None else e.lr_default for e in registered()
+                if e.takes_lr}
+
+    def __getitem__(self, name: str) -> float:
+        return self._rates()[name]
+
+    def __iter__(self) -> Any:
+        return iter(self._rates())
+
+    def __len__(self) -> int:
+        return len(self._rates())
+
+    def __repr__(self) -> str:
+        return repr(self._rates())
+
+
+class _SolverOptions(StrOptions):
+    """``solver``'s constraint, read from the registry when the parameters are validated (at fit), so that a
+    solver registered after import is accepted; listed in :data:`SOLVERS`' order."""
+
+    def __init__(self) -> None:
+        super().__init__(set())
+
+    @property
+    def options(self) -> Any:
+        return dict.fromkeys(SOLVERS).keys()  # ordered, and a set for scikit-learn's checks
+
+    @options.setter
+    def options(self, value: Any) -> None:
+        pass  # always the registry's
+
+
+#: The solver names (a live view of the optimizer registry, :func:`microdl.optim.register_optimizer`).
+SOLVERS: Sequence[str] = _Solvers()
+#: Each solver's learning rate when ``learning_rate_init`` is None (a live view of the registry).
+DEFAULT_LEARNING_RATES: Mapping[str, float] = _DefaultLearningRates()
+#: scikit-learn's optimizer parameters as the optimizers' hyperparameters; the registry says which solver takes
+#: which (``estimator_params``).
+_OPTIMIZER_PARAMS = {
+    "momentum": lambda est: {"momentum": float(est.momentum)},
+    "nesterovs_momentum": lambda est: {"nesterov": bool(est.nesterovs_momentum and est.momentum > 0)},
+    "beta_1": lambda est: {"betas": (float(est.beta_1), float(est.beta_2))},
+    "beta_2": lambda est: {"betas": (float(est.beta_1), float(est.beta_2))},
+    # with it, Adam's ε goes where scikit-learn puts it (NOTE [same random stream, same model])
+    "epsilon": lambda est: {"eps": float(est.epsilon)},
+}
+#: Where microdl's documentation is published (``bash dev.sh docs`` builds it); the estimators' HTML
+#: representation links to their entry on its API page, through scikit-learn's ``_doc_link_*`` attributes.
+DOCS_URL = "https://microdl.readthedocs.io/en/latest/"
 #: scikit-learn's activation names that differ from microdl's; every registered activation is accepted too.
 _ACTIVATION_ALIASES = {"logistic": "sigmoid"}
 
@@ -298,12 +370,16 @@ def _partial_fit_available(estimator: _BaseMLP) -> bool:
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share; see :class:`MLPClassifier` for the parameters."""
 
+    # The "?" link of the estimator's HTML repr: its entry on the API page of the module it lives in.
+    _doc_link_module = "microdl"
+    _doc_link_template = DOCS_URL + "api/generated/{estimator_module}.html#{estimator_module}.{estimator_name}"
+
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [_Registered(_activation_options)],
         "activation_params": [dict, None],
         "backend": [StrOptions({"numba", "numpy"})],
-        "solver": [StrOptions(set(SOLVERS))],
+        "solver": [_SolverOptions()],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         # scikit-learn's own objects where the options are the same: a set's order, and so the error message
@@ -460,14 +536,12 @@ class _BaseMLP(BaseEstimator):
 
     # -- building the model and its solver ------------------------------------------------------------------------
     def _new_optimizer(self) -> Any:
+        entry = optimizer_entry(self.solver)
         hyper: dict[str, Any] = {"lr": self._learning_rate_init()}
-        if self.solver in ("gd", "sgd"):
-            hyper.update(momentum=float(self.momentum), nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
-        elif self.solver in ("adam", "adamw"):
-            # scikit-learn's ε placement (NOTE [same random stream, same model])
-            hyper.update(betas=(float(self.beta_1), float(self.beta_2)), eps=float(self.epsilon), eps_on="v")
-        elif self.solver in ("adagrad", "rmsprop"):
-            hyper.update(eps=float(self.epsilon))
+        for param in entry.estimator_params:
+            hyper.update(_OPTIMIZER_PARAMS[param](self))
+        if "epsilon" in entry.estimator_params and "eps_on" in entry.parameters:
+            hyper["eps_on"] = "v"  # scikit-learn's ε placement (NOTE [same random stream, same model])
         backend = "cuda" if self._model.device == "cuda" else "numpy" if self.backend == "numpy" else "cpu"
         return make_optimizer(self.solver, self._model.params, backend=backend, **hyper)
 
@@ -723,7 +797,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     solver : {'adam', 'sgd', 'lbfgs', 'gd', 'adamw', 'adagrad', 'rmsprop', 'adadelta'}, default 'adam'
         'adam', 'sgd' and 'lbfgs' are scikit-learn's (its update rules, its numbers). 'lbfgs' is full-batch
         L-BFGS-B (SciPy) on the flat buffer, CPU only. The others follow ``torch.optim``: 'gd' is full-batch SGD
-        (``batch_size`` is ignored); 'adamw' adds torch's decoupled weight decay 0.01 to ``alpha``.
+        (``batch_size`` is ignored); 'adamw' adds torch's decoupled weight decay 0.01 to ``alpha``. Any optimizer
+        registered with :func:`microdl.optim.register_optimizer` is a solver too (:data:`SOLVERS`), with its
+        own hyperparameters' defaults.
     alpha : float, default 1e-4
         L2 penalty α/(2 Σw) Σ‖W‖² on the weights (not the intercepts), as in scikit-learn.
     batch_size : int or 'auto', default 'auto'

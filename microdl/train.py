@@ -119,7 +119,9 @@ class History:
 
 
 class Callback(Protocol):
-    """Called by :func:`fit` after every epoch; returning True stops training."""
+    """Called by :func:`fit` after every epoch; returning True stops training. A callback may also have
+    ``on_fit_start(model, optimizer)``, which :func:`fit` calls before the first epoch (EarlyStopping forgets
+    an earlier fit there)."""
 
     def on_epoch_end(self, epoch: int, history: History, model: MLP, optimizer: Optimizer) -> bool: ...
 
@@ -146,6 +148,11 @@ class EarlyStopping:
         self.min_delta = check_real("min_delta", min_delta, 0.0)
         self.monitor = check_choice("monitor", monitor, ("val_loss", "train_loss"))
         self.restore_best_weights = check_bool("restore_best_weights", restore_best_weights)
+        self.on_fit_start()
+
+    def on_fit_start(self, model: MLP | None = None, optimizer: Optimizer | None = None) -> None:
+        """Forget any earlier fit (called by :func:`fit` before the first epoch), as Keras' callback does in
+        ``on_train_begin``: one object serves several fits, and never puts one model's weights into another."""
         self.best = math.inf
         self.best_epoch: int | None = None
         self.best_params: np.ndarray | None = None
@@ -406,6 +413,20 @@ class _Run:
     def _ok(self, loss: float) -> bool:
         return math.isfinite(loss) and abs(loss) <= self.loss_limit
 
+    def _schedule(self, epoch: int, base_lr: float, monitor: float | None) -> bool:
+        """Set the scheduled rate of ``epoch``; a schedule that gives NaN, infinity or a negative rate (a user's
+        LRSchedule) stops training before that epoch, with the history so far kept and the reason said, instead
+        of an exception that lost the History (issue 21)."""
+        lr = self.schedule.lr_at(epoch - 1, base_lr, monitor)
+        try:
+            self.optimizer.lr = lr
+        except (TypeError, ValueError) as exc:
+            self.history.stop_reason = (f"schedule: {type(self.schedule).__name__} gave an unusable learning rate "
+                                        f"for epoch {epoch} ({exc}); training stopped after epoch {epoch - 1}")
+            warnings.warn(self.history.stop_reason, RuntimeWarning, stacklevel=4)
+            return False
+        return True
+
     def run_epochs(self) -> None:
         """The epoch loop of the elementwise optimizers."""
         b, n = self.batches, self.batches.n
@@ -413,8 +434,8 @@ class _Run:
         base_lr = self.optimizer.lr
         monitor = None
         for epoch in range(1, self.epochs + 1):
-            if self.schedule is not None:
-                self.optimizer.lr = self.schedule.lr_at(epoch - 1, base_lr, monitor)
+            if self.schedule is not None and not self._schedule(epoch, base_lr, monitor):
+                return
             if self.shuffle and isinstance(self.rng, np.random.RandomState):
                 order = order[self.rng.permutation(n)]  # NOTE [random streams]
                 b.set_order(order)
@@ -513,13 +534,30 @@ class _Run:
         self._mark_diverged(epoch, what, f"the last good weights and optimizer state (after {done} of the steps "
                                          f"of {where}) were restored")
 
+    #: An L2 penalty or targets this large overflow by themselves, whatever the learning rate.
+    _HUGE = 1e100
+
+    def _suspect(self) -> str | None:
+        """The advice when the cause is not the step size: an enormous ``alpha`` or targets (the advice named
+        the learning rate for ``alpha=1e308`` and targets of 1e30 alike)."""
+        alpha = self.model.alpha
+        if alpha > self._HUGE:
+            return f"a smaller alpha (it is {alpha:g}: the penalty overflows whatever the learning rate)"
+        Y = getattr(self.batches, "Y", None)
+        if self.model.loss == "squared_error" and isinstance(Y, np.ndarray) and Y.size:
+            peak = float(np.max(np.abs(Y)))
+            if not math.isfinite(peak) or peak > 1e6:
+                return (f"standardised targets (they reach {peak:g}; the squared error of such targets "
+                        "overflows or swamps any learning rate)")
+        return None
+
     def _mark_diverged(self, epoch: int, what: Any, restored: str) -> None:
         if not isinstance(what, str):
             what = f"the training loss became {what:g}"
         lr = getattr(self.optimizer, "lr", None)
         name = type(self.optimizer).__name__ + ("" if lr is None else f"(lr={lr:g})")
-        hint = ("standardised inputs or a larger alpha" if lr is None
-                else "a smaller learning rate, gradient clipping or standardised inputs")
+        hint = self._suspect() or ("standardised inputs or a larger alpha" if lr is None
+                                   else "a smaller learning rate, gradient clipping or standardised inputs")
         self.history.diverged = True
         self.history.stop_reason = f"diverged: {what} in epoch {epoch} with {name}; {restored}. Try {hint}."
 
@@ -692,6 +730,14 @@ def fit(model: MLP, optimizer: Any, X: Any, y: Any, *, epochs: int = 10, batch_s
         raise RuntimeError("this model is being fitted in another thread; fit one model from one thread at a "
                            "time (or fit copies: copy.deepcopy(model))")
     try:
+        if not (all_finite(model.params) if model.device == "cpu" else np.all(np.isfinite(model.host_params()))):
+            # fit's promise (NOTE [finite or told]) is to end with the last good weights: there are none
+            raise ValueError("the model's parameters hold NaN or infinity before training; build a new model "
+                             "or set_params() with finite values")
+        for cb in callbacks:
+            start = getattr(cb, "on_fit_start", None)
+            if callable(start):
+                start(model, optimizer)
         if validation_fraction is not None:
             X, Y, X_val, Y_val = split_validation(X, Y, validation_fraction, rng,
                                                   stratify=model.loss == "cross_entropy")

@@ -69,7 +69,7 @@ def test_help_everywhere(command, capsys):
         (["train", "--lr", "-0.1"], "--lr: must be a positive number"),
         (["train", "--lr", "nan"], "--lr: must be a positive number"),
         (["train", "--hidden", "0"], "--hidden: must be a positive integer"),
-        (["train", "--optimizer", "adam", "--momentum", "0.9"], "--momentum applies to sgd, gd and rmsprop"),
+        (["train", "--optimizer", "adam", "--momentum", "0.9"], "--momentum applies to gd, sgd, rmsprop, not"),
         (["train", "--validation-fraction", "1.2"], "must be between 0 and 1"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["train", "--target", "y"], "--target and --task go with --data"),
@@ -304,3 +304,21 @@ def test_train_lbfgs_refuses_what_it_cannot_use_in_one_line_before_training(opti
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"microdl train: error: --optimizer lbfgs takes no {named}") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["train", "compare", "sensitivity"])
+def test_a_network_too_wide_for_memory_is_refused_before_anything_is_allocated(command, capsys, monkeypatch):
+    """Issue 21, case 12: --hidden 200000 200000 gave a MemoryError traceback of 16-31 lines."""
+    import microdl.cli
+    import microdl.experiments.runs as runs
+    import microdl.nn
+
+    monkeypatch.setattr(microdl.cli, "_available_memory", lambda: 2**30)  # 1 GiB free, whatever the machine
+    monkeypatch.setattr(microdl.nn, "MLP", lambda *a, **k: pytest.fail("a model was built"))
+    monkeypatch.setattr(runs, "run_one", lambda spec: pytest.fail("a run started"))
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--dataset", "iris", "--hidden", "20000", "20000", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"microdl {command}: error: --hidden 20000 20000: ") and "GiB of memory" in err
+    assert "more than the 1 GiB available" in err

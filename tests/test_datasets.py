@@ -219,3 +219,53 @@ def test_from_arrays_checks_and_the_split_needs_a_sample_of_every_class_on_both_
     with pytest.raises(ValueError, match="fewer than the 3 classes"):
         load_dataset(raw)  # 2 test samples for 3 classes
     assert load_dataset(raw, test_size=0.5).y_test.size == 3
+
+
+# -- CSV traps (issue 21, cases 13-15) -------------------------------------------------------------------------
+def test_a_cell_beyond_the_csv_modules_field_limit_is_named_by_line_and_column(tmp_path):
+    """Case 13: a cell longer than 131,072 characters gave a _csv.Error traceback."""
+    import csv
+
+    long_cell = "1" * (csv.field_size_limit() + 10)
+    path = _csv(tmp_path, f"a,b,y\n1,2,0\n3,{long_cell},1\n1,2,1\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}, line 3, column 'b': the cell is longer than")):
+        read_data(path, target="y")
+
+
+def test_values_whose_standardisation_would_overflow_are_standardised_safely(tmp_path, recwarn):
+    """Case 14: values of 1e308 printed NumPy overflow warnings, then "X contains NaN or infinity"."""
+    rows = "\n".join(f"{1e308 * (-1) ** k},{0.85e308 * (k % 3)},{k % 2}" for k in range(40))
+    data = load_dataset(read_data(_csv(tmp_path, "a,b,y\n" + rows + "\n"), target="y"), random_state=0)
+    assert np.all(np.isfinite(data.X_train)) and np.all(np.isfinite(data.X_test))
+    np.testing.assert_allclose(data.X_train.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(data.X_train.std(axis=0), 1, rtol=1e-12)
+    regression = load_dataset(from_arrays(np.arange(40.0)[:, None], 1e308 * np.cos(np.arange(40.0)),
+                                          task="regression"), random_state=0)
+    assert np.all(np.isfinite(regression.y_train)) and np.isfinite(regression.y_scale)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_standardisation_is_bit_identical_for_ordinary_data():
+    """Scaling by a power of two first (the overflow guard) changes no bit of ordinary data."""
+    from sklearn.datasets import load_wine
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_wine(return_X_y=True)
+    X_train, _, _, _ = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    expected = (X_train - X_train.mean(axis=0)) / X_train.std(axis=0)
+    np.testing.assert_array_equal(load_dataset("wine", random_state=0).X_train, expected)
+
+
+def test_integer_labels_beyond_2_to_the_53_stay_distinct_classes(tmp_path):
+    """Case 15: labels above 2**53 were parsed as floats and two distinct classes merged silently."""
+    big = 2**53
+    labels = [big, big + 1, big + 2] * 4
+    path = _csv(tmp_path, "a,y\n" + "\n".join(f"{k},{label}" for k, label in enumerate(labels)) + "\n")
+    raw = read_data(path, target="y")
+    assert sorted(set(raw.y.tolist())) == [big, big + 1, big + 2]
+    assert load_dataset(raw, test_size=0.5, random_state=0).n_classes == 3
+    huge = ["123456789012345678901234567890", "123456789012345678901234567891"] * 3  # beyond int64: by text
+    path = _csv(tmp_path, "a,y\n" + "\n".join(f"{k},{label}" for k, label in enumerate(huge)) + "\n", "huge.csv")
+    assert len(set(read_data(path, target="y").y.tolist())) == 2
+    mixed = _csv(tmp_path, "a,y\n1,3\n2,3.0\n3,4\n4,4\n", "mixed.csv")  # "3" and "3.0" are one class
+    assert sorted(set(read_data(mixed, target="y").y.tolist())) == [3, 4]

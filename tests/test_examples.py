@@ -17,6 +17,7 @@ EXPECTED = {
     "gd_vs_sgd.py": "per epoch",
     "custom_schedule.py": "WarmupThenHalve(warmup=3, every=8)",
     "own_data.py": "houses: 300 samples, 2 features, task regression",
+    "custom_optimizer.py": "MLPClassifier(solver='lion'): training accuracy",
     "custom_activation.py": "the compiled kernels and the textbook pass agree",
 }
 

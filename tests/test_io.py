@@ -170,3 +170,92 @@ def test_save_refuses_what_is_not_a_model_optimizer_or_history(tmp_path, args, m
     with pytest.raises(TypeError, match=re.escape(message)):
         save(tmp_path / "x.npz", *args)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- hostile and foreign checkpoints (issue 21, cases 16-18) ---------------------------------------------------
+def _claiming(tmp_path, sizes):
+    """A small checkpoint whose meta claims ``sizes`` while its params array is that of a 3-2 network."""
+    net = MLP((3, 2), random_state=0)
+    meta = {"format": 1, "model": net.config() | {"layer_sizes": sizes}}
+    return _checkpoint_with(tmp_path, meta=meta)
+
+
+@pytest.mark.parametrize("sizes", [[1_000_000, 1_000_000, 2], [10_000, 10_000, 2]])
+def test_metadata_claiming_a_huge_model_is_refused_before_any_allocation(tmp_path, sizes, monkeypatch):
+    """Case 16: claimed layer sizes of 1e6 raised MemoryError (7.28 TiB); of 1e4, first allocated and filled
+    100 M random weights. Now the sizes are checked against the params array's header first."""
+    import microdl.io
+
+    path = _claiming(tmp_path, sizes)
+    assert path.stat().st_size < 4096
+    monkeypatch.setattr(microdl.io, "MLP", lambda *a, **k: pytest.fail("a model was built"))
+    with pytest.raises(ValueError, match=f"{re.escape(str(path))} is not a valid microdl checkpoint: .*"
+                                         "parameters"):
+        load(path)
+
+
+def _npz_with_raw_member(path, name, header, payload=b""):
+    """An .npz whose member ``name`` has a hand-written .npy header (what np.savez cannot write)."""
+    import zipfile
+
+    net = MLP((3, 2), random_state=0)
+    meta = json.dumps({"format": 1, "model": net.config()})
+    buf = __import__("io").BytesIO()
+    np.lib.format.write_array(buf, np.array(meta))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("meta.npy", buf.getvalue())
+        raw = __import__("io").BytesIO()
+        np.lib.format.write_array_header_1_0(raw, header)
+        zf.writestr(f"{name}.npy", raw.getvalue() + payload)
+    return path
+
+
+def test_an_array_header_claiming_more_than_the_file_holds_is_refused(tmp_path):
+    """Case 17: a params.npy whose header declares 2e11 elements raised MemoryError."""
+    path = _npz_with_raw_member(tmp_path / "c.npz", "params",
+                                {"descr": "<f8", "fortran_order": False, "shape": (200_000_000_000,)})
+    with pytest.raises(ValueError, match=f"{re.escape(str(path))} is not a valid microdl checkpoint: .*params.*"
+                                         "200000000000"):
+        load(path)
+
+
+CPU_ONLY_LOAD = """
+    import sys, warnings, json
+    sys.modules["numba_cuda"] = None      # numba-cuda not installed
+    import importlib.util
+    real_find_spec = importlib.util.find_spec
+    importlib.util.find_spec = lambda name, *a: None if name.startswith("numba_cuda") else real_find_spec(name, *a)
+    from microdl.io import load
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ck = load(sys.argv[1])
+    print(json.dumps({"device": ck.model.device, "backend": ck.optimizer.backend,
+                      "warnings": [str(w.message) for w in caught]}))
+    ck = load(sys.argv[1], backend="cpu")
+    print(ck.model.device, ck.optimizer.backend, float(ck.model.params.sum()))
+"""
+
+
+def test_a_gpu_checkpoint_loads_on_a_cpu_only_machine(tmp_path):
+    """Case 18: a checkpoint of a device="cuda" model raised CudaUnavailableError, even with backend="cpu".
+    Run with no numba-cuda and no simulator."""
+    import os
+
+    net = MLP((3, 4, 2), random_state=0)
+    opt = make_optimizer("adam", net.params)
+    path = tmp_path / "gpu.npz"
+    save(path, net, opt)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    meta["model"]["device"], meta["optimizer"]["backend"] = "cuda", "cuda"  # as a GPU run writes it
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    proc = subprocess.run([sys.executable, "-c", CPU_ONLY_LOAD.replace("\n    ", "\n"), str(path)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    first, second = proc.stdout.strip().splitlines()
+    info = json.loads(first)
+    assert info["device"] == "cpu" and info["backend"] == "cpu"
+    assert len(info["warnings"]) == 1 and "CUDA" in info["warnings"][0] and "CPU" in info["warnings"][0]
+    assert second.split()[:2] == ["cpu", "cpu"] and float(second.split()[2]) == pytest.approx(float(net.params.sum()))

@@ -2,6 +2,7 @@
 told), budgets, L-BFGS, scikit-learn's random stream, the whole-dataset loss, and every check before work."""
 
 import math
+import re
 import threading
 import warnings
 from pathlib import Path
@@ -549,9 +550,11 @@ print(",".join(names))
     compiled = proc.stdout.split()[-1].split(",")
     # the block pass (forward and backward alike; digits' batches are too small for a parallel launch), Adam's
     # step on 7,510 parameters (serial, below config.MIN_PARALLEL_ELEMENTS), and the per-epoch finiteness scan
+    # (a rule kernel is named by its rule, its fast-math flags and a fingerprint of the code it inlines)
+    compiled = [re.sub(r"_[0-9a-f]{8}(?=_serial$|$)", "", name) for name in compiled]
     # (+ the formulas of the activations that keep z, compiled with the block as small functions of their own
     # rather than inlined into it, which costs a first fit less: NOTE [one block for all formulas])
-    assert compiled == ["_all_finite_flat", "_block", "adam_serial", "elu", "elu_derivative", "gelu",
+    assert compiled == ["_all_finite_flat", "_block", "adam_arcp_serial", "elu", "elu_derivative", "gelu",
                         "gelu_derivative", "silu", "silu_derivative"], compiled
 
 
@@ -574,3 +577,45 @@ def test_both_devices_batches_implement_the_loops_protocol():
     source = (Path(microdl.__file__).parent / "cuda" / "batches.py").read_text()  # (read: no CUDA needed)
     for name in members - set(Batches.__annotations__):
         assert f"def {name}(" in source, name
+
+
+
+# -- issue 21: state carried between fits, and weights at the edge of the floats -----------------------------
+def test_an_early_stopping_object_reused_for_a_second_fit_starts_afresh(iris):
+    """Case 19: the second fit got the first model's best weights back (bit-equal, best_epoch of the first)."""
+    stopper = EarlyStopping(patience=3)
+    first = MLP((4, 8, 3), random_state=0)
+    fit(first, Adam(first.params, lr=0.05), iris.X_train, iris.y_train, epochs=30, validation_fraction=0.2,
+        callbacks=[stopper], random_state=0)
+    first_best = stopper.best_params.copy()
+    second = MLP((4, 8, 3), random_state=1)
+    fresh = EarlyStopping(patience=3)
+    history = fit(second, Adam(second.params, lr=1e-6), iris.X_train, iris.y_train, epochs=4,
+                  validation_fraction=0.2, callbacks=[stopper], random_state=1)
+    alone = MLP((4, 8, 3), random_state=1)
+    fit(alone, Adam(alone.params, lr=1e-6), iris.X_train, iris.y_train, epochs=4, validation_fraction=0.2,
+        callbacks=[fresh], random_state=1)
+    assert not np.array_equal(second.host_params(), first_best)
+    np.testing.assert_array_equal(second.host_params(), alone.host_params())
+    assert stopper.best_epoch == fresh.best_epoch and history.epochs == 4
+    other = MLP((4, 5, 3), random_state=0)  # another architecture: no error after training either
+    fit(other, Adam(other.params), iris.X_train, iris.y_train, epochs=2, validation_fraction=0.2,
+        callbacks=[stopper])
+
+
+def test_sample_weights_are_scale_free_down_to_the_smallest_float(iris):
+    """Case 20: weights of 5e-324 each (valid: finite, positive) gave an infinite loss and NaN gradients."""
+    net = MLP((4, 8, 3), random_state=0)
+    X, y = iris.X_train, iris.y_train
+    loss = net.loss_and_grad(X, y)
+    grad = net.grads.copy()
+    for scale in (5e-324, 1e-300, 1e300):
+        assert net.loss_and_grad(X, y, np.full(len(y), scale)) == pytest.approx(loss, rel=1e-12)
+        np.testing.assert_allclose(net.grads, grad, rtol=1e-10, atol=1e-14)
+    a, b = MLP((4, 8, 3), random_state=0), MLP((4, 8, 3), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DivergenceWarning)
+        history = fit(a, Adam(a.params), X, y, epochs=3, sample_weight=np.full(len(y), 5e-324), random_state=0)
+    fit(b, Adam(b.params), X, y, epochs=3, random_state=0)
+    assert not history.diverged
+    np.testing.assert_allclose(a.host_params(), b.host_params(), rtol=1e-12, atol=1e-14)

@@ -12,7 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from microdl.cli import add_data_options, fraction, positive_float, positive_int, read_data_option
+from microdl.cli import (
+    add_data_options,
+    check_hidden_memory,
+    fraction,
+    positive_float,
+    positive_int,
+    read_data_option,
+)
 
 __all__ = ["add_commands"]
 
@@ -124,11 +131,11 @@ def _check_execution(args: argparse.Namespace) -> None:
                              'pip install "microdl[dask]"')
 
 
-def _check_out(args: argparse.Namespace, names: tuple[str, ...]) -> None:
+def _check_out(args: argparse.Namespace, writer: str) -> None:
     """Refuse a bad --out before any run (NOTE [how the CLI fails] in microdl.cli)."""
     from microdl.experiments.comparison import check_output_folder
 
-    check_output_folder(args.out, names)
+    check_output_folder(args.out, writer, "--out")
 
 
 def _execution(args: argparse.Namespace) -> dict[str, Any]:
@@ -138,8 +145,10 @@ def _execution(args: argparse.Namespace) -> dict[str, Any]:
 
 # -- compare -----------------------------------------------------------------------------------------------
 def _add_compare(sub: Any) -> None:
+    from microdl.cli import add_plugin_option
     from microdl.experiments.comparison import DEFAULT_EPOCHS, DEFAULT_TARGET, RATES
     from microdl.experiments.runs import SIX_OPTIMIZERS
+    from microdl.optim import available_optimizers
 
     p = sub.add_parser("compare", help="compare optimizers across datasets and seeds", description=(
         "Train the same MLP with each optimizer on each dataset, once per seed (same initialisation, split and "
@@ -150,9 +159,12 @@ def _add_compare(sub: Any) -> None:
     p.add_argument("--dataset", type=_checked(_dataset_list), action="append", metavar="NAME[,NAME...]",
                    help="dataset(s); repeat or give a comma list (default: digits)")
     add_data_options(p, repeat=True)
+    add_plugin_option(p)
+    others = [n for n in available_optimizers(takes_lr=True) if n not in SIX_OPTIMIZERS]
     p.add_argument("--optimizers", type=_checked(_optimizer_list), default=SIX_OPTIMIZERS, metavar="LIST",
-                   help=f"comma list of optimizers (default: {','.join(SIX_OPTIMIZERS)}; also adamw, and lbfgs: "
-                        "full-batch L-BFGS, which has no learning rate and takes --epochs as its iteration limit)")
+                   help=f"comma list of optimizers (default: {','.join(SIX_OPTIMIZERS)}; also {', '.join(others)}, "
+                        "and lbfgs: full-batch L-BFGS, which has no learning rate and takes --epochs as its "
+                        "iteration limit; --plugin adds your own)")
     p.add_argument("--seeds", type=_checked(_seeds), default=(0, 1, 2), metavar="N|LIST",
                    help="number of seeds (0..N-1) or a comma list of seeds (default: 3)")
     p.add_argument("--epochs", type=positive_int, default=None,
@@ -181,10 +193,11 @@ def _add_compare(sub: Any) -> None:
 
 
 def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from microdl.experiments.comparison import OUTPUT_FILES, compare
+    from microdl.experiments.comparison import WRITER, compare
 
     _check_execution(args)
-    _check_out(args, OUTPUT_FILES)
+    _check_out(args, WRITER)
+    check_hidden_memory(args.hidden, batch_size=args.batch_size, jobs=args.jobs)
     if args.epochs is not None and args.budget is not None and args.budget.kind == "epochs" \
             and args.budget.value != args.epochs:
         raise ValueError("--epochs and --budget epochs:N disagree; give one of them")
@@ -248,10 +261,11 @@ def _add_sensitivity(sub: Any) -> None:
 
 
 def _run_sensitivity(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from microdl.experiments.sweep import OUTPUT_FILES, sensitivity
+    from microdl.experiments.sweep import WRITER, sensitivity
 
     _check_execution(args)
-    _check_out(args, OUTPUT_FILES)
+    _check_out(args, WRITER)
+    check_hidden_memory(args.hidden, batch_size=args.batch_size, jobs=args.jobs)
     if len(args.dataset) != 1:
         raise ValueError("sensitivity takes one --dataset")
     if args.epochs is not None and args.budget is not None:

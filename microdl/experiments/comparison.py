@@ -67,6 +67,8 @@ DEFAULT_TARGET = 0.9
 RATES = ("auto", "tuned", "torch")
 #: What CompareResult.save writes; an output folder holding anything else is never replaced.
 OUTPUT_FILES = ("history.json", "summary.csv", "summary.txt", "curves.png")
+#: Who wrote an output folder, as its manifest records (NOTE [output folders] in microdl._files).
+WRITER = "microdl compare"
 
 
 def compare(datasets: str | RawData | Iterable[str | RawData] = ("digits",),
@@ -413,11 +415,11 @@ class CompareResult:
         The folder is written whole under a temporary name and then swapped in (an interrupted save leaves the
         previous results intact, never a mix), so ``out_dir`` must be new or hold only these files
         (:func:`check_output_folder`)."""
-        out = check_output_folder(out_dir, OUTPUT_FILES)
+        out = check_output_folder(out_dir, WRITER)
         paths = {"history": out / "history.json", "summary": out / "summary.csv", "tables": out / "summary.txt"}
         if plot:
             paths["curves"] = out / "curves.png"
-        with atomic_folder(out) as tmp:
+        with atomic_folder(out, WRITER) as tmp:
             (tmp / "history.json").write_text(json.dumps(strict_json(self.to_dict()), indent=1, allow_nan=False))
             rows = self.summary()
             with open(tmp / "summary.csv", "w", newline="") as f:
@@ -463,11 +465,11 @@ class CompareResult:
         return Path(path)
 
 
-def check_output_folder(path: str | Path, names: Iterable[str]) -> Path:
-    """``path`` if a result folder may be written there: new, or holding only files called ``names`` (an
-    earlier run's results), since it is replaced as a whole (:func:`microdl._files.check_replaceable_folder`)."""
-    names = frozenset(names)
-    return check_replaceable_folder(path, "output folder", lambda p: p.name in names, "this command")
+def check_output_folder(path: str | Path, writer: str = WRITER, what: str = "output folder") -> Path:
+    """``path`` if a result folder may be written there: new, or holding only what ``writer`` wrote there
+    before (an earlier run's results, as its manifest records), since it is replaced as a whole
+    (:func:`microdl._files.check_replaceable_folder`, NOTE [output folders])."""
+    return check_replaceable_folder(path, what, writer)
 
 
 def _full_batch(optimizers: Iterable[str]) -> str:

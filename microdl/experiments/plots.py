@@ -15,17 +15,18 @@ import numpy as np
 
 __all__ = ["new_figure", "band_plot", "color_of", "seed_dots"]
 
-#: Each optimizer's slot in matplotlib's tab10 palette (7, grey, is the target line's; 9, cyan, is L-BFGS's).
-_ORDER = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", None, None, "lbfgs")
-
-
 def color_of(name: str) -> Any:
-    """A fixed colour per optimizer, the same in every figure."""
+    """A fixed colour per optimizer, the same in every figure: the one it was registered with
+    (:func:`microdl.optim.register_optimizer`), else one of tab10 picked from its name."""
     from matplotlib import colormaps
+    from matplotlib.colors import to_rgba
 
-    cmap = colormaps["tab10"]
-    # (an unknown name gets a slot from a hash that is the same in every process, unlike Python's hash())
-    return cmap(_ORDER.index(name) if name in _ORDER else zlib.crc32(name.encode()) % 10)
+    from microdl.optim.registry import OPTIMIZERS, optimizer_entry
+
+    if name in OPTIMIZERS and optimizer_entry(name).color is not None:
+        return to_rgba(optimizer_entry(name).color)
+    # (a slot from a hash that is the same in every process, unlike Python's hash())
+    return colormaps["tab10"](zlib.crc32(name.encode()) % 10)
 
 
 def new_figure(rows: int, cols: int, width: float, height: float) -> tuple[Any, list[list[Any]]]:

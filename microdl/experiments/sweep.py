@@ -47,6 +47,8 @@ __all__ = ["sensitivity", "SensitivityResult", "flat_width", "load_sensitivity",
 DEFAULT_SWEEP_EPOCHS = 20
 #: What SensitivityResult.save writes; an output folder holding anything else is never replaced.
 OUTPUT_FILES = ("sensitivity.json", "sensitivity.csv", "sensitivity.txt", "sensitivity.png")
+#: Who wrote an output folder, as its manifest records (NOTE [output folders] in microdl._files).
+WRITER = "microdl sensitivity"
 
 
 def flat_width(lrs: Sequence[float], losses: Sequence[float | None], within: float) -> dict[str, Any]:
@@ -58,8 +60,12 @@ def flat_width(lrs: Sequence[float], losses: Sequence[float | None], within: flo
     ``best_loss``, ``threshold``, ``low`` and ``high`` (rates), ``width`` (decades, log10(high/low)) and
     ``censored``: True when the range reaches an end of the grid, so the true width is at least ``width``.
 
-    >>> flat_width([0.01, 0.1, 1.0], [2.0, 1.0, 1.05], 0.1)["width"]
-    1.0
+    The best loss 1.0 at lr 0.1 sets the threshold 1.1; going down, the loss crosses it a tenth of the way to
+    2.0 at lr 0.01 (0.1 decade), and going up it stays within it to the end of the grid (1 decade, censored):
+
+    >>> r = flat_width([0.01, 0.1, 1.0], [2.0, 1.0, 1.05], 0.1)
+    >>> round(r["width"], 6), r["censored"]
+    (1.1, True)
     """
     x = np.log10(np.asarray(lrs, dtype=float))
     y = np.array([np.inf if v is None or not math.isfinite(v) else v for v in losses], dtype=float)
@@ -290,12 +296,12 @@ class SensitivityResult:
         """Write ``sensitivity.json`` (every run), ``sensitivity.csv`` (one row per curve and rate),
         ``sensitivity.txt`` (the table) and ``sensitivity.png`` (unless ``plot`` is False), swapping the whole
         folder in at the end as :meth:`CompareResult.save` does."""
-        out = check_output_folder(out_dir, OUTPUT_FILES)
+        out = check_output_folder(out_dir, WRITER)
         paths = {"history": out / "sensitivity.json", "summary": out / "sensitivity.csv",
                  "table": out / "sensitivity.txt"}
         if plot:
             paths["plot"] = out / "sensitivity.png"
-        with atomic_folder(out) as tmp:
+        with atomic_folder(out, WRITER) as tmp:
             (tmp / "sensitivity.json").write_text(json.dumps(strict_json(self.to_dict()), indent=1,
                                                              allow_nan=False))
             with open(tmp / "sensitivity.csv", "w", newline="") as f:

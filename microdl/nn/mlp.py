@@ -255,7 +255,7 @@ class MLP:
                 ws.A, ws.Z, ws.D, self.grads, ws.block_grads, ws.per_sample, m, n_blocks, self._activation_code,
                 self._activation_p, ws.Z is not ws.A, self._loss_code, self._loss_p, with_grad, sparse)
         passes = _cpu.kernels()
-        with _cpu.single_threaded_blas():
+        with _cpu.single_threaded_blas(), config.kernel_call():  # NOTE [fork while a kernel runs]
             if sparse:
                 ws.A[0][:m] = X @ self.weights[0]
             if n_blocks == 1:

@@ -1,36 +1,45 @@
-"""CPU backend: each per-element update of :mod:`microdl.optim._elementwise` in one ``prange`` loop.
+"""CPU backend: every optimizer kernel that runs on the host, in one place.
+
+* The rule kernels: each registered rule's per-element update (:func:`microdl.optim._elementwise.element_update`)
+  in one ``prange`` loop, compiled from the rule itself by :func:`kernels_for`, once per rule.
+* The clipping kernels of :mod:`microdl.optim.clip`: Σ g², a scale and a clamp.
 
 Each loop is compiled twice: ``parallel=True``, for buffers of at least ``config.MIN_PARALLEL_ELEMENTS`` when
-threads are wise (NOTE [threading layer] in :mod:`microdl.config`), and as its serial twin
-(:func:`microdl._jit.serial_twin`) for everything else; the two give the same bits, element by element.
+threads are wise (NOTE [threading layer] in :mod:`microdl.config`), and as its serial twin (the same loop
+without threads, as :func:`microdl._jit.serial_twin` builds it); the two give the same bits, element by element.
 
-Kernels are compiled lazily, once per dtype, and cached on disk (``cache=True``), so a fresh process pays the
-compile only once per machine. They hold no arithmetic of their own: each hands every element, and the
-step's scalars as a plain tuple (NOTE [plain tuple at the kernel boundary] in :mod:`microdl.optim.rules`), to
-its per-element update.
-
-Numba's disk cache keys each kernel on this file alone, so an edit to ``rules.py`` or ``_elementwise.py``,
-which are inlined here, is not noticed by a cache written before it: after changing a rule, delete the
-``__pycache__/_cpu.*.nbi`` and ``.nbc`` files next to this module (or touch this file).
+Kernels are compiled lazily, once per dtype. Those of the rules that ship with microdl are cached on disk
+(``cache=True``) under a name that changes with every file they inline (:func:`_fingerprint`), so a fresh
+process pays the compile only once per machine and never runs a stale kernel; a rule from a file outside the
+package is compiled in memory only (it may call code from files the name does not cover).
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+from types import FunctionType
+from typing import Any, NamedTuple
+
+import numba
 import numpy as np
 from numba import njit, prange
 
 from microdl import config
 from microdl._jit import serial_twin
 from microdl.optim import _elementwise as ew
+from microdl.optim.contract import scalars_type, vars_of
 
-_inline = njit(inline="always")
-_sgd_at = _inline(ew.sgd_at)
-_adagrad_at = _inline(ew.adagrad_at)
-_rmsprop_at = _inline(ew.rmsprop_at)
-_adadelta_at = _inline(ew.adadelta_at)
-_adam_at = _inline(ew.adam_at)
+__all__ = ["kernels_for", "apply", "sum_of_squares", "scale", "clamp"]
 
-_kernel = njit(parallel=True, cache=True, nogil=True)
+
+# -- the rule kernels -------------------------------------------------------------------------------------------
+def _loop(theta, g, h, x0, x1, x2, x3, x4, x5):
+    """The loop every rule kernel runs: ``at`` is the rule's per-element update (a global of each copy), ``x0``
+    ... its state buffers, ``None`` past the rule's own (``_elementwise.MAX_STATE`` of them)."""
+    for i in prange(theta.size):
+        at(i, theta, g, h, x0, x1, x2, x3, x4, x5)  # noqa: F821 (bound per rule by _copy_of_loop)
+
 
 # NOTE [arcp for Adam]
 #     While the buffers fit in cache (N up to ~1e6 on a 32 MB L3) a step is bound by the divider, not by
@@ -38,53 +47,137 @@ _kernel = njit(parallel=True, cache=True, nogil=True)
 #     Adam's rule divides by the loop-invariant sqrt(1 - beta2**t); the ``arcp`` fast-math flag lets LLVM
 #     take its reciprocal once and multiply, which leaves one division and one square root per element
 #     (measured, float32, 2 threads: 22.6 -> 18.1 us at N = 1e5, 197 -> 159 us at 1e6, no change at 1e7,
-#     where memory is the limit); the denominator moves by about an ulp. Only Adam gets the flag: on
-#     Adadelta it turns a / sqrt(b) into an approximate reciprocal square root in float32, which is not
-#     correctly rounded. The other flags bought nothing measurable, and ``nnan``/``ninf`` would let the
-#     compiler assume away the NaNs and infinities that a diverging run must still show.
-_adam_kernel = njit(parallel=True, cache=True, nogil=True, fastmath={"arcp"})
+#     where memory is the limit); the denominator moves by about an ulp. Only Adam asks for the flag
+#     (``Adam.fastmath``): on Adadelta it turns a / sqrt(b) into an approximate reciprocal square root in
+#     float32, which is not correctly rounded. The other flags bought nothing measurable, and ``nnan``/``ninf``
+#     would let the compiler assume away the NaNs and infinities that a diverging run must still show.
 
 
-@_kernel
-def sgd(theta, g, b, h):
-    for i in prange(theta.size):
-        _sgd_at(i, theta, g, b, h)
+class Kernels(NamedTuple):
+    """A rule's two builds: on Numba's threads, and its serial twin on the calling thread."""
+
+    parallel: Any
+    serial: Any
+    padding: tuple  # None for each state argument past the rule's own
 
 
-@_kernel
-def adagrad(theta, g, state_sum, h):
-    for i in prange(theta.size):
-        _adagrad_at(i, theta, g, state_sum, h)
+_KERNELS: dict[tuple, Kernels] = {}
 
 
-@_kernel
-def rmsprop(theta, g, v, g_avg, b, h):
-    for i in prange(theta.size):
-        _rmsprop_at(i, theta, g, v, g_avg, b, h)
+def _in_package(fn: FunctionType) -> bool:
+    """Whether ``fn`` is microdl's own (then its kernels may be cached on disk)."""
+    return fn.__module__.startswith("microdl.") and fn.__module__ != "microdl.__main__"
 
 
-@_kernel
-def adadelta(theta, g, v, u, h):
-    for i in prange(theta.size):
-        _adadelta_at(i, theta, g, v, u, h)
+def _fingerprint(rule: FunctionType, update_source: str) -> str:
+    """Eight hex digits that change with the rule's file, the per-element update written for it, and the
+    generator: the kernel's name carries them.
+
+    Numba's disk cache files a kernel under its name and checks only that the file defining it (this one) is
+    unchanged, not the files whose code it inlines (numba/numba#1833). Named by what it inlines, an edited rule
+    gets a new kernel instead of the stale one; the fast-math flags are in the name as well, since the cache does
+    not key on a kernel's options either.
+    """
+    digest = hashlib.sha256(update_source.encode())
+    for path in sorted({inspect.getfile(rule), ew.__file__}):  # sorted: a set's order changes per process
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:8]
 
 
-@_adam_kernel
-def adam(theta, g, m, v, v_max, h):
-    for i in prange(theta.size):
-        _adam_at(i, theta, g, m, v, v_max, h)
+def _copy_of_loop(at: Any, qualname: str) -> FunctionType:
+    """:func:`_loop` with ``at`` bound, under its own name: Numba's disk cache files a kernel under its name."""
+    copy = FunctionType(_loop.__code__, {**_loop.__globals__, "at": at}, qualname, None, None)
+    copy.__qualname__, copy.__module__, copy.__doc__ = qualname, _loop.__module__, _loop.__doc__
+    return copy
 
 
-KERNELS = {"sgd": sgd, "adagrad": adagrad, "rmsprop": rmsprop, "adadelta": adadelta, "adam": adam}
-#: The same loops on the calling thread (compiled on first use).
-SERIAL = {name: serial_twin(kernel.py_func, **({"fastmath": {"arcp"}} if name == "adam" else {}))
-          for name, kernel in KERNELS.items()}
+def kernels_for(cls: type) -> Kernels:
+    """The compiled kernels of ``cls``'s rule, built on the first call for that rule (and fast-math flags)."""
+    attrs = vars_of(cls)
+    rule, fastmath = attrs["update"], frozenset(attrs.get("fastmath") or ())
+    key = (rule, attrs["state_names"], fastmath)
+    kernels = _KERNELS.get(key)
+    if kernels is None:
+        # Inline the rule and the update: Numba does not inline a plain call, and the loop then does not
+        # vectorise (measured, Adam, N = 1e7 float32, 2 threads, numba 0.68: 20.0 ms per step with the rule as
+        # a plain njit function, 7.9 ms inlined).
+        inline = njit(inline="always")
+        at = inline(ew.element_update(inline(rule), scalars_type(cls), attrs["state_names"]))
+        options: dict[str, Any] = {"cache": _in_package(rule), "nogil": True}
+        if fastmath:
+            options["fastmath"] = set(fastmath)
+        name = "_".join([rule.__name__, *sorted(fastmath), _fingerprint(rule, at.py_func.__source__)])
+        parallel = njit(parallel=True, **options)(_copy_of_loop(at, name))
+        if options["cache"]:
+            serial = serial_twin(parallel.py_func, **({"fastmath": options["fastmath"]} if fastmath else {}))
+        else:  # the same options as serial_twin's, without the disk cache
+            serial = njit(error_model="numpy", **options)(_copy_of_loop(at, f"{name}_serial"))
+        kernels = _KERNELS[key] = Kernels(parallel, serial, (None,) * (ew.MAX_STATE - len(attrs["state_names"])))
+    return kernels
 
 
-def apply(rule: str, theta: np.ndarray, g: np.ndarray, slots: tuple, s: tuple) -> None:
-    """Apply ``rule`` in place over the flat buffers with its compiled kernel; ``s`` is the step's scalars."""
-    args = (theta, g, *slots, tuple(s))  # a plain tuple (NOTE [plain tuple at the kernel boundary])
+def apply(kernels: Kernels, theta: np.ndarray, g: np.ndarray, slots: tuple, s: tuple) -> None:
+    """Apply a rule in place over the flat buffers with its compiled kernels; ``s`` is the step's scalars."""
+    args = (theta, g, tuple(s), *slots, *kernels.padding)  # NOTE [plain tuple at the kernel boundary]
     if theta.size >= config.MIN_PARALLEL_ELEMENTS and config.use_threads():
-        config.run_parallel(KERNELS[rule], *args)  # NOTE [threading layer] in microdl.config
+        config.run_parallel(kernels.parallel, *args)  # NOTE [threading layer] in microdl.config
     else:
-        SERIAL[rule](*args)
+        kernels.serial(*args)
+
+
+# -- clipping (microdl.optim.clip) -------------------------------------------------------------------------------
+_kernel = njit(parallel=True, cache=True, nogil=True)
+
+
+@_kernel
+def _sum_of_squares(g, n_chunks):
+    """Σ g², accumulated in float64 over ``n_chunks`` fixed ranges whose partial sums are added in order, so
+    that the parallel build and its serial twin give the same bits (one chunk per thread)."""
+    total = 0.0
+    n = g.size
+    for c in prange(n_chunks):
+        part = 0.0
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            part += np.float64(g[i]) * np.float64(g[i])
+        total += part
+    return total
+
+
+@_kernel
+def _scale(g, coef):
+    for i in prange(g.size):
+        g[i] = g[i] * coef
+
+
+@_kernel
+def _clamp(g, low, high):
+    for i in prange(g.size):
+        g[i] = min(max(g[i], low), high)
+
+
+SERIAL = {kernel: serial_twin(kernel.py_func) for kernel in (_sum_of_squares, _scale, _clamp)}
+
+
+def _launch(kernel: Any, g: np.ndarray, *args: Any) -> Any:
+    """``kernel`` on the threads for a large buffer when threads are wise, else its serial twin (NOTE
+    [threading layer] in :mod:`microdl.config`)."""
+    if g.size >= config.MIN_PARALLEL_ELEMENTS and config.use_threads():
+        return config.run_parallel(kernel, g, *args)
+    return SERIAL[kernel](g, *args)
+
+
+def sum_of_squares(g: np.ndarray) -> float:
+    """Σ g² over the flat host array ``g``, in float64."""
+    return _launch(_sum_of_squares, g, numba.get_num_threads())
+
+
+def scale(g: np.ndarray, coef: float) -> None:
+    """g ← coef · g in place (``coef`` rounded to g's dtype)."""
+    _launch(_scale, g, g.dtype.type(coef))
+
+
+def clamp(g: np.ndarray, low: float, high: float) -> None:
+    """g ← min(max(g, low), high) in place."""
+    f = g.dtype.type
+    _launch(_clamp, g, f(low), f(high))

@@ -1,73 +1,66 @@
-"""One element of each update: load it from every buffer, apply the rule, store the results.
+"""One element of an update, for any rule: load it from every buffer, apply the rule, store the results.
 
-These per-index functions are plain Python; each backend compiles them for its target (``njit`` in
-:mod:`microdl.optim._cpu`, ``cuda.jit(device=True)`` in :mod:`microdl.optim._cuda`) and wraps them in its own
-loop. They call the rules of :mod:`microdl.optim.rules` compiled with ``numba.njit(inline="always")``, which
-Numba inlines on the CPU and which CUDA device code may call as well (Numba's CPU/GPU compatibility). The
-rules receive scalars only (one element of each buffer, and the NamedTuple ``s`` of the step's scalars, rebuilt
-here from the plain tuple ``h`` that the kernel was given: NOTE [plain tuple at the kernel boundary]), which
-also lets the CUDA simulator run them.
+The compiled backends (:mod:`microdl.optim._cpu`, :mod:`microdl.optim._cuda`) loop over the elements and call,
+per element, the function :func:`element_update` writes for a rule. For Adam (state ``m``, ``v``, ``v_max``) it
+is::
 
-An optional state buffer whose option is off is passed as ``None`` (NOTE [optional state] in
-:mod:`microdl.optim.rules`). Numba compiles a separate specialisation for a ``None`` argument and prunes the
-``is None`` branch at compile time, so the loop has no per-element test, still vectorises, and the unused
-buffer costs no memory traffic. The rule then receives ``g[i]`` as a stand-in value, which it ignores.
+    def adam_at(i, theta, g, h, m_, v_, v_max_, unused_3, unused_4, unused_5):
+        if m_ is None:
+            m_i = g[i]
+        else:
+            m_i = m_[i]
+        ...                                        (the same for v_ and v_max_)
+        s = AdamScalars(*h)
+        theta[i], m_new, v_new, v_max_new = rule(theta[i], g[i], m_i, v_i, v_max_i, s)
+        if m_ is None:
+            pass
+        else:
+            m_[i] = m_new
+        ...
+
+It is written from the rule's state names, so one generator serves every rule, the built-ins and a learner's
+own alike; the backend compiles it together with the rule (``numba.njit(inline="always")`` on the CPU,
+``cuda.jit(device=True)`` on the GPU, plain Python under the CUDA simulator). Every kernel passes
+:data:`MAX_STATE` state arguments, ``None`` past the rule's own, so that one loop, written once in each backend's
+module, serves every rule. The rule receives scalars only (one element of each buffer, and the NamedTuple ``s``
+of the step's scalars, rebuilt here from the plain tuple ``h`` that the kernel was given: NOTE [plain tuple at
+the kernel boundary] in :mod:`microdl.optim.rules`).
+
+An optional state buffer whose option is off is passed as ``None`` (NOTE [optional state]): the rule then gets
+``g[i]`` as a stand-in value, which it ignores, and nothing is stored. Numba compiles a separate specialisation
+for a ``None`` argument and prunes each ``is None`` branch at compile time (one test per branch: a compound
+condition such as ``a is None and b is None`` is not pruned), so the loop has no per-element test, still
+vectorises, and the unused buffer costs no memory traffic.
 """
 
 from __future__ import annotations
 
-from numba import njit
+from collections.abc import Callable
+from types import FunctionType
 
-from microdl.optim import rules
-from microdl.optim.rules import AdadeltaScalars, AdagradScalars, AdamScalars, RMSpropScalars, SGDScalars
-
-# Inline the rule: Numba does not inline a plain call, and the loop then does not vectorise (measured, Adam,
-# N = 1e7 float32, 2 threads, numba 0.68: 20.0 ms per step with rules.adam as a plain njit function, 7.9 ms
-# inlined).
-_sgd = njit(inline="always")(rules.sgd)
-_adagrad = njit(inline="always")(rules.adagrad)
-_rmsprop = njit(inline="always")(rules.rmsprop)
-_adadelta = njit(inline="always")(rules.adadelta)
-_adam = njit(inline="always")(rules.adam)
+#: The most state buffers a rule may have: every kernel takes this many state arguments. Six, so that a kernel
+#: takes nine arguments in all: Numba's dispatcher types up to ten in its fast path, and a call with eleven cost
+#: twice as much (measured, numba 0.68: 0.8 us against 1.3-2.1 us per call of an empty kernel).
+MAX_STATE = 6
 
 
-def sgd_at(i, theta, g, b, h):
-    s = SGDScalars(*h)
-    if b is None:
-        theta[i], _ = _sgd(theta[i], g[i], g[i], s)
-    else:
-        theta[i], b[i] = _sgd(theta[i], g[i], b[i], s)
-
-
-def adagrad_at(i, theta, g, state_sum, h):
-    s = AdagradScalars(*h)
-    theta[i], state_sum[i] = _adagrad(theta[i], g[i], state_sum[i], s)
-
-
-def rmsprop_at(i, theta, g, v, g_avg, b, h):
-    s = RMSpropScalars(*h)
-    # One ``is None`` test per condition, nested: Numba prunes those at compile time. A chain that starts with
-    # ``g_avg is None and b is None`` kept the branch that indexes g_avg when only g_avg was None, so
-    # RMSprop with momentum but not centred failed to compile (typing ``g_avg[i]`` on None).
-    if g_avg is None:
-        if b is None:
-            theta[i], v[i], _, _ = _rmsprop(theta[i], g[i], v[i], g[i], g[i], s)
-        else:
-            theta[i], v[i], _, b[i] = _rmsprop(theta[i], g[i], v[i], g[i], b[i], s)
-    elif b is None:
-        theta[i], v[i], g_avg[i], _ = _rmsprop(theta[i], g[i], v[i], g_avg[i], g[i], s)
-    else:
-        theta[i], v[i], g_avg[i], b[i] = _rmsprop(theta[i], g[i], v[i], g_avg[i], b[i], s)
-
-
-def adadelta_at(i, theta, g, v, u, h):
-    s = AdadeltaScalars(*h)
-    theta[i], v[i], u[i] = _adadelta(theta[i], g[i], v[i], u[i], s)
-
-
-def adam_at(i, theta, g, m, v, v_max, h):
-    s = AdamScalars(*h)
-    if v_max is None:
-        theta[i], m[i], v[i], _ = _adam(theta[i], g[i], m[i], v[i], g[i], s)
-    else:
-        theta[i], m[i], v[i], v_max[i] = _adam(theta[i], g[i], m[i], v[i], v_max[i], s)
+def element_update(rule: Callable, Scalars: type, state_names: tuple[str, ...]) -> FunctionType:
+    """The per-element update ``<rule>_at(i, theta, g, h, <MAX_STATE state buffers>)`` of ``rule`` (compiled
+    for the target already, or plain Python)."""
+    names = [f"{n}_" for n in state_names]  # never a name of the generated code's own (i, theta, g, h, s)
+    unused = [f"unused_{k}" for k in range(len(names), MAX_STATE)]
+    lines = [f"def {rule.__name__}_at(i, theta, g, h, {', '.join(names + unused)}):\n"]
+    for n in names:
+        lines += [f"    if {n} is None:\n", f"        {n}i = g[i]\n", "    else:\n", f"        {n}i = {n}[i]\n"]
+    lines += ["    s = Scalars(*h)\n",
+              f"    theta[i], {''.join(f'{n}new, ' for n in names)}= rule(theta[i], g[i], "
+              f"{''.join(f'{n}i, ' for n in names)}s)\n"]
+    for n in names:
+        lines += [f"    if {n} is None:\n", "        pass\n", "    else:\n", f"        {n}[i] = {n}new\n"]
+    source = "".join(lines)
+    namespace = {"Scalars": Scalars, "rule": rule}
+    exec(compile(source, f"<microdl: per-element update of {rule.__module__}.{rule.__qualname__}>", "exec"),
+         namespace)
+    fn = namespace[f"{rule.__name__}_at"]
+    fn.__source__ = source  # for a reader: the code above, as written for this rule
+    return fn

@@ -4,7 +4,9 @@ An optimizer owns no arithmetic. It declares its hyperparameters (:class:`Hyperp
 check that the constructor and every later assignment apply), allocates its state buffers (same length and
 dtype as the parameters), and on each :meth:`Optimizer.step` computes the step's scalars with one host
 function of :mod:`microdl.optim.rules` and hands the parameters, the gradients, the state and those scalars to
-one backend call, which applies the rule in place. The step count ``t`` and everything derived from it (bias
+one backend call, which applies the rule in place with the kernel that backend compiled from it, once per
+rule (``kernels_for`` in :mod:`~microdl.optim._numpy`, :mod:`~microdl.optim._cpu`,
+:mod:`~microdl.optim._cuda`). The step count ``t`` and everything derived from it (bias
 corrections, decayed rates) stay on the host.
 
 Every buffer a kernel indexes is checked here first (:func:`check_flat_buffer`, and the shape and dtype of the
@@ -24,9 +26,8 @@ import numpy as np
 
 from microdl._cuda_support import as_device_array, is_cuda_array, require_cuda
 from microdl._validation import check_bool, check_choice, check_int, check_real
-from microdl.optim import rules
 
-__all__ = ["Optimizer", "BACKENDS", "Hyperparameter", "check_flat_buffer"]
+__all__ = ["Optimizer", "BACKENDS", "Hyperparameter", "check_flat_buffer", "real", "boolean", "choice", "pair"]
 
 BACKENDS = ("numpy", "cpu", "cuda")
 
@@ -192,11 +193,11 @@ def _number(x: float) -> str:
 def compose_doc(**blocks: str) -> Callable[[T], T]:
     """Class decorator: fill the ``{name}`` fields of the class docstring with :data:`DOCS`, ``blocks``,
     ``{lr}`` (the learning rate's entry, with the constructor's default) and ``{update}`` (the update block of
-    the class's rule in :mod:`microdl.optim.rules`). Literal braces in the docstring are doubled."""
+    the class's rule, ``update``). Literal braces in the docstring are doubled."""
 
     def decorate(cls: T) -> T:
-        rule = getattr(cls, "rule", None)
-        update = rule_math(getattr(rules, rule)) if rule else ""
+        rule = next((vars(k)["update"] for k in cls.__mro__ if "update" in vars(k)), None)  # unbound
+        update = rule_math(rule) if rule is not None else ""
         lr = inspect.signature(cls).parameters.get("lr")
         if lr is not None:  # the default is read from the signature, so that the two cannot disagree
             blocks.setdefault("lr", f"lr : float, default {_number(lr.default)}\n    Learning rate γ ≥ 0.")
@@ -211,9 +212,11 @@ def compose_doc(**blocks: str) -> Callable[[T], T]:
 class Optimizer:
     """Base class: an update rule bound to one flat parameter buffer, updated in place by :meth:`step`.
 
-    A subclass names its rule (``rule = "adam"``), declares its hyperparameters as :class:`Hyperparameter`
-    class attributes, says which state buffers they ask for (:meth:`_state_layout`) and computes the scalars of
-    a step with one call to the rule's host function (:meth:`_scalars`).
+    A subclass declares its rule and the rule's host function (``update = rules.adam``, ``scalars =
+    rules.adam_scalars``), the names of its state buffers in the rule's order (``state_names``), and its
+    hyperparameters as :class:`Hyperparameter` class attributes; a subclass whose options decide which buffers
+    exist says so in :meth:`_state_layout`. Registered (:func:`microdl.optim.register_optimizer`), it is checked
+    against the contract of :mod:`microdl.optim.contract` and usable by name everywhere.
 
     Parameters
     ----------
@@ -240,7 +243,15 @@ class Optimizer:
     steps exactly as the original would (CUDA buffers travel through the host).
     """
 
-    #: Name of the rule in :mod:`microdl.optim.rules`.
+    #: The elementwise rule ``update(theta, g, *state, s) -> (theta, *state)`` (a plain function, compiled by
+    #: each backend) and its host function ``scalars(dtype, t, *hyperparameters) -> Scalars``.
+    update: ClassVar[Callable[..., tuple]]
+    scalars: ClassVar[Callable[..., tuple]]
+    #: The state buffers, in the order the rule takes them.
+    state_names: ClassVar[tuple[str, ...]] = ()
+    #: LLVM fast-math flags for the rule's CPU kernel (NOTE [arcp for Adam] in :mod:`microdl.optim._cpu`).
+    fastmath: ClassVar[frozenset[str]] = frozenset()
+    #: The rule's name (``update.__name__``), set for each subclass that declares ``update``.
     rule: ClassVar[str]
     #: True for optimizers that the training loop must give full-batch gradients (GD).
     full_batch: ClassVar[bool] = False
@@ -255,6 +266,8 @@ class Optimizer:
         for klass in reversed(cls.__mro__):
             specs.update({name: attr for name, attr in vars(klass).items() if isinstance(attr, Hyperparameter)})
         cls._hyperparameter_specs = specs
+        if "update" in vars(cls):
+            cls.rule = getattr(vars(cls)["update"], "__name__", "?")
 
     def __init__(self, params: Any, *, backend: str = "cpu", hyperparameters: Mapping[str, Any]) -> None:
         if not isinstance(backend, str):
@@ -274,6 +287,7 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__} needs the hyperparameters {sorted(missing)}")
         self._set_hyperparameters(hyperparameters)
         self._new_state()
+        self._kernels = self._backend.kernels_for(type(self))  # compiled once per rule, on first use
 
     # -- read-only bindings ----------------------------------------------------------------------------------
     @property
@@ -305,8 +319,13 @@ class Optimizer:
         """The hyperparameters after ``changes``, each checked, then together; raises on the first problem."""
         specs = self._hyperparameter_specs
         values = dict(self._hyperparameter_values)
+        largest = float(np.finfo(self._dtype).max)
         for name, value in changes.items():
             values[name] = specs[name].check(name, value)
+            # the kernels compute in the parameters' dtype: a rate of 1e39 is infinity in float32 (issue 21)
+            if isinstance(values[name], float) and abs(values[name]) > largest:
+                raise ValueError(f"{name}={values[name]:g} is beyond the range of {self._dtype.name}, the "
+                                 "parameters' dtype")
         if len(values) == len(specs):  # all set: the constructor sets them at once, assignments one by one
             # in declaration order, the order of the rule's host function's parameters (NOTE [positional scalars])
             values = {name: values[name] for name in specs}
@@ -326,12 +345,14 @@ class Optimizer:
         """Rules that tie hyperparameters together (each already checked alone); raise ``ValueError``."""
 
     def _state_layout(self, values: Mapping[str, Any]) -> list[tuple[str, float, bool]]:
-        """The state buffers, in the rule's argument order: ``(name, initial value, allocated)`` for ``values``."""
-        raise NotImplementedError
+        """The state buffers, in the rule's argument order: ``(name, initial value, allocated)`` for ``values``;
+        by default every one of :attr:`state_names`, allocated and filled with zeros."""
+        return [(name, 0.0, True) for name in self.state_names]
 
     def _scalars(self) -> tuple:
-        """The NamedTuple of scalars for step :attr:`t`, from the rule's host function in :mod:`~.rules`."""
-        raise NotImplementedError
+        """The NamedTuple of scalars for step :attr:`t`: one call of the host function :attr:`scalars`, with the
+        hyperparameters in declaration order (NOTE [positional scalars] in :mod:`microdl.optim.rules`)."""
+        return type(self).scalars(self._dtype, self.t, *self._hyperparameter_values.values())
 
     # -- buffers -----------------------------------------------------------------------------------------------
     def _new_state(self) -> None:
@@ -377,10 +398,10 @@ class Optimizer:
             # Not the common case, which the test above passes in one go on every step: the full checks, which
             # name the problem (or stage host gradients for the CUDA backend).
             grads = self._checked_grads(grads)
-        self.t += 1
         try:
-            self._backend.apply(self.rule, params, grads, self._slots, self._scalars())
-        except Exception:
+            self.t += 1
+            self._backend.apply(self._kernels, params, grads, self._slots, self._scalars())
+        except BaseException:  # Ctrl-C too (issue 21)
             self.t -= 1  # a step that did not happen must not advance the bias corrections and decays
             raise
 
@@ -451,7 +472,7 @@ class Optimizer:
     # -- pickle and copy.deepcopy --------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["_backend"]  # a module: found again by name
+        del state["_backend"], state["_kernels"]  # a module and its compiled kernels: found again by name
         state["_g_device"] = state["_slots"] = None
         if self._backend_name == "cuda":  # device buffers travel through the host
             state["_params"] = self._params.copy_to_host()
@@ -461,6 +482,7 @@ class Optimizer:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._backend = load_backend(self._backend_name)
+        self._kernels = self._backend.kernels_for(type(self))
         if self._backend_name == "cuda":
             cuda = require_cuda()
             self._params = cuda.to_device(self._params)

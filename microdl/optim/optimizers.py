@@ -22,6 +22,7 @@ from typing import Any
 from microdl.optim import rules
 from microdl.optim.base import DOCS, Hyperparameter, Optimizer, boolean, choice, compose_doc, pair, real
 from microdl.optim.lbfgs import LBFGS
+from microdl.optim.registry import OPTIMIZERS, optimizer_entry, register_optimizer
 
 __all__ = ["GD", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "OPTIMIZERS", "make_optimizer"]
 
@@ -79,7 +80,9 @@ class SGD(Optimizer):
     array([ 0.9, -2.1])
     """
 
-    rule = "sgd"
+    update = rules.sgd
+    scalars = rules.sgd_scalars
+    state_names = ("b",)
     momentum = Hyperparameter(real(0.0))
     dampening = Hyperparameter(real(0.0, 1.0))
     weight_decay = Hyperparameter(real(0.0))
@@ -99,9 +102,6 @@ class SGD(Optimizer):
 
     def _state_layout(self, values: Mapping[str, Any]) -> list[tuple[str, float, bool]]:
         return [("b", 0.0, values["momentum"] != 0)]
-
-    def _scalars(self) -> rules.SGDScalars:
-        return rules.sgd_scalars(self._dtype, self.t, *self._hyperparameter_values.values())
 
 
 class GD(SGD):
@@ -146,11 +146,13 @@ class Adagrad(Optimizer):
     {assignment}
     """
 
-    rule = "adagrad"
+    update = rules.adagrad
+    scalars = rules.adagrad_scalars
+    state_names = ("state_sum",)
     lr_decay = Hyperparameter(real(0.0))
     weight_decay = Hyperparameter(real(0.0))
     initial_accumulator_value = Hyperparameter(real(0.0))
-    eps = Hyperparameter(real(0.0))
+    eps = Hyperparameter(real(0.0, low_open=True))  # eps = 0 divides 0 by 0 where a gradient is 0
     maximize = Hyperparameter(boolean())
 
     def __init__(self, params: Any, *, backend: str = "cpu", lr: float = 1e-2, lr_decay: float = 0.0,
@@ -162,9 +164,6 @@ class Adagrad(Optimizer):
 
     def _state_layout(self, values: Mapping[str, Any]) -> list[tuple[str, float, bool]]:
         return [("state_sum", values["initial_accumulator_value"], True)]
-
-    def _scalars(self) -> rules.AdagradScalars:
-        return rules.adagrad_scalars(self._dtype, self.t, *self._hyperparameter_values.values())
 
 
 @compose_doc()
@@ -202,9 +201,11 @@ class RMSprop(Optimizer):
     {assignment}
     """
 
-    rule = "rmsprop"
+    update = rules.rmsprop
+    scalars = rules.rmsprop_scalars
+    state_names = ("v", "g_avg", "b")
     alpha = Hyperparameter(real(0.0, 1.0, high_open=True))
-    eps = Hyperparameter(real(0.0))
+    eps = Hyperparameter(real(0.0, low_open=True))  # eps = 0 divides 0 by 0 where a gradient is 0
     weight_decay = Hyperparameter(real(0.0))
     momentum = Hyperparameter(real(0.0))
     centered = Hyperparameter(boolean())
@@ -219,9 +220,6 @@ class RMSprop(Optimizer):
 
     def _state_layout(self, values: Mapping[str, Any]) -> list[tuple[str, float, bool]]:
         return [("v", 0.0, True), ("g_avg", 0.0, values["centered"]), ("b", 0.0, values["momentum"] > 0)]
-
-    def _scalars(self) -> rules.RMSpropScalars:
-        return rules.rmsprop_scalars(self._dtype, self.t, *self._hyperparameter_values.values())
 
 
 @compose_doc()
@@ -255,9 +253,11 @@ class Adadelta(Optimizer):
     {assignment}
     """
 
-    rule = "adadelta"
+    update = rules.adadelta
+    scalars = rules.adadelta_scalars
+    state_names = ("v", "u")
     rho = Hyperparameter(real(0.0, 1.0))
-    eps = Hyperparameter(real(0.0))
+    eps = Hyperparameter(real(0.0, low_open=True))  # eps = 0 divides 0 by 0 where a gradient is 0
     weight_decay = Hyperparameter(real(0.0))
     maximize = Hyperparameter(boolean())
 
@@ -266,11 +266,6 @@ class Adadelta(Optimizer):
         super().__init__(params, backend=backend, hyperparameters=dict(
             lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
-    def _state_layout(self, values: Mapping[str, Any]) -> list[tuple[str, float, bool]]:
-        return [("v", 0.0, True), ("u", 0.0, True)]
-
-    def _scalars(self) -> rules.AdadeltaScalars:
-        return rules.adadelta_scalars(self._dtype, self.t, *self._hyperparameter_values.values())
 
 
 #: Adam's and AdamW's parameters; ``{weight_decay}`` is the one block in which they differ.
@@ -320,11 +315,14 @@ class Adam(Optimizer):
     {assignment}
     """
 
-    rule = "adam"
+    update = rules.adam
+    scalars = rules.adam_scalars
+    state_names = ("m", "v", "v_max")
+    fastmath = frozenset({"arcp"})  # NOTE [arcp for Adam] in microdl.optim._cpu
     #: AdamW's decay acts on θ; Adam's enters g.
     decoupled = False
     betas = Hyperparameter(pair(real(0.0, 1.0, high_open=True), ("beta1", "beta2")))
-    eps = Hyperparameter(real(0.0))
+    eps = Hyperparameter(real(0.0, low_open=True))  # eps = 0 divides 0 by 0 where a gradient is 0
     weight_decay = Hyperparameter(real(0.0))
     amsgrad = Hyperparameter(boolean())
     maximize = Hyperparameter(boolean())
@@ -342,6 +340,7 @@ class Adam(Optimizer):
 
     def _scalars(self) -> rules.AdamScalars:
         return rules.adam_scalars(self._dtype, self.t, *self._hyperparameter_values.values(), self.decoupled)
+
 
 
 @compose_doc(adam_parameters=_ADAM_PARAMETERS.format(**{**DOCS, "weight_decay": _DECOUPLED_WEIGHT_DECAY}))
@@ -371,23 +370,36 @@ class AdamW(Adam):
     __init__ = _with_defaults(Adam.__init__, weight_decay=1e-2)
 
 
-#: The optimizers by the names used in the CLI, the experiments and the scikit-learn estimators: the seven
-#: elementwise ones (:class:`Optimizer` subclasses, each with a learning rate ``lr``), in order of increasing
-#: complexity, then full-batch L-BFGS (:class:`microdl.optim.LBFGS`), which has no learning rate (its line
-#: search picks every step) and runs on the CPU only.
-OPTIMIZERS: dict[str, type[Optimizer] | type[LBFGS]] = {
-    "gd": GD, "sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Adadelta, "adam": Adam,
-    "adamw": AdamW, "lbfgs": LBFGS,
-}
+# The built-ins, registered as a learner's own optimizer is (microdl.optim.register_optimizer): the article's
+# six in order of increasing complexity, then AdamW and full-batch L-BFGS (microdl.optim.LBFGS), which has no
+# learning rate (its line search picks every step) and runs on the CPU only. ``color`` is each one's slot in
+# matplotlib's tab10 palette (grey, tab:gray, is the target line's); ``default_lr`` is the scikit-learn
+# estimators' rate: scikit-learn's 0.001 for sgd and adam (and adamw and rmsprop, as in Keras), torch's
+# defaults for adagrad and adadelta (whose rate only scales the step; 1.0 is the paper's), and 0.01 for
+# full-batch gd, which takes one step per epoch.
+_MOMENTUM, _ADAM = ("momentum", "nesterovs_momentum"), ("beta_1", "beta_2", "epsilon")
+register_optimizer("gd", GD, order=1, color="tab:blue", default_lr=0.01, article=True, estimator_params=_MOMENTUM)
+register_optimizer("sgd", SGD, order=2, color="tab:orange", default_lr=0.001, article=True,
+                   estimator_params=_MOMENTUM)
+register_optimizer("adagrad", Adagrad, order=3, color="tab:green", default_lr=0.01, article=True,
+                   estimator_params=("epsilon",))
+register_optimizer("rmsprop", RMSprop, order=4, color="tab:red", default_lr=0.001, article=True,
+                   estimator_params=("epsilon",))
+# (adadelta keeps torch's ε = 1e-6 under its roots: its step scales with √ε)
+register_optimizer("adadelta", Adadelta, order=5, color="tab:purple", default_lr=1.0, article=True)
+register_optimizer("adam", Adam, order=6, color="tab:brown", default_lr=0.001, article=True, estimator_params=_ADAM)
+register_optimizer("adamw", AdamW, order=7, color="tab:pink", default_lr=0.001, estimator_params=_ADAM)
+register_optimizer("lbfgs", LBFGS, order=10, color="tab:cyan")
 
 
 def make_optimizer(name: str, params: Any, *, backend: str = "cpu", **hyperparameters: Any) -> Optimizer | LBFGS:
-    """Build an optimizer of :data:`OPTIMIZERS` by name, with the given hyperparameters.
+    """Build a registered optimizer (:data:`OPTIMIZERS`) by name, with the given hyperparameters.
 
     Parameters
     ----------
     name : str
-        ``"gd"``, ``"sgd"``, ``"adagrad"``, ``"rmsprop"``, ``"adadelta"``, ``"adam"``, ``"adamw"`` or ``"lbfgs"``.
+        A registered name (:func:`~microdl.optim.available_optimizers`): ``"gd"``, ``"sgd"``, ``"adagrad"``,
+        ``"rmsprop"``, ``"adadelta"``, ``"adam"``, ``"adamw"``, ``"lbfgs"``, or one registered since.
     params : ndarray
         The flat parameter buffer the optimizer updates in place.
     backend : str
@@ -406,9 +418,7 @@ def make_optimizer(name: str, params: Any, *, backend: str = "cpu", **hyperparam
     Traceback (most recent call last):
     TypeError: lbfgs takes no hyperparameter 'lr' (L-BFGS has no learning rate...); it takes max_fun, tol, history_size
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    cls = OPTIMIZERS[name]
+    cls = optimizer_entry(name).cls
     known = [p for p in inspect.signature(cls).parameters if p not in ("params", "backend")]
     unknown = [k for k in hyperparameters if k not in known]
     if unknown:

@@ -20,6 +20,10 @@ every element. The same rule is applied three ways:
 * the CUDA backend compiles it with ``cuda.jit(device=True)`` and calls it per element inside one grid-stride
   kernel (:mod:`microdl.optim._cuda`).
 
+Nothing here is special to the built-ins: an optimizer in a learner's own file has the same three parts, and
+:func:`microdl.optim.register_optimizer` checks them (:mod:`microdl.optim.contract`) and makes every backend
+compile its rule the same way.
+
 So the rules may use only what all three understand: ``+ - * /``, comparisons, ``if`` on a *scalar* flag,
 attribute access on ``s``, and the NumPy ufuncs ``np.sqrt`` and ``np.maximum``. The rules follow
 ``torch.optim``'s documented algorithms, line for line.
@@ -134,21 +138,23 @@ def adagrad_scalars(dtype: np.dtype, t: int, lr: float, lr_decay: float, weight_
     return AdagradScalars(f(decayed_lr), f(weight_decay), f(eps), maximize)
 
 
-def adagrad(theta, g, S, s: AdagradScalars):
+def adagrad(theta, g, state_sum, s: AdagradScalars):
     """Adagrad: divide by the root of the running *sum* of squared gradients::
 
         g ← −g                                  if maximize
         g ← g + λ θ                             if λ ≠ 0
         S ← S + g²                              (S starts at initial_accumulator_value)
         θ ← θ − γ̃ g / (√S + ε)                  γ̃ = γ / (1 + (t − 1) η), on the host
+
+    S is the state ``state_sum`` (torch's name).
     """
     if s.maximize:
         g = -g
     if s.weight_decay != 0:
         g = g + s.weight_decay * theta
-    S = S + g * g
-    theta = theta - s.decayed_lr * g / (np.sqrt(S) + s.eps)
-    return theta, S
+    state_sum = state_sum + g * g
+    theta = theta - s.decayed_lr * g / (np.sqrt(state_sum) + s.eps)
+    return theta, state_sum
 
 
 # -- RMSprop ------------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def test_a_bad_out_is_refused_before_any_run(command, tmp_path, capsys, monkeypa
 
     monkeypatch.setattr(runs, "run_one", lambda spec: pytest.fail("a run started"))
     (tmp_path / "mine.txt").write_text("keep me")
-    for out, message in [(tmp_path, "holds other files (mine.txt)"), (tmp_path / "mine.txt", "not a folder")]:
+    for out, message in [(tmp_path, "did not write (mine.txt"), (tmp_path / "mine.txt", "not a folder")]:
         with pytest.raises(SystemExit) as exc:
             main([command, "--dataset", "iris", "--epochs", "1", "--out", str(out), "--no-progress"])
         assert exc.value.code == 2 and message in capsys.readouterr().err

@@ -109,7 +109,7 @@ def test_report_renders_in_a_browser_with_every_image_and_link(quick_report, tmp
 
 def test_a_folder_that_is_not_a_report_is_never_replaced(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="does not write"):
+    with pytest.raises(ValueError, match="did not write"):
         make_report(tmp_path, quick=True, progress=False)
     assert (tmp_path / "notes.txt").read_text() == "mine"
     with pytest.raises(ValueError, match="focus dataset"):

@@ -258,8 +258,8 @@ def test_assignments_are_checked_and_canonical():
     opt.dampening = 0.5
     assert opt.hyperparameters == {"lr": 0.5, "momentum": 1.0, "dampening": 0.5, "weight_decay": 0.0,
                                    "nesterov": False, "maximize": False}
-    adam = Adam(np.zeros(3), backend="numpy", betas=[np.float32(0.5), np.float64(0.75)], eps=np.int64(0))
-    assert adam.betas == (0.5, 0.75) and type(adam.betas) is tuple and adam.eps == 0.0
+    adam = Adam(np.zeros(3), backend="numpy", betas=[np.float32(0.5), np.float64(0.75)], eps=np.int64(1))
+    assert adam.betas == (0.5, 0.75) and type(adam.betas) is tuple and adam.eps == 1.0 and type(adam.eps) is float
     adam.betas = [0.8, 0.9]
     assert adam.betas == (0.8, 0.9)
 

@@ -15,31 +15,30 @@ from numba import njit, typeof
 
 from microdl import config
 from microdl.optim import SGD, Adadelta, Adagrad, Adam, RMSprop, _cpu
+from tests.optim.registry_cases import ALL_OPTIONS
 
 
 @pytest.fixture(params=["parallel", "serial"])
 def build(request, monkeypatch):
-    """Run the steps through the parallel kernels (on the threads, whatever the size) or their serial twins."""
+    """Run the steps through the parallel kernels (on the threads, whatever the size) or their serial twins:
+    ``build(cls)`` is the kernel that runs ``cls``'s steps."""
     if request.param == "parallel":
         monkeypatch.setattr(config, "MIN_PARALLEL_ELEMENTS", 0)
         monkeypatch.setattr(config, "use_threads", lambda: True)
-        return _cpu.KERNELS
+        return lambda cls: _cpu.kernels_for(cls).parallel
     monkeypatch.setattr(config, "use_threads", lambda: False)
-    return _cpu.SERIAL
-
-COMPILE_CASES = [("sgd", SGD, {"momentum": 0.9}), ("adagrad", Adagrad, {}), ("rmsprop", RMSprop, {"centered": True}),
-                 ("adadelta", Adadelta, {}), ("adam", Adam, {"amsgrad": True})]
+    return lambda cls: _cpu.kernels_for(cls).serial
 
 
-@pytest.mark.parametrize(("rule", "cls", "hyper"), COMPILE_CASES, ids=[c[0] for c in COMPILE_CASES])
-def test_second_step_does_not_recompile(rule, cls, hyper, build):
-    kernel = build[rule]
+@pytest.mark.parametrize(("name", "cls", "hyper"), ALL_OPTIONS, ids=[c[0] for c in ALL_OPTIONS])
+def test_second_step_does_not_recompile(name, cls, hyper, build):
+    kernel = build(cls)
 
     def compiled_for(opt):
         # signatures for these array types (any scalars): more than one means that the scalars' types change
         # from step to step, so that steps recompile
         arrays = tuple(typeof(a) for a in (opt.params, opt.params, *opt._slots))
-        return [sig for sig in kernel.signatures if tuple(sig[:-1]) == arrays]
+        return [sig for sig in kernel.signatures if (sig[0], sig[1], *sig[3:3 + len(opt._slots)]) == arrays]
 
     opt64 = cls(np.ones(9), backend="cpu", **hyper)
     opt64.step(np.ones(9))
@@ -60,25 +59,17 @@ def test_second_step_does_not_recompile(rule, cls, hyper, build):
     assert len(kernel.signatures) == n_signatures + (1 - had_float32), "switching dtype adds exactly one"
 
 
-# Every state buffer allocated, so that every branch of each rule is compiled.
-ALL_OPTIONS = [("sgd", SGD, {"momentum": 0.9, "nesterov": True, "weight_decay": 0.1, "maximize": True}),
-               ("adagrad", Adagrad, {"lr_decay": 0.1, "weight_decay": 0.1}),
-               ("rmsprop", RMSprop, {"centered": True, "momentum": 0.9, "weight_decay": 0.1}),
-               ("adadelta", Adadelta, {"weight_decay": 0.1}),
-               ("adam", Adam, {"amsgrad": True, "weight_decay": 0.1, "eps_on": "v"})]
-
-
-@pytest.mark.parametrize(("rule", "cls", "hyper"), ALL_OPTIONS, ids=[c[0] for c in ALL_OPTIONS])
-def test_float32_kernels_stay_float32_and_vectorise(rule, cls, hyper, build):
+@pytest.mark.parametrize(("name", "cls", "hyper"), ALL_OPTIONS, ids=[c[0] for c in ALL_OPTIONS])
+def test_float32_kernels_stay_float32_and_vectorise(name, cls, hyper, build):
     # The cached kernels cannot be inspected, so the same function is compiled again, with the same options,
     # without the cache. One step runs through it and must match the cached kernel exactly.
-    kernel = build[rule]
+    kernel = build(cls)
     fresh = njit(**{k: v for k, v in kernel.targetoptions.items() if k not in ("cache", "nopython")})(kernel.py_func)
     g = np.linspace(-1.0, 1.0, 64, dtype=np.float32)
     opts = [cls(np.linspace(1.0, 2.0, 64, dtype=np.float32), backend="cpu", **hyper) for _ in range(2)]
     opts[0].step(g)
     opts[1].t += 1
-    fresh(opts[1].params, g, *opts[1]._slots, tuple(opts[1]._scalars()))
+    fresh(opts[1].params, g, tuple(opts[1]._scalars()), *opts[1]._slots, *_cpu.kernels_for(cls).padding)
     np.testing.assert_array_equal(opts[1].params, opts[0].params)
 
     (ir,) = fresh.inspect_llvm().values()
@@ -123,7 +114,7 @@ def test_steps_and_clipping_from_several_threads_at_once():
 
 def test_each_parallel_launch_holds_the_lock(monkeypatch):
     from microdl import config
-    from microdl.optim import clip, clip_grad_norm, clip_grad_value
+    from microdl.optim import clip_grad_norm, clip_grad_value
 
     inside = []
 
@@ -144,13 +135,15 @@ def test_each_parallel_launch_holds_the_lock(monkeypatch):
     monkeypatch.setattr(config, "PARALLEL_LOCK", Lock())
     monkeypatch.setattr(config, "MIN_PARALLEL_ELEMENTS", 0)  # the parallel kernels, on tiny buffers
     monkeypatch.setattr(config, "use_threads", lambda: True)
-    for name in list(_cpu.KERNELS):
-        monkeypatch.setitem(_cpu.KERNELS, name, holding(_cpu.KERNELS[name]))
+    for cls in (SGD, Adagrad, RMSprop, Adadelta, Adam):
+        _cpu.kernels_for(cls)  # built, then wrapped
+    for key, kernels in list(_cpu._KERNELS.items()):
+        monkeypatch.setitem(_cpu._KERNELS, key, kernels._replace(parallel=holding(kernels.parallel)))
     for name in ("_sum_of_squares", "_scale", "_clamp"):
-        kernel = getattr(clip, name)
-        monkeypatch.setattr(clip, name, holding(kernel))
-        monkeypatch.setitem(clip._SERIAL, getattr(clip, name), clip._SERIAL[kernel])
-    for cls, hyper in [(SGD, {}), (Adagrad, {}), (RMSprop, {}), (Adadelta, {}), (Adam, {})]:
+        kernel = getattr(_cpu, name)
+        monkeypatch.setattr(_cpu, name, holding(kernel))
+        monkeypatch.setitem(_cpu.SERIAL, getattr(_cpu, name), _cpu.SERIAL[kernel])
+    for _, cls, hyper in ALL_OPTIONS:
         cls(np.zeros(3), backend="cpu", **hyper).step(np.ones(3))
     g = np.full(3, 10.0)
     clip_grad_norm(g, 1.0)
@@ -158,8 +151,8 @@ def test_each_parallel_launch_holds_the_lock(monkeypatch):
     np.testing.assert_allclose(g, 0.1)
 
 
-@pytest.mark.parametrize(("rule", "cls", "hyper"), ALL_OPTIONS, ids=[c[0] for c in ALL_OPTIONS])
-def test_parallel_kernels_and_serial_twins_give_the_same_bits(rule, cls, hyper, monkeypatch):
+@pytest.mark.parametrize(("name", "cls", "hyper"), ALL_OPTIONS, ids=[c[0] for c in ALL_OPTIONS])
+def test_parallel_kernels_and_serial_twins_give_the_same_bits(name, cls, hyper, monkeypatch):
     rng = np.random.default_rng(0)
     theta0, grads = rng.normal(size=3000).astype(np.float32), rng.normal(size=(3, 3000)).astype(np.float32)
     results = []

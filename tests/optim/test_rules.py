@@ -18,6 +18,7 @@ import pytest
 
 from microdl.optim import OPTIMIZERS, rules
 from tests.optim.naive import CASES, ORACLES, make_problem
+from tests.optim.registry_cases import BUILTIN
 
 BACKENDS = ["numpy", "cpu"]
 DTYPES = [np.float64, np.float32]
@@ -242,11 +243,16 @@ def test_sgd_knows_its_first_step():
     assert [rules.sgd_scalars(np.dtype(np.float32), t, **hyper).first_step for t in (1, 2, 3)] == [True, False, False]
 
 
-@pytest.mark.parametrize("name", ["sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw"])
+def test_every_builtin_rule_has_its_hand_worked_scalars():
+    assert set(RULES) == {cls.rule for _, cls in BUILTIN}
+    assert all(RULES[cls.rule][1] is cls.scalars for _, cls in BUILTIN)
+
+
+@pytest.mark.parametrize("name", [name for name, _ in BUILTIN])
 def test_the_optimizers_pass_their_hyperparameters_in_the_host_functions_order(name):
     # Optimizer._scalars passes the hyperparameters positionally, in declaration order (the fastest call)
     cls = OPTIMIZERS[name]
-    host = RULES[cls.rule][1]
+    host = cls.scalars
     parameters = list(inspect.signature(host).parameters)
     assert parameters[:2] == ["dtype", "t"]
     assert parameters[2:] == list(cls._hyperparameter_specs) + (["decoupled"] if cls.rule == "adam" else [])

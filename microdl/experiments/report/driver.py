@@ -44,10 +44,9 @@ EXPERIMENTS: tuple[ModuleType, ...] = (wide, gd_sgd, sensitivity, noise, width, 
 #: Rough share of the full report's time per experiment: the progress bar's weights.
 _WEIGHT = {"wide": 40, "gd_sgd": 2, "sensitivity": 19, "noise": 2, "width": 6, "landscape": 5, "scale": 7,
            "drift": 8, "noisy_sparse": 8, "combine": 3, "code": 1}
-#: What a report folder holds; a folder with anything else in it is never replaced (it would be lost). The
-#: three sub-folders are those of earlier versions of the report.
-_OWN_SUFFIXES = (".png", ".md", ".html", ".json")
-_OWN_FOLDERS = ("wide_default", "wide_tuned", "sensitivity")
+#: Who wrote a report folder, as its manifest records: a folder holding anything else is never replaced
+#: (NOTE [output folders] in microdl._files).
+WRITER = "microdl report"
 
 
 @dataclass
@@ -68,11 +67,6 @@ class Report:
         if self.meta.get("quick"):
             lines.append(QUICK_BANNER)
         return "\n".join(lines)
-
-
-def _owned(p: Path) -> bool:
-    """Whether a report wrote ``p``: a figure, the report or its results, or a folder of figures."""
-    return (p.is_file() and p.suffix in _OWN_SUFFIXES) or (p.is_dir() and p.name in _OWN_FOLDERS)
 
 
 def make_report(out_dir: str | Path = "report", *, quick: bool = False, settings: ReportSettings | None = None,
@@ -116,7 +110,7 @@ def make_report(out_dir: str | Path = "report", *, quick: bool = False, settings
     if len(s.seeds) < 2:
         raise ValueError(f"the report needs at least two seeds for its intervals (five or more is the standard); "
                          f"got {s.seeds}")
-    out = check_replaceable_folder(out_dir, "report folder", _owned, "a report")
+    out = check_replaceable_folder(out_dir, "report folder", WRITER)  # NOTE [output folders] in microdl._files
     # the report's own bar is the one shown; the bars of the runs inside an experiment would only clutter it
     execution = {"jobs": jobs, "backend": backend, "scheduler": scheduler, "progress": False}
     # One Numba thread per run when runs go one at a time here (NOTE in context.numba_threads); parallel jobs
@@ -126,7 +120,7 @@ def make_report(out_dir: str | Path = "report", *, quick: bool = False, settings
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
     figures: dict[str, list[str]] = {}
-    with atomic_folder(out) as tmp, numba_threads(threads), _bar(progress) as bar:
+    with atomic_folder(out, WRITER) as tmp, numba_threads(threads), _bar(progress) as bar:
         ctx = Context(s, Path(tmp), execution)
         for experiment in EXPERIMENTS:
             weight = _WEIGHT.get(experiment.KEY, 1)

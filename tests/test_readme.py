@@ -1,0 +1,89 @@
+"""The README's snippets run as written, every file it names is shipped, and the docs' tour snippets run too.
+
+Python blocks run in a fresh interpreter; bash blocks run in a temporary folder holding a copy of
+``examples/`` (the README's paths are relative to a clone), with the venv's ``microdl`` first on the PATH.
+The set-up block (``bash dev.sh ...``) is what CI itself runs, so it is only checked for the commands it names.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+
+def blocks(path: Path, language: str) -> list[str]:
+    return [code for lang, code in FENCE.findall(path.read_text(encoding="utf-8")) if lang == language]
+
+
+def run(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "MPLBACKEND": "Agg", "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_readme_is_short_and_has_its_snippets():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) < 120, f"the README is {len(lines)} lines: keep it a two-minute read, move detail to docs/"
+    assert len(blocks(README, "python")) >= 2 and len(blocks(README, "bash")) >= 2
+
+
+@pytest.mark.parametrize("index", range(len(blocks(README, "python"))))
+def test_readme_python_block_runs(index, tmp_path):
+    proc = run([sys.executable, "-c", blocks(README, "python")[index]], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_readme_bash_blocks_run(tmp_path):
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    ran = 0
+    for block in blocks(README, "bash"):
+        if "dev.sh" in block:  # the set-up commands: CI runs them; here they must name what dev.sh offers
+            for command in re.findall(r"bash dev\.sh (\w+)", block):
+                assert f"\n  {command})" in (ROOT / "dev.sh").read_text()
+            continue
+        proc = run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path)
+        assert proc.returncode == 0, f"{block}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        ran += 1
+    assert ran >= 1
+
+
+def test_every_file_the_readme_names_is_shipped():
+    text = README.read_text(encoding="utf-8")
+    named = set(re.findall(r"\]\(([^)#\s]+)", text))  # Markdown links
+    named |= set(re.findall(r"\b((?:examples|docs|microdl|scripts)/[\w./-]*\w)", text))
+    missing = [p for p in sorted(named) if not p.startswith("http") and not (ROOT / p).exists()]
+    assert not missing, f"the README names files that are not in the repository: {missing}"
+
+
+def test_the_shipped_data_is_what_its_recipe_makes():
+    sys.path.insert(0, str(ROOT / "examples" / "data"))
+    try:
+        import generate
+    finally:
+        sys.path.pop(0)
+    assert (ROOT / "examples" / "data" / "houses.csv").read_text() == generate.houses_csv()
+    with np.load(ROOT / "examples" / "data" / "arrays.npz") as shipped:
+        for name, array in generate.arrays().items():
+            np.testing.assert_array_equal(shipped[name], array)
+
+
+TOUR = sorted((ROOT / "docs" / "tour").glob("*.md")) + sorted((ROOT / "docs" / "howto").glob("*.md"))
+SNIPPETS = [(page, i) for page in TOUR for i, _ in enumerate(blocks(page, "python"))]
+
+
+@pytest.mark.parametrize(("page", "index"), SNIPPETS, ids=[f"{p.stem}-{i}" for p, i in SNIPPETS])
+def test_docs_python_snippet_runs(page, index, tmp_path):
+    code = blocks(page, "python")[index]
+    if "device=\"cuda\"" in code:
+        pytest.skip("needs a GPU")
+    proc = run([sys.executable, "-c", code], cwd=ROOT)
+    assert proc.returncode == 0, f"{page.name}:\n{code}\n{proc.stderr[-3000:]}"

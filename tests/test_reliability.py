@@ -1,0 +1,350 @@
+"""Reliability across threads, fork and BLAS (issue 21, cases 1-2): the same fit gives the same bits in any
+thread, and a fork while another thread trains neither hangs the parent nor freezes the trainer."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+from microdl.nn import MLP
+from microdl.nn._cpu import single_threaded_blas
+from microdl.optim import Adam
+from microdl.train import fit
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+def _blas_threads() -> list[int]:
+    return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+
+
+def _in_thread(function, *args):
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(function(*args)))
+    worker.start()
+    worker.join()
+    return out[0]
+
+
+def test_blas_is_limited_in_a_worker_thread_after_the_main_thread_limited_it():
+    """threadpoolctl lets only the first thread that set OpenBLAS's (process-wide) limit set it again; a fit in
+    a worker thread then ran its products on every BLAS thread (case 1)."""
+    with single_threaded_blas():  # the main thread takes threadpoolctl's control first
+        pass
+    before = _blas_threads()
+
+    def inside():
+        with single_threaded_blas():
+            return _blas_threads()
+
+    assert all(n == 1 for n in _in_thread(inside))
+    assert _blas_threads() == before  # restored, from whichever thread left last
+
+
+def _problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1024, 64))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int)
+    return X, y
+
+
+def _fitted_params(hidden=256):
+    X, y = _problem()
+    net = MLP((64, hidden, 2), random_state=0)
+    fit(net, Adam(net.params), X, y, epochs=2, batch_size=512, random_state=0)
+    return net.host_params().copy()
+
+
+def test_a_fit_gives_the_same_bits_in_a_worker_thread_and_the_main_thread():
+    with single_threaded_blas():
+        pass
+    main = _fitted_params()
+    np.testing.assert_array_equal(_in_thread(_fitted_params), main)
+
+
+def test_two_concurrent_fits_equal_sequential_ones():
+    sequential = [_fitted_params(256), _fitted_params(192)]
+    results: dict[int, np.ndarray] = {}
+    start = threading.Barrier(2)
+
+    def work(hidden):
+        start.wait()
+        results[hidden] = _fitted_params(hidden)
+
+    threads = [threading.Thread(target=work, args=(h,)) for h in (256, 192)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    np.testing.assert_array_equal(results[256], sequential[0])
+    np.testing.assert_array_equal(results[192], sequential[1])
+
+
+def test_other_threads_blas_settings_are_left_alone_outside_microdl():
+    before = _blas_threads()
+    _in_thread(_fitted_params)
+    assert _blas_threads() == before
+
+
+FORK_WHILE_FITTING = """
+    import os, threading, time
+    import numpy as np
+    from microdl.nn import MLP
+    from microdl.optim import Adam
+    from microdl.train import fit
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 20)); y = (X[:, 0] > 0).astype(int)
+    warm = MLP((20, 8, 2), random_state=0)
+    fit(warm, Adam(warm.params), X[:100], y[:100], epochs=1)   # the main thread limits BLAS first
+    def work():
+        net = MLP((20, 256, 2), random_state=0)
+        fit(net, Adam(net.params), X, y, epochs=25, batch_size=256)
+    trainer = threading.Thread(target=work); trainer.start()
+    time.sleep(0.3)
+    for _ in range(4):
+        pid = os.fork()
+        if pid == 0:
+            child = MLP((20, 8, 2), random_state=0)
+            fit(child, Adam(child.params), X[:200], y[:200], epochs=2)
+            os._exit(0)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        time.sleep(0.05)
+    trainer.join()
+    print("done")
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_fork_while_another_thread_fits_neither_hangs_nor_freezes_the_trainer():
+    """Case 2: forking while a worker thread was inside a BLAS product froze it (OpenBLAS's fork handler
+    stopped the threads it waited for). A hang fails here by the timeout instead of blocking the suite."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(FORK_WHILE_FITTING)], capture_output=True,
+                              text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("fork while another thread fits hung")
+    assert proc.returncode == 0, proc.stderr
+    assert "done" in proc.stdout
+
+
+# -- SIGTERM and SIGHUP stop a command as Ctrl-C does (case 9) -----------------------------------------------
+def _descendants(pid: int) -> set[int]:
+    """Every living process below ``pid`` (Linux /proc)."""
+    import os
+
+    parent_of = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    parent_of[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, parent in parent_of.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_ends_compare_like_ctrl_c(tmp_path):
+    """Case 9: SIGTERM (docker stop, kill) left two loky workers and their resource trackers running and a
+    temporary folder behind. Now: workers stopped, nothing left, the previous output intact, one line."""
+    import signal
+    import time
+
+    signame, status = "SIGTERM", 143
+    out = tmp_path / "out"
+    tiny = [sys.executable, "-m", "microdl", "compare", "--dataset", "iris", "--optimizers", "sgd", "--seeds", "1",
+            "--epochs", "1", "--hidden", "4", "--out", str(out), "--no-progress"]
+    assert subprocess.run(tiny, capture_output=True, timeout=120).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = subprocess.Popen([*tiny[:5], "digits", "--optimizers", "sgd,adam", "--seeds", "4", "--epochs", "100000",
+                             "--jobs", "2", "--out", str(out), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while len(_descendants(proc.pid)) < 2 and time.monotonic() < deadline:  # the loky workers are up
+            time.sleep(0.2)
+        time.sleep(1.0)
+        workers = _descendants(proc.pid)
+        assert len(workers) >= 2, "the workers never started"
+        proc.send_signal(getattr(signal, signame))
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == status, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"microdl compare: stopped by {signame}"), stderr
+    deadline = time.monotonic() + 20
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in workers if _alive(p)], "workers left running"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_stop_signal_during_the_save_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    """Case 9, second half: the signal arrives while the folder is written (here, raised as it would be)."""
+    import signal
+
+    from microdl._files import Stopped, atomic_folder
+
+    def interrupted(tmp):
+        (tmp / "half.txt").write_text("half")
+        raise Stopped(signal.SIGTERM)
+
+    with pytest.raises(Stopped), atomic_folder(tmp_path / "out", "microdl compare") as tmp:
+        interrupted(tmp)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_stopped_by_sighup_exits_129_and_keeps_the_old_checkpoint(tmp_path):
+    import signal
+
+    path = tmp_path / "model.npz"
+    assert subprocess.run([sys.executable, "-m", "microdl", "train", "--dataset", "iris", "--epochs", "1", "--quiet",
+                           "--save", str(path)], capture_output=True, timeout=120).returncode == 0
+    before = path.read_bytes()
+    import os
+
+    proc = subprocess.Popen([sys.executable, "-m", "microdl", "train", "--dataset", "digits", "--epochs", "100000",
+                             "--save", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for line in proc.stdout:  # wait until it trains
+            if line.startswith("epoch "):
+                break
+        proc.send_signal(signal.SIGHUP)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 129
+    assert stderr.strip().splitlines() == ["microdl train: stopped by SIGHUP; files written before were left as "
+                                           "they were"]
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+# -- the odd cases of issue 21 ---------------------------------------------------------------------------------
+def test_save_through_a_symlink_writes_its_target_and_keeps_the_link(tmp_path):
+    from microdl.io import load, save
+
+    target = tmp_path / "store" / "model.npz"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    net = MLP((3, 2), random_state=0)
+    save(link, net)
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    np.testing.assert_array_equal(load(target).model.params, net.params)
+
+
+def test_nan_in_the_parameters_before_fit_is_refused_not_reported_as_restored():
+    X, y = _problem()
+    net = MLP((64, 8, 2), random_state=0)
+    net.params[3] = np.nan
+    with pytest.raises(ValueError, match="parameters hold NaN or infinity before training"):
+        fit(net, Adam(net.params), X, y, epochs=1)
+
+
+def test_a_schedule_returning_nan_stops_training_and_keeps_the_history():
+    from microdl.optim.schedules import LRSchedule
+
+    class Broken(LRSchedule):
+        def lr_at(self, epoch, base_lr, metric=None):
+            return base_lr if epoch < 2 else math.nan
+
+    X, y = _problem()
+    net = MLP((64, 8, 2), random_state=0)
+    with pytest.warns(RuntimeWarning, match="unusable learning rate for epoch 3"):
+        history = fit(net, Adam(net.params), X, y, epochs=5, schedule=Broken(), random_state=0)
+    assert history.epochs == 2 and history.stop_reason.startswith("schedule: Broken")
+    assert np.all(np.isfinite(net.host_params()))
+
+
+@pytest.mark.parametrize(("alpha", "scale", "advice"), [(1e308, 1.0, "a smaller alpha"),
+                                                        (0.0, 1e30, "standardised targets")])
+def test_divergence_advice_names_the_cause_not_the_learning_rate(alpha, scale, advice):
+    from microdl.optim import SGD
+    from microdl.train import DivergenceWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    y = scale * (X @ np.ones(3))
+    net = MLP((3, 4, 1), loss="squared_error", alpha=alpha, random_state=0)
+    with pytest.warns(DivergenceWarning):
+        history = fit(net, SGD(net.params, lr=0.01), X, y, epochs=3, random_state=0)
+    assert history.diverged and advice in history.stop_reason
+    assert "a smaller learning rate" not in history.stop_reason
+
+
+def test_compare_runs_no_more_jobs_at_once_than_cores_or_runs():
+    from microdl.experiments.runs import local_jobs
+
+    cores = len(__import__("os").sched_getaffinity(0))
+    assert local_jobs(64, "loky") == cores and local_jobs(64, "threading", 1) == 1
+    assert local_jobs(64, "dask") == 64 and local_jobs(1, "loky") == 1
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--seed", str(2**32)], "argument --seed: must be an integer from 0 to 4294967295"),
+    (["compare", "--seeds", f"{2**32},"], "argument --seeds: seed must be <= 4294967295"),
+    (["train", "--data", "/tmp/" + "d" * 300 + ".csv", "--target", "y"], "File name too long"),
+])
+def test_seeds_and_paths_beyond_limits_are_bad_values_with_status_2(argv, message, capsys):
+    from microdl.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_ctrl_c_inside_step_leaves_the_step_count_as_it_was(monkeypatch):
+    net = MLP((3, 2), random_state=0)
+    opt = Adam(net.params)
+    opt.step(np.ones_like(net.params))
+    before, params = opt.t, net.params.copy()
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(opt._backend, "apply", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        opt.step(np.ones_like(net.params))
+    assert opt.t == before
+    np.testing.assert_array_equal(net.params, params)
+
+
+def test_a_rate_beyond_float32_is_refused_for_a_float32_model():
+    net = MLP((3, 2), dtype="float32", random_state=0)
+    with pytest.raises(ValueError, match="lr=1e[+]39 is beyond the range of float32"):
+        Adam(net.params, lr=1e39)
+    opt = Adam(net.params)
+    with pytest.raises(ValueError, match="beyond the range of float32"):
+        opt.lr = 1e39
+    Adam(MLP((3, 2), random_state=0).params, lr=1e39)  # representable in float64
+
+
+@pytest.mark.parametrize("name", ["adagrad", "rmsprop", "adadelta", "adam"])
+def test_eps_zero_is_refused_since_it_divides_zero_by_zero(name):
+    """Adam with eps=0 on a zero gradient gave 0/0 in a direct step."""
+    from microdl.optim import make_optimizer
+
+    net = MLP((3, 2), random_state=0)
+    with pytest.raises(ValueError, match="eps must be a finite number in \\(0, inf"):
+        make_optimizer(name, net.params, eps=0.0)
