@@ -13,8 +13,9 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from microdl.nn import activation_names
 from microdl.onnx import to_onnx
-from microdl.sklearn import _ACTIVATIONS, MLPClassifier, MLPRegressor
+from microdl.sklearn import _ACTIVATION_ALIASES, MLPClassifier, MLPRegressor
 
 
 def _run(model, X):
@@ -38,7 +39,7 @@ def main() -> None:
              ("MLPRegressor poisson, 2 outputs", lambda a: MLPRegressor("poisson", (16,), activation=a,
                                                                          max_iter=100), Xr, np.exp(yr))]
     for label, make, X, y in cases:
-        for activation in sorted(_ACTIVATIONS):
+        for activation in sorted({*_ACTIVATION_ALIASES, *activation_names()}):
             diffs = []
             for dtype in (np.float32, np.float64):
                 est = make(activation).set_params(**{k: 0 for k in make(activation).get_params()

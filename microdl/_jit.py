@@ -1,13 +1,13 @@
 """Compiling the same source more than one way: the model's scalar formulas for a target (calls between them
-included), and a parallel loop's serial twin.
+included), kernels rebuilt against other formulas, and a parallel loop's serial twin.
 
 The activations and the loss pairs (:mod:`microdl.nn.activations`, :mod:`microdl.nn.losses`) are plain Python
 functions, so that the textbook pass (:mod:`microdl.nn.reference`) and the tests call them as they are. The CPU
 kernels need them compiled with ``numba.njit(inline="always")`` and the CUDA kernels with
 ``cuda.jit(device=True)``; and a compiled function may only call compiled functions, so
-``loss_and_output``'s call of ``cross_entropy`` must reach the compiled ``cross_entropy`` of the same target.
+``silu``'s call of ``sigmoid`` must reach the compiled ``sigmoid`` of the same target.
 :func:`jit_scalar_functions` therefore makes, per target, a copy of each function that shares its code but
-looks its global names up in one namespace where every such function is the target's compiled copy. The
+looks its global names up in a namespace where every such function is the target's compiled copy. The
 formulas exist once, in their modules; nothing is compiled until a kernel first calls one.
 """
 
@@ -17,36 +17,54 @@ from collections.abc import Callable, Iterable
 from types import FunctionType, ModuleType
 from typing import Any
 
-__all__ = ["jit_scalar_functions", "serial_twin"]
+__all__ = ["jit_scalar_functions", "rebuild", "serial_twin"]
 
 
-def jit_scalar_functions(modules: Iterable[ModuleType], jit: Callable[[FunctionType], Any]) -> ModuleType:
-    """Every function defined in ``modules``, compiled by ``jit``, calling each other's compiled copies, as the
-    attributes of a new module object (a kernel may call ``F.activate(...)``: Numba resolves a module's
-    attributes at compile time).
+def jit_scalar_functions(modules: Iterable[ModuleType], jit: Callable[[FunctionType], Any],
+                         outline: tuple[Any, Callable[[FunctionType], Any]] = ((), None)) -> dict[Any, Any]:
+    """Every function defined in ``modules``, compiled by ``jit``, calling each other's compiled copies: a map
+    from each original function to its compiled copy. Each module keeps its own namespace (two modules may
+    both define ``softplus``); a name one module imported from another finds the other's compiled copy.
+    ``outline = (functions, other_jit)`` compiles those functions with ``other_jit`` instead.
 
     >>> import math, types
     >>> from numba import njit
     >>> m = types.ModuleType("m")
     >>> exec("import math\\ndef f(x):\\n    return math.sqrt(x)\\ndef g(x):\\n    return 2 * f(x)", vars(m))
-    >>> jit_scalar_functions([m], njit).g(4.0)
+    >>> jit_scalar_functions([m], njit)[m.g](4.0)
     4.0
     """
-    modules = list(modules)
-    namespace: dict[str, Any] = {}
+    compiled: dict[Any, Any] = {}
+    namespaces = []
     for module in modules:
-        namespace.update(vars(module))
-    names = {module.__name__ for module in modules}
-    compiled = {}
-    for name, fn in list(namespace.items()):
-        if isinstance(fn, FunctionType) and fn.__module__ in names:
-            copy = FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
-            copy.__qualname__, copy.__doc__, copy.__module__ = fn.__qualname__, fn.__doc__, fn.__module__
-            compiled[name] = jit(copy)
-    namespace.update(compiled)  # the copies now find each other compiled
-    target = ModuleType("+".join(sorted(names)) + f" ({getattr(jit, '__name__', 'jit')})")
-    vars(target).update(compiled)
-    return target
+        namespace = dict(vars(module))
+        namespaces.append(namespace)
+        for fn in vars(module).values():
+            if isinstance(fn, FunctionType) and fn.__module__ == module.__name__:
+                copy = FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
+                copy.__qualname__, copy.__doc__, copy.__module__ = fn.__qualname__, fn.__doc__, fn.__module__
+                compiled[fn] = (outline[1] if fn in outline[0] else jit)(copy)
+    for namespace in namespaces:  # the copies now find each other compiled
+        for name, value in namespace.items():
+            if isinstance(value, FunctionType) and value in compiled:
+                namespace[name] = compiled[value]
+    return compiled
+
+
+def rebuild(functions: dict[str, tuple[FunctionType, Callable[[FunctionType], Any] | None]],
+            globals_: dict[str, Any], suffix: str) -> dict[str, Any]:
+    """Copies of ``functions`` (name → (function, its jit or None for plain Python)) sharing their code, whose
+    globals are ``globals_`` with every such name bound to its new copy: the same kernels compiled against other
+    globals (other formulas). ``suffix`` is appended to each copy's qualified name, since Numba's disk cache
+    files a kernel under its name."""
+    namespace = dict(globals_)
+    built = {}
+    for name, (fn, jit) in functions.items():
+        copy = FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
+        copy.__qualname__, copy.__doc__, copy.__module__ = fn.__qualname__ + suffix, fn.__doc__, fn.__module__
+        built[name] = copy if jit is None else jit(copy)
+    namespace.update(built)
+    return built
 
 
 def serial_twin(fn: FunctionType, **options: Any) -> Any:
@@ -62,6 +80,6 @@ def serial_twin(fn: FunctionType, **options: Any) -> Any:
     """
     copy = FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
     copy.__qualname__, copy.__doc__, copy.__module__ = f"{fn.__qualname__}_serial", fn.__doc__, fn.__module__
-    from numba import njit
+    from microdl._cache import checked_jit
 
-    return njit(cache=True, nogil=True, error_model="numpy", **options)(copy)
+    return checked_jit(nogil=True, error_model="numpy", **options)(copy)

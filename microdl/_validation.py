@@ -148,14 +148,18 @@ def check_X(X: Any, n_features: int | None, dtype: Any, name: str = "X") -> Any:
 
 
 def check_Y(y: Any, n_outputs: int, loss: str, dtype: Any, name: str = "y") -> np.ndarray:
-    """Targets as the 2-D float array that ``loss`` expects, with every inconsistency named.
+    """Targets as the 2-D float array that ``loss`` expects (by the targets its registration declares:
+    :data:`microdl.nn.losses.TARGETS`), with every inconsistency named.
 
     Device arrays are copied to the host (targets are checked and one-hot encoded there).
     """
+    from microdl.nn.losses import get_loss
+
+    targets = get_loss(loss).targets
     y_arr = _real_array(name, y)
     if y_arr.size and not np.all(np.isfinite(y_arr)):
         raise ValueError(f"{name} contains NaN or infinity")
-    if loss == "cross_entropy" and y_arr.ndim == 1:
+    if targets == "classes" and y_arr.ndim == 1:
         if not np.all(y_arr == np.round(y_arr)):
             raise ValueError(f"class labels in {name} must be integers 0 .. n_classes-1")
         labels = y_arr.astype(np.int64)
@@ -175,14 +179,14 @@ def check_Y(y: Any, n_outputs: int, loss: str, dtype: Any, name: str = "y") -> n
         Y = np.ascontiguousarray(y_arr, dtype=dtype)
     if not np.all(np.isfinite(Y)):
         raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype).name}")
-    if loss == "poisson":
+    if targets == "non_negative":
         if Y.min(initial=0) < 0:
-            raise ValueError(f"{name} must be non-negative for the poisson loss (counts or rates)")
-    elif loss != "squared_error" and (Y.min(initial=0) < 0 or Y.max(initial=0) > 1) or (
-        loss == "cross_entropy" and not np.allclose(Y.sum(axis=1), 1.0, atol=1e-5)
+            raise ValueError(f"{name} must be non-negative for the {loss} loss (counts or rates)")
+    elif targets in ("classes", "probabilities") and (Y.min(initial=0) < 0 or Y.max(initial=0) > 1) or (
+        targets == "classes" and not np.allclose(Y.sum(axis=1), 1.0, atol=1e-5)
     ):
         raise ValueError(f"{name} must hold probabilities in [0, 1] for {loss}"
-                         + (" whose rows sum to 1" if loss == "cross_entropy" else ""))
+                         + (" whose rows sum to 1" if targets == "classes" else ""))
     return Y
 
 

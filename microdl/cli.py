@@ -88,6 +88,18 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def name_value(text: str) -> tuple[str, float]:
+    """argparse type: ``NAME=VALUE`` with a finite number, for a formula's parameter."""
+    name, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not name.isidentifier() or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be NAME=NUMBER, got {text!r}")
+    return name, number
+
+
 def fraction(text: str) -> float:
     """argparse type: a number strictly between 0 and 1."""
     value = positive_float(text)
@@ -170,7 +182,7 @@ def read_data_option(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 # -- train -------------------------------------------------------------------------------------------------
 def _add_train(sub: Any) -> None:
     from microdl.datasets import DATASETS
-    from microdl.nn import ACTIVATIONS
+    from microdl.nn import activation_names, loss_names
     from microdl.optim import BACKENDS, OPTIMIZERS, SCHEDULES, available_optimizers, optimizer_entry
 
     p = sub.add_parser("train", help="train an MLP on a dataset", description=(
@@ -191,7 +203,13 @@ def _add_train(sub: Any) -> None:
                    help="mini-batch size (default: 32; gd and lbfgs always use the full batch)")
     p.add_argument("--hidden", type=positive_int, nargs="+", default=[64], metavar="N",
                    help="hidden layer widths (default: 64)")
-    p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS), help="hidden activation")
+    p.add_argument("--activation", default="relu", choices=list(activation_names()), help="hidden activation")
+    p.add_argument("--activation-param", type=name_value, action="append", default=[], metavar="NAME=VALUE",
+                   help="a parameter of the activation (repeatable), e.g. alpha=0.5 for elu")
+    p.add_argument("--loss", default=None, choices=list(loss_names()),
+                   help="loss (default: cross_entropy for classification, squared_error for regression)")
+    p.add_argument("--loss-param", type=name_value, action="append", default=[], metavar="NAME=VALUE",
+                   help="a parameter of the loss (repeatable), e.g. delta=0.5 for huber")
     p.add_argument("--lr", type=positive_float, default=None,
                    help="learning rate (default: the optimizer's torch.optim default)")
     with_momentum = [n for n in available_optimizers() if optimizer_entry(n).takes_momentum]
@@ -268,7 +286,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     from microdl.datasets import load_dataset
     from microdl.experiments.runs import BLOW_UP_FACTOR, blew_up
-    from microdl.nn import MLP
+    from microdl.nn import MLP, get_loss
     from microdl.optim import available_optimizers, make_optimizer, optimizer_entry
     from microdl.train import DivergenceWarning, EarlyStopping, evaluate_loss, fit, score
 
@@ -302,8 +320,12 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     own = read_data_option(args, parser)
     source = own[0] if own else (args.dataset or "digits")
     data = load_dataset(source, test_size=args.test_size, random_state=args.seed, dtype=args.dtype)
-    model = MLP((data.n_features, *args.hidden, data.n_outputs), activation=args.activation, loss=data.loss,
-                alpha=args.alpha, dtype=args.dtype, random_state=args.seed, device=args.device)
+    loss = args.loss or data.loss
+    if (get_loss(loss).targets == "classes") != (get_loss(data.loss).targets == "classes"):
+        parser.error(f"--loss {loss} does not fit {data.name}, a {data.task} task (its loss is {data.loss})")
+    model = MLP((data.n_features, *args.hidden, data.n_outputs), activation=args.activation, loss=loss,
+                alpha=args.alpha, dtype=args.dtype, random_state=args.seed, device=args.device,
+                activation_params=dict(args.activation_param), loss_params=dict(args.loss_param))
     optimizer = make_optimizer(args.optimizer, model.params, backend=backend, **hyper)
     callbacks: list[Any] = []
     talk = not args.quiet and not args.json

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from microdl.nn.activations import LEAKY_SLOPE
-from microdl.sklearn import _ACTIVATIONS, MLPClassifier, MLPRegressor
+from microdl.sklearn import _ACTIVATION_ALIASES, MLPClassifier, MLPRegressor
 
 try:  # the one guarded import of the extra
     import skl2onnx
@@ -39,11 +38,13 @@ __all__ = ["to_onnx", "convert_microdl_mlp", "ONNX_ACTIVATIONS", "ONNX_OUTPUTS",
 
 #: A node builder: ``(scope, container, input_name) -> output_name`` appends the nodes of one activation.
 NodeBuilder = Callable[[Any, Any, str], str]
+#: A hidden-layer builder also gets the model's activation parameters (``MLP.activation_params``, complete).
+ActivationBuilder = Callable[[Any, Any, str, dict], str]
 
 
 def _single(op_type: str, **attributes: Any) -> NodeBuilder:
     """A builder for an activation that is one ONNX operator."""
-    def build(scope: Any, container: Any, name: str) -> str:
+    def build(scope: Any, container: Any, name: str, params: dict | None = None) -> str:
         out = scope.get_unique_variable_name(op_type.lower())
         container.add_node(op_type, [name], out, name=scope.get_unique_operator_name(op_type), **attributes)
         return out
@@ -62,23 +63,64 @@ def _binary(scope: Any, container: Any, op_type: str, left: str, right: str) -> 
     return out
 
 
-def _leaky_relu(scope: Any, container: Any, name: str) -> str:
-    # max(x, slope * x) for 0 < slope < 1: exact, and onnxruntime has no double LeakyRelu kernel
-    slope = _constant(scope, container, container.microdl_dtype, LEAKY_SLOPE)
-    return _binary(scope, container, "Max", name, _binary(scope, container, "Mul", name, slope))
+def _where_positive(scope: Any, container: Any, name: str, negative: str) -> str:
+    """``name`` where it is > 0, else ``negative`` (onnxruntime has double kernels for Greater and Where)."""
+    zero = _constant(scope, container, container.microdl_dtype, 0.0)
+    mask = _binary(scope, container, "Greater", name, zero)
+    out = scope.get_unique_variable_name("where")
+    container.add_node("Where", [mask, name, negative], out, name=scope.get_unique_operator_name("Where"))
+    return out
 
 
-#: Hidden-layer activations by microdl's model name (``MLP(activation=...)``). A new activation needs one entry
-#: here; ``tests/test_onnx.py`` fails for an activation of :data:`microdl.nn.ACTIVATIONS` that has none.
-#: THE PLACE FOR NEW ACTIVATIONS: when the model adds ``gelu`` (exact: ``0.5 x (1 + Erf(x / sqrt 2))``), ``silu``
-#: (``Mul(x, Sigmoid(x))``) and ``elu`` (``Elu``, alpha 1), each is one builder here, written from ``_single``,
-#: ``_binary`` and ``_constant`` (check that onnxruntime has a float64 kernel for the operators used).
-ONNX_ACTIVATIONS: dict[str, NodeBuilder] = {
+def _leaky_relu(scope: Any, container: Any, name: str, params: dict) -> str:
+    # z for z > 0, slope z otherwise, with the model's own slope (onnxruntime has no double LeakyRelu kernel)
+    slope = _constant(scope, container, container.microdl_dtype, params["negative_slope"])
+    return _where_positive(scope, container, name, _binary(scope, container, "Mul", name, slope))
+
+
+def _elu(scope: Any, container: Any, name: str, params: dict) -> str:
+    # z for z > 0, alpha (e^z - 1) otherwise (onnxruntime has no double Elu kernel)
+    dtype = container.microdl_dtype
+    exp = _single("Exp")(scope, container, name)
+    expm1 = _binary(scope, container, "Sub", exp, _constant(scope, container, dtype, 1.0))
+    negative = _binary(scope, container, "Mul", expm1, _constant(scope, container, dtype, params["alpha"]))
+    return _where_positive(scope, container, name, negative)
+
+
+def _silu(scope: Any, container: Any, name: str, params: dict) -> str:
+    return _binary(scope, container, "Mul", name, _single("Sigmoid")(scope, container, name))
+
+
+def _gelu(scope: Any, container: Any, name: str, params: dict) -> str:
+    # z (1 + erf(z / sqrt 2)) / 2, exact as torch's default. onnxruntime's Erf has a float kernel only, so a
+    # float64 graph computes erf in float32: its outputs then agree to about 1e-7, not to the last bits.
+    dtype = container.microdl_dtype
+    scaled = _binary(scope, container, "Mul", name, _constant(scope, container, dtype, 0.7071067811865476))
+    if dtype == onnx_proto.TensorProto.DOUBLE:
+        single = scope.get_unique_variable_name("cast")
+        apply_cast(scope, scaled, single, container, to=onnx_proto.TensorProto.FLOAT)
+        erf_single = _single("Erf")(scope, container, single)
+        erf = scope.get_unique_variable_name("cast")
+        apply_cast(scope, erf_single, erf, container, to=dtype)
+    else:
+        erf = _single("Erf")(scope, container, scaled)
+    one_plus = _binary(scope, container, "Add", erf, _constant(scope, container, dtype, 1.0))
+    half_z = _binary(scope, container, "Mul", name, _constant(scope, container, dtype, 0.5))
+    return _binary(scope, container, "Mul", half_z, one_plus)
+
+
+#: Hidden-layer activations by microdl's model name (``MLP(activation=...)``), each a builder of
+#: ``(scope, container, input_name, params)``. A new activation (:func:`microdl.nn.register_activation`) needs
+#: one entry here; ``tests/test_onnx.py`` fails for a built-in activation that has none.
+ONNX_ACTIVATIONS: dict[str, ActivationBuilder] = {
     "identity": _single("Identity"),
     "relu": _single("Relu"),
     "tanh": _single("Tanh"),
     "sigmoid": _single("Sigmoid"),
     "leaky_relu": _leaky_relu,
+    "elu": _elu,
+    "gelu": _gelu,
+    "silu": _silu,
 }
 
 #: Output activations by the estimators' ``out_activation_``.
@@ -109,7 +151,8 @@ def _proto_dtype(operator: Any) -> int:
 def _forward(scope: Any, container: Any, estimator: Any, input_name: str, dtype: int) -> str:
     """The network's output (after its output activation), from the graph input ``input_name``."""
     numpy_dtype = np.float64 if dtype == onnx_proto.TensorProto.DOUBLE else np.float32
-    hidden = ONNX_ACTIVATIONS[_ACTIVATIONS[estimator.activation]]
+    model = estimator._model
+    hidden = ONNX_ACTIVATIONS[model.activation]
     container.microdl_dtype = dtype  # the builders' constants take the graph's precision
     name = scope.get_unique_variable_name("cast_input")
     apply_cast(scope, input_name, name, container, to=dtype)
@@ -121,7 +164,8 @@ def _forward(scope: Any, container: Any, estimator: Any, input_name: str, dtype:
         container.add_initializer(bias_name, dtype, [1, bias.shape[0]], bias.astype(numpy_dtype))
         name = _binary(scope, container, "Add", _binary(scope, container, "MatMul", name, weight_name), bias_name)
         last = index == len(coefs) - 1
-        name = (ONNX_OUTPUTS[estimator.out_activation_] if last else hidden)(scope, container, name)
+        name = (ONNX_OUTPUTS[estimator.out_activation_](scope, container, name) if last
+                else hidden(scope, container, name, model.activation_params))
     return name
 
 
@@ -191,7 +235,7 @@ def _check_supported(estimator: Any) -> None:
     steps = [step for _, step in estimator.steps] if hasattr(estimator, "steps") else [estimator]
     for step in steps:
         if isinstance(step, (MLPClassifier, MLPRegressor)):
-            hidden = _ACTIVATIONS.get(step.activation, step.activation)
+            hidden = _ACTIVATION_ALIASES.get(step.activation, step.activation)
             if hidden not in ONNX_ACTIVATIONS:
                 raise ValueError(f"cannot export activation {step.activation!r} to ONNX; add a node builder to "
                                  "microdl.onnx.ONNX_ACTIVATIONS")

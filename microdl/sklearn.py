@@ -205,12 +205,43 @@ _OPTIMIZER_PARAMS = {
 #: The training record a user may set with assigned weights (NOTE [weights assigned before a fit]).
 _RECORD = ("n_iter_", "t_", "loss_curve_", "best_loss_", "_no_improvement_count", "validation_scores_",
            "best_validation_score_")
-#: scikit-learn's activation names, and microdl's own, mapped to microdl's.
-_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh",
-                "relu": "relu", "leaky_relu": "leaky_relu"}
 #: Where microdl's documentation is published (``bash dev.sh docs`` builds it); the estimators' HTML
 #: representation links to their entry on its API page, through scikit-learn's ``_doc_link_*`` attributes.
 DOCS_URL = "https://microdl.readthedocs.io/en/latest/"
+#: scikit-learn's activation names that differ from microdl's; every registered activation is accepted too.
+_ACTIVATION_ALIASES = {"logistic": "sigmoid"}
+
+
+class _Registered(StrOptions):
+    """``StrOptions`` read from a registry at each check, so that a name registered after this module was
+    imported (``microdl.nn.register_activation``) is accepted too."""
+
+    def __init__(self, names: Any) -> None:
+        self._names = names
+        super().__init__(set(names()))
+
+    @property
+    def options(self) -> set:
+        return set(self._names())
+
+    @options.setter
+    def options(self, value: set) -> None:  # (StrOptions.__init__ assigns it; the registry is the source)
+        pass
+
+    def __str__(self) -> str:  # in the registry's order, the same in every run
+        return f"a str among {{{', '.join(map(repr, self._names()))}}}"
+
+
+def _activation_options() -> list:
+    from microdl.nn import activation_names
+
+    return [*_ACTIVATION_ALIASES, *activation_names()]
+
+
+def _regression_losses() -> list:
+    from microdl.nn import get_loss, loss_names
+
+    return [name for name in loss_names() if get_loss(name).targets in ("real", "non_negative")]
 #: scikit-learn's final check of a fit, word for word (the estimators add what happened after it).
 _NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large values and need "
                "to be preprocessed.")
@@ -353,7 +384,9 @@ class _BaseMLP(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "activation": [_Registered(_activation_options)],
+        "activation_params": [dict, None],
+        "backend": [StrOptions({"numba", "numpy"})],
         "solver": [_SolverOptions()],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -389,7 +422,8 @@ class _BaseMLP(BaseEstimator):
                  warm_start: bool = False, momentum: float = 0.9, nesterovs_momentum: bool = True,
                  early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
-                 max_fun: int = 15000, device: str = "cpu", dtype: Any = "auto") -> None:
+                 max_fun: int = 15000, device: str = "cpu", dtype: Any = "auto",
+                 activation_params: dict | None = None, backend: str = "numba") -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -415,6 +449,8 @@ class _BaseMLP(BaseEstimator):
         self.max_fun = max_fun
         self.device = device
         self.dtype = dtype
+        self.activation_params = activation_params
+        self.backend = backend
 
     # -- fitted weights: views into the flat buffer, assignable --------------------------------------------------
     @property
@@ -530,15 +566,17 @@ class _BaseMLP(BaseEstimator):
             hyper.update(_OPTIMIZER_PARAMS[param](self))
         if "epsilon" in entry.estimator_params and "eps_on" in entry.parameters:
             hyper["eps_on"] = "v"  # scikit-learn's ε placement (NOTE [same random stream, same model])
-        backend = "cuda" if self._model.device == "cuda" else "cpu"
+        backend = "cuda" if self._model.device == "cuda" else "numpy" if self.backend == "numpy" else "cpu"
         return make_optimizer(self.solver, self._model.params, backend=backend, **hyper)
 
     def _initialize(self, n_features: int, n_outputs: int, dtype: np.dtype, random_state: Any = None) -> None:
         """A fresh network, drawn from ``_random_state`` as scikit-learn draws it, and a fresh record."""
-        self._model = MLP((n_features, *self._hidden_sizes(), n_outputs), activation=_ACTIVATIONS[self.activation],
+        self._model = MLP((n_features, *self._hidden_sizes(), n_outputs),
+                          activation=_ACTIVATION_ALIASES.get(self.activation, self.activation),
                           loss=self._loss_for_targets(), alpha=float(self.alpha), init="sklearn", dtype=dtype,
                           random_state=self._random_state if random_state is None else random_state,
-                          device=self.device)
+                          device=self.device, activation_params=self.activation_params,
+                          loss_params=self._loss_params(), backend=self.backend)
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = n_outputs
@@ -807,8 +845,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ----------
     hidden_layer_sizes : array-like of int, or int, default (100,)
         Units of each hidden layer.
-    activation : {'relu', 'logistic', 'tanh', 'identity', 'sigmoid', 'leaky_relu'}, default 'relu'
-        Hidden-layer activation; 'sigmoid' is 'logistic' under microdl's name.
+    activation : str, default 'relu'
+        Hidden-layer activation: scikit-learn's 'relu', 'logistic', 'tanh', 'identity', or any activation
+        registered in :mod:`microdl.nn` ('sigmoid' is 'logistic' under microdl's name; 'leaky_relu', 'elu',
+        'gelu', 'silu', or your own, :func:`microdl.nn.register_activation`).
     solver : {'adam', 'sgd', 'lbfgs', 'gd', 'adamw', 'adagrad', 'rmsprop', 'adadelta'}, default 'adam'
         'adam', 'sgd' and 'lbfgs' are scikit-learn's (its update rules, its numbers). 'lbfgs' is full-batch
         L-BFGS-B (SciPy) on the flat buffer, CPU only. The others follow ``torch.optim``: 'gd' is full-batch SGD
@@ -867,6 +907,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     dtype : {'auto', 'float32', 'float64'}, default 'auto'
         Precision of the network; 'auto' is float32 for float32 X (at the first fit) and float64 otherwise, as
         scikit-learn does.
+    activation_params : dict or None, default None
+        Parameters of the activation, by name (``{'alpha': 0.5}`` for 'elu'); the rest at their defaults.
+    backend : {'numba', 'numpy'}, default 'numba'
+        'numpy' trains on the textbook code (:mod:`microdl.nn.reference` and the optimizers' NumPy rules): slow,
+        for reading and stepping through in a debugger; the same numbers to rounding.
 
     class_weight : dict, 'balanced' or None, default None
         Beyond scikit-learn's MLP (off by default): weights of the classes, ``{label: weight}`` (1 for a label
@@ -924,14 +969,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  warm_start: bool = False, momentum: float = 0.9, nesterovs_momentum: bool = True,
                  early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
-                 max_fun: int = 15000, device: str = "cpu", dtype: Any = "auto", class_weight: Any = None) -> None:
+                 max_fun: int = 15000, device: str = "cpu", dtype: Any = "auto",
+                 activation_params: dict | None = None, backend: str = "numba", class_weight: Any = None) -> None:
         super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
                          learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
                          max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
                          warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
                          early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
                          beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-                         device=device, dtype=dtype)
+                         device=device, dtype=dtype, activation_params=activation_params, backend=backend)
         self.class_weight = class_weight
 
     def _weigh_classes(self, y: np.ndarray, sample_weight: np.ndarray | None, incremental: bool,
@@ -955,6 +1001,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _out_activation(self) -> str:
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _loss_params(self) -> dict | None:
+        return None
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple:
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -1045,7 +1094,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     loss : {'squared_error', 'poisson'}, default 'squared_error'
         'squared_error': a linear output and half the squared error; 'poisson': an exp output and the half
         Poisson deviance (targets ≥ 0), as scikit-learn ≥ 1.7. It is the first positional parameter, as in
-        scikit-learn.
+        scikit-learn. Any registered regression loss is accepted too: 'huber' (torch.nn.HuberLoss),
+        'absolute_error' (L1), or your own (:func:`microdl.nn.register_loss`).
+    loss_params : dict or None, default None
+        Parameters of the loss, by name (``{'delta': 0.5}`` for 'huber').
     hidden_layer_sizes, activation, solver, ... : see :class:`MLPClassifier`
         The same parameters, meanings and defaults.
 
@@ -1073,8 +1125,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,
-        # scikit-learn < 1.7 has no loss parameter
-        "loss": _SkMLPRegressor._parameter_constraints.get("loss", [StrOptions({"squared_error", "poisson"})]),
+        # scikit-learn's losses (squared_error, poisson) and every registered regression loss (huber, ...)
+        "loss": [_Registered(_regression_losses)],
+        "loss_params": [dict, None],
     }
 
     def __init__(self, loss: str = "squared_error", hidden_layer_sizes: Any = (100,), activation: str = "relu", *,
@@ -1085,21 +1138,28 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum: bool = True, early_stopping: bool = False, validation_fraction: float = 0.1,
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
                  n_iter_no_change: int | float = 10, max_fun: int = 15000, device: str = "cpu",
-                 dtype: Any = "auto") -> None:
+                 dtype: Any = "auto", activation_params: dict | None = None, loss_params: dict | None = None,
+                 backend: str = "numba") -> None:
         super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
                          learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
                          max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
                          warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
                          early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
                          beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-                         device=device, dtype=dtype)
+                         device=device, dtype=dtype, activation_params=activation_params, backend=backend)
         self.loss = loss
+        self.loss_params = loss_params
 
     def _loss_for_targets(self) -> str:
         return self.loss
 
     def _out_activation(self) -> str:
-        return "exp" if self.loss == "poisson" else "identity"
+        from microdl.nn import get_loss
+
+        return get_loss(self.loss).output
+
+    def _loss_params(self) -> dict | None:
+        return self.loss_params
 
     def _sklearn_loss(self, loss: float, penalty: float) -> float:
         # scikit-learn's squared error is averaged over outputs, microdl's summed: rescale the data part.

@@ -63,13 +63,12 @@ from microdl._validation import (
     check_real,
     check_sample_weight,
 )
-from microdl.nn import MLP
-from microdl.nn._cpu import all_finite, single_threaded_blas
+from microdl.nn import MLP, all_finite, single_threaded_blas
 from microdl.optim import Optimizer, clip_grad_norm, clip_grad_value
 from microdl.optim.schedules import LRSchedule, make_schedule
 
-__all__ = ["History", "Callback", "EarlyStopping", "DivergenceWarning", "HostBatches", "fit", "evaluate_loss",
-           "score", "split_validation"]
+__all__ = ["History", "Callback", "EarlyStopping", "DivergenceWarning", "Batches", "HostBatches", "fit",
+           "evaluate_loss", "score", "split_validation"]
 
 
 class DivergenceWarning(RuntimeWarning):
@@ -240,6 +239,38 @@ def split_validation(X: Any, Y: np.ndarray, fraction: float, rng: np.random.Gene
 
 
 # -- what a device supplies: its batches -----------------------------------------------------------------------
+class Batches(Protocol):
+    """What the loop needs of a device: its batches of one fit's training data (:class:`HostBatches` on the CPU,
+    :class:`microdl.cuda.batches.DeviceBatches` on the GPU)."""
+
+    n: int  # rows of training data
+    total_weight: float  # Σw (n without weights)
+    bounds: list[tuple[int, int]]  # each batch's rows lo..hi-1 in this epoch's order
+    sizes: np.ndarray  # each batch's row count
+    order: np.ndarray | None  # this epoch's row order (None: as they are)
+
+    def set_order(self, order: np.ndarray | None) -> None:
+        """Take this epoch's row order."""
+
+    def loss_and_grad(self, k: int) -> bool:
+        """Forward and backward of batch k: gradient into the model's grads; whether its loss is known yet."""
+
+    def epoch_losses(self) -> tuple[np.ndarray, np.ndarray]:
+        """This epoch's batch losses and penalties (the device waits here, once per epoch)."""
+
+    def validator(self, X: Any, Y: np.ndarray) -> Any:
+        """A function giving the loss and the outputs on ``(X, Y)``."""
+
+    def all_finite(self, arrays: Sequence[Any]) -> bool:
+        """Whether every element of these buffers (of this device) is finite."""
+
+    def copy(self, dst: Any, src: Any) -> None:
+        """dst ← src, on this device."""
+
+    def empty_like(self, a: Any) -> Any:
+        """An uninitialised buffer like ``a``, on this device."""
+
+
 class HostBatches:
     """The batches of host (NumPy or SciPy sparse) training data, for a model on the CPU.
 
@@ -317,7 +348,7 @@ class _Snapshot:
     """Copies of θ and the optimizer's state buffers (on the device that holds them), with its step count and
     what a replay from here needs: the learning rate and the batches' row order in force when it was taken."""
 
-    def __init__(self, batches: Any, optimizer: Any) -> None:
+    def __init__(self, batches: Batches, optimizer: Any) -> None:
         self.batches, self.optimizer = batches, optimizer
         self.live = [optimizer.params, *optimizer.state.values()]
         self.saved = [batches.empty_like(a) for a in self.live]
@@ -345,7 +376,7 @@ class _Snapshot:
 class _Run:
     """One call of :func:`fit`: the epoch skeleton and its bookkeeping, over a device's batches."""
 
-    def __init__(self, model: MLP, optimizer: Any, batches: Any, X_val: Any, Y_val: np.ndarray | None, *,
+    def __init__(self, model: MLP, optimizer: Any, batches: Batches, X_val: Any, Y_val: np.ndarray | None, *,
                  epochs: int, shuffle: bool, rng: Any, schedule: LRSchedule | None, clip_norm: float | None,
                  clip_value: float | None, callbacks: list[Any], progress: bool, max_time: float | None,
                  max_grad_evals: int | None) -> None:

@@ -4,6 +4,7 @@ status 2 for bad values, bad output paths and a missing GPU, before any training
 checkpoint intact; 1 for a diverged run, with strict JSON and no silent NaN checkpoint."""
 
 import json
+import math
 import os
 import re
 import signal
@@ -35,6 +36,13 @@ def test_train_json_schedule_clip_patience_and_save(capsys, tmp_path):
     summary = json.loads(capsys.readouterr().out)
     assert status == 0 and summary["dataset"] == "diabetes" and "test_r2" in summary
     assert path.exists()
+
+
+def test_train_with_a_registered_activation_and_loss_and_their_parameters(capsys):
+    status = main(["train", "--dataset", "diabetes", "--activation", "elu", "--activation-param", "alpha=0.5",
+                   "--loss", "huber", "--loss-param", "delta=0.5", "--epochs", "2", "--hidden", "8", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 0 and math.isfinite(summary["test_loss"])
 
 
 def test_datasets_command(capsys):
@@ -69,6 +77,10 @@ def test_help_everywhere(command, capsys):
         (["train", "--data", "x.csv", "--task", "ranking"], "argument --task: invalid choice: 'ranking'"),
         (["train", "--backend", "cuda"], "--backend cuda needs --device cuda"),
         (["train", "--no-such-option"], "unrecognized arguments: --no-such-option"),
+        (["train", "--loss", "huber"], "--loss huber does not fit digits, a classification task"),
+        (["train", "--activation", "elu", "--activation-param", "beta=2"], "takes the parameters ['alpha']"),
+        (["train", "--activation-param", "alpha"], "--activation-param: must be NAME=NUMBER"),
+        (["train", "--dataset", "diabetes", "--loss", "huber", "--loss-param", "delta=-1"], "must be positive"),
     ],
 )
 def test_bad_values_exit_2_with_a_message(args, message, capsys):

@@ -27,6 +27,21 @@ def test_the_package_has_doctests():
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name, monkeypatch, tmp_path):
+    from microdl.nn import activations, formulas, losses
+
+    # examples that register an activation or a loss leave the registries as they found them
+    saved = dict(activations._REGISTRY), dict(losses._REGISTRY)
+    try:
+        _run_docstring_examples(name, monkeypatch, tmp_path)
+    finally:
+        for registry, old in zip((activations._REGISTRY, losses._REGISTRY), saved):
+            if registry != old:
+                registry.clear()
+                registry.update(old)
+                formulas.registry_changed()
+
+
+def _run_docstring_examples(name, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     monkeypatch.setenv("MPLBACKEND", "Agg")
     try:

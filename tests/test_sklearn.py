@@ -428,3 +428,22 @@ def test_class_weight_default_is_scikit_learns_and_partial_fit():
     c = MLPClassifier((4,), random_state=0).partial_fit(X[10:], y[10:], classes=np.unique(y))
     c.partial_fit(X, y, sample_weight=np.where(y == "rare", 3.0, 1.0))
     np.testing.assert_array_equal(a.coefs_[0], c.coefs_[0])
+
+
+def test_registered_activations_losses_and_the_numpy_backend():
+    """The estimators take every registered activation and regression loss with their parameters, and train
+    the same network on the textbook backend (backend='numpy') as on the kernels."""
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(n_samples=120, n_features=4, noise=1.0, random_state=0)
+    y = y / 100
+    kwargs = dict(hidden_layer_sizes=(6,), activation="elu", activation_params={"alpha": 0.5}, loss="huber",
+                  loss_params={"delta": 0.2}, max_iter=4, random_state=0, solver="adam")
+    fast = MLPRegressor(**kwargs).fit(X, y)
+    slow = MLPRegressor(**kwargs, backend="numpy").fit(X, y)
+    np.testing.assert_allclose(slow.loss_curve_, fast.loss_curve_, rtol=1e-12)
+    for a, b in zip(slow.coefs_, fast.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+    assert fast._model.loss_params == {"delta": 0.2} and fast._model.activation_params == {"alpha": 0.5}
+    assert MLPRegressor(loss="absolute_error", max_iter=2, random_state=0).fit(X, y).out_activation_ == "identity"
+    assert MLPClassifier(activation="gelu", max_iter=2, random_state=0).fit(X, y > 0).score(X, y > 0) > 0.3

@@ -41,7 +41,9 @@ def test_signature_and_defaults_are_sklearns(ours, theirs):
     assert [(p.name, p.kind) for p in mine.values()][: len(reference)] == [
         (p.name, p.kind) for p in reference.values()]
     # microdl's own, after scikit-learn's (class_weight: the classifier only, off by default)
-    assert list(mine)[len(reference):] == ["device", "dtype"] + (["class_weight"] if ours is MLPClassifier else [])
+    extra = ["device", "dtype", "activation_params", *(["loss_params"] if ours is MLPRegressor else []), "backend",
+             *(["class_weight"] if ours is MLPClassifier else [])]
+    assert list(mine)[len(reference):] == extra
     # ... and the same defaults, but for learning_rate_init (None: the solver's own rate, 0.001 for sgd and adam)
     differ = {name for name, p in reference.items() if mine[name].default != p.default}
     assert differ == {"learning_rate_init"}
@@ -113,7 +115,8 @@ def test_hidden_layer_sizes_message():
 
 
 @pytest.mark.parametrize("bad, match", [({"dtype": "int8"}, "dtype"), ({"device": "tpu"}, "device"),
-                                        ({"solver": "lion"}, "solver"), ({"loss": "huber"}, "loss")])
+                                        ({"solver": "lion"}, "solver"), ({"loss": "cross_entropy"}, "loss"),
+                                        ({"activation": "swish"}, "activation"), ({"backend": "jax"}, "backend")])
 def test_microdls_own_parameters_are_declared(bad, match):
     estimator = MLPRegressor(**bad)  # __init__ only stores
     with pytest.raises(InvalidParameterError, match=f"'{match}' parameter of MLPRegressor"):

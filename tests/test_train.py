@@ -5,6 +5,7 @@ import math
 import re
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -551,7 +552,32 @@ print(",".join(names))
     # step on 7,510 parameters (serial, below config.MIN_PARALLEL_ELEMENTS), and the per-epoch finiteness scan
     # (a rule kernel is named by its rule, its fast-math flags and a fingerprint of the code it inlines)
     compiled = [re.sub(r"_[0-9a-f]{8}(?=_serial$|$)", "", name) for name in compiled]
-    assert compiled == ["_all_finite_flat", "_block", "adam_arcp_serial"], compiled
+    # (+ the formulas of the activations that keep z, compiled with the block as small functions of their own
+    # rather than inlined into it, which costs a first fit less: NOTE [one block for all formulas])
+    assert compiled == ["_all_finite_flat", "_block", "adam_arcp_serial", "elu", "elu_derivative", "gelu",
+                        "gelu_derivative", "silu", "silu_derivative"], compiled
+
+
+def test_both_devices_batches_implement_the_loops_protocol():
+    """The loop's batches interface is declared (microdl.train.Batches); each device's batches implement every
+    member of it."""
+    import inspect
+
+    from microdl.train import Batches, HostBatches
+
+    members = {name for name, _ in inspect.getmembers(Batches) if not name.startswith("_")}
+    members |= set(Batches.__annotations__)
+    assert members >= {"set_order", "loss_and_grad", "epoch_losses", "validator", "n", "bounds"}
+    net = MLP((2, 2), loss="squared_error")
+    host = HostBatches(net, np.zeros((4, 2)), np.zeros((4, 2)), None, 2)
+    for name in members:
+        assert hasattr(host, name), name
+    import microdl
+
+    source = (Path(microdl.__file__).parent / "cuda" / "batches.py").read_text()  # (read: no CUDA needed)
+    for name in members - set(Batches.__annotations__):
+        assert f"def {name}(" in source, name
+
 
 
 # -- issue 21: state carried between fits, and weights at the edge of the floats -----------------------------

@@ -32,9 +32,9 @@ cuda = require_cuda()
 
 
 class DeviceBatches:
-    """The device-resident batches of ``(X, Y, w)`` for a ``device="cuda"`` model (the loop's protocol:
-    ``set_order``, ``loss_and_grad``, ``epoch_losses``, ``validator``, ``all_finite``, ``copy``,
-    ``empty_like``). ``X``, ``Y`` (2-D, encoded) and ``w`` (1-D or None) are checked host or device arrays."""
+    """The device-resident batches of ``(X, Y, w)`` for a ``device="cuda"`` model (the loop's protocol,
+    :class:`microdl.train.Batches`). ``X``, ``Y`` (2-D, encoded) and ``w`` (1-D or None) are checked host or
+    device arrays."""
 
     def __init__(self, model: Any, X: Any, Y: Any, w: Any, batch_size: int) -> None:
         self.model = model

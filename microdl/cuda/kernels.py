@@ -8,27 +8,30 @@ launcher                 computes                                  used for
 =======================  ========================================  ==========================================
 ``gather_batch``         Xb[r] = X[order[lo + r]] (and Y, w)       a shuffled mini-batch, from a device-side
                                                                    permutation
-``matmul``               C = f(A · B + b)                          a layer: Z[l] = A[l−1] W[l] + b[l] and
+``matmul``               C = f(A · B + b) (and Z = A · B + b)      a layer: Z[l] = A[l−1] W[l] + b[l] and
                                                                    A[l] = f(Z[l]) (f = identity for the
                                                                    output layer)
-``output_and_loss``      ℓ_i from the logits, then Z ← softmax /   the output layer (:mod:`microdl.nn.losses`)
-                         sigmoid / identity
+``output_and_loss``      ℓ_i from the logits, then Z ← the loss's   the output layer (:mod:`microdl.nn.losses`)
+                         output (softmax, sigmoid, identity, exp)
 ``sum_of_squares``       Σ ‖W‖²                                    the L2 penalty (when α ≠ 0)
 ``batch_loss``           1/Σw; L = Σwℓ/Σw + α/(2Σw) Σ‖W‖²          one float per batch, left on the device
-``output_delta``         D = w ⊙ (A − Y) / Σw                      dL/dZ of the output layer
+``output_delta``         D = dL/dZ (w ⊙ (A − Y) / Σw canonical)    dL/dZ of the output layer
 ``matmul_tn``            C = Aᵀ · B                                dL/dW[l] = A[l−1]ᵀ D[l]
 ``add_l2_grad``          dW += (α/Σw) W                            the penalty's gradient
 ``column_sums``          c_j = Σ_i D_ij                            dL/db[l]
-``matmul_nt``            C = (A · Bᵀ) ⊙ f'(Z), f' from f(Z)        D[l−1] = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1])
+``matmul_nt``            C = (A · Bᵀ) ⊙ f'(Z)                      D[l−1] = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1])
 =======================  ========================================  ==========================================
 
 Bias and activation run in the epilogue of the forward product, and the activation's derivative in the
 epilogue of the backward one, so each layer's activations and deltas make one trip to memory, and a shuffled
 mini-batch step of an L-layer network without L2 penalty is 4L + 3 launches, plus the optimizer's one.
 
-Every formula (each activation beside its derivative from the output, each loss with its output, the output
-delta) is a scalar function of :mod:`microdl.nn.activations` or :mod:`microdl.nn.losses`, the same ones the
-CPU kernels inline: a kernel calls it and Numba compiles it for the device. The tests compare every kernel
+Every formula (each activation beside its derivative, each loss with its output and its delta) is a scalar
+function registered in :mod:`microdl.nn.activations` or :mod:`microdl.nn.losses`, the same ones the CPU kernels
+inline: a kernel calls it through the dispatch of :mod:`microdl.nn.formulas` (by the integer code of the
+activation or loss, with its parameter vector p) and Numba compiles it for the device. The kernels that call a
+formula are built per registry version, so a user's registration is compiled in at the next launch. The
+pre-activation Z is written beside f(Z) only for an activation whose f' needs it. The tests compare every kernel
 with the textbook pass of :mod:`microdl.nn.reference` and with the CPU kernels. 1/Σw and the loss stay in small
 float64 device arrays, so a training step never waits for the host.
 
@@ -59,10 +62,9 @@ import numpy as np
 
 from microdl import config
 from microdl._cuda_support import require_cuda
-from microdl._jit import jit_scalar_functions
-from microdl.nn import activations, losses
-from microdl.nn.activations import ACTIVATION_CODES
-from microdl.nn.losses import LOSS_CODES
+from microdl.nn import formulas, losses
+from microdl.nn.activations import get_activation
+from microdl.nn.losses import get_loss
 
 cuda = require_cuda()
 
@@ -70,8 +72,21 @@ cuda = require_cuda()
 # numba-cuda warns about every grid of fewer than 128 blocks; silence only that.
 warnings.filterwarnings("ignore", message=r"Grid size \d+ will likely result in GPU under-utilization")
 
-# The formulas as device functions (activate, derivative, loss_and_output, output_delta, ...).
-F = jit_scalar_functions([activations, losses], cuda.jit(device=True))
+_device = cuda.jit(device=True)
+_l2_gradient = _device(losses.l2_gradient)
+_l2_penalty = _device(losses.l2_penalty)
+
+
+def _formulas() -> Any:
+    """The registered formulas as device functions: F.activate(code, z, p), F.derivative(code, z, a, p),
+    F.loss_and_output(code, z, y, has_y, p), F.output_delta(code, a, y, c, p) (:mod:`microdl.nn.formulas`)."""
+    return formulas.compiled(_device, "cuda")
+
+
+@cache
+def _no_params() -> Any:
+    """A parameter vector for formulas that take none (the identity of the output layer)."""
+    return cuda.to_device(np.zeros(1))
 
 #: CUDA's limit on gridDim.y (and z); the matrix multiply's grid-stride loop covers the rest.
 _MAX_GRID_Y = 65535
@@ -99,9 +114,10 @@ def _block_sum(buf, tid, width):
 
 # -- matrix multiply ---------------------------------------------------------------------------------------
 @cache
-def _matmul_kernel(trans_a: bool, trans_b: bool, tile: int, reg: int, dtype: type) -> Any:
-    """Build C = op(A) · op(B), op(X) = Xᵀ if trans_x, for one tile shape and dtype, with an optional
-    epilogue: C = f(op(A) op(B) + b), or C = (op(A) op(B)) ⊙ f'(Z) with f' from the output f(Z).
+def _matmul_kernel(trans_a: bool, trans_b: bool, tile: int, reg: int, dtype: type, version: int) -> Any:
+    """Build C = op(A) · op(B), op(X) = Xᵀ if trans_x, for one tile shape and dtype (and registry ``version``),
+    with an optional epilogue: C = f(op(A) op(B) + b) (keeping Z = op(A) op(B) + b in ``pre`` unless it is
+    None), or C = (op(A) op(B)) ⊙ f'(Z) from Z (``pre``, or the output when None) and the output f(Z).
 
     A block of ``tile × tile`` threads owns a ``BM × BM`` tile of C (BM = tile·reg); thread (ty, tx) computes
     the ``reg × reg`` outputs at rows ``ty + a·tile`` and columns ``tx + b·tile``, so neighbouring threads
@@ -114,9 +130,10 @@ def _matmul_kernel(trans_a: bool, trans_b: bool, tile: int, reg: int, dtype: typ
     T, R = tile, reg
     BM = T * R
     STAGE = (T, BM + 1)  # a K slice × a BM-wide tile, padded by one column; a compile-time constant
+    F = _formulas()
 
     @cuda.jit
-    def matmul(A, B, C, bias, deriv_of, code):
+    def matmul(A, B, C, bias, deriv_of, code, p, pre):
         M, N = C.shape
         K = A.shape[0] if trans_a else A.shape[1]
         sA = cuda.shared.array(STAGE, dtype)  # sA[k, i] = op(A)[i0 + i, k0 + k]
@@ -172,7 +189,8 @@ def _matmul_kernel(trans_a: bool, trans_b: bool, tile: int, reg: int, dtype: typ
                                 acc[a, b] += a_reg[a] * b_reg[b]
                     cuda.syncthreads()
                 # The epilogue, fused so that C makes one trip to memory: f(C + b) in the forward pass,
-                # C ⊙ f'(Z) (from the output deriv_of = f(Z)) in the backward pass; None switches a part off.
+                # C ⊙ f'(Z) (Z from pre, the output deriv_of = f(Z)) in the backward pass; None switches a part
+                # off.
                 for a in range(R):
                     i = i0 + ty + a * T
                     if i < M:
@@ -180,9 +198,14 @@ def _matmul_kernel(trans_a: bool, trans_b: bool, tile: int, reg: int, dtype: typ
                             j = j0 + tx + b * T
                             if j < N:
                                 if bias is not None:
-                                    C[i, j] = F.activate(code, acc[a, b] + bias[j])
+                                    z = acc[a, b] + bias[j]
+                                    if pre is not None:
+                                        pre[i, j] = z
+                                    C[i, j] = F.activate(code, z, p)
                                 elif deriv_of is not None:
-                                    C[i, j] = acc[a, b] * F.derivative(code, deriv_of[i, j])
+                                    out = deriv_of[i, j]
+                                    z = pre[i, j] if pre is not None else out
+                                    C[i, j] = acc[a, b] * F.derivative(code, z, out, p)
                                 else:
                                     C[i, j] = acc[a, b]
 
@@ -190,7 +213,7 @@ def _matmul_kernel(trans_a: bool, trans_b: bool, tile: int, reg: int, dtype: typ
 
 
 def _launch_matmul(trans_a: bool, trans_b: bool, A: Any, B: Any, C: Any, bias: Any, deriv_of: Any,
-                   activation: str) -> None:
+                   activation: str, params: Any = None, pre: Any = None) -> None:
     M, N = C.shape
     K_a = A.shape[0] if trans_a else A.shape[1]
     K_b = B.shape[1] if trans_b else B.shape[0]
@@ -201,18 +224,21 @@ def _launch_matmul(trans_a: bool, trans_b: bool, A: Any, B: Any, C: Any, bias: A
     if M == 0 or N == 0:
         return
     if deriv_of is not None and activation == "identity":
-        deriv_of = None  # f' = 1
+        deriv_of = pre = None  # f' = 1
     tile, reg = config.TILE, config.REG
-    kernel = _matmul_kernel(trans_a, trans_b, tile, reg, np.dtype(C.dtype).type)
+    kernel = _matmul_kernel(trans_a, trans_b, tile, reg, np.dtype(C.dtype).type, formulas.version())
     bm = tile * reg
     grid = (max(1, -(-N // bm)), max(1, min(_MAX_GRID_Y, -(-M // bm))))
-    kernel[grid, (tile, tile)](A, B, C, bias, deriv_of, ACTIVATION_CODES[activation])
+    kernel[grid, (tile, tile)](A, B, C, bias, deriv_of, get_activation(activation).code,
+                               _no_params() if params is None else params, pre)
 
 
-def matmul(A: Any, B: Any, C: Any, bias: Any = None, activation: str = "identity") -> None:
-    """C = A · B (A is M × K, B is K × N, C is M × N); with ``bias``, C = f(A · B + b), f the ``activation``:
-    a layer's forward pass in one kernel."""
-    _launch_matmul(False, False, A, B, C, bias, None, activation)
+def matmul(A: Any, B: Any, C: Any, bias: Any = None, activation: str = "identity", params: Any = None,
+           pre: Any = None) -> None:
+    """C = A · B (A is M × K, B is K × N, C is M × N); with ``bias``, C = f(A · B + b), f the ``activation``
+    with the parameter vector ``params`` (a float64 device array), and Z = A · B + b into ``pre`` unless it is
+    None: a layer's forward pass in one kernel."""
+    _launch_matmul(False, False, A, B, C, bias, None, activation, params, pre)
 
 
 def matmul_tn(A: Any, B: Any, C: Any) -> None:
@@ -220,10 +246,12 @@ def matmul_tn(A: Any, B: Any, C: Any) -> None:
     _launch_matmul(True, False, A, B, C, None, None, "identity")
 
 
-def matmul_nt(A: Any, B: Any, C: Any, times_derivative_of: Any = None, activation: str = "identity") -> None:
-    """C = A · Bᵀ (A is M × K, B is N × K); with ``times_derivative_of`` (the output F = f(Z) of the layer
-    below, M × N), C = (A · Bᵀ) ⊙ f'(Z): the delta D[l−1] = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1]) in one kernel."""
-    _launch_matmul(False, True, A, B, C, None, times_derivative_of, activation)
+def matmul_nt(A: Any, B: Any, C: Any, times_derivative_of: Any = None, activation: str = "identity",
+              params: Any = None, pre: Any = None) -> None:
+    """C = A · Bᵀ (A is M × K, B is N × K); with ``times_derivative_of`` (the output f(Z) of the layer below,
+    M × N, and its Z in ``pre`` for an activation whose f' needs it), C = (A · Bᵀ) ⊙ f'(Z): the delta
+    D[l−1] = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1]) in one kernel."""
+    _launch_matmul(False, True, A, B, C, None, times_derivative_of, activation, params, pre)
 
 
 # -- elementwise kernels -------------------------------------------------------------------------------------
@@ -250,32 +278,38 @@ def _copy_2d(src, dst):
         dst[r, idx - r * n] = src[r, idx - r * n]
 
 
-@cuda.jit
-def _output_and_loss(Z, Y, per_sample, code):
-    """One thread per row (the output layer is narrow): with Y, ℓ_i into per_sample; Z ← the output."""
-    for i in range(cuda.grid(1), Z.shape[0], cuda.gridsize(1)):
-        if Y is None:
-            F.loss_and_output(code, Z[i], Z[i], False)
-        else:
-            per_sample[i] = F.loss_and_output(code, Z[i], Y[i], True)
+@cache
+def _output_kernels(version: int) -> tuple[Any, Any]:
+    """The output layer's two kernels, for the losses registered at ``version``."""
+    F = _formulas()
 
+    @cuda.jit
+    def output_and_loss(Z, Y, per_sample, code, p):
+        """One thread per row (the output layer is narrow): with Y, ℓ_i into per_sample; Z ← the output."""
+        for i in range(cuda.grid(1), Z.shape[0], cuda.gridsize(1)):
+            if Y is None:
+                F.loss_and_output(code, Z[i], Z[i], False, p)
+            else:
+                per_sample[i] = F.loss_and_output(code, Z[i], Y[i], True, p)
 
-@cuda.jit
-def _output_delta(A, Y, w, stats, D):
-    m, n = D.shape
-    inv_sum_w = stats[STAT_INV_SUM_W]
-    for idx in range(cuda.grid(1), m * n, cuda.gridsize(1)):
-        r = idx // n
-        k = idx - r * n
-        c = inv_sum_w if w is None else w[r] * inv_sum_w
-        D[r, k] = F.output_delta(A[r, k], Y[r, k], c)
+    @cuda.jit
+    def output_delta(A, Y, w, stats, D, code, p):
+        m, n = D.shape
+        inv_sum_w = stats[STAT_INV_SUM_W]
+        for idx in range(cuda.grid(1), m * n, cuda.gridsize(1)):
+            r = idx // n
+            k = idx - r * n
+            c = inv_sum_w if w is None else w[r] * inv_sum_w
+            D[r, k] = F.output_delta(code, A[r, k], Y[r, k], c, p)
+
+    return output_and_loss, output_delta
 
 
 @cuda.jit
 def _add_l2_grad(dW, W, alpha, stats):
     inv_sum_w = stats[STAT_INV_SUM_W]
     for i in range(cuda.grid(1), dW.size, cuda.gridsize(1)):
-        dW[i] += F.l2_gradient(alpha, inv_sum_w, W[i])
+        dW[i] += _l2_gradient(alpha, inv_sum_w, W[i])
 
 
 # -- reductions (shared-memory trees, float64 accumulators) --------------------------------------------------
@@ -308,7 +342,7 @@ def _batch_loss_kernel(threads: int) -> Any:
         _block_sum(sum_wl, tid, threads)
         if tid == 0:
             inv_sum_w = 1.0 / sum_w[0] if sum_w[0] > 0 else 0.0
-            penalty = F.l2_penalty(alpha, inv_sum_w, stats[STAT_SUM_SQ])
+            penalty = _l2_penalty(alpha, inv_sum_w, stats[STAT_SUM_SQ])
             out[slot] = sum_wl[0] * inv_sum_w + penalty
             penalty_out[slot] = penalty
             stats[STAT_INV_SUM_W] = inv_sum_w
@@ -392,13 +426,15 @@ def copy_2d(src: Any, dst: Any) -> None:
     _copy_2d[blocks, threads](src, dst)
 
 
-def output_and_loss(Z: Any, Y: Any, per_sample: Any, loss: str) -> None:
-    """With targets Y, per_sample[i] = ℓ_i from the logits Z; then Z ← the output (softmax, sigmoid, identity).
+def output_and_loss(Z: Any, Y: Any, per_sample: Any, loss: str, params: Any = None) -> None:
+    """With targets Y, per_sample[i] = ℓ_i from the logits Z; then Z ← the loss's output (softmax, sigmoid,
+    identity, exp); ``params`` is the loss's parameter vector (a float64 device array).
 
     Pass ``Y=None`` (and any ``per_sample``) for outputs only.
     """
     blocks, threads = launch_1d(Z.shape[0])
-    _output_and_loss[blocks, threads](Z, Y, per_sample, LOSS_CODES[loss])
+    kernel = _output_kernels(formulas.version())[0]
+    kernel[blocks, threads](Z, Y, per_sample, get_loss(loss).code, _no_params() if params is None else params)
 
 
 def batch_loss(per_sample: Any, w: Any, stats: Any, alpha: float, out: Any, penalty_out: Any, slot: int) -> None:
@@ -419,10 +455,12 @@ def sum_of_squares(x: Any, out: Any, slot: int) -> None:
     _sum_of_squares_kernel(threads)[blocks, threads](x, out, slot)
 
 
-def output_delta(A: Any, Y: Any, w: Any, stats: Any, D: Any) -> None:
-    """D = w ⊙ (A − Y) / Σw (1/Σw read from stats), the output layer's dL/dZ for every loss pair."""
+def output_delta(A: Any, Y: Any, w: Any, stats: Any, D: Any, loss: str, params: Any = None) -> None:
+    """D = dL/dZ of the output layer for ``loss`` (w ⊙ (A − Y) / Σw for the canonical pairs; 1/Σw read from
+    stats), with the loss's parameter vector ``params``."""
     blocks, threads = launch_1d(D.size)
-    _output_delta[blocks, threads](A, Y, w, stats, D)
+    kernel = _output_kernels(formulas.version())[1]
+    kernel[blocks, threads](A, Y, w, stats, D, get_loss(loss).code, _no_params() if params is None else params)
 
 
 def add_l2_grad(dW: Any, W: Any, alpha: float, stats: Any) -> None:

@@ -54,6 +54,7 @@ class _Rows(NamedTuple):
     X: Any  # staged inputs, targets and weights (a gathered mini-batch or an upload from the host)
     Y: Any
     w: Any
+    Z: list  # pre-activations of layers 1..L (None each, unless the activation's f' needs them)
 
 
 def check_device_X(X: Any, n_features: int, name: str = "X") -> Any:
@@ -93,6 +94,10 @@ class DeviceNet:
         self.dtype = model.dtype
         self.activation = model.activation
         self.loss = model.loss
+        # the formulas' parameter vectors (at least one element: a kernel argument), and whether f' needs Z
+        self._activation_p = cuda.to_device(np.concatenate([model._activation_p, [0.0]]))
+        self._loss_p = cuda.to_device(np.concatenate([model._loss_p, [0.0]]))
+        self._keep_z = model._keep_z
         self.n_layers = model.n_layers
         self.n_inputs, self.n_outputs = model.layer_sizes[0], model.layer_sizes[-1]
 
@@ -124,6 +129,8 @@ class DeviceNet:
         widths = self.model.layer_sizes[1:]
         self._A = [cuda.device_array((m, w), self.dtype) for w in widths]
         self._D = [cuda.device_array((m, w), self.dtype) for w in widths]
+        # pre-activations of the hidden layers, for an activation whose f' needs them
+        self._Z = [cuda.device_array((m if self._keep_z else 0, w), self.dtype) for w in widths]
         self._per_sample = cuda.device_array(m, self.dtype)
         self._X = cuda.device_array((m, self.n_inputs), self.dtype)
         self._Y = cuda.device_array((m, self.n_outputs), self.dtype)
@@ -139,7 +146,7 @@ class DeviceNet:
             if len(self._rows_cache) >= 8:
                 self._rows_cache.clear()
             rows = _Rows([A[:m] for A in self._A], [D[:m] for D in self._D], self._per_sample[:m], self._X[:m],
-                         self._Y[:m], self._w[:m])
+                         self._Y[:m], self._w[:m], [Z[:m] if self._keep_z else None for Z in self._Z])
             self._rows_cache[m] = rows
         return rows
 
@@ -193,10 +200,13 @@ class DeviceNet:
         last = self.n_layers - 1
         for l in range(self.n_layers):
             Z = out if (l == last and out is not None) else rows.A[l]
+            hidden = l < last
             K.matmul(A_prev, self.model.weights[l], Z, bias=self.model.biases[l],
-                     activation=self.activation if l < last else "identity")
+                     activation=self.activation if hidden else "identity",
+                     params=self._activation_p if hidden else None,
+                     pre=rows.Z[l] if hidden and Y is not None else None)
             A_prev = Z
-        K.output_and_loss(A_prev, Y, rows.per_sample, self.loss)
+        K.output_and_loss(A_prev, Y, rows.per_sample, self.loss, self._loss_p)
         return A_prev
 
     def _batch_loss(self, rows: _Rows, w: Any, losses: Any, penalties: Any, slot: int,
@@ -211,7 +221,7 @@ class DeviceNet:
 
     def _backward(self, X: Any, Y: Any, w: Any, rows: _Rows) -> None:
         D = rows.D[-1]
-        K.output_delta(rows.A[-1], Y, w, self._stats, D)
+        K.output_delta(rows.A[-1], Y, w, self._stats, D, self.loss, self._loss_p)
         for l in range(self.n_layers - 1, -1, -1):
             A_prev = X if l == 0 else rows.A[l - 1]
             K.matmul_tn(A_prev, D, self.model.dL_dW[l])
@@ -220,7 +230,7 @@ class DeviceNet:
             K.column_sums(D, self.model.dL_db[l])
             if l > 0:
                 K.matmul_nt(D, self.model.weights[l], rows.D[l - 1], times_derivative_of=A_prev,
-                            activation=self.activation)
+                            activation=self.activation, params=self._activation_p, pre=rows.Z[l - 1])
                 D = rows.D[l - 1]
 
     def step(self, X: Any, Y: Any, w: Any, losses: Any, penalties: Any, slot: int) -> None:

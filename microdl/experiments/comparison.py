@@ -77,7 +77,8 @@ def compare(datasets: str | RawData | Iterable[str | RawData] = ("digits",),
             hidden: Sequence[int] = (64,), activation: str = "relu", lrs: Mapping[str, float] | None = None,
             rates: str = "auto", tune: bool = False, lr_grid: Sequence[float] = LR_GRID,
             validation_fraction: float = 0.2, target: float = DEFAULT_TARGET, jobs: int = 1,
-            backend: str = "loky", scheduler: str | None = None, progress: bool | None = None) -> CompareResult:
+            backend: str = "loky", scheduler: str | None = None, progress: bool | None = None,
+            model_backend: str = "numba") -> CompareResult:
     """Train every optimizer on every dataset with every seed, and collect the curves.
 
     Parameters
@@ -111,12 +112,16 @@ def compare(datasets: str | RawData | Iterable[str | RawData] = ("digits",),
         Fraction of the best improvement that defines the target loss (:func:`target_loss`).
     jobs, backend, scheduler, progress
         How runs are executed (:func:`microdl.experiments.runs.execute`).
+    model_backend : {"numba", "numpy"}
+        ``"numpy"`` trains on the textbook code: the model's :mod:`microdl.nn.reference` pass and the optimizers'
+        NumPy rules (slow; for reading and checking).
     """
     sources = _check_sources(datasets)
     names = tuple(sources)
     optimizers = check_optimizers(optimizers)
     check_execution(jobs, backend, scheduler)
     seeds = check_seeds(seeds)
+    check_choice("model_backend", model_backend, ("numba", "numpy"))
     budget, epoch_cap = _resolve_budget(epochs, budget)
     batch_size = check_int("batch_size", batch_size, 1)
     hidden = tuple(check_int("hidden layer width", h, 1) for h in hidden)
@@ -163,7 +168,7 @@ def compare(datasets: str | RawData | Iterable[str | RawData] = ("digits",),
                 specs.append(RunSpec(o, chosen[name][o]["lr"], s, tuple(info[name]["layer_sizes"]), d.loss,
                                      d.X_train, d.y_train, d.X_test, d.y_test, budget, batch_size, activation,
                                      eval_name="test", threads=threads, max_epochs=epoch_cap,
-                                     labels={"dataset": name, "phase": "compare"}))
+                                     labels={"dataset": name, "phase": "compare"}, model_backend=model_backend))
     runs = execute(specs, jobs=jobs, backend=backend, scheduler=scheduler, progress=progress, desc="compare")
     tuned_any = any(v["source"] == "tuned" for d in chosen.values() for v in d.values())
     config = {

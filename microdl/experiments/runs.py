@@ -215,6 +215,8 @@ class RunSpec:
     threads: int | None = None
     track_steps: bool = False
     max_epochs: int | None = None
+    #: "numpy" trains on the textbook code (MLP(backend="numpy") and the optimizers' NumPy rules).
+    model_backend: str = "numba"
 
 
 class _Recorder:
@@ -286,8 +288,10 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     if spec.threads is not None:
         numba.set_num_threads(max(1, min(spec.threads, numba.config.NUMBA_NUM_THREADS)))
     _compile_off_the_clock(spec)
-    model = MLP(spec.layer_sizes, activation=spec.activation, loss=spec.loss, random_state=spec.seed)
-    optimizer = make_optimizer(spec.optimizer, model.params, **_rate_of(spec))
+    model = MLP(spec.layer_sizes, activation=spec.activation, loss=spec.loss, random_state=spec.seed,
+                backend=spec.model_backend)
+    on_numpy = {"backend": "numpy"} if spec.model_backend == "numpy" and spec.optimizer != "lbfgs" else {}
+    optimizer = make_optimizer(spec.optimizer, model.params, **_rate_of(spec), **on_numpy)
     Y_train, Y_eval = model.encode_targets(spec.y_train), model.encode_targets(spec.y_eval)
     budget = spec.budget
     recorder = _Recorder(spec, Y_train, Y_eval, budget.value if budget.kind == "time" else None)

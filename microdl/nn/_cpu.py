@@ -18,32 +18,39 @@ waits for the other to be descheduled. We measured a 9,610-parameter Adam step p
 at 8 ms instead of 40 µs. So while the kernels run, BLAS is held at one thread (:class:`single_threaded_blas`),
 as scikit-learn does around its own OpenMP loops.
 
-The formulas are those of :mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, inlined; the steps are
-those of the textbook pass in :mod:`microdl.nn.reference`, which the tests compare these kernels with, and
-with finite differences. Numba's disk cache keys each kernel on this file alone, so an edit to a formula in
-``activations.py`` or ``losses.py`` is not noticed by a cache written before it: after changing one, delete
-the ``__pycache__/_cpu.*.nbi`` and ``.nbc`` files next to this module (or touch this file).
+The formulas are those registered in :mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, inlined
+(``F``, compiled by :mod:`microdl.nn.formulas`); the steps are those of the textbook pass in
+:mod:`microdl.nn.reference`, which the tests compare these kernels with, and with finite differences. The
+kernels are cached on disk and checked against every file they were compiled from (NOTE [kernel cache] in
+:mod:`microdl._cache`), so an edit to a formula is picked up by the next run. :func:`kernels` gives the passes
+for the activations and losses registered now: the ones below for microdl's own, a copy compiled against the
+new formulas once a user registers one.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (np.dot in the kernels calls this BLAS; load it before limiting it)
 from numba import njit, prange
 
 from microdl import config
-from microdl._jit import jit_scalar_functions
-from microdl.nn import activations, losses
+from microdl._cache import checked_jit
+from microdl._jit import rebuild
+from microdl.nn import formulas, losses
 
-__all__ = ["forward_backward", "forward_backward_serial", "forward_backward_sequential", "sum_blocks",
-           "sum_blocks_serial", "sum_blocks_sequential", "n_blocks_for",
-           "single_threaded_blas", "all_finite"]
+__all__ = ["Passes", "kernels", "forward_backward", "forward_backward_serial", "forward_backward_sequential",
+           "sum_blocks", "sum_blocks_serial", "sum_blocks_sequential", "n_blocks_for", "single_threaded_blas",
+           "all_finite"]
 
 _inline = njit(inline="always")
-# The formulas, compiled to be inlined into the loops below (activate, derivative, loss_and_output, ...).
-F = jit_scalar_functions([activations, losses], _inline)
+# The registered formulas, compiled to be inlined into the loops below: F.activate(code, z, p),
+# F.derivative(code, z, a, p), F.loss_and_output(code, z, y, has_y, p), F.output_delta(code, a, y, c, p); each
+# picks the formula registered under ``code`` (microdl.nn.formulas writes them from the registries).
+F = formulas.compiled(_inline, "cpu", outline=njit(nogil=True))
+_l2_gradient = _inline(losses.l2_gradient)
 
 # Fast-math without 'nnan'/'ninf' (a NaN loss must stay NaN) and without approximate functions.
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
@@ -51,28 +58,37 @@ _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
 # -- one block, elementwise parts: the formulas are those of activations.py and losses.py ---------------------
 @_inline
-def _bias_activation(Z, b, code):
-    """Z ← f(Z + b) in place, for a hidden layer."""
-    m, n = Z.shape
+def _bias_activation(A, Z, b, code, p, keep_z):
+    """A ← f(A + b) in place, for a hidden layer (A holds the product A[l−1] W[l]); with ``keep_z`` the
+    pre-activation z = A + b is kept in Z too, for an f' that needs it."""
+    m, n = A.shape
     for i in range(m):
         for j in range(n):
-            Z[i, j] = F.activate(code, Z[i, j] + b[j])
+            z = A[i, j] + b[j]
+            if keep_z:
+                Z[i, j] = z
+            A[i, j] = F.activate(code, z, p)
 
 
 @_inline
-def _times_derivative(D, A, code):
-    """D ← D ⊙ f'(Z) in place, with f' computed from the layer's output A = f(Z)."""
+def _times_derivative(D, Z, A, code, p, keep_z):
+    """D ← D ⊙ f'(Z) in place, f' from the pre-activation Z (kept with ``keep_z``) and the output A = f(Z)."""
     m, n = D.shape
-    for i in range(m):
-        for j in range(n):
-            D[i, j] *= F.derivative(code, A[i, j])
+    if keep_z:
+        for i in range(m):
+            for j in range(n):
+                D[i, j] *= F.derivative_from_z(code, Z[i, j], A[i, j], p)
+    else:  # f' from the output alone: a short chain, so that the loop vectorises (NOTE [derivative from the output])
+        for i in range(m):
+            for j in range(n):
+                D[i, j] *= F.derivative_from_output(code, A[i, j], p)
 
 
 @_inline
-def _output_layer(Z, b, Y, w, scale, D, per_sample, loss, with_grad):
+def _output_layer(Z, b, Y, w, scale, D, per_sample, loss, loss_p, with_grad):
     """Add the bias to the logits Z, then for each row i: the output over Z and ℓ_i into ``per_sample`` (if Y
-    has rows), and with ``with_grad`` the delta D = w_i (A − Y) · scale, where scale = 1/Σw. All arrays are the
-    block's rows; w may be empty (no weights). Returns Σ_i w_i ℓ_i."""
+    has rows), and with ``with_grad`` the loss's delta D = dL/dZ (w_i (A − Y) · scale for the canonical pairs,
+    scale = 1/Σw). All arrays are the block's rows; w may be empty (no weights). Returns Σ_i w_i ℓ_i."""
     m, n = Z.shape
     has_y = Y.shape[0] > 0
     has_w = w.shape[0] > 0
@@ -82,7 +98,7 @@ def _output_layer(Z, b, Y, w, scale, D, per_sample, loss, with_grad):
         for j in range(n):
             z[j] += b[j]
         y = Y[i] if has_y else z
-        ell = F.loss_and_output(loss, z, y, has_y)
+        ell = F.loss_and_output(loss, z, y, has_y, loss_p)
         if has_y:
             wi = w[i] if has_w else 1.0
             per_sample[i] = ell
@@ -90,7 +106,7 @@ def _output_layer(Z, b, Y, w, scale, D, per_sample, loss, with_grad):
             if with_grad:
                 c = wi * scale
                 for j in range(n):
-                    D[i, j] = F.output_delta(z[j], y[j], c)
+                    D[i, j] = F.output_delta(loss, z[j], y[j], c, loss_p)
     return total
 
 
@@ -113,30 +129,31 @@ def _part(c, n, parts):
 
 
 # -- one block, all layers ------------------------------------------------------------------------------------
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _block(lo, hi, X, Y, w, scale, params, layout, A, D, g, per_sample, activation, loss, with_grad,
-           first_product_done):
+@checked_jit(nogil=True, fastmath=_FASTMATH)
+def _block(lo, hi, X, Y, w, scale, params, layout, A, Z, D, g, per_sample, activation, act_p, keep_z, loss, loss_p,
+           with_grad, first_product_done):
     """Forward (and backward) pass of rows lo..hi-1, writing their gradient into the flat ``g``.
     Returns Σ w_i ℓ_i over the block."""
     n_layers = layout.shape[0]
     total = 0.0
 
-    # Forward: A[l] = f(A[l-1] W[l] + b[l]); the output layer also gives ℓ_i and its delta.
+    # Forward: Z[l] = A[l-1] W[l] + b[l], A[l] = f(Z[l]); the output layer also gives ℓ_i and its delta.
     for l in range(n_layers):
         fan_in, fan_out, off_W, off_b = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3]
         W = params[off_W : off_W + fan_in * fan_out].reshape((fan_in, fan_out))
         b = params[off_b : off_b + fan_out]
-        Z = A[l][lo:hi]
+        Al = A[l][lo:hi]
         if l > 0:
-            np.dot(A[l - 1][lo:hi], W, Z)
+            np.dot(A[l - 1][lo:hi], W, Al)
         elif not first_product_done:
-            np.dot(X[lo:hi], W, Z)
+            np.dot(X[lo:hi], W, Al)
         if l < n_layers - 1:
-            _bias_activation(Z, b, activation)
+            _bias_activation(Al, Z[l][lo:hi], b, activation, act_p, keep_z)
         else:
             w_block = w[lo:hi] if w.shape[0] > 0 else w
             Y_block = Y[lo:hi] if Y.shape[0] > 0 else Y
-            total += _output_layer(Z, b, Y_block, w_block, scale, D[l][lo:hi], per_sample[lo:hi], loss, with_grad)
+            total += _output_layer(Al, b, Y_block, w_block, scale, D[l][lo:hi], per_sample[lo:hi], loss, loss_p,
+                                   with_grad)
     if not with_grad:
         return total
 
@@ -154,14 +171,14 @@ def _block(lo, hi, X, Y, w, scale, params, layout, A, D, g, per_sample, activati
             W = params[off_W : off_W + fan_in * fan_out].reshape((fan_in, fan_out))
             D_prev = D[l - 1][lo:hi]
             np.dot(Dl, W.T, D_prev)
-            _times_derivative(D_prev, A[l - 1][lo:hi], activation)
+            _times_derivative(D_prev, Z[l - 1][lo:hi], A[l - 1][lo:hi], activation, act_p, keep_z)
     return total
 
 
 # -- all blocks ----------------------------------------------------------------------------------------------
-@njit(parallel=True, cache=True, nogil=True)
-def forward_backward(X, Y, w, scale, params, layout, A, D, grads, block_grads, per_sample, m, n_blocks,
-                     activation, loss, with_grad, first_product_done):
+@checked_jit(parallel=True, nogil=True)
+def forward_backward(X, Y, w, scale, params, layout, A, Z, D, grads, block_grads, per_sample, m, n_blocks,
+                     activation, act_p, keep_z, loss, loss_p, with_grad, first_product_done):
     """The forward pass (and with ``with_grad`` the backward pass) of ``m`` rows, in ``n_blocks`` row blocks
     run in parallel.
 
@@ -174,8 +191,13 @@ def forward_backward(X, Y, w, scale, params, layout, A, D, grads, block_grads, p
     scale : float
         1 / Σw (1/m without weights).
     params : flat parameters; ``layout[l] = (fan_in, fan_out, offset of W[l], offset of b[l])``.
-    A, D : tuples of (capacity, width) arrays
-        Layer outputs and deltas of layers 1..L (rows 0..m-1 are used).
+    A, Z, D : tuples of (capacity, width) arrays
+        Layer outputs, pre-activations and deltas of layers 1..L (rows 0..m-1 are used). Z is written and read
+        only with ``keep_z`` (pass A itself otherwise).
+    activation, loss : int
+        Codes of the registered activation and loss (:mod:`microdl.nn.formulas`).
+    act_p, loss_p : tuples of floats
+        Their parameter vectors (:func:`microdl.nn.formulas.as_parameters`).
     grads, block_grads : flat gradient of block 0, and (n_blocks - 1, n_params) for the others.
     per_sample : (capacity,) array, receives ℓ_i.
     first_product_done : bool
@@ -188,22 +210,22 @@ def forward_backward(X, Y, w, scale, params, layout, A, D, grads, block_grads, p
     for c in prange(n_blocks):
         g = grads if c == 0 or not with_grad else block_grads[c - 1]  # a forward pass writes no gradient
         lo, hi = _part(c, m, n_blocks)
-        total += _block(lo, hi, X, Y, w, scale, params, layout, A, D, g, per_sample, activation, loss, with_grad,
-                        first_product_done)
+        total += _block(lo, hi, X, Y, w, scale, params, layout, A, Z, D, g, per_sample, activation, act_p, keep_z,
+                        loss, loss_p, with_grad, first_product_done)
     return total
 
 
-def forward_backward_serial(X, Y, w, scale, params, layout, A, D, grads, block_grads, per_sample, m, n_blocks,
-                            activation, loss, with_grad, first_product_done):
+def forward_backward_serial(X, Y, w, scale, params, layout, A, Z, D, grads, block_grads, per_sample, m, n_blocks,
+                            activation, act_p, keep_z, loss, loss_p, with_grad, first_product_done):
     """:func:`forward_backward` with one block, on the calling thread: small batches and small networks do
     not repay waking the other threads (``n_blocks`` and ``block_grads`` are ignored). A plain call of the
     compiled block, so that a first fit compiles no wrapper around it."""
-    return _block(0, m, X, Y, w, scale, params, layout, A, D, grads, per_sample, activation, loss, with_grad,
-                  first_product_done)
+    return _block(0, m, X, Y, w, scale, params, layout, A, Z, D, grads, per_sample, activation, act_p, keep_z, loss,
+                  loss_p, with_grad, first_product_done)
 
 
-def forward_backward_sequential(X, Y, w, scale, params, layout, A, D, grads, block_grads, per_sample, m, n_blocks,
-                                activation, loss, with_grad, first_product_done):
+def forward_backward_sequential(X, Y, w, scale, params, layout, A, Z, D, grads, block_grads, per_sample, m, n_blocks,
+                                activation, act_p, keep_z, loss, loss_p, with_grad, first_product_done):
     """:func:`forward_backward`'s blocks one after the other on the calling thread, when threads would not pay
     (NOTE [threading layer] in :mod:`microdl.config`): the same blocks, their losses added in the parallel
     reduction's order, so the same results; nothing more to compile."""
@@ -211,12 +233,12 @@ def forward_backward_sequential(X, Y, w, scale, params, layout, A, D, grads, blo
     for c in range(n_blocks):
         g = grads if c == 0 or not with_grad else block_grads[c - 1]
         lo, hi = _part(c, m, n_blocks)
-        total += _block(lo, hi, X, Y, w, scale, params, layout, A, D, g, per_sample, activation, loss, with_grad,
-                        first_product_done)
+        total += _block(lo, hi, X, Y, w, scale, params, layout, A, Z, D, g, per_sample, activation, act_p, keep_z,
+                        loss, loss_p, with_grad, first_product_done)
     return total
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+@checked_jit(nogil=True, fastmath=_FASTMATH)
 def _sum_range(grads, block_grads, n_extra, params, layout, alpha, inv_sum_w, skip_below, lo, hi):
     """:func:`sum_blocks` over the flat indices lo..hi-1."""
     # (Loops over whole slices from 0: a loop index that Numba cannot prove non-negative gets a wraparound
@@ -234,12 +256,12 @@ def _sum_range(grads, block_grads, n_extra, params, layout, alpha, inv_sum_w, sk
             W_hi = min(hi, layout[l, 2] + layout[l, 0] * layout[l, 1])
             W, dW = params[W_lo:W_hi], grads[W_lo:W_hi]
             for i in range(W.size):
-                dW[i] += F.l2_gradient(alpha, inv_sum_w, W[i])
+                dW[i] += _l2_gradient(alpha, inv_sum_w, W[i])
                 sum_sq += W[i] * W[i]
     return sum_sq
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@checked_jit(parallel=True, nogil=True)
 def sum_blocks(grads, block_grads, n_extra, params, layout, alpha, inv_sum_w, skip_below, n_chunks):
     """grads += the first ``n_extra`` rows of ``block_grads`` (from index ``skip_below`` on), then
     dL/dW[l] += (α/Σw) W[l] on every layer's weights (not the biases; ``losses.l2_gradient``). Returns
@@ -272,6 +294,44 @@ def sum_blocks_sequential(grads, block_grads, n_extra, params, layout, alpha, in
     return sum_sq
 
 
+class Passes(NamedTuple):
+    """The forward and backward passes for one registry of formulas, with one signature
+    (:func:`forward_backward`'s): all blocks in parallel, one block on the calling thread, and the blocks one
+    after the other."""
+
+    parallel: Any
+    serial: Any
+    sequential: Any
+
+
+_PASSES = Passes(forward_backward, forward_backward_serial, forward_backward_sequential)
+_rebuilt: dict[str, Passes] = {}
+
+
+def kernels() -> Passes:
+    """The passes for the activations and losses registered now: this module's own for microdl's built-ins, or
+    a copy compiled (once per registry, and cached on disk under a name with the registry's digest) against the
+    formulas a user registered as well."""
+    if formulas.is_builtin():
+        return _PASSES
+    digest = formulas.registry_digest()
+    passes = _rebuilt.get(digest)
+    if passes is None:
+        inline = njit(inline="always")
+        built = rebuild({"_bias_activation": (_bias_activation.py_func, inline),
+                         "_times_derivative": (_times_derivative.py_func, inline),
+                         "_output_layer": (_output_layer.py_func, inline),
+                         "_block": (_block.py_func, checked_jit(nogil=True, fastmath=_FASTMATH)),
+                         "forward_backward": (forward_backward.py_func, checked_jit(parallel=True, nogil=True)),
+                         "forward_backward_serial": (forward_backward_serial, None),
+                         "forward_backward_sequential": (forward_backward_sequential, None)},
+                        {**globals(), "F": formulas.compiled(_inline, "cpu", outline=njit(nogil=True))},
+                        f"_{digest}")
+        passes = _rebuilt[digest] = Passes(built["forward_backward"], built["forward_backward_serial"],
+                                           built["forward_backward_sequential"])
+    return passes
+
+
 def n_blocks_for(m: int, n_weights: int, n_threads: int, with_grad: bool = True) -> int:
     """Row blocks for a pass of ``m`` rows through ``n_weights`` weights: one per thread, but none with fewer
     than ``config.MIN_BLOCK_ROWS`` rows or ``config.MIN_BLOCK_WORK`` multiply-adds (a backward pass doubles the
@@ -280,7 +340,7 @@ def n_blocks_for(m: int, n_weights: int, n_threads: int, with_grad: bool = True)
     return max(1, min(n_threads, m // config.MIN_BLOCK_ROWS, work // config.MIN_BLOCK_WORK))
 
 
-@njit(cache=True, nogil=True)
+@checked_jit(nogil=True)
 def _all_finite_flat(x):
     for i in range(x.size):
         if not np.isfinite(x[i]):

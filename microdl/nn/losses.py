@@ -1,48 +1,136 @@
-"""Output-layer and loss pairs, each written once, for one sample.
+"""Losses: an open registry of output layers with their loss, each written once, for one sample.
 
-Each pair couples an output activation with the loss it is the canonical link of, so that for all four the
-gradient of the loss with respect to the output layer's pre-activation z is the same simple expression
-(:func:`output_delta`)::
+A loss is registered (:func:`register_loss`) as two plain scalar functions and two declarations::
 
-    dL/dz_i = w_i (output_i − y_i) / Σw          (w = sample weights, 1 by default)
+    value(z, y, has_y, p)  → ℓ, one sample's loss from its logits z (a 1-D array), overwriting z with the output
+    delta(a, y, c, p)      → dL/dz_k of the output layer for one output a_k = output(z)_k and target y_k,
+                             times c = w_i/Σw (the sample's share of the batch)
+    output                 the output activation's name (softmax, sigmoid, identity, exp, ...)
+    targets                what y may hold: "classes" (labels or rows of probabilities summing to 1),
+                           "probabilities" (each in [0, 1]), "non_negative" or "real"
 
-==========================  =================  ==========================================================
-loss                        output             per-sample loss ℓ_i, computed from the logits z_i
-==========================  =================  ==========================================================
-``cross_entropy``           softmax            logsumexp(z) − Σ_k y_k z_k          (y sums to 1)
-``binary_cross_entropy``    sigmoid            Σ_k softplus(z_k) − y_k z_k
-``squared_error``           identity           ½ Σ_k (z_k − y_k)²
-``poisson``                 exp                Σ_k y_k log y_k − y_k z_k − y_k + e^{z_k}   (y ≥ 0)
-==========================  =================  ==========================================================
+``p`` is the loss's parameter vector (:attr:`Loss.params` in order; Huber's δ), set per model
+(``MLP(loss_params=...)``). With ``has_y`` false (prediction) ``y`` is ignored and ℓ is meaningless.
 
-The batch loss is L = Σ_i w_i ℓ_i / Σ_i w_i, plus the L2 term of :func:`l2_penalty`. Losses are computed from
-the logits, with the max-shift of log-sum-exp and a stable softplus, never as ``log(softmax)`` or
-``log(sigmoid)``, so they stay finite for large logits. ``poisson`` is scikit-learn's half Poisson deviance (its
-y log y − y terms do not depend on the network and make the loss 0 at a perfect fit).
+The four canonical pairs couple an output with the loss it is the canonical link of, so that their delta is
+the same simple expression (:func:`canonical_delta`), ``w_i (output_i − y_i) / Σw``; a non-canonical loss
+(Huber, absolute error) gives its own:
 
-Each function takes one sample's logits ``z`` (overwritten with the output) and targets ``y`` and returns ℓ;
-with ``has_y`` false (prediction) ``y`` is ignored and ℓ is meaningless. Like the activations
-(:mod:`microdl.nn.activations`) they are plain functions that serve the textbook pass
+==========================  ========  ===================================================  ==================
+loss                        output    per-sample loss ℓ_i (z the logits, r = z − y)          dL/dz_k · Σw/w_i
+==========================  ========  ===================================================  ==================
+``cross_entropy``           softmax   logsumexp(z) − Σ_k y_k z_k          (y sums to 1)    a_k − y_k
+``binary_cross_entropy``    sigmoid   Σ_k softplus(z_k) − y_k z_k                          a_k − y_k
+``squared_error``           identity  ½ Σ_k r_k²                                           r_k
+``poisson``                 exp       Σ_k y_k log y_k − y_k z_k − y_k + e^{z_k}  (y ≥ 0)   a_k − y_k
+``huber``                   identity  Σ_k ½ r_k² if |r_k| < δ, else δ (|r_k| − ½ δ)          clip(r_k, −δ, δ)
+``absolute_error``          identity  Σ_k |r_k|                                            sign(r_k) (0 at 0)
+==========================  ========  ===================================================  ==================
+
+Every loss is summed over the outputs and averaged over the samples: L = Σ_i w_i ℓ_i / Σ_i w_i, plus the L2
+term of :func:`l2_penalty` (``huber`` is then torch.nn.HuberLoss(delta) times the number of outputs, the same
+for one output). Losses are computed from the logits, with the max-shift of log-sum-exp and a stable softplus,
+never as ``log(softmax)`` or ``log(sigmoid)``, so they stay finite for large logits. ``poisson`` is
+scikit-learn's half Poisson deviance (its y log y − y terms do not depend on the network and make the loss 0 at
+a perfect fit).
+
+Like the activations (:mod:`microdl.nn.activations`) these are plain functions that serve the textbook pass
 (:mod:`microdl.nn.reference`, row by row) as they are, and the CPU and CUDA kernels compiled
-(:func:`microdl._jit.jit_scalar_functions`). After editing a formula, clear the CPU kernels' disk cache (see
-:mod:`microdl.nn._cpu`).
+(:mod:`microdl.nn.formulas`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
-from microdl.nn.activations import sigmoid
+import numpy as np
 
-__all__ = ["LOSSES", "LOSS_CODES", "OUTPUT_ACTIVATION", "loss_and_output", "output_delta", "l2_penalty",
-           "l2_gradient"]
+from microdl.nn.activations import _call_scalar, _check_defaults, _complete_params, sigmoid
 
-LOSSES = ("cross_entropy", "binary_cross_entropy", "squared_error", "poisson")
-#: Integer codes of the losses, for the compiled kernels.
-CROSS_ENTROPY, BINARY_CROSS_ENTROPY, SQUARED_ERROR, POISSON = range(4)
-LOSS_CODES = dict(zip(LOSSES, range(4)))
-OUTPUT_ACTIVATION = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid", "squared_error": "identity",
-                     "poisson": "exp"}
+__all__ = ["Loss", "TARGETS", "register_loss", "get_loss", "loss_names", "loss_parameters", "canonical_delta",
+           "l2_penalty", "l2_gradient"]
+
+#: What a loss's targets may hold (checked by :func:`microdl._validation.check_Y`).
+TARGETS = ("classes", "probabilities", "non_negative", "real")
+
+
+class Loss(NamedTuple):
+    """One registered loss (see the module docstring for the contract of ``value`` and ``delta``)."""
+
+    name: str
+    value: Callable[..., float]
+    delta: Callable[..., float]
+    output: str
+    targets: str
+    #: Parameter names and their defaults, in the order of the vector ``p`` the formulas receive.
+    params: Mapping[str, float]
+    #: Parameters that must be positive.
+    positive: tuple[str, ...]
+    #: Position in the registry: the integer the compiled kernels branch on.
+    code: int
+
+
+_REGISTRY: dict[str, Loss] = {}
+
+
+def register_loss(name: str, value: Callable[..., float], delta: Callable[..., float], *, output: str,
+                  targets: str, params: Mapping[str, float] | None = None, positive: tuple[str, ...] = ()) -> Loss:
+    """Register the loss ``name`` (module docstring): ``value(z, y, has_y, p)``, ``delta(a, y, c, p)``, the
+    ``output`` activation's name and the ``targets`` it accepts (one of :data:`TARGETS`).
+
+    ``value`` and ``delta`` are tried once here on a two-output sample with the default parameters, so a wrong
+    signature or a non-scalar result is an error now, naming the function.
+
+    >>> def cubic(z, y, has_y, p):   # z stays (identity output); ℓ = Σ_k |z_k − y_k|³ / 3
+    ...     ell = 0.0
+    ...     if has_y:
+    ...         for k in range(z.shape[0]):
+    ...             ell += abs(z[k] - y[k]) ** 3 / 3
+    ...     return ell
+    >>> def cubic_delta(a, y, c, p):
+    ...     return (a - y) * abs(a - y) * c
+    >>> register_loss("cubic_demo", cubic, cubic_delta, output="identity", targets="real").output
+    'identity'
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"a loss's name must be an identifier-like string; got {name!r}")
+    if targets not in TARGETS:
+        raise ValueError(f"{name}: targets must be one of {list(TARGETS)}; got {targets!r}")
+    if not isinstance(output, str) or not output:
+        raise ValueError(f"{name}: output must name the output activation; got {output!r}")
+    params = _check_defaults(name, params, positive)
+    p = np.array(list(params.values()), dtype=np.float64)
+    z, y = np.array([0.3, -0.2]), np.array([1.0, 0.0])
+    _call_scalar(name, "value", value, (z.copy(), y, True, p))
+    _call_scalar(name, "delta", delta, (0.3, 1.0, 0.5, p))
+    code = _REGISTRY[name].code if name in _REGISTRY else len(_REGISTRY)
+    entry = Loss(name, value, delta, output, targets, params, tuple(positive), code)
+    _REGISTRY[name] = entry
+    from microdl.nn import formulas  # the compiled dispatch is rebuilt for the new registry
+
+    formulas.registry_changed()
+    return entry
+
+
+def get_loss(name: str) -> Loss:
+    """The registered loss ``name`` (a ``ValueError`` naming the registered ones otherwise)."""
+    from microdl._validation import check_choice
+
+    return _REGISTRY[check_choice("loss", name, _REGISTRY)]
+
+
+def loss_names() -> tuple[str, ...]:
+    """The registered losses, in registration order (built-ins first)."""
+    return tuple(_REGISTRY)
+
+
+def loss_parameters(name: str, given: Mapping[str, Any] | None) -> dict[str, float]:
+    """The parameters of loss ``name``: its defaults, updated with ``given``."""
+    entry = get_loss(name)
+    return _complete_params("loss", entry.params, entry.positive, name, given)
+
 
 def softplus(z):
     """log(1 + e^z) = max(z, 0) + log1p(e^−|z|), stable for large |z| (np.logaddexp(0, z))."""
@@ -54,7 +142,7 @@ def xlogy(x, y):
     return 0.0 if x == 0 else x * math.log(y)
 
 
-def cross_entropy(z, y, has_y):
+def cross_entropy(z, y, has_y, p):
     """z ← softmax(z); ℓ = logsumexp(z) − Σ_k y_k z_k, on logits shifted by their maximum."""
     n = z.shape[0]
     z_max = z[0]
@@ -74,17 +162,17 @@ def cross_entropy(z, y, has_y):
     return math.log(total) - yz
 
 
-def binary_cross_entropy(z, y, has_y):
+def binary_cross_entropy(z, y, has_y, p):
     """z ← sigmoid(z); ℓ = Σ_k softplus(z_k) − y_k z_k."""
     ell = 0.0
     for k in range(z.shape[0]):
         if has_y:
             ell += softplus(z[k]) - y[k] * z[k]
-        z[k] = sigmoid(z[k])
+        z[k] = sigmoid(z[k], p)
     return ell
 
 
-def squared_error(z, y, has_y):
+def squared_error(z, y, has_y, p):
     """z stays (identity output); ℓ = ½ Σ_k (z_k − y_k)²."""
     ell = 0.0
     if has_y:
@@ -94,7 +182,7 @@ def squared_error(z, y, has_y):
     return ell
 
 
-def poisson(z, y, has_y):
+def poisson(z, y, has_y, p):
     """z ← e^z; ℓ = Σ_k y_k log y_k − y_k z_k − y_k + e^{z_k} (half the Poisson deviance)."""
     ell = 0.0
     for k in range(z.shape[0]):
@@ -105,20 +193,49 @@ def poisson(z, y, has_y):
     return ell
 
 
-def loss_and_output(code, z, y, has_y):
-    """The pair with integer ``code``: overwrite one sample's logits ``z`` with the output, return ℓ."""
-    if code == CROSS_ENTROPY:
-        return cross_entropy(z, y, has_y)
-    if code == BINARY_CROSS_ENTROPY:
-        return binary_cross_entropy(z, y, has_y)
-    if code == POISSON:
-        return poisson(z, y, has_y)
-    return squared_error(z, y, has_y)
-
-
-def output_delta(a, y, c):
+def canonical_delta(a, y, c, p):
     """dL/dz of the output layer for every canonical pair: (output − target) · w_i/Σw, with c = w_i/Σw."""
     return (a - y) * c
+
+
+def huber(z, y, has_y, p):
+    """z stays (identity output); ℓ = Σ_k ½ r_k² for |r_k| < δ, δ (|r_k| − ½ δ) beyond (torch.nn.HuberLoss)."""
+    delta = p[0]
+    ell = 0.0
+    if has_y:
+        for k in range(z.shape[0]):
+            r = abs(z[k] - y[k])
+            ell += 0.5 * r * r if r < delta else delta * (r - 0.5 * delta)
+    return ell
+
+
+def huber_delta(a, y, c, p):
+    """clip(a − y, −δ, δ) · c (a NaN residual stays NaN)."""
+    r = a - y
+    if r > p[0]:
+        return p[0] * c
+    if r < -p[0]:
+        return -p[0] * c
+    return r * c
+
+
+def absolute_error(z, y, has_y, p):
+    """z stays (identity output); ℓ = Σ_k |z_k − y_k| (torch.nn.L1Loss, summed over outputs)."""
+    ell = 0.0
+    if has_y:
+        for k in range(z.shape[0]):
+            ell += abs(z[k] - y[k])
+    return ell
+
+
+def absolute_error_delta(a, y, c, p):
+    """sign(a − y) · c, with the subgradient 0 at a = y (as torch's sign) and a NaN residual kept NaN."""
+    r = a - y
+    if r > 0:
+        return c
+    if r < 0:
+        return -c
+    return r * c  # 0 at 0; NaN stays NaN
 
 
 def l2_penalty(alpha, inv_sum_w, sum_sq):
@@ -130,3 +247,13 @@ def l2_penalty(alpha, inv_sum_w, sum_sq):
 def l2_gradient(alpha, inv_sum_w, w):
     """The L2 term's derivative with respect to one weight w: (α/Σw) w."""
     return alpha * inv_sum_w * w
+
+
+register_loss("cross_entropy", cross_entropy, canonical_delta, output="softmax", targets="classes")
+register_loss("binary_cross_entropy", binary_cross_entropy, canonical_delta, output="sigmoid",
+              targets="probabilities")
+register_loss("squared_error", squared_error, canonical_delta, output="identity", targets="real")
+register_loss("poisson", poisson, canonical_delta, output="exp", targets="non_negative")
+register_loss("huber", huber, huber_delta, output="identity", targets="real", params={"delta": 1.0},
+              positive=("delta",))
+register_loss("absolute_error", absolute_error, absolute_error_delta, output="identity", targets="real")

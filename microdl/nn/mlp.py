@@ -13,14 +13,14 @@ Conventions
 
 Backprop, in the names used below (⊙ is the elementwise product, m the batch size)::
 
-    D[L]     = w ⊙ (A[L] − Y) / Σw                    (the canonical-link identity of the loss pair)
+    D[L]     = dL/dZ[L], the loss's delta              (w ⊙ (A[L] − Y) / Σw for a canonical loss pair)
     dL/dW[l] = A[l−1]ᵀ D[l] + (α/Σw) W[l]
     dL/db[l] = Σ_rows D[l]
-    D[l−1]   = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1])              (f' from the output A[l−1], activations.py)
+    D[l−1]   = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1])              (activations.py)
 
-:mod:`microdl.nn.reference` is this, line for line, in plain NumPy: read it first. Here the passes run in the
-kernels of :mod:`microdl.nn._cpu` (the batch cut into row blocks, one per thread, NOTE [row blocks] there) or,
-for ``device="cuda"``, of :mod:`microdl.cuda`.
+:mod:`microdl.nn.reference` is this, line for line, in plain NumPy: read it first (``backend="numpy"`` trains on
+it). Otherwise the passes run in the kernels of :mod:`microdl.nn._cpu` (the batch cut into row blocks, one per
+thread, NOTE [row blocks] there) or, for ``device="cuda"``, of :mod:`microdl.cuda`.
 
 NOTE [workspaces]
     A pass needs buffers for every layer's activations and deltas. Training uses the model's own workspace,
@@ -52,13 +52,17 @@ from microdl._validation import (
     check_X,
     check_Y,
 )
-from microdl.nn import _cpu, activations, losses
+from microdl.nn import _cpu, formulas, losses, reference
+from microdl.nn.activations import activation_parameters, get_activation
 from microdl.nn.layout import layer_shapes, layer_views, layout_table, n_params
-from microdl.nn.losses import LOSS_CODES, LOSSES, OUTPUT_ACTIVATION
+from microdl.nn.losses import get_loss, loss_parameters
 
-__all__ = ["MLP", "INITS"]
+__all__ = ["MLP", "INITS", "BACKENDS"]
 
 INITS = ("auto", "glorot", "he", "sklearn")
+#: Who runs the passes on the CPU: Numba's compiled kernels, or the textbook NumPy code of
+#: :mod:`microdl.nn.reference` (slow, for reading and stepping through).
+BACKENDS = ("numba", "numpy")
 
 
 class _Workspace:
@@ -75,6 +79,9 @@ class _Workspace:
             return
         widths, dtype = self.model.layer_sizes[1:], self.model.dtype
         self.A = tuple(np.empty((m, w), dtype=dtype) for w in widths)  # outputs of layers 1..L
+        # pre-activations, kept only for training with an activation whose f' needs them (else A stands in)
+        keep = self.with_deltas and self.model._keep_z
+        self.Z = tuple(np.empty((m, w), dtype=dtype) for w in widths) if keep else self.A
         # dL/dZ of layers 1..L; a forward-only workspace never writes them and keeps none
         self.D = tuple(np.empty((m if self.with_deltas else 0, w), dtype=dtype) for w in widths)
         self.per_sample = np.empty(m, dtype=dtype)
@@ -97,10 +104,14 @@ class MLP:
     ----------
     layer_sizes : sequence of int
         ``(n_inputs, hidden_1, ..., n_outputs)``; at least an input and an output size, all positive.
-    activation : {"relu", "leaky_relu", "tanh", "sigmoid", "identity"}, default "relu"
-        Hidden-layer activation.
-    loss : {"cross_entropy", "binary_cross_entropy", "squared_error", "poisson"}, default "cross_entropy"
-        Loss, which fixes the output activation: softmax, sigmoid, identity and exp respectively.
+    activation : str, default "relu"
+        Hidden-layer activation, a name registered in :mod:`microdl.nn.activations`: "identity", "relu",
+        "leaky_relu", "tanh", "sigmoid", "elu", "gelu", "silu", or one of your own
+        (:func:`~microdl.nn.register_activation`).
+    loss : str, default "cross_entropy"
+        Loss, a name registered in :mod:`microdl.nn.losses`, which fixes the output activation:
+        "cross_entropy" (softmax), "binary_cross_entropy" (sigmoid), "squared_error", "huber",
+        "absolute_error" (identity), "poisson" (exp), or one of your own (:func:`~microdl.nn.register_loss`).
     alpha : float, default 0
         L2 penalty on the weights (not the biases), scaled as in scikit-learn.
     init : {"auto", "glorot", "he", "sklearn"}, default "auto"
@@ -115,6 +126,12 @@ class MLP:
     device : {"cpu", "cuda"}, default "cpu"
         ``"cuda"`` keeps parameters, gradients and activations on the GPU and runs forward and backward as
         Numba CUDA kernels (:mod:`microdl.cuda`); :attr:`params` and :attr:`grads` are then device arrays.
+    activation_params, loss_params : dict or None
+        Parameters of the activation and the loss, by name, the rest at their defaults: ``{"negative_slope":
+        0.01}`` for leaky_relu, ``{"alpha": 1.0}`` for elu, ``{"delta": 1.0}`` for huber.
+    backend : {"numba", "numpy"}, default "numba"
+        ``"numpy"`` runs forward and backward through the textbook code of :mod:`microdl.nn.reference` (CPU
+        only; slow, for reading and stepping through in a debugger). Both give the same numbers to rounding.
 
     Examples
     --------
@@ -129,11 +146,14 @@ class MLP:
 
     def __init__(self, layer_sizes: Sequence[int], activation: str = "relu", loss: str = "cross_entropy",
                  alpha: float = 0.0, init: str = "auto", dtype: Any = "float64", random_state: Any = None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", activation_params: dict[str, float] | None = None,
+                 loss_params: dict[str, float] | None = None, backend: str = "numba") -> None:
         self.layer_sizes = _check_layer_sizes(layer_sizes)
-        self.activation = check_choice("activation", activation, activations.ACTIVATIONS)
-        self.loss = check_choice("loss", loss, LOSSES)
-        self.output_activation = OUTPUT_ACTIVATION[self.loss]
+        self.activation = get_activation(activation).name
+        self.loss = get_loss(loss).name
+        self.activation_params = activation_parameters(self.activation, activation_params)
+        self.loss_params = loss_parameters(self.loss, loss_params)
+        self.output_activation = get_loss(self.loss).output
         self.alpha = check_real("alpha", alpha, 0.0)
         self.init = check_choice("init", init, INITS)
         try:
@@ -143,6 +163,9 @@ class MLP:
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64; got {dtype!r}")
         self.device = check_choice("device", device, ("cpu", "cuda"))
+        self.backend = check_choice("backend", backend, BACKENDS)
+        if self.backend == "numpy" and self.device == "cuda":
+            raise ValueError("backend='numpy' runs on the CPU; use device='cpu' with it")
 
         # One flat buffer for all parameters, one of the same layout for the gradients, and views into both.
         self.n_params = n_params(self.layer_sizes)
@@ -155,8 +178,12 @@ class MLP:
 
     def _setup(self) -> None:
         """What the kernels need besides the buffers, the workspaces and the locks; the device, if any."""
-        self._activation_code = activations.ACTIVATION_CODES[self.activation]
-        self._loss_code = LOSS_CODES[self.loss]
+        act, loss = get_activation(self.activation), get_loss(self.loss)
+        self._activation_code, self._loss_code = act.code, loss.code
+        self._keep_z = not act.from_output
+        # the parameter vectors p as the kernels take them (NOTE [parameters as a tuple] in microdl.nn.formulas)
+        self._activation_p = formulas.as_parameters([self.activation_params[k] for k in act.params])
+        self._loss_p = formulas.as_parameters([self.loss_params[k] for k in loss.params])
         self._layout = layout_table(self.layer_sizes)
         self._n_weights = sum(fan_in * fan_out for fan_in, fan_out in layer_shapes(self.layer_sizes))
         self._no_X = np.empty((0, self.layer_sizes[0]), dtype=self.dtype)
@@ -225,17 +252,18 @@ class MLP:
         total_weight = m if w is None else float(np.sum(w, dtype=np.float64))
         scale = 1.0 / total_weight if total_weight > 0 else 0.0  # a batch of zero weights contributes nothing
         args = (self._no_X if sparse else X, Y, self._no_w if w is None else w, scale, self.params, self._layout,
-                ws.A, ws.D, self.grads, ws.block_grads, ws.per_sample, m, n_blocks, self._activation_code,
-                self._loss_code, with_grad, sparse)
+                ws.A, ws.Z, ws.D, self.grads, ws.block_grads, ws.per_sample, m, n_blocks, self._activation_code,
+                self._activation_p, ws.Z is not ws.A, self._loss_code, self._loss_p, with_grad, sparse)
+        passes = _cpu.kernels()
         with _cpu.single_threaded_blas(), config.kernel_call():  # NOTE [fork while a kernel runs]
             if sparse:
                 ws.A[0][:m] = X @ self.weights[0]
             if n_blocks == 1:
-                sum_wl = _cpu.forward_backward_serial(*args)
+                sum_wl = passes.serial(*args)
             elif config.use_threads():  # NOTE [threading layer] in microdl.config
-                sum_wl = config.run_parallel(_cpu.forward_backward, *args)
+                sum_wl = config.run_parallel(passes.parallel, *args)
             else:  # the same blocks, one after the other
-                sum_wl = _cpu.forward_backward_sequential(*args)
+                sum_wl = passes.sequential(*args)
         if sparse and with_grad:
             self.dL_dW[0][...] = X.T @ ws.D[0][:m]
         return sum_wl, scale, n_blocks
@@ -243,6 +271,8 @@ class MLP:
     def _batch_loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None = None) -> tuple[float, float]:
         """(data loss Σwℓ/Σw, L2 penalty) of one batch, and its gradient into :attr:`grads`, for validated,
         model-dtype ``X`` and 2-D ``Y``. The batch loss is their sum."""
+        if self.backend == "numpy":
+            return self._reference_loss_and_grad(X, Y, w)
         sum_wl, scale, n_blocks = self._run(X, Y, w, self._train, with_grad=True)
         penalty = 0.0
         if self.alpha or n_blocks > 1:
@@ -259,6 +289,14 @@ class MLP:
             penalty = losses.l2_penalty(self.alpha, scale, sum_sq)
         return float(sum_wl * scale), float(penalty)
 
+    def _reference_loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None) -> tuple[float, float]:
+        """:meth:`_batch_loss_and_grad` through the textbook pass (``backend="numpy"``)."""
+        loss, dL_dW, dL_db = reference.loss_and_grad(self, X, Y, w)
+        for view, g in zip(self.dL_dW + self.dL_db, dL_dW + dL_db):
+            view[...] = g
+        penalty = self.penalty(X.shape[0] if w is None else float(np.sum(w, dtype=np.float64)))
+        return loss - penalty, penalty
+
     def _loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None = None) -> float:
         """Loss and gradients (into :attr:`grads`) for validated, model-dtype ``X`` and 2-D ``Y``."""
         data, penalty = self._batch_loss_and_grad(X, Y, w)
@@ -271,6 +309,9 @@ class MLP:
         The gradient buffer is not touched."""
         if self._device_net is not None:
             return self._device_net.evaluate(X, Y, with_outputs)
+        if self.backend == "numpy":
+            loss, out = reference.evaluate(self, X, Y)
+            return loss, out.astype(self.dtype) if with_outputs else None
         n, chunk = X.shape[0], config.EVAL_CHUNK
         out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype) if with_outputs else None
         ws = self._workspace()
@@ -327,11 +368,13 @@ class MLP:
         return self._device_net.forward_device(X)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Class indices (``cross_entropy``), 0/1 indicators (``binary_cross_entropy``) or values."""
+        """Class indices (a loss on classes: ``cross_entropy``), 0/1 indicators (on probabilities:
+        ``binary_cross_entropy``) or values."""
         out = self.forward(X)
-        if self.loss == "cross_entropy":
+        targets = get_loss(self.loss).targets
+        if targets == "classes":
             return out.argmax(axis=1)
-        if self.loss == "binary_cross_entropy":
+        if targets == "probabilities":
             return (out > 0.5).astype(np.int64)
         return out
 
@@ -363,14 +406,25 @@ class MLP:
         return self._loss_and_grad(X, Y, w)
 
     def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in (("activation_params", self.activation_params),
+                                                      ("loss_params", self.loss_params)) if v)
+        extra += ", backend='numpy'" if self.backend == "numpy" else ""
         return (f"MLP(layer_sizes={self.layer_sizes}, activation={self.activation!r}, loss={self.loss!r}, "
-                f"alpha={self.alpha}, dtype={self.dtype.name!r})")
+                f"alpha={self.alpha}, dtype={self.dtype.name!r}{extra})")
 
     # -- copies ----------------------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """The constructor arguments (without ``random_state``), for saving and cloning."""
-        return {"layer_sizes": list(self.layer_sizes), "activation": self.activation, "loss": self.loss,
-                "alpha": self.alpha, "init": self.init, "dtype": self.dtype.name, "device": self.device}
+        config = {"layer_sizes": list(self.layer_sizes), "activation": self.activation, "loss": self.loss,
+                  "alpha": self.alpha, "init": self.init, "dtype": self.dtype.name, "device": self.device}
+        # (only when they say something, so that checkpoints of plain models read as before)
+        if self.activation_params:
+            config["activation_params"] = dict(self.activation_params)
+        if self.loss_params:
+            config["loss_params"] = dict(self.loss_params)
+        if self.backend != "numba":
+            config["backend"] = self.backend
+        return config
 
     def host_params(self) -> np.ndarray:
         """A host copy of :attr:`params` (on either device)."""

@@ -21,13 +21,30 @@ from numba import cuda  # noqa: E402
 
 from microdl import config  # noqa: E402
 from microdl.cuda import kernels as K  # noqa: E402
-from microdl.nn import activations, reference  # noqa: E402
-from microdl.nn.losses import LOSSES  # noqa: E402
+from microdl.nn import activation_names, get_activation, get_loss, loss_names, reference  # noqa: E402
 from tests.cuda_sim.conftest import SHIPPED  # noqa: E402
 
 
 def rand(*shape, seed=0, dtype=np.float64):
     return np.random.default_rng(seed).normal(size=shape).astype(dtype)
+
+
+ACTIVATIONS, LOSSES = activation_names(), loss_names()
+#: a parameter away from its default, where a formula has one
+ACT_PARAMS = {"leaky_relu": {"negative_slope": 0.2}, "elu": {"alpha": 0.5}}
+LOSS_PARAMS = {"huber": {"delta": 0.7}}
+
+
+def act_p(name):
+    return reference._vector(ACT_PARAMS.get(name), get_activation(name).params)
+
+
+def loss_p(name):
+    return reference._vector(LOSS_PARAMS.get(name), get_loss(name).params)
+
+
+def dev_p(p):
+    return cuda.to_device(np.concatenate([p, [0.0]]))  # never empty, as microdl.cuda.model passes them
 
 
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-5)}
@@ -107,26 +124,33 @@ def activation_inputs():
     return Z
 
 
-@pytest.mark.parametrize("name", activations.ACTIVATIONS)
+@pytest.mark.parametrize("name", ACTIVATIONS)
 def test_matmul_with_bias_and_activation_matches_activations_forward(name):
-    """C = f(A·B + b), with pre-activations up to about ±40 (sigmoid must not overflow)."""
+    """C = f(A·B + b) and Z = A·B + b, with pre-activations up to about ±40 (sigmoid must not overflow)."""
     A, B, b = rand(7, 4, seed=12) * 8, rand(4, 5, seed=13), rand(5, seed=14)
     Z = A @ B + b
     assert np.abs(Z).max() > 20
-    expected = reference._f(name, Z)
-    C = cuda.device_array((7, 5))
-    K.matmul(cuda.to_device(A), cuda.to_device(B), C, bias=cuda.to_device(b), activation=name)
+    act, p = get_activation(name), act_p(name)
+    expected = reference._f(act, Z, p)
+    C, pre = cuda.device_array((7, 5)), cuda.device_array((7, 5))
+    K.matmul(cuda.to_device(A), cuda.to_device(B), C, bias=cuda.to_device(b), activation=name, params=dev_p(p),
+             pre=pre)
     np.testing.assert_allclose(C.copy_to_host(), expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(pre.copy_to_host(), Z, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", activations.ACTIVATIONS)
+@pytest.mark.parametrize("name", ACTIVATIONS)
 def test_matmul_nt_times_derivative_matches_activations_backward(name):
-    """C = (A·Bᵀ) ⊙ f'(Z) with f' from F = f(Z), as activations.backward multiplies a delta."""
-    F = reference._f(name, activation_inputs())  # a valid output of f, including exact zeros
+    """C = (A·Bᵀ) ⊙ f'(Z), from Z and the output f(Z), as the reference multiplies a delta."""
+    act, p = get_activation(name), act_p(name)
+    Z = activation_inputs()
+    out = reference._f(act, Z, p)  # a valid output of f, including exact zeros
     A, B = rand(7, 4, seed=15), rand(5, 4, seed=16)
-    expected = (A @ B.T) * reference._f_prime(name, F)
+    expected = (A @ B.T) * reference._f_prime(act, Z, out, p)
     C = cuda.device_array((7, 5))
-    K.matmul_nt(cuda.to_device(A), cuda.to_device(B), C, times_derivative_of=cuda.to_device(F), activation=name)
+    pre = None if act.from_output else cuda.to_device(Z)
+    K.matmul_nt(cuda.to_device(A), cuda.to_device(B), C, times_derivative_of=cuda.to_device(out), activation=name,
+                params=dev_p(p), pre=pre)
     np.testing.assert_allclose(C.copy_to_host(), expected, rtol=1e-12, atol=1e-14)
 
 
@@ -148,9 +172,10 @@ def test_output_and_loss_matches_losses(loss, with_targets):
     Z = rand(7, 3, seed=14) * 4
     Z[2] = [800.0, -800.0, 0.0] if loss != "poisson" else [30.0, -30.0, 0.0]  # large logits stay finite
     Y = targets(loss, 7, 3, seed=15)
-    expected_out, expected_loss = reference._output_and_losses(loss, Z, Y)
+    p = loss_p(loss)
+    expected_out, expected_loss = reference._output_and_losses(get_loss(loss), Z, Y, p)
     d_Z, d_loss = cuda.to_device(Z), cuda.to_device(np.full(7, -1.0))
-    K.output_and_loss(d_Z, cuda.to_device(Y) if with_targets else None, d_loss, loss)
+    K.output_and_loss(d_Z, cuda.to_device(Y) if with_targets else None, d_loss, loss, dev_p(p))
     np.testing.assert_allclose(d_Z.copy_to_host(), expected_out, rtol=1e-13, atol=1e-15)
     if with_targets:
         assert np.all(np.isfinite(d_loss.copy_to_host()))
@@ -180,8 +205,16 @@ def test_batch_loss_and_output_delta(weighted):
     np.testing.assert_allclose(stats.copy_to_host(), [1 / sum_w, 0.0], rtol=1e-13)
 
     D = cuda.device_array((7, 3))
-    K.output_delta(cuda.to_device(A), cuda.to_device(Y), None if w is None else cuda.to_device(w), stats, D)
+    K.output_delta(cuda.to_device(A), cuda.to_device(Y), None if w is None else cuda.to_device(w), stats, D,
+                   "squared_error")
     np.testing.assert_allclose(D.copy_to_host(), ww[:, None] * (A - Y) / sum_w, rtol=1e-13, atol=1e-15)
+    for loss in LOSSES:  # every loss's own delta, as the reference computes it
+        entry, p = get_loss(loss), loss_p(loss)
+        Y_loss = targets(loss, 7, 3, seed=18)
+        K.output_delta(cuda.to_device(A), cuda.to_device(Y_loss), None if w is None else cuda.to_device(w), stats,
+                       D, loss, dev_p(p))
+        expected = np.vectorize(entry.delta, excluded={3})(A, Y_loss, (ww / sum_w)[:, None], p)
+        np.testing.assert_allclose(D.copy_to_host(), expected, rtol=1e-13, atol=1e-15, err_msg=loss)
 
     dW, W = rand(20, seed=22), W1.ravel()
     d_dW = cuda.to_device(dW)
@@ -256,5 +289,5 @@ def test_a_batch_of_zero_weights_contributes_nothing():
     assert out.copy_to_host()[0] == 0.0 and stats.copy_to_host()[0] == 0.0
     D = cuda.device_array((4, 2))
     K.output_delta(cuda.to_device(np.ones((4, 2))), cuda.to_device(np.zeros((4, 2))), cuda.to_device(np.zeros(4)),
-                   stats, D)
+                   stats, D, "cross_entropy")
     np.testing.assert_array_equal(D.copy_to_host(), 0.0)

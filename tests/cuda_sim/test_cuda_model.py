@@ -37,20 +37,26 @@ def pair(**kwargs):
     return MLP(**kwargs), MLP(**kwargs, device="cuda")
 
 
-CASES = [  # (hidden activation, loss, alpha, hidden widths)
-    ("relu", "cross_entropy", 0.0, (4,)),
-    ("leaky_relu", "cross_entropy", 0.3, (4, 3)),
-    ("tanh", "binary_cross_entropy", 0.1, (4,)),
-    ("sigmoid", "squared_error", 0.0, (6,)),
-    ("identity", "squared_error", 0.5, ()),
+CASES = [  # (hidden activation, loss, alpha, hidden widths, parameters)
+    ("relu", "cross_entropy", 0.0, (4,), {}),
+    ("leaky_relu", "cross_entropy", 0.3, (4, 3), {"activation_params": {"negative_slope": 0.2}}),
+    ("tanh", "binary_cross_entropy", 0.1, (4,), {}),
+    ("sigmoid", "squared_error", 0.0, (6,), {}),
+    ("identity", "squared_error", 0.5, (), {}),
+    ("gelu", "huber", 0.1, (4, 3), {"loss_params": {"delta": 0.3}}),
+    ("silu", "absolute_error", 0.0, (4,), {}),
+    ("elu", "poisson", 0.0, (4, 3), {"activation_params": {"alpha": 0.5}}),
 ]
 
 
-@pytest.mark.parametrize("activation, loss, alpha, hidden", CASES)
+@pytest.mark.parametrize("activation, loss, alpha, hidden, params", CASES)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_loss_and_grad_match_the_cpu(activation, loss, alpha, hidden, weighted):
+def test_loss_and_grad_match_the_cpu(activation, loss, alpha, hidden, params, weighted):
     X, y, w = data(loss)
-    cpu, gpu = pair(layer_sizes=(5, *hidden, 3), activation=activation, loss=loss, alpha=alpha, random_state=1)
+    if loss == "poisson":
+        y = np.abs(y)
+    cpu, gpu = pair(layer_sizes=(5, *hidden, 3), activation=activation, loss=loss, alpha=alpha, random_state=1,
+                    **params)
     sw = w if weighted else None
     expected = cpu.loss_and_grad(X, y, sample_weight=sw)
     got = gpu.loss_and_grad(X, y, sample_weight=sw)
@@ -184,3 +190,25 @@ def test_foreign_device_arrays_are_read_in_place(library):
         runs.append((history.train_loss, model.host_params()))
     np.testing.assert_array_equal(runs[1][0], runs[0][0])
     np.testing.assert_array_equal(runs[1][1], runs[0][1])
+
+
+def test_a_users_activation_and_loss_run_on_the_device():
+    """Formulas registered from a user's file (tests/nn/user_formulas.py) are compiled into the CUDA kernels at
+    their next launch, and match the CPU."""
+    from microdl.nn import activations, formulas, losses
+    from tests.nn import user_formulas
+
+    saved = dict(activations._REGISTRY), dict(losses._REGISTRY)
+    try:
+        user_formulas.register()
+        X, y, w = data("squared_error")
+        cpu, gpu = pair(layer_sizes=(5, 4, 3), activation="mish", loss="log_cosh", loss_params={"scale": 0.5},
+                        alpha=0.1, random_state=1)
+        assert gpu.loss_and_grad(X, y, w) == pytest.approx(cpu.loss_and_grad(X, y, w), rel=1e-12)
+        np.testing.assert_allclose(gpu.grads.copy_to_host(), cpu.grads, rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(gpu.forward(X), cpu.forward(X), rtol=1e-12, atol=1e-14)
+    finally:
+        for registry, old in zip((activations._REGISTRY, losses._REGISTRY), saved):
+            registry.clear()
+            registry.update(old)
+        formulas.registry_changed()

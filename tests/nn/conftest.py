@@ -5,6 +5,11 @@ import numpy as np
 import pytest
 
 from microdl import config
+from microdl.nn import activation_names, loss_names
+
+#: microdl's own activations and losses (the registries as importing microdl.nn leaves them).
+ACTIVATIONS = activation_names()
+LOSSES = loss_names()
 
 
 def targets(loss, m, k, rng):
@@ -42,3 +47,17 @@ def many_blocks(monkeypatch):
     """Row blocks of any size, so that tiny batches split into one block per thread."""
     monkeypatch.setattr(config, "MIN_BLOCK_ROWS", 1)
     monkeypatch.setattr(config, "MIN_BLOCK_WORK", 1)
+
+
+@pytest.fixture
+def restore_registries():
+    """Put the activation and loss registries back as they were after the test (a test may register its own)."""
+    from microdl.nn import activations, formulas, losses
+
+    saved = dict(activations._REGISTRY), dict(losses._REGISTRY)
+    yield
+    activations._REGISTRY.clear()
+    activations._REGISTRY.update(saved[0])
+    losses._REGISTRY.clear()
+    losses._REGISTRY.update(saved[1])
+    formulas.registry_changed()

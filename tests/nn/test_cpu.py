@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from microdl.nn import ACTIVATIONS, LOSSES, MLP, _cpu, reference
-from tests.nn.conftest import targets
+from microdl.nn import MLP, _cpu, reference
+from tests.nn.conftest import ACTIVATIONS, LOSSES, targets
 
 
 @pytest.mark.parametrize("loss", LOSSES)

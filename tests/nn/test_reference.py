@@ -5,8 +5,8 @@ import zlib
 import numpy as np
 import pytest
 
-from microdl.nn import ACTIVATIONS, LOSSES, MLP, reference
-from tests.nn.conftest import central_differences, rel_err, targets
+from microdl.nn import MLP, reference
+from tests.nn.conftest import ACTIVATIONS, LOSSES, central_differences, rel_err, targets
 
 
 def _flat(dL_dW, dL_db):
@@ -51,3 +51,47 @@ def test_hand_worked_3_2_1_network():
     assert net.loss_and_grad(X, y) == pytest.approx(0.00605, rel=1e-12)
     assert net.forward(X)[0, 0] == pytest.approx(1.11, rel=1e-12)
     np.testing.assert_allclose(net.grads, expected_grads, atol=1e-15)
+
+
+# -- training on the readable code (backend="numpy") ----------------------------------------------------------
+@pytest.mark.parametrize("activation, loss", [("gelu", "cross_entropy"), ("relu", "huber"),
+                                              ("elu", "absolute_error")])
+def test_fit_on_the_numpy_backend_matches_the_kernels(activation, loss):
+    """fit runs forward and backward through microdl.nn.reference with backend="numpy", and gives the curve the
+    compiled kernels give (the same steps, to rounding)."""
+    from microdl.optim import Adam
+    from microdl.train import fit
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 4))
+    y = rng.integers(0, 3, 40) if loss == "cross_entropy" else rng.normal(size=(40, 3))
+    histories, params = [], []
+    for backend in ("numba", "numpy"):
+        net = MLP((4, 6, 3), activation=activation, loss=loss, random_state=0, backend=backend)
+        opt = Adam(net.params, lr=0.01, backend="numpy" if backend == "numpy" else "cpu")
+        histories.append(fit(net, opt, X, y, epochs=3, batch_size=16, random_state=0).train_loss)
+        params.append(net.params.copy())
+        assert net.forward(X).shape == (40, 3)
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-12)
+    np.testing.assert_allclose(params[1], params[0], rtol=1e-10, atol=1e-13)
+
+
+def test_compare_trains_on_the_numpy_backend():
+    from microdl import compare
+
+    curves = []
+    for model_backend in ("numba", "numpy"):
+        result = compare("iris", optimizers=["sgd"], seeds=1, epochs=2, lrs={"sgd": 0.05}, progress=False,
+                         model_backend=model_backend)
+        curves.append(result.runs[0]["train_loss"])
+    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-10)
+
+
+def test_the_numpy_backend_is_the_cpus():
+    with pytest.raises(ValueError, match="backend='numpy' runs on the CPU"):
+        MLP((3, 2), backend="numpy", device="cuda")
+    with pytest.raises(ValueError, match="unknown backend 'jax'"):
+        MLP((3, 2), backend="jax")
+    net = MLP((3, 2), backend="numpy", activation="elu", activation_params={"alpha": 0.5})
+    assert "backend='numpy'" in repr(net) and net.config()["backend"] == "numpy"
+    assert MLP(**net.config()).activation_params == {"alpha": 0.5}
