@@ -9,7 +9,8 @@ threads are wise (NOTE [threading layer] in :mod:`microdl.config`), and as its s
 without threads, as :func:`microdl._jit.serial_twin` builds it); the two give the same bits, element by element.
 
 Kernels are compiled lazily, once per dtype. Those of the rules that ship with microdl are cached on disk
-(``cache=True``) under a name that changes with every file they inline (:func:`_fingerprint`), so a fresh
+(the checked cache of NOTE [kernel cache], :func:`microdl._cache.checked_jit`) under a name that changes with every
+file they inline (:func:`_fingerprint`), so a fresh
 process pays the compile only once per machine and never runs a stale kernel; a rule from a file outside the
 package is compiled in memory only (it may call code from files the name does not cover).
 """
@@ -26,6 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from microdl import config
+from microdl._cache import checked_jit
 from microdl._jit import serial_twin
 from microdl.optim import _elementwise as ew
 from microdl.optim.contract import scalars_type, vars_of
@@ -104,12 +106,13 @@ def kernels_for(cls: type) -> Kernels:
         # a plain njit function, 7.9 ms inlined).
         inline = njit(inline="always")
         at = inline(ew.element_update(inline(rule), scalars_type(cls), attrs["state_names"]))
-        options: dict[str, Any] = {"cache": _in_package(rule), "nogil": True}
+        options: dict[str, Any] = {"nogil": True}
         if fastmath:
             options["fastmath"] = set(fastmath)
+        cached = _in_package(rule)  # a rule from a file outside the package is compiled in memory only
         name = "_".join([rule.__name__, *sorted(fastmath), _fingerprint(rule, at.py_func.__source__)])
-        parallel = njit(parallel=True, **options)(_copy_of_loop(at, name))
-        if options["cache"]:
+        parallel = (checked_jit if cached else njit)(parallel=True, **options)(_copy_of_loop(at, name))
+        if cached:
             serial = serial_twin(parallel.py_func, **({"fastmath": options["fastmath"]} if fastmath else {}))
         else:  # the same options as serial_twin's, without the disk cache
             serial = njit(error_model="numpy", **options)(_copy_of_loop(at, f"{name}_serial"))
@@ -127,7 +130,7 @@ def apply(kernels: Kernels, theta: np.ndarray, g: np.ndarray, slots: tuple, s: t
 
 
 # -- clipping (microdl.optim.clip) -------------------------------------------------------------------------------
-_kernel = njit(parallel=True, cache=True, nogil=True)
+_kernel = checked_jit(parallel=True, nogil=True)
 
 
 @_kernel
