@@ -22,10 +22,10 @@ from typing import Any
 
 from microdl.experiments.report.settings import ReportSettings
 
-__all__ = ["Context", "numba_threads", "fmt", "interval", "TUNE_SEED", "best_rate", "fit_quietly", "save_figure"]
+__all__ = ["Context", "numba_threads", "fmt", "interval", "best_rate", "fit_quietly", "save_figure", "EXTEND_STEPS"]
 
-#: The seed on which an experiment picks its learning rates, apart from the seeds it is judged on.
-TUNE_SEED = 1000
+#: How many grid steps :func:`best_rate` may add beyond an end of its grid when the best rate sits there.
+EXTEND_STEPS = 2
 
 
 @dataclass
@@ -87,18 +87,34 @@ def interval(est: Any, spec: str = ".3g") -> str:
 
 
 def best_rate(grid: Iterable[float], score: Callable[[float], float]) -> tuple[float, dict[float, float]]:
-    """The rate of ``grid`` with the lowest ``score(rate)``, and every rate's score (in the grid's order).
+    """The rate with the lowest ``score(rate)``, and every rate's score (in increasing order of rate).
 
     Infinity (a run that diverged) loses to any finite score and NaN to anything else; a tie goes to the
-    smaller rate.
+    smaller rate. A best rate at an end of the grid is never accepted silently: the grid is extended past that
+    end, one step of its own ratio at a time, up to EXTEND_STEPS steps, until the best lies inside.
     """
-    scores = {lr: score(lr) for lr in grid}
+    rates = sorted(float(lr) for lr in grid)
+    scores = {lr: score(lr) for lr in rates}
 
     def rank(lr: float) -> tuple[bool, float, float]:
         s = scores[lr]
         return (True, 0.0, lr) if math.isnan(s) else (False, s, lr)
 
-    return min(scores, key=rank), scores
+    for _ in range(EXTEND_STEPS):
+        best = min(scores, key=rank)
+        ordered = sorted(scores)
+        if len(ordered) < 2 or not math.isfinite(scores[best]):
+            break
+        if best == ordered[-1]:
+            new = ordered[-1] * ordered[-1] / ordered[-2]
+        elif best == ordered[0]:
+            new = ordered[0] * ordered[0] / ordered[1]
+        else:
+            break
+        new = float(f"{new:.4g}")
+        scores[new] = score(new)
+    best = min(scores, key=rank)
+    return best, dict(sorted(scores.items()))
 
 
 def fit_quietly(model: Any, opt: Any, X: Any, y: Any, **kwargs: Any) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import TUNE_SEED, Context, best_rate, fit_quietly, fmt, interval, save_figure
+from microdl.experiments.report.context import Context, best_rate, fit_quietly, fmt, interval, save_figure
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
 from microdl.experiments.runs import SIX_OPTIMIZERS
@@ -73,7 +73,7 @@ def run(ctx: Context) -> dict[str, Any]:
     segments, steps = s.drift_segments, s.drift_steps
     out: dict[str, Any] = {"segments": segments, "steps": steps, "grid": list(s.tune_grid), "seeds": list(s.seeds),
                            "optimizers": {}}
-    tune_tracking = lambda name, lr: tracking_loss(_online(name, lr, TUNE_SEED, segments, steps), segments)
+    tune_tracking = lambda name, lr: tracking_loss(_online(name, lr, s.tune_seeds[0], segments, steps), segments)
     for name in FIVE:
         # the rate with the lowest tracking loss on a stream of its own (another seed)
         lr, scores = best_rate(s.tune_grid, partial(tune_tracking, name))

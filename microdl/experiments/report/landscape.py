@@ -48,8 +48,10 @@ _FAR, _STATIONARY = 1e-2, 1e-3
 
 def run(ctx: Context) -> dict[str, Any]:
     s = ctx.settings
-    return {"camel": _camel(s.starts, s.steps_2d), "rosenbrock": _rosenbrock(min(s.steps_2d, _ROSENBROCK_STEPS)),
-            "network": _network(s.teacher, s.restarts, s.restart_steps)}
+    # every start, noise draw and restart comes from the replication's own seeds (NOTE [report seeds])
+    return {"camel": _camel(s.starts, s.steps_2d, s.base),
+            "rosenbrock": _rosenbrock(min(s.steps_2d, _ROSENBROCK_STEPS)),
+            "network": _network(s.teacher, s.restarts, s.restart_steps, s.base)}
 
 
 # -- 2-D ---------------------------------------------------------------------------------------------------
@@ -59,14 +61,14 @@ def _nearest_minimum(points: np.ndarray) -> np.ndarray:
     return np.where(d.min(axis=1) < _AT_MINIMUM, d.argmin(axis=1), -1)
 
 
-def _camel(n_starts: int, steps: int) -> dict[str, Any]:
-    rng = np.random.default_rng(7)
+def _camel(n_starts: int, steps: int, base: int = 0) -> dict[str, Any]:
+    rng = np.random.default_rng(base + 7)
     starts = np.column_stack([rng.uniform(-2.0, 2.0, n_starts), rng.uniform(-1.1, 1.1, n_starts)])
     out: dict[str, Any] = {"starts": n_starts, "steps": steps, "lr": _CAMEL_LR, "noise": _CAMEL_NOISE}
     shown = np.linspace(0, n_starts - 1, min(n_starts, 12)).astype(int)
     thin = max(1, steps // 150)
     for name, noise in (("gd", 0.0), ("sgd", _CAMEL_NOISE)):
-        path = run_2d("sgd", camel, starts, steps, _CAMEL_LR, noise=noise, seed=11, anneal=True)
+        path = run_2d("sgd", camel, starts, steps, _CAMEL_LR, noise=noise, seed=base + 11, anneal=True)
         end = _nearest_minimum(path[-1])
         out[name] = {"minimum": end.tolist(), "non_global": [int(e >= 0 and e not in _GLOBAL) for e in end],
                      "counts": np.bincount(end + 1, minlength=len(CAMEL_MINIMA) + 1).tolist(),
@@ -123,20 +125,20 @@ def _log_mean(values: list[float]) -> float:
     return float(np.mean(np.log(v))) if np.all(np.isfinite(v) & (v > 0)) else np.inf
 
 
-def _network(shape: tuple[int, int, int], restarts: int, steps: int) -> dict[str, Any]:
+def _network(shape: tuple[int, int, int], restarts: int, steps: int, base: int = 0) -> dict[str, Any]:
     d, k, n = shape
     teacher = Teacher(d, k, 0.0, seed=1000, activation="relu")
     X, y = teacher.sample(n, np.random.default_rng(5))
     out: dict[str, Any] = {"features": d, "hidden": k, "samples": n, "restarts": restarts, "steps": steps,
                            "batch": _NETWORK_BATCH, "grid": list(_NETWORK_GRID), "optimizers": {}}
-    tune_seeds = range(restarts, restarts + _TUNE_RESTARTS)
+    tune_seeds = range(base + restarts, base + restarts + _TUNE_RESTARTS)
     tune_score = lambda name, lr: _log_mean([_network_run(teacher, X, y, name, lr, seed, steps)["loss"]
                                              for seed in tune_seeds])
     for name in _NETWORK_OPTIMIZERS:
         # the rate with the lowest geometric-mean final loss over a few restarts not used below (a restart that
         # diverges scores infinity, so a rate that is only sometimes stable is not picked)
         lr, _ = best_rate(_NETWORK_GRID, partial(tune_score, name))
-        runs = [_network_run(teacher, X, y, name, lr, s, steps) for s in range(restarts)]
+        runs = [_network_run(teacher, X, y, name, lr, base + k, steps) for k in range(restarts)]
         out["optimizers"][name] = {"lr": lr, **{key: [r[key] for r in runs] for key in runs[0]}}
     return out
 

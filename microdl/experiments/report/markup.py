@@ -38,7 +38,8 @@ pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:85%}
 a{color:#0b5cad}
 .badge{display:inline-block;padding:.05em .55em;border-radius:1em;font-size:85%;font-weight:600;white-space:nowrap}
 .v-supported{background:#d8f0dc;color:#17612a}.v-not-supported{background:#f8d9d9;color:#8a1c1c}
-.v-depends{background:#fbecc6;color:#7a5300}
+.v-inconclusive{background:#fbecc6;color:#7a5300}.v-mixed{background:#eadcf5;color:#5b2a86}
+.v-unstable{background:#e4e4e4;color:#333}
 .summary{background:#f5f8fc;border:1px solid #d8e3f0;border-radius:6px;padding:.6em 1.2em;margin:1em 0}
 .evidence{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:1.2em;align-items:start;margin:1em 0}
 .evidence.many{grid-template-columns:minmax(0,1fr)}
@@ -48,7 +49,8 @@ a{color:#0b5cad}
 @media (max-width:60em){.evidence{grid-template-columns:minmax(0,1fr)}}
 .card{border:1px solid #ddd;border-left:6px solid #999;border-radius:4px;padding:.5em .8em;background:#fff}
 .card.c-supported{border-left-color:#2e9a48}.card.c-not-supported{border-left-color:#c0392b}
-.card.c-depends{border-left-color:#d99a00}
+.card.c-inconclusive{border-left-color:#d99a00}.card.c-mixed{border-left-color:#7d3cb5}
+.card.c-unstable{border-left-color:#777}
 .card h4{margin:.1em 0 .4em;font-size:1em}.card table{font-size:82%;margin:.4em 0}.card p{margin:.4em 0;font-size:92%}
 .card .rule{color:#444;font-size:86%}
 """
@@ -79,7 +81,7 @@ def _inline_md(text: str) -> str:
 
 
 def _cell_md(text: Any) -> str:
-    return _inline_md(str(text)).replace("|", "\\|").replace("\n", " ")
+    return _inline_md(str(text)).replace("|", "\\|").replace("\n", "<br>")
 
 
 @dataclass
@@ -98,7 +100,9 @@ class Card:
 
 def _table_html(head: Sequence[Any], rows: Sequence[Sequence[Any]], caption: str | None = None) -> str:
     cap = f"<caption>{_inline_html(caption)}</caption>" if caption else ""
-    body = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in rows)
+    # a line break inside a cell (one line per part of a claim) stays a line break
+    body = "".join("<tr>" + "".join(f"<td>{_inline_html(c).replace(chr(10), '<br>')}</td>" for c in row) + "</tr>"
+                   for row in rows)
     return (f"<table>{cap}<thead><tr>" + "".join(f"<th>{_inline_html(h)}</th>" for h in head)
             + f"</tr></thead><tbody>{body}</tbody></table>")
 

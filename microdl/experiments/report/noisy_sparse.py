@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import TUNE_SEED, Context, best_rate, fit_quietly, fmt, interval, save_figure
+from microdl.experiments.report.context import Context, best_rate, fit_quietly, fmt, interval, save_figure
 from microdl.experiments.report.problems import Teacher, zipf_problem
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
@@ -65,10 +65,10 @@ def _sparse_run(name: str, lr: float, seed: int, problem: dict[str, Any], epochs
 def _sparse(s: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"features": s.sparse_features, "samples": s.sparse_samples, "epochs": s.sparse_epochs,
                            "conditions": {}}
-    tune_loss = lambda problem, name, lr: _sparse_run(name, lr, TUNE_SEED, problem, s.sparse_epochs)["val_loss"]
+    tune_loss = lambda problem, name, lr: _sparse_run(name, lr, s.tune_seeds[0], problem, s.sparse_epochs)["val_loss"]
     for condition, sparse in (("zipf", True), ("dense", False)):
         problems = {}
-        for seed in (*s.seeds, TUNE_SEED):
+        for seed in (*s.seeds, s.tune_seeds[0]):
             p = zipf_problem(s.sparse_samples, s.sparse_features, seed, sparse=sparse)
             n_fit = int(0.8 * s.sparse_samples)
             # what the training part saw of each feature (the Zipf problem's frequencies are over all rows)
@@ -76,7 +76,7 @@ def _sparse(s: Any) -> dict[str, Any]:
             problems[seed] = p
         res = {}
         for name in FIVE:
-            lr, _ = best_rate(s.tune_grid, partial(tune_loss, problems[TUNE_SEED], name))
+            lr, _ = best_rate(s.tune_grid, partial(tune_loss, problems[s.tune_seeds[0]], name))
             runs = [_sparse_run(name, lr, seed, problems[seed], s.sparse_epochs) for seed in s.seeds]
             res[name] = {"lr": lr, **{k: [r[k] for r in runs] for k in ("rare", "frequent", "val_loss", "diverged")},
                          "abs_error": runs[0]["abs_error"]}
@@ -105,7 +105,8 @@ def _noisy(s: Any) -> dict[str, Any]:
     floor = 0.5 * float(np.mean((teacher.targets(X_eval, None) - y_eval) ** 2))
     out: dict[str, Any] = {"steps": s.noisy_steps, "batches": [_NOISY_BATCH, _CLEAN_BATCH], "floor": floor,
                            "optimizers": {}}
-    tune_loss = lambda name, batch, lr: _noisy_run(name, lr, TUNE_SEED, batch, s.noisy_steps, teacher, X_eval, y_eval)
+    tune_seed = s.tune_seeds[0]
+    tune_loss = lambda name, batch, lr: _noisy_run(name, lr, tune_seed, batch, s.noisy_steps, teacher, X_eval, y_eval)
     for name in FIVE:
         rec: dict[str, Any] = {}
         for batch in (_NOISY_BATCH, _CLEAN_BATCH):

@@ -44,13 +44,19 @@ def card(c: Claim, v: Verdict) -> Card:
     who = "all optimizers" if c.optimizer == "all" else c.optimizer
     return Card(anchor=f"claim-{c.id}", title=f"{who}: “{c.text}”", verdict=v.verdict, parts=rows,
                 evidence=f"{v.evidence}.",
-                rule=f"{measured}." + (" Parts that disagree make it depend." if len(v.parts) > 1 else ""),
+                rule=f"{measured}." + (f" {v.rule_text().split('; ')[-1].capitalize()}." if len(v.parts) > 1 else "")
+                + (f" Replications: {', '.join(v.replications)}." if v.replications else ""),
                 notes=[*v.notes, "Intervals: " + "; ".join(methods) + "."])
 
 
 def _compact(v: Verdict) -> str:
-    return "; ".join(f"{_estimate_text(p.estimate, p.rule.fmt)} {_HOLDS_SIGN[p.rule.holds]} "
-                     f"{format(p.rule.threshold, p.rule.fmt)}" for p in v.parts)
+    """Each part as "name: value [interval]; needs < threshold"."""
+    return "\n".join(f"{p.rule.part}: {_estimate_text(p.estimate, p.rule.fmt)}; needs "
+                       f"{_HOLDS_SIGN[p.rule.holds]} {format(p.rule.threshold, p.rule.fmt)}" for p in v.parts)
+
+
+def _totals(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in counts.items() if n or k in ("supported", "not supported"))
 
 
 def _summary_points(results: dict[str, Any], verdicts: dict[str, Verdict]) -> list[str]:
@@ -133,9 +139,10 @@ def build_document(settings: Any, results: dict[str, Any], verdicts: dict[str, V
         "The article lists advantages and disadvantages of GD, SGD, Adam, Adagrad, RMSprop and AdaDelta: 31 claims "
         "in all. Each is put to a measurement here, on small networks and problems built so that the claim could "
         "come out either way, and decided by a rule fixed before it ran, written beside its verdict with the "
-        f"measured effect and its 95% interval. **{counts['supported']} supported, {counts['not supported']} not "
-        f"supported, {counts['depends']} depends.** The verdicts hold for these problems, networks and budgets; they "
-        "are evidence, not general truths.")
+        f"measured effect and its 95% interval. The whole design ran {meta.get('replications', 1)} times under "
+        "independent seeds; a claim whose verdict did not agree in most replications is *unstable*. "
+        f"**{_totals(counts)}.** The verdicts hold for these problems, networks and budgets; they are evidence, not "
+        "general truths.")
     doc.summary("What the evidence says about choosing an optimizer:", _summary_points(results, verdicts))
 
     doc.heading("Verdicts", anchor="verdicts")
@@ -143,23 +150,31 @@ def build_document(settings: Any, results: dict[str, Any], verdicts: dict[str, V
     rows = []
     for i, c in enumerate(CLAIMS, 1):
         v = verdicts[c.id]
-        rows.append([i, c.optimizer, f"[{c.text}](#claim-{c.id})", f"[[{v.verdict}]]", _compact(v),
+        agreed = f"{round(v.stability * len(v.replications))}/{len(v.replications)}" if v.replications else "—"
+        rows.append([i, c.optimizer, f"[{c.text}](#claim-{c.id})", f"[[{v.verdict}]]", agreed, _compact(v),
                      f"[{titles[c.experiment]}](#{c.experiment})"])
-    doc.table(["#", "optimizer", "claim", "verdict", "effect [95% interval] vs threshold", "section"], rows,
-              caption=f"totals: {counts['supported']} supported, {counts['not supported']} not supported, "
-                      f"{counts['depends']} depends; each claim links to its verdict, each section to its figures")
+    doc.table(["#", "optimizer", "claim", "verdict", "agreed", "each part: value [95% interval]; needs", "section"],
+              rows, caption=f"totals: {_totals(counts)}; agreed: replications whose verdict was the one shown; "
+                            "each claim links to its verdict, each section to its figures")
 
     doc.heading("How to read the verdicts", anchor="method")
     doc.bullets([
         "**supported** — the effect's whole 95% interval lies on the claim's side of the rule's threshold; **not "
-        "supported** — it lies on the other side; **depends** — it straddles the threshold, or a claim with several "
-        "parts holds for some and not others.",
-        f"Intervals: a percentile bootstrap over the {len(settings.seeds)} seeds "
-        f"({', '.join(map(str, settings.seeds))}) "
-        "of each comparison, paired where two optimizers share a seed; Wilson intervals for shares of independent "
-        "restarts; counts read from the code are exact. With five seeds a bootstrap interval is a little narrower "
-        "than an exact one would be, so a verdict whose interval only just clears its threshold is a lean.",
-        "Learning rates are always tuned on seeds (or streams) that the judged runs do not use.",
+        "supported** — it lies on the other side; **inconclusive** — it straddles the threshold; **mixed** — a "
+        "property measured in several ways holds in some and not in others; a claim that joins its parts with "
+        "*and* is not supported as soon as one part is not; **unstable** — the verdict did not agree in most of the "
+        "report's independent replications.",
+        f"Intervals: Student-t over the {len(settings.seeds)} evaluation seeds of each comparison (paired where two "
+        "optimizers share a seed; ratios on the log scale), each seed with its own tuning seed's choice, so that "
+        "the tuning's noise is inside the interval; Wilson intervals for shares of independent restarts, and for "
+        "shares of problems in the claims about a range of problems (the problems are the unit); a percentile "
+        "bootstrap for statistics that are not means; counts read from the code are exact. A simulation test in "
+        "the suite checks that these 95% intervals cover a known effect at least 90% of the time. A diverged run "
+        "is a failure of its optimizer, never dropped.",
+        f"Replications: the whole design ran {meta.get('replications', 1)} times from report seed "
+        f"{meta.get('seed', 0)}, each with its own evaluation seeds, tuning seeds, restarts and streams; the verdict "
+        "is the one most replications reached (figures and intervals shown: the first replication that reached it).",
+        "Hyperparameters are always tuned on seeds (or streams) that the judged runs do not use.",
         "Every number is in `results.json`; every figure and table is built from it.",
     ])
 
@@ -170,8 +185,8 @@ def build_document(settings: Any, results: dict[str, Any], verdicts: dict[str, V
         f"per run, {meta['jobs']} job(s) ({meta['backend']}); {meta['date']}; total {meta['seconds']:.0f} s",
         "time per experiment (CPU time of this process in brackets; the machine may have been shared): "
         + ", ".join(f"{k} {t:.0f} s ({meta['cpu_seconds'][k]:.0f} s)" for k, t in meta["timings"].items()),
-        f"reproduce with `microdl report --out report`{' --quick' if meta.get('quick') else ''}; the settings are "
-        "in `results.json`",
+        f"reproduce with `microdl report --seed {meta.get('seed', 0)} --out report`"
+        f"{' --quick' if meta.get('quick') else ''}; the settings are in `results.json`",
     ])
 
     by_experiment: dict[str, list[Claim]] = {}
