@@ -1,6 +1,7 @@
-"""What every experiment module receives, and the small helpers they share.
+"""What every experiment module receives and implements (:class:`Experiment`), and the small helpers they share.
 
-An experiment module of the report defines ``KEY`` and ``TITLE`` and four functions:
+An experiment module of the report implements :class:`Experiment`: it defines ``KEY`` and ``TITLE`` and four
+functions:
 
 * ``run(ctx) -> dict``: trains and measures; returns plain results (numbers, lists, dicts: JSON-ready);
 * ``judge(results, settings) -> dict[str, Verdict]``: the verdicts of its claims, computed from ``results``
@@ -18,14 +19,40 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from microdl.experiments.report.settings import ReportSettings
 
-__all__ = ["Context", "numba_threads", "fmt", "interval", "best_rate", "fit_quietly", "save_figure", "EXTEND_STEPS"]
+if TYPE_CHECKING:
+    from microdl.experiments.report.verdicts import Verdict
+
+__all__ = ["Experiment", "Context", "numba_threads", "fmt", "interval", "best_rate", "fit_quietly", "save_figure",
+           "EXTEND_STEPS"]
 
 #: How many grid steps :func:`best_rate` may add beyond an end of its grid when the best rate sits there.
 EXTEND_STEPS = 2
+
+
+@runtime_checkable
+class Experiment(Protocol):
+    """The interface of an experiment of the report (each is a module: ``wide``, ``landscape``, ...). The driver
+    runs every experiment of ``EXPERIMENTS`` through it and nothing else; a new experiment implements it and
+    adds its claims to ``CLAIMS`` and its rules to ``RULES``."""
+
+    KEY: str
+    TITLE: str
+
+    def run(self, ctx: Context) -> dict[str, Any]:
+        """Train and measure under ``ctx.settings``; plain, JSON-ready results."""
+
+    def judge(self, results: dict[str, Any], settings: ReportSettings) -> dict[str, Verdict]:
+        """The verdicts of its claims from ``results`` (every experiment's, by key)."""
+
+    def draw(self, results: dict[str, Any], out: Path) -> list[str]:
+        """Its figures, written under ``out``; their relative paths."""
+
+    def describe(self, doc: Any, results: dict[str, Any], settings: ReportSettings) -> None:
+        """The text and tables of its section."""
 
 
 @dataclass

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from microdl._files import atomic_folder, check_replaceable_folder
@@ -30,7 +29,7 @@ from microdl.experiments.report import (
     width,
 )
 from microdl.experiments.report.claims import CLAIMS
-from microdl.experiments.report.context import Context, numba_threads
+from microdl.experiments.report.context import Context, Experiment, numba_threads
 from microdl.experiments.report.settings import QUICK, ReportSettings, replication_settings
 from microdl.experiments.report.verdicts import Verdict, stable_verdict, verdict_counts
 from microdl.experiments.report.writer import QUICK_BANNER, build_document, write_files
@@ -39,8 +38,10 @@ __all__ = ["make_report", "Report", "EXPERIMENTS", "stable_verdicts"]
 
 #: The experiments in the order they run and appear; ``wide`` comes first, since its tuned rates feed the
 #: single-dataset experiments after it.
-EXPERIMENTS: tuple[ModuleType, ...] = (wide, gd_sgd, sensitivity, noise, width, landscape, scale, drift,
+EXPERIMENTS: tuple[Experiment, ...] = (wide, gd_sgd, sensitivity, noise, width, landscape, scale, drift,  # type: ignore[assignment]
                                        noisy_sparse, combine, code)
+if not all(isinstance(e, Experiment) for e in EXPERIMENTS):  # pragma: no cover - a module missing a function
+    raise ImportError("every experiment module must implement microdl.experiments.report.context.Experiment")
 #: Rough share of the full report's time per experiment: the progress bar's weights.
 _WEIGHT = {"wide": 40, "gd_sgd": 2, "sensitivity": 19, "noise": 2, "width": 6, "landscape": 5, "scale": 7,
            "drift": 8, "noisy_sparse": 8, "combine": 3, "code": 1}

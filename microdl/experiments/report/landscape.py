@@ -148,7 +148,7 @@ def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
     r = results[KEY]
     cam, net = r["camel"], r["network"]["optimizers"]
     gd2, sgd2 = cam["gd"]["non_global"], cam["sgd"]["non_global"]
-    gd_net, sgd_net, adam_net = net["gd"], net["sgd"], net["adam"]
+    gd_net, sgd_net = net["gd"], net["sgd"]
 
     def share(xs: list[int]) -> str:
         return f"{sum(xs)}/{len(xs)}"
@@ -167,13 +167,6 @@ def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
         f"camel: non-global endings GD {share(gd2)}, SGD with gradient noise {share(sgd2)} (difference "
         f"{interval(d2, '.2f')}); network: stuck restarts GD {share(gd_net['stuck'])}, SGD "
         f"{share(sgd_net['stuck'])} (difference {interval(dnet, '.2f')})")
-    dadam = stats.paired_difference(adam_net["far"], sgd_net["far"], unit="restarts")
-    out["adam-suboptimal"] = apply_rules(
-        "adam-suboptimal", {"network": dadam},
-        f"restarts ending far above the global minimum: Adam {share(adam_net['far'])}, SGD {share(sgd_net['far'])}, "
-        f"GD {share(gd_net['far'])} (Adam minus SGD {interval(dadam, '.2f')}); median final loss over the initial: "
-        + ", ".join(f"{o} {fmt(float(np.nanmedian(net[o]['loss'])), '.1e')}" for o in _NETWORK_OPTIMIZERS),
-        notes=["The wide experiment's test losses (below) show whether Adam generalises worse on real data."])
     return out
 
 

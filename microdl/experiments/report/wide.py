@@ -73,6 +73,8 @@ def run(ctx: Context) -> dict[str, Any]:
                                      labels={"dataset": name, "phase": "default"}))
         runs = execute(specs, desc=name, **ex)
         by = {(r["phase"], r["optimizer"], r["seed"]): r for r in runs}
+        wilson = _early_stopped_test_error(name, data, layers, tuning, assign, s, threads, ex) \
+            if first.task == "classification" else None
         tuned_runs = [r for r in runs if r["phase"] == "tuned"]
         initial = float(np.mean([r["train_loss"][0] for r in tuned_runs]))
         finals = {o: [by[("tuned", o, e)]["final_train_loss"] for e in s.seeds if not by[("tuned", o, e)]["diverged"]]
@@ -91,9 +93,51 @@ def run(ctx: Context) -> dict[str, Any]:
                           "scores": {t: v["scores"] for t, v in tuning[o]["per_seed"].items()},
                           "best_score": {t: v["score"] for t, v in tuning[o]["per_seed"].items()}}
                        for o in SIX},
-            "assign": {str(e): t for e, t in assign.items()},
+            "assign": {str(e): t for e, t in assign.items()}, "early_stopped": wilson,
             "tuned": _numbers(by, "tuned", target, s.seeds), "default": _numbers(by, "default", target, s.seeds)}
         ctx.advance(1 / len(s.datasets))
+    return out
+
+
+#: The optimizers of the early-stopping comparison (Wilson et al. 2017: adaptive methods against SGD with
+#: momentum, both tuned), and the share of the training data held out to choose the stopping epoch.
+EARLY_STOP_OPTIMIZERS, EARLY_STOP_VALIDATION = ("sgd", "adam"), 0.2
+
+
+def _early_stopped_test_error(name: str, data: dict[int, Any], layers: tuple[int, ...], tuning: dict[str, Any],
+                              assign: dict[int, int], s: Any, threads: int | None,
+                              ex: dict[str, Any]) -> dict[str, list[float]]:
+    """Per optimizer of EARLY_STOP_OPTIMIZERS, per evaluation seed: the test error (1 − accuracy) after early
+    stopping, as Wilson et al. (2017) compare optimizers. Each run trains on 80% of the training data and records
+    the validation loss on the rest every epoch; the stopping epoch is the one with the lowest validation loss;
+    the same run (same seed, so the same trajectory) is then replayed to that epoch and scored on the test set."""
+    from microdl.experiments.runs import Budget, RunSpec, execute
+    from microdl.experiments.tuning import validation_split
+
+    first, second = [], []
+    for e in s.seeds:
+        d = data[e]
+        X_fit, y_fit, X_val, y_val = validation_split(d.X_train, d.y_train, EARLY_STOP_VALIDATION, e, True)
+        for o in EARLY_STOP_OPTIMIZERS:
+            pick = tuning[o]["per_seed"][str(assign[e])]["hyper"]
+            first.append(RunSpec(o, pick["lr"], e, layers, d.loss, X_fit, y_fit, X_val, y_val,
+                                 Budget("epochs", s.epochs), s.batch_size, eval_name="val", threads=threads,
+                                 hyper=_kwargs(pick), labels={"dataset": name, "phase": "early-stop"}))
+    curves = execute(first, desc=f"{name}: early stopping", **ex)
+    for spec, r in zip(first, curves):
+        val = [math.inf if v is None else v for v in r["val_loss"][1:]]
+        stop = 1 + int(np.argmin(val)) if val and np.isfinite(min(val)) else s.epochs
+        d = data[spec.seed]
+        X_fit, y_fit, _, _ = validation_split(d.X_train, d.y_train, EARLY_STOP_VALIDATION, spec.seed, True)
+        second.append(RunSpec(spec.optimizer, spec.lr, spec.seed, layers, d.loss, X_fit, y_fit, d.X_test, d.y_test,
+                              Budget("epochs", stop), s.batch_size, threads=threads, hyper=spec.hyper,
+                              labels={"dataset": name, "phase": "early-stopped", "stop": stop}))
+    scored = execute(second, desc=f"{name}: early-stopped test", **ex)
+    out: dict[str, list[float]] = {o: [] for o in EARLY_STOP_OPTIMIZERS}
+    for r in scored:  # in the order of the seeds
+        acc = r["final_test_metric"]
+        out[r["optimizer"]].append(1.0 if r["diverged"] or acc is None else 1.0 - float(acc))
+    out["stop"] = {o: [r["stop"] for r in scored if r["optimizer"] == o] for o in EARLY_STOP_OPTIMIZERS}
     return out
 
 
@@ -191,6 +235,19 @@ def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
         "gd-slow", {"slow share": est},
         f"not quick on {int((~quick[:, k]).sum())}/{len(names)} problems ({interval(est, '.2f')}); mean epochs to "
         f"the target, GD vs the fastest: {listing(k)} (an epoch is one step for GD; see also GD against SGD)")
+
+    # Wilson et al. 2017: test error after early stopping, Adam minus SGD with momentum (both tuned); per problem
+    # the mean over seeds, then a t interval over the classification problems
+    early = {d: v["early_stopped"] for d, v in r["datasets"].items() if v.get("early_stopped")}
+    diffs = [float(np.mean(np.array(v["adam"]) - np.array(v["sgd"]))) for v in early.values()]
+    gap = stats.t_interval(diffs, unit="classification problems")
+    out["adam-suboptimal"] = apply_rules(
+        "adam-suboptimal", {"test error": gap},
+        f"test error after early stopping (the epoch of lowest validation loss on a held-out fifth of the training "
+        f"data), Adam minus SGD with momentum, both tuned: {interval(gap, '.3f')} (mean over "
+        f"{len(diffs)} classification problems); per problem: "
+        + ", ".join(f"{d} {x:+.3f}" for d, x in zip(early, diffs)),
+        notes=["The landscape experiment's teacher–student restarts show where each optimizer's training loss ends."])
 
     test, test_default = _test_losses(r)
     behind, best = _test_loss_stats(test)

@@ -15,12 +15,16 @@ import numpy as np
 from microdl._files import strict_json
 from microdl.experiments.report.claims import CLAIMS, Claim
 from microdl.experiments.report.context import fmt, interval
+from microdl.experiments.report.literature import REFERENCES, comparison
 from microdl.experiments.report.markup import Card, Document
 from microdl.experiments.report.verdicts import RULES, Verdict, verdict_counts
 
 __all__ = ["build_document", "write_files", "TITLE", "QUICK_BANNER"]
 
 TITLE = 'Testing the claims of "Optimization techniques in Deep Learning"'
+#: The article under test (kept beside this module, copied into every report folder and linked from the report).
+ARTICLE = Path(__file__).with_name("article.md")
+ARTICLE_TITLE = "Optimization technique in Deep Learning learning (2023-02-14)"
 _HOLDS_SIGN = {"above": ">", "at least": "≥", "below": "<", "at most": "≤"}
 
 #: Heads a ``--quick`` report, and its printed summary: its budgets are too small for its verdicts to count.
@@ -46,7 +50,7 @@ def card(c: Claim, v: Verdict) -> Card:
                 evidence=f"{v.evidence}.",
                 rule=f"{measured}." + (f" {v.rule_text().split('; ')[-1].capitalize()}." if len(v.parts) > 1 else "")
                 + (f" Replications: {', '.join(v.replications)}." if v.replications else ""),
-                notes=[*v.notes, "Intervals: " + "; ".join(methods) + "."])
+                notes=[*v.notes, "Intervals: " + "; ".join(methods) + ".", comparison(c.id, v.verdict)])
 
 
 def _compact(v: Verdict) -> str:
@@ -67,11 +71,13 @@ def _summary_points(results: dict[str, Any], verdicts: dict[str, Verdict]) -> li
     if "wide" in results:
         wide = results["wide"]["datasets"]
         tuning = part[("overall", "hyperparameters")]
-        lead = "Tune the learning rate first." if tuning.verdict == "supported" else "The learning rate."
+        lead = {"supported": "Tuning mattered.", "not supported": "Tuning did not matter much here."}.get(
+            tuning.verdict, "Whether tuning mattered is not settled here.")
         points.append(
-            f"**{lead}** At torch's default rates the test loss was {interval(tuning.estimate, '.2g')} times "
-            f"the tuned one (geometric mean over {len(wide)} datasets and six optimizers); the widest good range of "
-            f"rates (within 10% of the best loss) spanned {_max_width(results)} decades.")
+            f"**{lead}** At torch's defaults the test loss was {interval(tuning.estimate, '.2g')} times the loss at "
+            f"tuned settings (geometric mean over {len(wide)} problems and six optimizers, every relevant "
+            f"hyperparameter tuned); the widest good range of learning rates (within 10% of the best loss) spanned "
+            f"{_max_width(results)} decades.")
         winners = {}
         for d, v in wide.items():
             means = {o: np.mean([x for x in v["tuned"][o]["final_test_loss"] if x is not None] or [math.inf])
@@ -79,12 +85,12 @@ def _summary_points(results: dict[str, Any], verdicts: dict[str, Verdict]) -> li
             winners[d] = min(means, key=means.get)
         distinct = sorted(set(winners.values()))
         lead = "No optimizer wins everywhere." if len(distinct) > 1 else f"{distinct[0]} won everywhere."
-        points.append(f"**{lead}** The lowest test loss at tuned rates went to "
+        points.append(f"**{lead}** The lowest test loss at tuned settings went to "
                       + ", ".join(f"{o} on {d}" for d, o in winners.items()) + ".")
         quick = {o: verdicts[f"{o}-wide"].parts[0].estimate.value for o in ("adam", "rmsprop", "adadelta")}
         points.append(
             "**How often each was quick** (reached the target within twice the fastest optimizer's epochs, at "
-            "tuned rates): " + ", ".join(f"{o} on {q:.0%} of the datasets" for o, q in quick.items())
+            "tuned settings): " + ", ".join(f"{o} on {q:.0%} of the problems" for o, q in quick.items())
             + f"; GD was slow on {verdicts['gd-slow'].parts[0].estimate.value:.0%}.")
     if "scale" in results:
         r = results["scale"]
@@ -92,11 +98,10 @@ def _summary_points(results: dict[str, Any], verdicts: dict[str, Verdict]) -> li
         scaling = part[("sgd-large-online", "scaling")].estimate
         memory = part[("sgd-large-online", "memory")].estimate
         points.append(
-            f"**Data size.** SGD's time to a fixed target went as nᵏ with k = {fmt(scaling.value, '.2f')} from "
-            f"{r['sizes'][0]:,} to {n:,} samples, while one GD step took "
-            f"{fmt(1e3 * np.median(r['runs'][str(n)]['gd']['step_time']), '.3g')} ms at {n:,} and GD reached the "
-            f"target there on {int(np.isfinite(r['runs'][str(n)]['gd']['time']).sum())}/{len(r['seeds'])} seeds "
-            f"within {r['cap_factor']:g}× SGD's time; a partial_fit stream's peak memory changed by a factor "
+            f"**Data size.** SGD's work (samples processed) to a fixed target went as nᵏ with k = "
+            f"{interval(scaling, '.2f')} from {r['sizes'][0]:,} to {n:,} samples; GD reached the target at {n:,} on "
+            f"{int(np.isfinite(r['runs'][str(n)]['gd']['samples']).sum())}/{len(r['seeds'])} seeds within "
+            f"{r['cap_factor']:g}× SGD's work; a partial_fit stream's peak memory changed by a factor "
             f"{fmt(memory.value, '.3g')} from its first half to its second.")
     if "noisy_sparse" in results and "drift" in results:
         sparse = {o: part[(f"{o}-noisy-sparse", "sparse")].estimate.value for o in ("adagrad", "rmsprop", "adam",
@@ -119,6 +124,24 @@ def _summary_points(results: dict[str, Any], verdicts: dict[str, Verdict]) -> li
     return points
 
 
+#: What the report cannot show, said once at its head.
+_LIMITATIONS = [
+    "Small networks (one to three hidden layers, up to 512 units) on small tabular problems with budgets of tens of "
+    "epochs; the sources behind the claims trained convolutional and recurrent networks for days. A verdict here "
+    "is about these problems, not deep learning at large.",
+    "The problem set (every tabular dataset scikit-learn bundles and generated families) is a sample of problems, "
+    "not a population: the claims about a range of problems are judged on it, with Wilson intervals over its "
+    "problems; other problems could give other shares.",
+    "Tuning budgets are short (few trials of few epochs); Choi et al. (2019) and Sivaprasad et al. (2020) show that "
+    "rankings depend on the budget. The budget is stated and the same for every optimizer.",
+    "Rules and thresholds are judgements fixed in advance (each printed beside its verdict); another reasonable "
+    "threshold could move a verdict whose interval lies near it.",
+    "'Simple', 'easy to implement' and 'fewer hyperparameters' are judged on microdl's own code, a measure of one "
+    "implementation.",
+    "Timings are kept for reference only (the machine may be shared); no verdict depends on wall-clock time.",
+]
+
+
 def _max_width(results: dict[str, Any]) -> str:
     if "sensitivity" not in results:
         return "—"
@@ -132,6 +155,8 @@ def build_document(settings: Any, results: dict[str, Any], verdicts: dict[str, V
                    experiments: Sequence[Any], meta: dict[str, Any]) -> Document:
     """The whole report as a Document."""
     doc = Document(TITLE)
+    doc.paragraph(f"The article under test: [“{ARTICLE_TITLE}”](article.md) (its text, as tested, is in "
+                  "`article.md` beside this report).")
     counts = verdict_counts(verdicts)
     if meta.get("quick"):
         doc.paragraph(f"**{QUICK_BANNER}**")
@@ -189,6 +214,9 @@ def build_document(settings: Any, results: dict[str, Any], verdicts: dict[str, V
         f"{' --quick' if meta.get('quick') else ''}; the settings are in `results.json`",
     ])
 
+    doc.heading("Limitations", anchor="limitations")
+    doc.bullets(_LIMITATIONS)
+
     by_experiment: dict[str, list[Claim]] = {}
     for c in CLAIMS:
         by_experiment.setdefault(c.experiment, []).append(c)
@@ -197,6 +225,8 @@ def build_document(settings: Any, results: dict[str, Any], verdicts: dict[str, V
         e.describe(doc, results, settings)
         cards = [card(c, verdicts[c.id]) for c in by_experiment.get(e.KEY, [])]
         doc.evidence([(f, f"{e.TITLE}: {f}") for f in figures.get(e.KEY, [])], cards)
+    doc.heading("References", anchor="references")
+    doc.bullets(list(REFERENCES.values()))
     return doc
 
 
@@ -204,6 +234,7 @@ def write_files(out: Path, doc: Document, settings: Any, results: dict[str, Any]
                 meta: dict[str, Any]) -> None:
     """``report.md``, ``report.html`` and ``results.json`` (settings, metadata, claims, rules, verdicts, results)."""
     (out / "report.md").write_text(doc.markdown(), encoding="utf-8")
+    (out / "article.md").write_text(ARTICLE.read_text(encoding="utf-8"), encoding="utf-8")
     (out / "report.html").write_text(doc.html(), encoding="utf-8")
     payload = {"settings": asdict(settings), "meta": meta, "claims": [asdict(c) for c in CLAIMS],
                "rules": {k: [asdict(r) for r in rules] for k, rules in RULES.items()},
