@@ -8,9 +8,10 @@ target behind "epochs and time to target". A run that diverged (NOTE [a diverged
 such and left out of the means, the target and the "best" optimizer.
 
 The learning rates matter as much as the algorithms: at torch's default rates GD ends at 9% test accuracy on
-digits after 50 epochs. So by default each optimizer runs at the rate tuned once for the dataset
-(:data:`microdl.experiments.tuning.PRESET_LRS`), or, for your own data, at a rate tuned on a validation split
-before the comparison; the table says which.
+digits after 50 epochs. So by default each optimizer runs at the hyperparameters tuned once for the dataset
+(:data:`microdl.experiments.tuning.PRESETS`), or, for your own data, at hyperparameters tuned by
+cross-validation of the training data before the comparison (:func:`microdl.experiments.tuning.tune`, the
+protocol of Choi et al. 2019); the table says which.
 
 L-BFGS (``"lbfgs"``) can join as a seventh contender, never by default: the article's full-batch GD against a
 full-batch quasi-Newton method. It has no learning rate (its line search picks each step), so it is never
@@ -101,7 +102,7 @@ def compare(datasets: str | RawData | Iterable[str | RawData] = ("digits",),
         Rates to use; the others come from ``rates``. L-BFGS takes none (``ValueError``).
     rates : {"auto", "tuned", "torch"}
         Where the other rates come from. "auto": the rate tuned once for a built-in dataset
-        (:data:`microdl.experiments.tuning.PRESET_LRS`), tuned here for your own data or an optimizer without
+        (:data:`microdl.experiments.tuning.PRESETS`), tuned here for your own data or an optimizer without
         a preset; "tuned": tuned here for every one; "torch": torch.optim's defaults.
     tune : bool
         The same as ``rates="tuned"``. Tuning picks every relevant hyperparameter (rate, momentum, β₁, β₂, ε,
@@ -270,7 +271,7 @@ class CompareResult:
     runs : list of dict
         One record per (dataset, seed, optimizer) as returned by :func:`microdl.experiments.runs.run_one`.
     tuning : dict
-        Per dataset, the tuning record of :func:`microdl.experiments.tuning.tune_lrs` (empty without tuning).
+        Per dataset, the tuning record of :func:`microdl.experiments.tuning.tune` (empty without tuning).
     """
 
     def __init__(self, config: dict[str, Any], datasets: dict[str, Any], runs: list[dict[str, Any]],

@@ -154,7 +154,14 @@ def fit_quietly(model: Any, opt: Any, X: Any, y: Any, **kwargs: Any) -> Any:
 
 
 def save_figure(fig: Any, out: Path, name: str, *, dpi: int) -> list[str]:
-    """Lay out ``fig``, write it as ``out / name`` and return ``[name]``, for an experiment's ``draw``."""
+    """The report's one figure finish: every panel that draws labelled lines gets its own legend (a reader
+    should not have to look at another panel to know which line is which), the layout is tightened, and the
+    figure is written as ``out / name``; returns ``[name]``, for an experiment's ``draw``."""
+    for ax in fig.axes:
+        handles, labels = ax.get_legend_handles_labels()
+        shown = [(h, lab) for h, lab in zip(handles, labels) if lab and not lab.startswith("_")]
+        if shown and ax.get_legend() is None:
+            ax.legend(*zip(*shown), fontsize=7, framealpha=0.8)
     fig.tight_layout()
     fig.savefig(out / name, dpi=dpi)
     return [name]
