@@ -39,6 +39,8 @@ from microdl.experiments import load_results
     (["sensitivity", "--dataset", "iris,wine"], "sensitivity takes one --dataset"),
     (["compare", "--lr", "lbfgs=0.1"], "argument --lr: lbfgs has no learning rate"),
     (["sensitivity", "--optimizers", "sgd,lbfgs"], "argument --optimizers: lbfgs has no learning rate to sweep"),
+    (["report", "--seed", "-1"], "argument --seed: must be a non-negative integer"),
+    (["report", "--seed", "x"], "argument --seed: must be a non-negative integer"),
 ])
 def test_bad_options_exit_2_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
