@@ -159,7 +159,8 @@ def save_figure(fig: Any, out: Path, name: str, *, dpi: int) -> list[str]:
     figure is written as ``out / name``; returns ``[name]``, for an experiment's ``draw``."""
     for ax in fig.axes:
         handles, labels = ax.get_legend_handles_labels()
-        shown = [(h, lab) for h, lab in zip(handles, labels) if lab and not lab.startswith("_")]
+        unique = dict(zip(labels, handles))  # one entry per label (a figure legend's proxies repeat them)
+        shown = [(h, lab) for lab, h in unique.items() if lab and not lab.startswith("_")]
         if shown and ax.get_legend() is None:
             ax.legend(*zip(*shown), fontsize=7, framealpha=0.8)
     fig.tight_layout()

@@ -44,7 +44,7 @@ a{color:#0b5cad}
 .evidence{display:grid;grid-template-columns:minmax(0,1fr);gap:1.2em;align-items:start;margin:1em 0}
 .evidence .cards{display:grid;gap:1em;grid-template-columns:repeat(auto-fill,minmax(30em,1fr))}
 .evidence .figures a{display:block;cursor:zoom-in}
-td,th{overflow-wrap:anywhere}table{max-width:100%}
+td,th{overflow-wrap:break-word}table{max-width:100%}
 .evidence .figures p{margin:0 0 .8em}
 @media (max-width:60em){.evidence{grid-template-columns:minmax(0,1fr)}}
 .card{border:1px solid #ddd;border-left:6px solid #999;border-radius:4px;padding:.5em .8em;background:#fff}

@@ -301,7 +301,8 @@ def draw(results: dict[str, Any], out: Path) -> list[str]:
     names = list(r["datasets"])
     epochs = _array(r, "tuned", "epochs_to_target", math.inf)
     mean = epochs.mean(axis=-1)
-    slowdown = mean / np.maximum(np.min(mean, axis=1, keepdims=True), 1.0)
+    with np.errstate(invalid="ignore"):  # a problem no optimizer reached on every seed: inf / inf, shown as "—"
+        slowdown = mean / np.maximum(np.min(mean, axis=1, keepdims=True), 1.0)
     test_all, default_all = _test_losses(r)
     test, test_default = test_all.mean(axis=-1), default_all.mean(axis=-1)
     fig, axes = new_figure(1, 3, width=15, height=0.45 * len(names) + 2.2)
