@@ -20,9 +20,9 @@ report (``microdl report``) share:
   ``folds``-fold cross-validation of the training data (stratified for classification); datasets with more than
   :data:`POOLED_ABOVE` training samples use one pooled split of a quarter instead. A configuration that diverges
   on any fold scores infinity and is never chosen. The test set is never seen.
-* **Edges widen the space.** When the best trial lies in the outer :data:`EDGE` of a dimension's range (on its
-  log scale) and the space may grow there, that side is pushed out by half the range and the search is run again
-  from scratch with the same number of trials, at most :data:`WIDEN_ROUNDS` times. A best value still on an edge
+* **Edges widen the space.** When the best trial of most tuning seeds lies in the outer :data:`EDGE` of a
+  dimension's range (on its log scale) and the space may grow there, that side is pushed out by half the range
+  and the search is run again from scratch with the same number of trials, at most :data:`WIDEN_ROUNDS` times. A best value still on an edge
   after that is reported in ``on_edge``, never accepted silently.
 * **Several tuning seeds.** Each tuning seed (fold assignment, initialisation, Sobol scramble) runs its own
   search; the choice of each seed, and their spread, are reported. The consensus (``hyper``) is the per-dimension
@@ -321,10 +321,12 @@ def tune(train_sets: Mapping[int, tuple[np.ndarray, np.ndarray]], *, layer_sizes
 
 def _edges(space: Mapping[str, Dim], picks: Sequence[Mapping[str, Any]],
            growable: bool = True) -> list[tuple[str, str]]:
-    """(dimension, side) where some seed's best trial lies in the outer EDGE of the range (``growable``: and
-    the range could still grow there). A decay rate of 0 (1 − β = 1: plain SGD, no momentum) is a natural end,
-    never an edge. A seed whose defaults won says nothing about the edges."""
-    out = set()
+    """(dimension, side) where the best trial of more than half of the tuning seeds lies in the outer EDGE of
+    the range (``growable``: and the range could still grow there). With a handful of quasi-random trials the
+    best of one seed falls near some edge by chance alone; an edge that most seeds agree on is the signal. A
+    decay rate of 0 (1 − β = 1: plain SGD, no momentum) is a natural end, never an edge. A seed whose defaults
+    won counts as inside the range."""
+    hits: dict[tuple[str, str], int] = {}
     for pick in picks:
         if pick["chose_default"] or not math.isfinite(pick["score"]):
             continue
@@ -332,10 +334,10 @@ def _edges(space: Mapping[str, Dim], picks: Sequence[Mapping[str, Any]],
             u = dim.position(pick["hyper"][d])
             natural_high = dim.scale == "one_minus" and dim.high >= 1.0
             if u < EDGE and (not growable or dim.widened("low") is not None):
-                out.add((d, "low"))
+                hits[(d, "low")] = hits.get((d, "low"), 0) + 1
             if u > 1 - EDGE and not natural_high and (not growable or dim.widened("high") is not None):
-                out.add((d, "high"))
-    return sorted(out)
+                hits[(d, "high")] = hits.get((d, "high"), 0) + 1
+    return sorted(edge for edge, n in hits.items() if n > len(picks) / 2)
 
 
 def _median_on_scale(dim: Dim, values: Sequence[float]) -> float:

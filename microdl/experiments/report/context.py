@@ -68,8 +68,19 @@ class Context:
     advance: Callable[[float], None] = lambda share: None
 
     def tuned_lrs(self) -> dict[str, float]:
-        """The learning rates tuned for the focus dataset by the wide experiment."""
-        return self.results["wide"]["datasets"][self.settings.focus]["lrs"]
+        """The learning rates tuned for the focus dataset by the wide experiment, for the experiments that run
+        each optimizer at its rate alone (GD against SGD, SGD's noise, wider networks).
+
+        GD and SGD were tuned together with momentum β; without it, the same steady-state step needs the
+        *effective* rate γ / (1 − β) (heavy-ball momentum multiplies a constant gradient's step by 1 / (1 − β)),
+        so that is the rate they get here. The other optimizers get their tuned rate.
+        """
+        d = self.results["wide"]["datasets"][self.settings.focus]
+        out = dict(d["lrs"])
+        for o in ("gd", "sgd"):
+            momentum = d["tuning"][o]["hyper"].get("momentum", 0.0)
+            out[o] = float(f"{out[o] / (1.0 - momentum):.4g}")
+        return out
 
 
 @contextmanager

@@ -123,7 +123,7 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in (
     Problem("digits-deep", "architecture", _bundled("load_digits", "digits-deep"), (32, 32, 32),
             note="digits with three hidden layers of 32"),
     Problem("moons-wide", "architecture", _maker("make_moons", "moons-wide", "classification", noise=0.2),
-            (512,), note="moons with one hidden layer of 512"),
+            (256,), note="moons with one hidden layer of 256"),
 )}
 
 

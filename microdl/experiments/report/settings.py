@@ -40,13 +40,14 @@ class ReportSettings:
     tune_seeds: tuple[int, ...] = (50, 51, 52)
     base: int = 0
     replications: int = 3
-    epochs: int = 20
+    epochs: int = 15
     batch_size: int = 32
     hidden: tuple[int, ...] = (64,)
     # the tuning protocol (microdl.experiments.tuning): trials per optimizer and the epochs of each trial
     trials: int = 8
-    tune_epochs: int = 8
-    lr_grid: tuple[float, ...] = LR_GRID
+    tune_epochs: int = 5
+    #: the learning-rate sweep of the sensitivity experiment: half-decades from 1e-3 to 10
+    lr_grid: tuple[float, ...] = LR_GRID[2:11]
     focus: str = "digits"
     #: rates tried where an experiment picks its own (drift, noisy and sparse, combinations)
     tune_grid: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
@@ -56,7 +57,7 @@ class ReportSettings:
     # wider networks
     widths: tuple[int, ...] = (16, 64, 256, 1024)
     width_optimizers: tuple[str, ...] = ("sgd", "adagrad", "adadelta", "adam")
-    width_epochs: int = 10
+    width_epochs: int = 6
     # learning-rate and batch-size sensitivity
     sens_epochs: int = 12
     batch_sizes: tuple[int, ...] = (8, 32, 128)

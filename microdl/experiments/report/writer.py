@@ -127,7 +127,7 @@ def _summary_points(results: dict[str, Any], verdicts: dict[str, Verdict]) -> li
 
 #: What the report cannot show, said once at its head.
 _LIMITATIONS = [
-    "Small networks (one to three hidden layers, up to 512 units) on small tabular problems with budgets of tens of "
+    "Small networks (one to three hidden layers, up to 1024 units) on small tabular problems with budgets of tens of "
     "epochs; the sources behind the claims trained convolutional and recurrent networks for days. A verdict here "
     "is about these problems, not deep learning at large.",
     "The problem set (every tabular dataset scikit-learn bundles and generated families) is a sample of problems, "
