@@ -95,7 +95,7 @@ class ReportSettings:
 
 #: Small budgets: the whole report in well under a minute (tests, previews). Its verdicts mean little.
 QUICK = ReportSettings(
-    datasets=("iris", "diabetes"), seeds=(0, 1, 2, 3), tune_seeds=(50, 51), replications=2, trials=2,
+    datasets=("iris", "wine", "diabetes"), seeds=(0, 1, 2, 3), tune_seeds=(50, 51), replications=2, trials=2,
     tune_epochs=2, epochs=4,
     lr_grid=(1e-3, 1e-2, 1e-1, 1.0), focus="iris", tune_grid=(1e-3, 1e-2, 0.1, 1.0), sgd_epochs=3, gd_epochs=10,
     widths=(4, 16),
