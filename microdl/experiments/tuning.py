@@ -22,8 +22,8 @@ report (``microdl report``) share:
   on any fold scores infinity and is never chosen. The test set is never seen.
 * **Edges widen the space.** When the best trial of most tuning seeds lies in the outer :data:`EDGE` of a
   dimension's range (on its log scale) and the space may grow there, that side is pushed out by half the range
-  and the search is run again from scratch with the same number of trials, at most :data:`WIDEN_ROUNDS` times. A best value still on an edge
-  after that is reported in ``on_edge``, never accepted silently.
+  and the search is run again from scratch with the same number of trials, at most :data:`WIDEN_ROUNDS` times.
+  A best value still on an edge after that is reported in ``on_edge``, never accepted silently.
 * **Several tuning seeds.** Each tuning seed (fold assignment, initialisation, Sobol scramble) runs its own
   search; the choice of each seed, and their spread, are reported. The consensus (``hyper``) is the per-dimension
   median of the seeds' choices on the search scale.
@@ -45,7 +45,7 @@ from microdl.experiments.runs import Budget, RunSpec, execute, takes_lr
 
 __all__ = ["Dim", "SEARCH_SPACES", "search_space", "default_point", "to_kwargs", "sample", "tune", "tune_lrs",
            "validation_split", "folds_of", "LR_GRID", "PRESETS", "PRESET_SETUP", "preset", "preset_lr",
-           "TRIALS", "FOLDS", "EDGE", "WIDEN_ROUNDS", "POOLED_ABOVE"]
+           "TRIALS", "FOLDS", "EDGE", "WIDEN_ROUNDS", "POOLED_ABOVE", "PRESET_TRIALS", "PRESET_EPOCHS"]
 
 #: Half-decade steps from 1e-4 to 100, for the learning-rate *sweeps* (``microdl sensitivity``), not tuning.
 LR_GRID: tuple[float, ...] = tuple(float(f"{10.0 ** (k / 2):.4g}") for k in range(-8, 5))
@@ -354,13 +354,17 @@ def tune_lrs(train_sets: Mapping[int, tuple[np.ndarray, np.ndarray]], **kwargs: 
 
 
 # -- presets -----------------------------------------------------------------------------------------------
+#: Trials, trial epochs and tuning seeds of :data:`PRESETS`.
+PRESET_TRIALS, PRESET_EPOCHS, PRESET_SEEDS = 8, 10, (0, 1, 2)
+
 #: The set-up :data:`PRESETS` were tuned for: ``compare``'s defaults, with short trials.
-PRESET_SETUP = "hidden 64, relu, batch 32 (gd: full), tuned on 20-epoch trials"
+PRESET_SETUP = f"hidden 64, relu, batch 32 (gd: full), tuned on {PRESET_EPOCHS}-epoch trials"
 
 #: Hyperparameters chosen by :func:`tune` for each built-in dataset and optimizer (``lr`` plus the optimizer's
-#: other keyword arguments), for :data:`PRESET_SETUP`: 16 Sobol trials plus the defaults per optimizer, 3-fold
-#: cross-validation of the training data, tuning seeds 0, 1, 2, consensus of the three. Regenerate with
-#: ``python -m microdl.experiments.tuning > presets.py`` (see :func:`_regenerate`) and paste the table here.
+#: other keyword arguments), for :data:`PRESET_SETUP`: PRESET_TRIALS Sobol trials plus the defaults per
+#: optimizer, 3-fold cross-validation of the training data, tuning seeds 0, 1, 2, consensus of the three.
+#: Regenerated with ``python -m microdl.experiments.tuning > presets.py`` (:func:`_regenerate`; numba 0.68,
+#: numpy 2.4) and pasted here.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {}
 
 
@@ -386,11 +390,11 @@ def _regenerate(datasets: Sequence[str] | None = None, jobs: int = 1) -> str:
     optimizers = ("gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw")
     lines = ["PRESETS: dict[str, dict[str, dict[str, Any]]] = {"]
     for name in datasets or DATASETS:
-        data = {s: load_dataset(name, random_state=s) for s in (0, 1, 2)}
-        d = data[0]
+        data = {s: load_dataset(name, random_state=s) for s in PRESET_SEEDS}
+        d = data[PRESET_SEEDS[0]]
         result = tune({s: (v.X_train, v.y_train) for s, v in data.items()},
                       layer_sizes=(d.n_features, 64, d.n_outputs), loss=d.loss, optimizers=optimizers,
-                      budget=Budget("epochs", 20), jobs=jobs, progress=False)
+                      budget=Budget("epochs", PRESET_EPOCHS), trials=PRESET_TRIALS, jobs=jobs, progress=False)
         lines.append(f"    {name!r}: {{")
         for o in optimizers:
             entry = {"lr": result[o]["lr"], **result[o]["kwargs"]}
