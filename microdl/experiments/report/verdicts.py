@@ -191,9 +191,9 @@ def verdict_counts(verdicts: Mapping[str, Verdict | Mapping[str, Any]]) -> dict[
 
 # -- the table ---------------------------------------------------------------------------------------------
 # Thresholds, each a judgement stated in the report beside the verdict it decides:
-#: "a wide range of problems": quick on at least two thirds of the datasets.
+#: "a wide range of problems": quick on at least two thirds of the problems.
 WIDE_SHARE = 2 / 3
-#: "can be slow": slow on more than half of the datasets.
+#: "can be slow": slow on more than half of the problems.
 SLOW_SHARE = 0.5
 #: AdaDelta needs no learning rate if its good range spans at least two decades.
 INSENSITIVE_DECADES = 2.0
@@ -225,8 +225,8 @@ WIDTH_SLOWDOWN = 2.0
 #: "best depends on the problem" and "tuning is necessary": 10% margins.
 TUNING_GAIN = 1.10
 
-_QUICK = ("share of the datasets on which it is quick: at tuned rates, it reaches the dataset's target on every "
-          "seed within twice the epochs of the fastest optimizer there")
+_QUICK = ("share of the problems on which it is quick (Wilson interval over problems): at tuned settings, it "
+          "reaches the problem's target on every seed within twice the epochs of the fastest optimizer there")
 _WIDTH = ("width, in decades, of the learning rates whose final validation loss is within 10% of the best one "
           "(mean curve over the seeds)")
 _TUNABLE = ("share of its tuning trials (quasi-random over every tuned hyperparameter) whose cross-validated loss is "
@@ -268,7 +268,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         Rule("network", "share of GD's restarts on a realisable teacher–student network that stop at a stationary "
              "point with a loss far above the global minimum of 0", STUCK_SHARE, "above", ".2f")),
     "gd-slow": (
-        Rule("slow share", "share of the datasets on which GD is not quick (see the wide-range claims)",
+        Rule("slow share", "share of the problems on which GD is not quick (see the wide-range claims)",
              SLOW_SHARE, "above", ".2f"),),
     "sgd-faster": (
         Rule("per epoch", "GD's training loss over SGD's after equal epochs (equal samples processed: equal work)",
@@ -338,8 +338,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
         Rule("width trend", "AdaDelta's loss relative to the others at the widest network over the same at the "
              "narrowest", WIDTH_SLOWDOWN, "above", ".3g"),),
     "overall": (
-        Rule("problem", "share of the datasets on which the best all-round optimizer's test loss is more than 10% "
-             "above that dataset's best", 0.0, "above", ".2f"),
-        Rule("hyperparameters", "test loss at torch's default rates over the loss at tuned rates (geometric mean "
-             "over datasets and optimizers)", TUNING_GAIN, "above", ".3g")),
+        Rule("problem", "share of the problems on which the best all-round optimizer's test loss is more than 10% "
+             "above that problem's best", 0.0, "above", ".2f"),
+        Rule("hyperparameters", "test loss at torch's defaults over the loss at tuned settings (geometric mean "
+             "over problems and optimizers)", TUNING_GAIN, "above", ".3g")),
 }

@@ -263,7 +263,7 @@ def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
         f"all-round best ({SIX[best]}) is more than 10% behind the best on {int(behind.sum())}/{len(names)} "
         f"problems ({interval(problem, '.2f')}); torch's defaults give {interval(tuning, '.3g')} times the tuned "
         f"test loss (geometric mean over problems and optimizers; above {TUNING_GAIN:g} means tuning matters); the "
-        f"best of the six at their defaults is within a factor {fmt(float(np.exp(np.mean(np.log(best_default)))))} "
+        f"best of the six at their defaults is within a factor {float(np.exp(np.mean(np.log(best_default)))):.3f} "
         "of the best tuned one (geometric mean over problems; Schmidt et al. 2021 found a few percent)")
     return out
 
