@@ -365,7 +365,89 @@ PRESET_SETUP = f"hidden 64, relu, batch 32 (gd: full), tuned on {PRESET_EPOCHS}-
 #: optimizer, 3-fold cross-validation of the training data, tuning seeds 0, 1, 2, consensus of the three.
 #: Regenerated with ``python -m microdl.experiments.tuning > presets.py`` (:func:`_regenerate`; numba 0.68,
 #: numpy 2.4) and pasted here.
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {}
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "iris": {
+        "gd": {"lr": 0.312275, "momentum": 0.735285},
+        "sgd": {"lr": 0.436423, "momentum": 0.95136},
+        "adagrad": {"lr": 0.189525, "eps": 4.1059e-08},
+        "rmsprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-08},
+        "adadelta": {"lr": 3.26253, "rho": 0.949812, "eps": 1.76675e-05},
+        "adam": {"lr": 0.0252547, "eps": 1.1768e-05, "betas": (0.719539, 0.998175)},
+        "adamw": {"lr": 0.0252547, "eps": 1.1768e-05, "betas": (0.719539, 0.998175)},
+    },
+    "wine": {
+        "gd": {"lr": 0.451599, "momentum": 0.735285},
+        "sgd": {"lr": 0.147385, "momentum": 0.477142},
+        "adagrad": {"lr": 0.0979635, "eps": 4.91038e-05},
+        "rmsprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-08},
+        "adadelta": {"lr": 0.985025, "rho": 0.999598, "eps": 4.15928e-06},
+        "adam": {"lr": 0.024285, "eps": 1.1768e-05, "betas": (0.719539, 0.996222)},
+        "adamw": {"lr": 0.024285, "eps": 1.1768e-05, "betas": (0.719539, 0.996222)},
+    },
+    "breast_cancer": {
+        "gd": {"lr": 0.312275, "momentum": 0.735285},
+        "sgd": {"lr": 0.13573, "momentum": 0.735285},
+        "adagrad": {"lr": 0.0226305, "eps": 2.16519e-09},
+        "rmsprop": {"lr": 0.00111638, "alpha": 0.99635, "eps": 8.67828e-05},
+        "adadelta": {"lr": 0.60273, "rho": 0.996183, "eps": 3.44254e-06},
+        "adam": {"lr": 0.00244645, "eps": 3.61731e-05, "betas": (0.764449, 0.990772)},
+        "adamw": {"lr": 0.00759139, "eps": 3.61731e-05, "betas": (0.820718, 0.990772)},
+    },
+    "digits": {
+        "gd": {"lr": 0.451599, "momentum": 0.745371},
+        "sgd": {"lr": 0.147385, "momentum": 0.735285},
+        "adagrad": {"lr": 0.0742853, "eps": 4.91038e-05},
+        "rmsprop": {"lr": 0.00421774, "alpha": 0.99, "eps": 1e-08},
+        "adadelta": {"lr": 4.75218, "rho": 0.997984, "eps": 8.77217e-08},
+        "adam": {"lr": 0.00759139, "eps": 3.61731e-05, "betas": (0.820718, 0.990772)},
+        "adamw": {"lr": 0.024285, "eps": 8.249e-08, "betas": (0.820718, 0.996222)},
+    },
+    "diabetes": {
+        "gd": {"lr": 0.0177569, "momentum": 0.898947},
+        "sgd": {"lr": 0.00732631, "momentum": 0.849515},
+        "adagrad": {"lr": 0.0565536, "eps": 5.59745e-08},
+        "rmsprop": {"lr": 0.01, "alpha": 0.998974, "eps": 1e-08},
+        "adadelta": {"lr": 0.384017, "rho": 0.997984, "eps": 0.000284332},
+        "adam": {"lr": 0.00759139, "eps": 3.61731e-05, "betas": (0.820718, 0.990772)},
+        "adamw": {"lr": 0.00759139, "eps": 3.61731e-05, "betas": (0.820718, 0.990772)},
+    },
+    "moons": {
+        "gd": {"lr": 1.08865, "momentum": 0.477142},
+        "sgd": {"lr": 0.0384017, "momentum": 0.95136},
+        "adagrad": {"lr": 0.327457, "eps": 3.1043e-09},
+        "rmsprop": {"lr": 0.012007, "alpha": 0.995336, "eps": 1.80916e-09},
+        "adadelta": {"lr": 0.972804, "rho": 0.858069, "eps": 1.76675e-05},
+        "adam": {"lr": 0.0287634, "eps": 7.15014e-08, "betas": (0.969737, 0.999976)},
+        "adamw": {"lr": 0.0287634, "eps": 3.69737e-09, "betas": (0.969737, 0.999963)},
+    },
+    "circles": {
+        "gd": {"lr": 2.41653, "momentum": 0.653195},
+        "sgd": {"lr": 0.247044, "momentum": 0.906802},
+        "adagrad": {"lr": 0.493493, "eps": 6.79957e-10},
+        "rmsprop": {"lr": 0.0332601, "alpha": 0.995336, "eps": 1.80916e-09},
+        "adadelta": {"lr": 0.972804, "rho": 0.897955, "eps": 0.000568889},
+        "adam": {"lr": 0.0287634, "eps": 3.69737e-09, "betas": (0.969737, 0.999963)},
+        "adamw": {"lr": 0.0287634, "eps": 3.69737e-09, "betas": (0.969737, 0.999963)},
+    },
+    "classification": {
+        "gd": {"lr": 0.312275, "momentum": 0.477142},
+        "sgd": {"lr": 0.147385, "momentum": 0.735285},
+        "adagrad": {"lr": 0.0979635, "eps": 4.20371e-05},
+        "rmsprop": {"lr": 0.00421774, "alpha": 0.930229, "eps": 1.15554e-05},
+        "adadelta": {"lr": 0.60273, "rho": 0.995901, "eps": 3.44254e-06},
+        "adam": {"lr": 0.00547451, "eps": 2.1866e-08, "betas": (0.942596, 0.931215)},
+        "adamw": {"lr": 0.00547451, "eps": 2.1866e-08, "betas": (0.942596, 0.931215)},
+    },
+    "regression": {
+        "gd": {"lr": 0.0494191, "momentum": 0.95136},
+        "sgd": {"lr": 0.0296804, "momentum": 0.847493},
+        "adagrad": {"lr": 0.113744, "eps": 7.54435e-07},
+        "rmsprop": {"lr": 0.01, "alpha": 0.923721, "eps": 1e-08},
+        "adadelta": {"lr": 0.985025, "rho": 0.999598, "eps": 4.15928e-06},
+        "adam": {"lr": 0.0287634, "eps": 7.15014e-08, "betas": (0.969737, 0.999963)},
+        "adamw": {"lr": 0.0287634, "eps": 7.15014e-08, "betas": (0.969737, 0.999963)},
+    },
+}
 
 
 def preset(dataset: str | None, optimizer: str) -> dict[str, Any] | None:
