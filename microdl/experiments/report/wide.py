@@ -279,7 +279,8 @@ def _heatmap(ax: Any, values: np.ndarray, rows: list[str], cols: tuple[str, ...]
         for j in range(len(cols)):
             v = values[i, j]
             text = "—" if not np.isfinite(v) else format(v, spec)
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+            dark = not np.isfinite(v) or v >= vmax ** 0.75  # white text on the darkest cells, to stay readable
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black",
                     fontweight="bold" if marks is not None and marks[i, j] else "normal")
             if marks is not None and marks[i, j]:
                 ax.add_patch(_box(j, i))
