@@ -49,8 +49,8 @@ labels = np.where(price > np.median(price), "expensive", "cheap")
 print("from arrays:", from_arrays(raw.X, labels).task)
 
 # 5. compare() takes your data as it takes a dataset name. There is no preset learning rate for your data,
-#    so each optimizer's rate is first tuned on a validation split of the training data (never the test set).
+#    so each optimizer's hyperparameters are first tuned by cross-validation of the training data (never the
+#    test set).
 result = compare(raw, ["sgd", "adam"], seeds=1 if quick else 2, epochs=2 if quick else 30,
-                 hidden=(8,) if quick else (32,), lr_grid=(1e-2, 1e-1) if quick else (1e-3, 1e-2, 1e-1, 1.0),
-                 progress=False)
+                 hidden=(8,) if quick else (32,), trials=2 if quick else 16, progress=False)
 print(result.format_tables())

@@ -8,9 +8,10 @@ target behind "epochs and time to target". A run that diverged (NOTE [a diverged
 such and left out of the means, the target and the "best" optimizer.
 
 The learning rates matter as much as the algorithms: at torch's default rates GD ends at 9% test accuracy on
-digits after 50 epochs. So by default each optimizer runs at the rate tuned once for the dataset
-(:data:`microdl.experiments.tuning.PRESET_LRS`), or, for your own data, at a rate tuned on a validation split
-before the comparison; the table says which.
+digits after 50 epochs. So by default each optimizer runs at the hyperparameters tuned once for the dataset
+(:data:`microdl.experiments.tuning.PRESETS`), or, for your own data, at hyperparameters tuned by
+cross-validation of the training data before the comparison (:func:`microdl.experiments.tuning.tune`, the
+protocol of Choi et al. 2019); the table says which.
 
 L-BFGS (``"lbfgs"``) can join as a seventh contender, never by default: the article's full-batch GD against a
 full-batch quasi-Newton method. It has no learning rate (its line search picks each step), so it is never
@@ -54,7 +55,8 @@ from microdl.experiments.runs import (
     takes_lr,
     threads_per_run,
 )
-from microdl.experiments.tuning import LR_GRID, PRESET_SETUP, preset_lr, tune_lrs
+from microdl.experiments.tuning import PRESET_SETUP, TRIALS, preset
+from microdl.experiments.tuning import tune as tune_hyperparameters
 
 __all__ = ["compare", "CompareResult", "load_results", "target_loss", "check_output_folder", "DEFAULT_EPOCHS",
            "RATES"]
@@ -75,9 +77,8 @@ def compare(datasets: str | RawData | Iterable[str | RawData] = ("digits",),
             optimizers: str | Iterable[str] = SIX_OPTIMIZERS, seeds: int | Iterable[int] = 3, *,
             epochs: int | None = None, budget: str | Budget | None = None, batch_size: int = 32,
             hidden: Sequence[int] = (64,), activation: str = "relu", lrs: Mapping[str, float] | None = None,
-            rates: str = "auto", tune: bool = False, lr_grid: Sequence[float] = LR_GRID,
-            validation_fraction: float = 0.2, target: float = DEFAULT_TARGET, jobs: int = 1,
-            backend: str = "loky", scheduler: str | None = None, progress: bool | None = None,
+            rates: str = "auto", tune: bool = False, trials: int = TRIALS, target: float = DEFAULT_TARGET,
+            jobs: int = 1, backend: str = "loky", scheduler: str | None = None, progress: bool | None = None,
             model_backend: str = "numba") -> CompareResult:
     """Train every optimizer on every dataset with every seed, and collect the curves.
 
@@ -103,11 +104,14 @@ def compare(datasets: str | RawData | Iterable[str | RawData] = ("digits",),
         Rates to use; the others come from ``rates``. L-BFGS takes none (``ValueError``).
     rates : {"auto", "tuned", "torch"}
         Where the other rates come from. "auto": the rate tuned once for a built-in dataset
-        (:data:`microdl.experiments.tuning.PRESET_LRS`), tuned here for your own data or an optimizer without
+        (:data:`microdl.experiments.tuning.PRESETS`), tuned here for your own data or an optimizer without
         a preset; "tuned": tuned here for every one; "torch": torch.optim's defaults.
     tune : bool
-        The same as ``rates="tuned"``. Tuning picks each rate from ``lr_grid`` on a validation split of the
-        training data (never the test set; :func:`microdl.experiments.tuning.tune_lrs`).
+        The same as ``rates="tuned"``. Tuning picks every relevant hyperparameter (rate, momentum, β₁, β₂, ε,
+        ...) by ``trials`` quasi-random trials plus the defaults, cross-validated on the training data (never
+        the test set; :func:`microdl.experiments.tuning.tune`).
+    trials : int
+        Trials per optimizer when tuning (the same for every optimizer).
     target : float in (0, 1)
         Fraction of the best improvement that defines the target loss (:func:`target_loss`).
     jobs, backend, scheduler, progress
@@ -151,14 +155,15 @@ def compare(datasets: str | RawData | Iterable[str | RawData] = ("digits",),
         chosen[name] = {o: _rate(o, lrs, rates, None if isinstance(src, RawData) else name) for o in optimizers}
         to_tune = [o for o in optimizers if chosen[name][o]["source"] == "tuned"]
         if to_tune:
-            # Only the training parts go in: tune_lrs carves its validation split out of them.
+            # Only the training parts go in: tune carves its validation folds out of them.
             train_sets = {s: (data_by_seed[name][s].X_train, data_by_seed[name][s].y_train) for s in seeds}
-            tuning[name] = tune_lrs(train_sets, layer_sizes=layer_sizes, loss=d.loss, optimizers=to_tune,
-                                    budget=budget, batch_size=batch_size, activation=activation, grid=lr_grid,
-                                    validation_fraction=validation_fraction, labels={"dataset": name}, jobs=jobs,
-                                    backend=backend, scheduler=scheduler, progress=progress, threads=threads)
+            tuning[name] = tune_hyperparameters(train_sets, layer_sizes=layer_sizes, loss=d.loss, optimizers=to_tune,
+                                budget=budget, batch_size=batch_size, activation=activation, trials=trials,
+                                labels={"dataset": name}, jobs=jobs, backend=backend, scheduler=scheduler,
+                                progress=progress, threads=threads)
             for o in to_tune:
                 chosen[name][o]["lr"] = tuning[name][o]["lr"]
+                chosen[name][o]["kwargs"] = tuning[name][o]["kwargs"]
 
     specs = []
     for name in names:
@@ -168,14 +173,14 @@ def compare(datasets: str | RawData | Iterable[str | RawData] = ("digits",),
                 specs.append(RunSpec(o, chosen[name][o]["lr"], s, tuple(info[name]["layer_sizes"]), d.loss,
                                      d.X_train, d.y_train, d.X_test, d.y_test, budget, batch_size, activation,
                                      eval_name="test", threads=threads, max_epochs=epoch_cap,
+                                     hyper=dict(chosen[name][o].get("kwargs", {})),
                                      labels={"dataset": name, "phase": "compare"}, model_backend=model_backend))
     runs = execute(specs, jobs=jobs, backend=backend, scheduler=scheduler, progress=progress, desc="compare")
     tuned_any = any(v["source"] == "tuned" for d in chosen.values() for v in d.values())
     config = {
         "datasets": list(names), "optimizers": list(optimizers), "seeds": list(seeds), "budget": str(budget),
         "epoch_cap": epoch_cap, "batch_size": batch_size, "hidden": list(hidden), "activation": activation,
-        "rates": rates, "tune": tuned_any, "lr_grid": [float(x) for x in lr_grid] if tuned_any else None,
-        "validation_fraction": validation_fraction if tuned_any else None, "target": target, "jobs": jobs,
+        "rates": rates, "tune": tuned_any, "trials": trials if tuned_any else None, "target": target, "jobs": jobs,
         "backend": backend, "lrs": chosen,
     }
     return CompareResult(config, info, runs, tuning)
@@ -210,9 +215,10 @@ def _rate(optimizer: str, given: Mapping[str, float], rates: str, builtin: str |
         return {"lr": float(given[optimizer]), "source": "given"}
     if rates == "torch":
         return {"lr": default_lr(optimizer), "source": "torch default"}
-    preset = preset_lr(builtin, optimizer) if rates == "auto" and builtin is not None else None
-    if preset is not None:
-        return {"lr": preset, "source": "preset"}
+    found = preset(builtin, optimizer) if rates == "auto" else None
+    if found is not None:
+        lr = found.pop("lr")
+        return {"lr": float(lr), "source": "preset", "kwargs": found}
     return {"lr": math.nan, "source": "tuned"}
 
 
@@ -271,7 +277,7 @@ class CompareResult:
     runs : list of dict
         One record per (dataset, seed, optimizer) as returned by :func:`microdl.experiments.runs.run_one`.
     tuning : dict
-        Per dataset, the tuning record of :func:`microdl.experiments.tuning.tune_lrs` (empty without tuning).
+        Per dataset, the tuning record of :func:`microdl.experiments.tuning.tune` (empty without tuning).
     """
 
     def __init__(self, config: dict[str, Any], datasets: dict[str, Any], runs: list[dict[str, Any]],
@@ -374,14 +380,15 @@ class CompareResult:
         sources = {v["source"] for d in self.config["lrs"].values() for v in d.values()}
         parts = []
         if "preset" in sources:
-            parts.append(f"'preset' rates were tuned once per built-in dataset for {PRESET_SETUP}, each the best of "
-                         f"a log grid {LR_GRID[0]:g} .. {LR_GRID[-1]:g} on a validation split of the training data "
-                         "(microdl.experiments.tuning.PRESET_LRS; --rates tuned re-tunes for this set-up)")
+            parts.append(f"'preset' hyperparameters were tuned once per built-in dataset for {PRESET_SETUP}, by "
+                         "the protocol of microdl.experiments.tuning (every relevant hyperparameter, quasi-random "
+                         "search, cross-validation of the training data; microdl.experiments.tuning.PRESETS; "
+                         "--rates tuned re-tunes for this set-up)")
         if "tuned" in sources:
-            grid = self.config["lr_grid"]
-            parts.append(f"'tuned' rates minimise the mean final validation loss over the seeds on a "
-                         f"{self.config['validation_fraction']:.0%} validation split of the training data "
-                         f"(never the test set), grid {grid[0]:g} .. {grid[-1]:g} in {len(grid)} log steps")
+            parts.append(f"'tuned' hyperparameters (rate and every other relevant one) were chosen by "
+                         f"{self.config['trials']} quasi-random trials plus the defaults per optimizer, each scored "
+                         "by its mean final validation loss in cross-validation of the training data (never the "
+                         "test set), per seed; the consensus of the seeds is used")
         if "torch default" in sources:
             defaults = ", ".join(f"{o} {default_lr(o):g}" for o in self.config["optimizers"] if takes_lr(o))
             parts.append(f"'torch' rates are torch.optim's defaults ({defaults})")

@@ -217,6 +217,8 @@ class RunSpec:
     max_epochs: int | None = None
     #: "numpy" trains on the textbook code (MLP(backend="numpy") and the optimizers' NumPy rules).
     model_backend: str = "numba"
+    #: hyperparameters other than ``lr`` (as the optimizer class takes them: ``momentum``, ``betas``, ``eps``)
+    hyper: dict[str, Any] = field(default_factory=dict)
 
 
 class _Recorder:
@@ -291,7 +293,7 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     model = MLP(spec.layer_sizes, activation=spec.activation, loss=spec.loss, random_state=spec.seed,
                 backend=spec.model_backend)
     on_numpy = {"backend": "numpy"} if spec.model_backend == "numpy" and spec.optimizer != "lbfgs" else {}
-    optimizer = make_optimizer(spec.optimizer, model.params, **_rate_of(spec), **on_numpy)
+    optimizer = make_optimizer(spec.optimizer, model.params, **_rate_of(spec), **spec.hyper, **on_numpy)
     Y_train, Y_eval = model.encode_targets(spec.y_train), model.encode_targets(spec.y_eval)
     budget = spec.budget
     recorder = _Recorder(spec, Y_train, Y_eval, budget.value if budget.kind == "time" else None)
@@ -317,7 +319,8 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         stop_reason = "diverged"
     result: dict[str, Any] = {
         **spec.labels,
-        "optimizer": spec.optimizer, "lr": spec.lr, "seed": spec.seed, "batch_size": spec.batch_size,
+        "optimizer": spec.optimizer, "lr": spec.lr, "hyper": dict(spec.hyper), "seed": spec.seed,
+        "batch_size": spec.batch_size,
         "layer_sizes": list(spec.layer_sizes), "n_params": int(model.n_params), "budget": str(budget),
         "epoch": list(range(len(recorder.train_loss))),
         "train_loss": recorder.train_loss, f"{e}_loss": recorder.eval_loss, "wall_time": recorder.wall_time,
@@ -352,7 +355,7 @@ def _compile_off_the_clock(spec: RunSpec) -> None:
     if key in _COMPILED:
         return
     model = MLP(spec.layer_sizes, activation=spec.activation, loss=spec.loss, random_state=0)
-    optimizer = make_optimizer(spec.optimizer, model.params, **_rate_of(spec))
+    optimizer = make_optimizer(spec.optimizer, model.params, **_rate_of(spec), **spec.hyper)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a divergence here is the real run's to report, not this throwaway's
         fit(model, optimizer, spec.X_train[:WARM_UP_ROWS], spec.y_train[:WARM_UP_ROWS], epochs=1,

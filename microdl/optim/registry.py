@@ -19,7 +19,8 @@ optimizer, so that no other module keeps a list of names:
 * ``color``: its colour in every figure (a matplotlib colour);
 * ``default_lr``: the rate the scikit-learn estimators use when ``learning_rate_init`` is None;
 * ``article``: whether it is one of the six optimizers the article compares (``microdl compare``'s default);
-* ``search_space``: for the tuning search, hyperparameter -> ``(low, high, "log" | "linear")``;
+* ``search_space``: for the tuning search, hyperparameter -> ``(low, high, "log" | "one_minus")`` (the value,
+  or ``1 - value`` for a decay rate such as β, log-uniform in ``[low, high]``);
 * ``estimator_params``: which of the estimators' own optimizer parameters (``momentum``,
   ``nesterovs_momentum``, ``beta_1``, ``beta_2``, ``epsilon``) it takes; the others keep its defaults;
 * derived from the class: ``takes_lr``, ``takes_momentum`` (the CLI's ``--momentum``) and ``full_batch``.
@@ -37,7 +38,7 @@ __all__ = ["OptimizerEntry", "register_optimizer", "unregister_optimizer", "opti
            "available_optimizers", "registered", "OPTIMIZERS"]
 
 #: Scales a search space may use.
-SCALES = ("log", "linear")
+SCALES = ("log", "one_minus")
 #: The scikit-learn estimators' optimizer parameters, with the hyperparameters each one sets
 #: (:class:`microdl.sklearn.MLPClassifier` maps them).
 ESTIMATOR_PARAMS = {"momentum": ("momentum",), "nesterovs_momentum": ("momentum", "nesterov"),
@@ -106,12 +107,12 @@ def _check_search_space(name: str, cls: type, space: Any) -> dict[str, tuple[flo
             raise ValueError(f"search_space of {name!r} names {key!r}, which {cls.__name__} does not take "
                              f"(it takes {', '.join(takes)})")
         if not (isinstance(bounds, (tuple, list)) and len(bounds) == 3 and bounds[2] in SCALES):
-            raise ValueError(f"search_space[{key!r}] of {name!r} must be (low, high, 'log' or 'linear'); "
+            raise ValueError(f"search_space[{key!r}] of {name!r} must be (low, high, 'log' or 'one_minus'); "
                              f"got {bounds!r}")
         low, high, scale = float(bounds[0]), float(bounds[1]), bounds[2]
-        if not (math.isfinite(low) and math.isfinite(high) and low < high and (scale == "linear" or low > 0)):
-            raise ValueError(f"search_space[{key!r}] of {name!r} must have finite low < high (low > 0 on a log "
-                             f"scale); got {bounds!r}")
+        if not (math.isfinite(low) and math.isfinite(high) and low < high and low > 0):
+            raise ValueError(f"search_space[{key!r}] of {name!r} must have finite 0 < low < high (both "
+                             f"scales are logarithmic); got {bounds!r}")
         checked[key] = (low, high, scale)
     return checked
 
@@ -140,7 +141,7 @@ def register_optimizer(name: str, cls: type | None = None, *, order: float | Non
     article : bool, default False
         One of the article's six optimizers (``microdl compare``'s default list).
     search_space : dict, optional
-        For the tuning search: hyperparameter -> ``(low, high, "log" | "linear")``; by default the tuner's own
+        For the tuning search: hyperparameter -> ``(low, high, "log" | "one_minus")``; by default the tuner's own
         space for an optimizer it knows, else ``lr`` around its default.
     estimator_params : tuple of str, default ()
         Which of the scikit-learn estimators' ``momentum``, ``nesterovs_momentum``, ``beta_1``, ``beta_2`` and

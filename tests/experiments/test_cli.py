@@ -39,6 +39,8 @@ from microdl.experiments import load_results
     (["sensitivity", "--dataset", "iris,wine"], "sensitivity takes one --dataset"),
     (["compare", "--lr", "lbfgs=0.1"], "argument --lr: lbfgs has no learning rate"),
     (["sensitivity", "--optimizers", "sgd,lbfgs"], "argument --optimizers: lbfgs has no learning rate to sweep"),
+    (["report", "--seed", "-1"], "argument --seed: must be a non-negative integer"),
+    (["report", "--seed", "x"], "argument --seed: must be a non-negative integer"),
 ])
 def test_bad_options_exit_2_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -68,7 +70,10 @@ def test_cli_compare_prints_tables_and_writes_files(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert status == 0
     assert "iris (classification" in printed and "wine (classification" in printed and "seeds 0, 3" in printed
-    assert "0.1 (given)" in printed and "0.00316 (preset)" in printed and "'preset' rates were tuned" in printed
+    from microdl.experiments.tuning import PRESETS
+
+    adam = f"{PRESETS['iris']['adam']['lr']:.3g} (preset)"
+    assert "0.1 (given)" in printed and adam in printed and "'preset' hyperparameters were tuned" in printed
     assert "8 runs in" in printed and (out / "curves.png").exists()
     assert load_results(out).config["seeds"] == [0, 3]
     # a second run replaces the folder it wrote before
@@ -81,7 +86,7 @@ def test_cli_compare_tune_says_which_rates(tmp_path, capsys):
     status = main(["compare", "--dataset", "iris", "--optimizers", "sgd", "--seeds", "1", "--epochs", "1",
                    "--hidden", "4", "--tune", "--out", str(tmp_path / "o"), "--no-progress"])
     out = capsys.readouterr().out
-    assert status == 0 and "(tuned)" in out and "tuned learning rates" in out and "iris: sgd" in out
+    assert status == 0 and "(tuned)" in out and "tuned hyperparameters" in out and "iris: sgd: lr" in out
 
 
 def test_cli_compare_on_your_own_csv(tmp_path, capsys):

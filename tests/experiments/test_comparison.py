@@ -10,7 +10,7 @@ import pytest
 from microdl.datasets import from_arrays, load_dataset
 from microdl.experiments import Budget, compare, load_results, parse_budget, target_loss
 from microdl.experiments.comparison import CompareResult
-from microdl.experiments.tuning import PRESET_LRS
+from microdl.experiments.tuning import PRESETS
 from tests.experiments.tiny import TINY, numbers, same_rows
 
 
@@ -92,17 +92,21 @@ def test_default_rates_are_the_presets_and_every_optimizer_learns_digits():
     assert {o: v["source"] for o, v in result.config["lrs"]["digits"].items()} == dict.fromkeys(
         ["gd", "sgd", "adagrad", "rmsprop", "adadelta", "adam"], "preset")
     for row in result.summary():
-        assert row["lr"] == PRESET_LRS["digits"][row["optimizer"]]
+        assert row["lr"] == PRESETS["digits"][row["optimizer"]]["lr"]
         assert row["test_metric_mean"] >= 0.9 and row["diverged"] == 0, row
     note = result.lr_note()
-    assert "'preset' rates were tuned once" in note and "validation split" in note and "PRESET_LRS" in note
+    assert "'preset' hyperparameters were tuned once" in note and "cross-validation" in note and "PRESETS" in note
 
 
 def test_rates_given_torch_preset_and_tuned_and_own_data_is_tuned():
-    kwargs = {"seeds": 1, "epochs": 1, "hidden": (4,), "progress": False, "lr_grid": (1e-2, 1e-1)}
+    kwargs = {"seeds": 1, "epochs": 1, "hidden": (4,), "progress": False, "trials": 2}
     r = compare("iris", ["sgd", "adam"], lrs={"sgd": 0.5}, **kwargs)
+    adam = dict(PRESETS["iris"]["adam"])
     assert r.config["lrs"]["iris"] == {"sgd": {"lr": 0.5, "source": "given"},
-                                       "adam": {"lr": PRESET_LRS["iris"]["adam"], "source": "preset"}}
+                                       "adam": {"lr": adam.pop("lr"), "source": "preset", "kwargs": adam}}
+    # the preset's other hyperparameters reach the optimizer
+    run = r.runs_of("iris", "adam")[0]
+    assert run["hyper"] == {k: list(v) if isinstance(v, tuple) else v for k, v in adam.items()}
     assert compare("iris", ["adam"], rates="torch", **kwargs).config["lrs"]["iris"]["adam"] == {
         "lr": 0.001, "source": "torch default"}
     tuned = compare("iris", ["adam"], rates="tuned", **kwargs)
@@ -263,7 +267,7 @@ def test_lbfgs_contends_without_a_learning_rate_and_beats_gd_on_a_convex_problem
 
     assert inspect.signature(compare).parameters["optimizers"].default == SIX_OPTIMIZERS
     assert "lbfgs" not in SIX_OPTIMIZERS  # the default six stay the default
-    r = compare(["iris"], ["gd", "lbfgs"], seeds=2, epochs=10, hidden=(), rates="tuned", lr_grid=(0.3, 3.0),
+    r = compare(["iris"], ["gd", "lbfgs"], seeds=2, epochs=10, hidden=(), rates="tuned", trials=4,
                 progress=False)
     assert set(r.tuning["iris"]) == {"gd"}  # never tuned
     assert r.config["lrs"]["iris"]["lbfgs"] == {"lr": None, "source": "none"}

@@ -17,6 +17,8 @@ import pytest
 
 from microdl.cli import main
 from microdl.experiments.report import CLAIMS, EXPERIMENTS, QUICK, make_report
+from microdl.experiments.report.settings import SEED_BLOCK, ReportSettings, replication_settings
+from microdl.experiments.report.verdicts import VERDICTS
 from microdl.experiments.report.writer import QUICK_BANNER
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -42,7 +44,11 @@ def test_every_claim_has_a_measured_verdict_with_rule_interval_and_figure(quick_
     sections = {key: md[start:end] for (start, key), (end, _) in zip(starts, [*starts[1:], (len(md), "")])}
     for claim in CLAIMS:
         v = payload["verdicts"][claim.id]
-        assert v["verdict"] in ("supported", "not supported", "depends"), claim.id
+        assert v["verdict"] in VERDICTS, claim.id
+        # the stability: every replication's verdict, and the share that agreed with the one reported
+        assert len(v["replications"]) == QUICK.replications and 0 < v["stability"] <= 1, claim.id
+        agreed = v["replications"].count(v["verdict"]) / len(v["replications"])
+        assert v["stability"] == pytest.approx(agreed) if v["verdict"] != "unstable" else agreed == 0
         assert claim.text in md and claim.text in printed
         assert v["parts"] and v["rule"] and v["evidence"], claim.id
         for part in v["parts"]:
@@ -52,11 +58,16 @@ def test_every_claim_has_a_measured_verdict_with_rule_interval_and_figure(quick_
         # the claim's card sits in its experiment's section, with that section's figure
         section = sections[claim.experiment]
         assert f'<a id="claim-{claim.id}"></a>' in section and "![" in section, claim.id
-    totals = re.search(r"totals: (\d+) supported, (\d+) not supported, (\d+) depends", printed)
+    totals = re.search(r"totals: (\d+) supported, (\d+) not supported, (\d+) inconclusive, (\d+) mixed, "
+                       r"(\d+) unstable", printed)
     assert totals and sum(map(int, totals.groups())) == 31
     assert {"wide.png", "landscape.png", "scale.png", "drift.png", "noisy_sparse.png", "combine.png",
             "code.png", "sensitivity.png", "width.png", "noise.png", "gd_vs_sgd.png"} <= figures
-    assert payload["settings"]["seeds"] == list(QUICK.seeds) and len(QUICK.seeds) >= 5
+    # every seed derives from --seed (0 here): replication r of seed N lives in its own block of seeds
+    reps = payload["results"]["replications"]
+    assert [r["base"] for r in reps] == [r * SEED_BLOCK for r in range(QUICK.replications)]
+    assert payload["settings"]["seeds"] == reps[0]["seeds"] and len(reps[0]["seeds"]) == len(QUICK.seeds)
+    assert not set(reps[0]["seeds"]) & set(reps[1]["seeds"]) and payload["meta"]["seed"] == 0
     assert "commit `" in md and "<pre>" not in (out / "report.html").read_text()
     # a preview says so at its head and at the end of what it printed, so it is not quoted as the report
     assert md.index("Preview (--quick)") < md.index("## Verdicts") and QUICK_BANNER in printed.split("totals: ")[1]
@@ -142,3 +153,18 @@ def test_report_help_and_settings_are_checked():
         from dataclasses import replace
 
         make_report(Path("unused"), settings=replace(QUICK, seeds=(0,)))
+
+
+def test_every_seed_derives_from_the_report_seed():
+    full = ReportSettings()
+    assert len(full.seeds) >= 10 and len(full.tune_seeds) >= 3 and full.replications >= 3
+    blocks = {(n, r): replication_settings(full, n, r) for n in range(3) for r in range(full.replications)}
+    seen: set[int] = set()
+    for s in blocks.values():
+        mine = {*s.seeds, *s.tune_seeds, s.base}
+        assert not mine & seen  # independent: no two replications of any two report seeds share a seed
+        seen |= mine
+        assert not set(s.seeds) & set(s.tune_seeds)
+    assert replication_settings(full, 1, 0) == replication_settings(full, 1, 0)
+    with pytest.raises(ValueError, match="seed must be"):
+        make_report("unused", quick=True, seed=-1)

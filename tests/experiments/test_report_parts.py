@@ -100,3 +100,78 @@ def test_markdown_and_html_render_the_same_blocks():
     assert '<h2 id="h">' in html and "<th>b|c</th>" in html and "<caption>cap</caption>" in html
     assert '<div class="card c-depends" id="claim-x">' in html and '<img src="g.png" alt="fig">' in html
     assert "<pre>a &lt; b</pre>" in html and "<pre>" not in html.split("<pre>a")[0]
+
+
+# -- the report as an application: its interface, its problem set, its literature, its stability ---------------
+def test_every_experiment_implements_the_declared_interface_and_no_core_module_imports_the_report():
+    import pathlib
+    import re
+
+    import microdl
+    from microdl.experiments.report import CLAIMS, EXPERIMENTS
+    from microdl.experiments.report.context import Experiment
+
+    assert all(isinstance(e, Experiment) for e in EXPERIMENTS)
+    assert {c.experiment for c in CLAIMS} <= {e.KEY for e in EXPERIMENTS}
+    root = pathlib.Path(microdl.__file__).parent
+    for path in root.rglob("*.py"):
+        if "experiments" in path.relative_to(root).parts:
+            continue
+        assert not re.search(r"microdl\.experiments\.report|from \.+experiments", path.read_text()), path
+
+
+def test_every_problem_of_the_set_loads_for_two_seeds():
+    from microdl.experiments.report.problem_set import PROBLEMS, load_problem
+
+    families = {p.family for p in PROBLEMS.values()}
+    assert {"bundled", "conditioning", "dimension", "noise", "class balance", "sparsity", "architecture"} <= families
+    for name in PROBLEMS:
+        a, b = load_problem(name, 0), load_problem(name, 1)
+        assert a.X_train.shape[1] == b.X_train.shape[1] and np.all(np.isfinite(a.X_train)), name
+        assert a.task in ("classification", "regression")
+    # every tabular dataset scikit-learn bundles with a load_* function
+    assert {"iris", "wine", "breast_cancer", "digits", "diabetes", "linnerud"} <= set(PROBLEMS)
+    with pytest.raises(ValueError, match="unknown problem"):
+        load_problem("nope", 0)
+
+
+def test_every_claim_cites_sources_that_are_in_the_references():
+    from microdl.experiments.report import CLAIMS
+    from microdl.experiments.report.literature import LITERATURE, REFERENCES, comparison
+
+    assert set(LITERATURE) == {c.id for c in CLAIMS}
+    for claim, finding in LITERATURE.items():
+        assert finding.sources and set(finding.sources) <= set(REFERENCES), claim
+    cited = {s for f in LITERATURE.values() for s in f.sources}
+    for key in ("Kingma & Ba 2015", "Duchi et al. 2011", "Zeiler 2012", "Tieleman & Hinton 2012",
+                "Bottou & Bousquet 2008", "Wilson et al. 2017", "Choi et al. 2019", "Schmidt et al. 2021",
+                "Sivaprasad et al. 2020"):
+        assert key in cited
+    assert "agrees" in comparison("adagrad-per-param", "supported")
+    assert "departs" in comparison("adagrad-per-param", "not supported")
+    assert "cannot tell" in comparison("adagrad-per-param", "unstable")
+
+
+def test_stable_verdicts_keep_the_majority_and_label_the_rest_unstable():
+    from microdl.experiments.report.driver import stable_verdicts
+    from microdl.experiments.report.stats import Estimate
+    from microdl.experiments.report.verdicts import judge
+
+    def rep(low, high):
+        return {"gd-combine": judge("gd-combine", {"combined": Estimate(0.5, low, high, 10, "x")}, "e")}
+
+    three = [rep(0.5, 0.9), rep(0.5, 0.9), rep(1.1, 1.3)]
+    v = stable_verdicts(three)["gd-combine"]
+    assert v.verdict == "supported" and v.replications == ["supported", "supported", "not supported"]
+    assert v.stability == pytest.approx(2 / 3) and v.to_dict()["stability"] == pytest.approx(2 / 3)
+    split = stable_verdicts([rep(0.5, 0.9), rep(1.1, 1.3), rep(0.9, 1.1)])["gd-combine"]
+    assert split.verdict == "unstable" and split.stability == pytest.approx(1 / 3)
+
+
+def test_best_rate_widens_a_grid_whose_best_sits_on_an_edge():
+    from microdl.experiments.report.context import EXTEND_STEPS, best_rate
+
+    lr, scores = best_rate([0.01, 0.1, 1.0], lambda lr: abs(np.log10(lr) - 2.5))  # best at 10^2.5, off the grid
+    assert len(scores) == 3 + EXTEND_STEPS and lr == max(scores) == pytest.approx(100.0)
+    lr, scores = best_rate([0.01, 0.1, 1.0], lambda lr: abs(np.log10(lr) + 1))  # inside: nothing added
+    assert lr == 0.1 and len(scores) == 3

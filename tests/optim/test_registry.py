@@ -135,9 +135,9 @@ def test_registering_twice_is_an_error_unless_replacing(scratch_name):
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"name": "Bad-Name"}, "lower-case Python identifier"),
-    ({"search_space": {"lr": (1e-3, 1e-1)}}, r"\(low, high, 'log' or 'linear'\)"),
-    ({"search_space": {"lr": (0.0, 1.0, "log")}}, "low > 0 on a log scale"),
-    ({"search_space": {"momentum": (0.0, 1.0, "linear")}}, "does not take"),
+    ({"search_space": {"lr": (1e-3, 1e-1)}}, r"\(low, high, 'log' or 'one_minus'\)"),
+    ({"search_space": {"lr": (0.0, 1.0, "log")}}, "finite 0 < low < high"),
+    ({"search_space": {"momentum": (1e-3, 1.0, "one_minus")}}, "does not take"),
     ({"estimator_params": ("momentum",)}, "does not take"),
     ({"estimator_params": ("nesterov",)}, "unknown 'nesterov'"),
     ({"default_lr": -1.0}, "default_lr"),

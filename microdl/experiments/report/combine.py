@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import TUNE_SEED, Context, best_rate, fit_quietly, fmt, interval, save_figure
+from microdl.experiments.report.context import Context, best_rate, fit_quietly, fmt, interval, save_figure
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
 
@@ -51,9 +51,10 @@ def run(ctx: Context) -> dict[str, Any]:
     s = ctx.settings
     out: dict[str, Any] = {"dataset": s.focus, "epochs": s.combine_epochs, "grid": list(s.tune_grid),
                            "seeds": list(s.seeds), "variants": {}}
-    data = {seed: load_dataset(s.focus, random_state=seed) for seed in (TUNE_SEED, *s.seeds)}
+    data = {seed: load_dataset(s.focus, random_state=seed) for seed in (s.tune_seeds[0], *s.seeds)}
     epochs = s.combine_epochs
-    tune_final = lambda variant, lr: _run(variant, lr, TUNE_SEED, data[TUNE_SEED], s.hidden, epochs)["final"]
+    tune_seed = s.tune_seeds[0]
+    tune_final = lambda variant, lr: _run(variant, lr, tune_seed, data[tune_seed], s.hidden, epochs)["final"]
     for variant in VARIANTS:
         lr, _ = best_rate(s.tune_grid, partial(tune_final, variant))
         runs = [_run(variant, lr, seed, data[seed], s.hidden, epochs) for seed in s.seeds]

@@ -1,6 +1,7 @@
-"""What every experiment module receives, and the small helpers they share.
+"""What every experiment module receives and implements (:class:`Experiment`), and the small helpers they share.
 
-An experiment module of the report defines ``KEY`` and ``TITLE`` and four functions:
+An experiment module of the report implements :class:`Experiment`: it defines ``KEY`` and ``TITLE`` and four
+functions:
 
 * ``run(ctx) -> dict``: trains and measures; returns plain results (numbers, lists, dicts: JSON-ready);
 * ``judge(results, settings) -> dict[str, Verdict]``: the verdicts of its claims, computed from ``results``
@@ -18,14 +19,40 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from microdl.experiments.report.settings import ReportSettings
 
-__all__ = ["Context", "numba_threads", "fmt", "interval", "TUNE_SEED", "best_rate", "fit_quietly", "save_figure"]
+if TYPE_CHECKING:
+    from microdl.experiments.report.verdicts import Verdict
 
-#: The seed on which an experiment picks its learning rates, apart from the seeds it is judged on.
-TUNE_SEED = 1000
+__all__ = ["Experiment", "Context", "numba_threads", "fmt", "interval", "best_rate", "fit_quietly", "save_figure",
+           "EXTEND_STEPS"]
+
+#: How many grid steps :func:`best_rate` may add beyond an end of its grid when the best rate sits there.
+EXTEND_STEPS = 2
+
+
+@runtime_checkable
+class Experiment(Protocol):
+    """The interface of an experiment of the report (each is a module: ``wide``, ``landscape``, ...). The driver
+    runs every experiment of ``EXPERIMENTS`` through it and nothing else; a new experiment implements it and
+    adds its claims to ``CLAIMS`` and its rules to ``RULES``."""
+
+    KEY: str
+    TITLE: str
+
+    def run(self, ctx: Context) -> dict[str, Any]:
+        """Train and measure under ``ctx.settings``; plain, JSON-ready results."""
+
+    def judge(self, results: dict[str, Any], settings: ReportSettings) -> dict[str, Verdict]:
+        """The verdicts of its claims from ``results`` (every experiment's, by key)."""
+
+    def draw(self, results: dict[str, Any], out: Path) -> list[str]:
+        """Its figures, written under ``out``; their relative paths."""
+
+    def describe(self, doc: Any, results: dict[str, Any], settings: ReportSettings) -> None:
+        """The text and tables of its section."""
 
 
 @dataclass
@@ -41,8 +68,19 @@ class Context:
     advance: Callable[[float], None] = lambda share: None
 
     def tuned_lrs(self) -> dict[str, float]:
-        """The learning rates tuned for the focus dataset by the wide experiment."""
-        return self.results["wide"]["datasets"][self.settings.focus]["lrs"]
+        """The learning rates tuned for the focus dataset by the wide experiment, for the experiments that run
+        each optimizer at its rate alone (GD against SGD, SGD's noise, wider networks).
+
+        GD and SGD were tuned together with momentum β; without it, the same steady-state step needs the
+        *effective* rate γ / (1 − β) (heavy-ball momentum multiplies a constant gradient's step by 1 / (1 − β)),
+        so that is the rate they get here. The other optimizers get their tuned rate.
+        """
+        d = self.results["wide"]["datasets"][self.settings.focus]
+        out = dict(d["lrs"])
+        for o in ("gd", "sgd"):
+            momentum = d["tuning"][o]["hyper"].get("momentum", 0.0)
+            out[o] = float(f"{out[o] / (1.0 - momentum):.4g}")
+        return out
 
 
 @contextmanager
@@ -87,18 +125,34 @@ def interval(est: Any, spec: str = ".3g") -> str:
 
 
 def best_rate(grid: Iterable[float], score: Callable[[float], float]) -> tuple[float, dict[float, float]]:
-    """The rate of ``grid`` with the lowest ``score(rate)``, and every rate's score (in the grid's order).
+    """The rate with the lowest ``score(rate)``, and every rate's score (in increasing order of rate).
 
     Infinity (a run that diverged) loses to any finite score and NaN to anything else; a tie goes to the
-    smaller rate.
+    smaller rate. A best rate at an end of the grid is never accepted silently: the grid is extended past that
+    end, one step of its own ratio at a time, up to EXTEND_STEPS steps, until the best lies inside.
     """
-    scores = {lr: score(lr) for lr in grid}
+    rates = sorted(float(lr) for lr in grid)
+    scores = {lr: score(lr) for lr in rates}
 
     def rank(lr: float) -> tuple[bool, float, float]:
         s = scores[lr]
         return (True, 0.0, lr) if math.isnan(s) else (False, s, lr)
 
-    return min(scores, key=rank), scores
+    for _ in range(EXTEND_STEPS):
+        best = min(scores, key=rank)
+        ordered = sorted(scores)
+        if len(ordered) < 2 or not math.isfinite(scores[best]):
+            break
+        if best == ordered[-1]:
+            new = ordered[-1] * ordered[-1] / ordered[-2]
+        elif best == ordered[0]:
+            new = ordered[0] * ordered[0] / ordered[1]
+        else:
+            break
+        new = float(f"{new:.4g}")
+        scores[new] = score(new)
+    best = min(scores, key=rank)
+    return best, dict(sorted(scores.items()))
 
 
 def fit_quietly(model: Any, opt: Any, X: Any, y: Any, **kwargs: Any) -> Any:
@@ -111,7 +165,15 @@ def fit_quietly(model: Any, opt: Any, X: Any, y: Any, **kwargs: Any) -> Any:
 
 
 def save_figure(fig: Any, out: Path, name: str, *, dpi: int) -> list[str]:
-    """Lay out ``fig``, write it as ``out / name`` and return ``[name]``, for an experiment's ``draw``."""
+    """The report's one figure finish: every panel that draws labelled lines gets its own legend (a reader
+    should not have to look at another panel to know which line is which), the layout is tightened, and the
+    figure is written as ``out / name``; returns ``[name]``, for an experiment's ``draw``."""
+    for ax in fig.axes:
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))  # one entry per label (a figure legend's proxies repeat them)
+        shown = [(h, lab) for lab, h in unique.items() if lab and not lab.startswith("_")]
+        if shown and ax.get_legend() is None:
+            ax.legend(*zip(*shown), fontsize=7, framealpha=0.8)
     fig.tight_layout()
     fig.savefig(out / name, dpi=dpi)
     return [name]

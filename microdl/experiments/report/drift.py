@@ -4,7 +4,10 @@ A stream of standard-normal inputs is labelled by a random linear teacher (plus 
 replaced by a new one every ``drift_steps`` steps. Each optimizer trains a small ReLU network online, one
 mini-batch per step, each batch seen once. Its *online loss* is the loss of each batch before the step that
 learns from it (what a deployed model would have scored), averaged over every segment after the first switch.
-The stochastic optimizers take part; GD has no full batch to use on a stream.
+The stochastic optimizers take part; GD has no full batch to use on a stream. A *stationary control* runs the
+same stream with the first teacher kept throughout: an optimizer handles non-stationarity well when its
+advantage over the others is larger on the switching stream than on the stationary one (a difference against
+the control, so that an optimizer that is simply better everywhere does not count).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from microdl.experiments.report import stats
-from microdl.experiments.report.context import TUNE_SEED, Context, best_rate, fit_quietly, fmt, interval, save_figure
+from microdl.experiments.report.context import Context, best_rate, fit_quietly, fmt, interval, save_figure
 from microdl.experiments.report.verdicts import Verdict
 from microdl.experiments.report.verdicts import judge as apply_rules
 from microdl.experiments.runs import SIX_OPTIMIZERS
@@ -30,23 +33,24 @@ _FEATURES, _HIDDEN, _BATCH, _NOISE = 8, 16, 8, 0.1
 _CHUNK = 20
 
 
-def _stream(seed: int, segments: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and targets of a stream whose linear teacher changes every ``steps`` steps."""
+def _stream(seed: int, segments: int, steps: int, stationary: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and targets of a stream whose linear teacher changes every ``steps`` steps (``stationary``: the
+    first teacher throughout, the same inputs and noise)."""
     rng = np.random.default_rng(seed)
     n = segments * steps * _BATCH
     X = rng.standard_normal((n, _FEATURES))
     w = rng.standard_normal((segments, _FEATURES)) / np.sqrt(_FEATURES)
-    segment = np.arange(n) // (steps * _BATCH)
+    segment = np.zeros(n, dtype=int) if stationary else np.arange(n) // (steps * _BATCH)
     y = np.einsum("ij,ij->i", X, w[segment]) + _NOISE * rng.standard_normal(n)
     return X, y
 
 
-def _online(name: str, lr: float, seed: int, segments: int, steps: int) -> list[float]:
+def _online(name: str, lr: float, seed: int, segments: int, steps: int, stationary: bool = False) -> list[float]:
     """The online loss of each chunk of ``_CHUNK`` steps over the whole stream (inf once diverged)."""
     from microdl.nn import MLP
     from microdl.optim import make_optimizer
 
-    X, y = _stream(seed, segments, steps)
+    X, y = _stream(seed, segments, steps, stationary)
     model = MLP((_FEATURES, _HIDDEN, 1), loss="squared_error", random_state=seed)
     opt = make_optimizer(name, model.params, lr=lr)
     size = _CHUNK * _BATCH
@@ -73,27 +77,36 @@ def run(ctx: Context) -> dict[str, Any]:
     segments, steps = s.drift_segments, s.drift_steps
     out: dict[str, Any] = {"segments": segments, "steps": steps, "grid": list(s.tune_grid), "seeds": list(s.seeds),
                            "optimizers": {}}
-    tune_tracking = lambda name, lr: tracking_loss(_online(name, lr, TUNE_SEED, segments, steps), segments)
+    tune_tracking = lambda name, lr: tracking_loss(_online(name, lr, s.tune_seeds[0], segments, steps), segments)
     for name in FIVE:
         # the rate with the lowest tracking loss on a stream of its own (another seed)
         lr, scores = best_rate(s.tune_grid, partial(tune_tracking, name))
         curves = [_online(name, lr, seed, segments, steps) for seed in s.seeds]
+        control = [_online(name, lr, seed, segments, steps, stationary=True) for seed in s.seeds]
         out["optimizers"][name] = {"lr": lr, "tuning": [scores[r] for r in s.tune_grid], "curves": curves,
-                                   "tracking": [tracking_loss(c, segments) for c in curves]}
+                                   "tracking": [tracking_loss(c, segments) for c in curves],
+                                   "stationary": [tracking_loss(c, segments) for c in control]}
     return out
 
 
 def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
     r = results[KEY]
-    track = {o: np.array(v["tracking"], dtype=float) for o, v in r["optimizers"].items()}
+    track = {o: stats.with_failures(v["tracking"])[0] for o, v in r["optimizers"].items()}
+    still = {o: stats.with_failures(v["stationary"])[0] for o, v in r["optimizers"].items()}
     others = np.median(np.array([track[o] for o in FIVE if o != "rmsprop"]), axis=0)
-    est = stats.paired_ratio(track["rmsprop"], others)
+    others_still = np.median(np.array([still[o] for o in FIVE if o != "rmsprop"]), axis=0)
+    switching = stats.paired_ratio(track["rmsprop"], others)
+    stationary = stats.paired_ratio(still["rmsprop"], others_still)
+    # the advantage on the switching stream over the same on the stationary control, per seed
+    est = stats.paired_ratio(track["rmsprop"] / others, still["rmsprop"] / others_still)
     ranked = sorted(FIVE, key=lambda o: float(np.mean(track[o])))
     return {"rmsprop-nonstationary": apply_rules(
         "rmsprop-nonstationary", {"tracking": est},
         "mean online loss after the first switch (each at its best rate): "
         + ", ".join(f"{o} {fmt(float(np.mean(track[o])), '.3g')}" for o in ranked)
-        + f"; RMSprop over the median of the others {interval(est)} (noise floor {0.5 * _NOISE**2:.3g})")}
+        + f"; RMSprop over the median of the others {interval(switching)} on the switching stream and "
+        f"{interval(stationary)} on the stationary control; the ratio of the two {interval(est)} (noise floor "
+        f"{0.5 * _NOISE**2:.3g})")}
 
 
 def draw(results: dict[str, Any], out: Path) -> list[str]:

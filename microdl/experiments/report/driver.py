@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from microdl._files import atomic_folder, check_replaceable_folder
@@ -30,17 +29,19 @@ from microdl.experiments.report import (
     width,
 )
 from microdl.experiments.report.claims import CLAIMS
-from microdl.experiments.report.context import Context, numba_threads
-from microdl.experiments.report.settings import QUICK, ReportSettings
-from microdl.experiments.report.verdicts import Verdict, verdict_counts
+from microdl.experiments.report.context import Context, Experiment, numba_threads
+from microdl.experiments.report.settings import QUICK, ReportSettings, replication_settings
+from microdl.experiments.report.verdicts import Verdict, stable_verdict, verdict_counts
 from microdl.experiments.report.writer import QUICK_BANNER, build_document, write_files
 
-__all__ = ["make_report", "Report", "EXPERIMENTS"]
+__all__ = ["make_report", "Report", "EXPERIMENTS", "stable_verdicts"]
 
 #: The experiments in the order they run and appear; ``wide`` comes first, since its tuned rates feed the
 #: single-dataset experiments after it.
-EXPERIMENTS: tuple[ModuleType, ...] = (wide, gd_sgd, sensitivity, noise, width, landscape, scale, drift,
+EXPERIMENTS: tuple[Experiment, ...] = (wide, gd_sgd, sensitivity, noise, width, landscape, scale, drift,  # type: ignore[assignment]
                                        noisy_sparse, combine, code)
+if not all(isinstance(e, Experiment) for e in EXPERIMENTS):  # pragma: no cover - a module missing a function
+    raise ImportError("every experiment module must implement microdl.experiments.report.context.Experiment")
 #: Rough share of the full report's time per experiment: the progress bar's weights.
 _WEIGHT = {"wide": 40, "gd_sgd": 2, "sensitivity": 19, "noise": 2, "width": 6, "landscape": 5, "scale": 7,
            "drift": 8, "noisy_sparse": 8, "combine": 3, "code": 1}
@@ -60,8 +61,12 @@ class Report:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def summary_text(self) -> str:
-        """One line per claim: verdict, optimizer, claim; then the totals."""
-        lines = [f"{self.verdicts[c.id].verdict:14s} {c.optimizer:8s}  {c.text}" for c in CLAIMS]
+        """One line per claim: verdict, how many replications agreed, optimizer, claim; then the totals."""
+        lines = []
+        for c in CLAIMS:
+            v = self.verdicts[c.id]
+            agreed = f"{round(v.stability * len(v.replications))}/{len(v.replications)}"
+            lines.append(f"{v.verdict:14s} {agreed:5s} {c.optimizer:8s}  {c.text}")
         counts = verdict_counts(self.verdicts)
         lines.append("totals: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
         if self.meta.get("quick"):
@@ -70,7 +75,7 @@ class Report:
 
 
 def make_report(out_dir: str | Path = "report", *, quick: bool = False, settings: ReportSettings | None = None,
-                jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
+                seed: int = 0, jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
                 progress: bool | None = None) -> Report:
     """Run every experiment, decide every claim of the article and write the report folder.
 
@@ -85,7 +90,10 @@ def make_report(out_dir: str | Path = "report", *, quick: bool = False, settings
     quick : bool
         Use :data:`QUICK`'s small budgets (well under a minute; the verdicts then mean little).
     settings : ReportSettings, optional
-        Full control over datasets, seeds and budgets (overrides ``quick``).
+        Full control over problems, budgets and the number of seeds and replications (overrides ``quick``).
+    seed : int
+        Every evaluation and tuning seed of every replication is derived from it (NOTE [report seeds] in
+        :mod:`~.settings`): two different seeds are two independent replications of the whole report.
     jobs, backend, scheduler
         How the many independent training runs execute (:func:`microdl.experiments.runs.execute`). One job
         gives the cleanest timings.
@@ -108,8 +116,12 @@ def make_report(out_dir: str | Path = "report", *, quick: bool = False, settings
     if s.focus not in s.datasets:
         raise ValueError(f"the focus dataset {s.focus!r} must be one of the datasets {s.datasets}")
     if len(s.seeds) < 2:
-        raise ValueError(f"the report needs at least two seeds for its intervals (five or more is the standard); "
+        raise ValueError(f"the report needs at least two seeds for its intervals (ten is the standard); "
                          f"got {s.seeds}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    if isinstance(s.replications, bool) or not isinstance(s.replications, int) or s.replications < 1:
+        raise ValueError(f"replications must be a positive integer; got {s.replications!r}")
     out = check_replaceable_folder(out_dir, "report folder", WRITER)  # NOTE [output folders] in microdl._files
     # the report's own bar is the one shown; the bars of the runs inside an experiment would only clutter it
     execution = {"jobs": jobs, "backend": backend, "scheduler": scheduler, "progress": False}
@@ -120,43 +132,71 @@ def make_report(out_dir: str | Path = "report", *, quick: bool = False, settings
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
     figures: dict[str, list[str]] = {}
-    with atomic_folder(out, WRITER) as tmp, numba_threads(threads), _bar(progress) as bar:
-        ctx = Context(s, Path(tmp), execution)
-        for experiment in EXPERIMENTS:
-            weight = _WEIGHT.get(experiment.KEY, 1)
-            moved = [0.0]
+    with atomic_folder(out, WRITER) as tmp, numba_threads(threads), _bar(progress, s.replications) as bar:
+        runs: list[tuple[ReportSettings, dict[str, Any], dict[str, Verdict]]] = []
+        for r in range(s.replications):
+            # replication r: the whole design under its own seeds; figures come from the first
+            sr = replication_settings(s, seed, r)
+            ctx = Context(sr, Path(tmp), execution)
+            for experiment in EXPERIMENTS:
+                weight = _WEIGHT.get(experiment.KEY, 1)
+                moved = [0.0]
 
-            def advance(share: float, weight: float = weight, moved: list[float] = moved) -> None:
-                step = min(share * weight, weight - moved[0])
-                moved[0] += step
-                bar.update(step)
+                def advance(share: float, weight: float = weight, moved: list[float] = moved) -> None:
+                    step = min(share * weight, weight - moved[0])
+                    moved[0] += step
+                    bar.update(step)
 
-            ctx.advance = advance
-            bar.set_description(f"report: {experiment.KEY}")
-            t, c = time.perf_counter(), time.process_time()
-            ctx.results[experiment.KEY] = experiment.run(ctx)
-            figures[experiment.KEY] = experiment.draw(ctx.results, Path(tmp))
-            timings[experiment.KEY], cpu[experiment.KEY] = time.perf_counter() - t, time.process_time() - c
-            advance(1.0)
-        verdicts: dict[str, Verdict] = {}
-        for experiment in EXPERIMENTS:
-            verdicts.update(experiment.judge(ctx.results, s))
-        missing = [c.id for c in CLAIMS if c.id not in verdicts]
-        if missing:
-            raise RuntimeError(f"claims without a verdict: {missing}")
+                ctx.advance = advance
+                bar.set_description(f"report {r + 1}/{s.replications}: {experiment.KEY}")
+                t, c = time.perf_counter(), time.process_time()
+                ctx.results[experiment.KEY] = experiment.run(ctx)
+                if r == 0:
+                    figures[experiment.KEY] = experiment.draw(ctx.results, Path(tmp))
+                timings[experiment.KEY] = timings.get(experiment.KEY, 0.0) + time.perf_counter() - t
+                cpu[experiment.KEY] = cpu.get(experiment.KEY, 0.0) + time.process_time() - c
+                advance(1.0)
+            judged: dict[str, Verdict] = {}
+            for experiment in EXPERIMENTS:
+                judged.update(experiment.judge(ctx.results, sr))
+            missing = [c.id for c in CLAIMS if c.id not in judged]
+            if missing:
+                raise RuntimeError(f"claims without a verdict: {missing}")
+            runs.append((sr, ctx.results, judged))
+        verdicts = stable_verdicts([judged for _, _, judged in runs])
+        first_settings, results, _ = runs[0]
+        results = {**results, "replications": [
+            {"seeds": list(sr.seeds), "tune_seeds": list(sr.tune_seeds), "base": sr.base,
+             "verdicts": {k: v.verdict for k, v in judged.items()},
+             "parts": {k: [p.to_dict() for p in v.parts] for k, v in judged.items()}} for sr, _, judged in runs]}
         meta = _meta(time.perf_counter() - tic, timings, cpu, jobs, backend, quick and settings is None)
-        doc = build_document(s, ctx.results, verdicts, figures, EXPERIMENTS, meta)
-        write_files(Path(tmp), doc, s, ctx.results, verdicts, meta)
-    return Report(s, ctx.results, verdicts, meta)
+        meta["seed"] = seed
+        meta["replications"] = s.replications
+        doc = build_document(first_settings, results, verdicts, figures, EXPERIMENTS, meta)
+        write_files(Path(tmp), doc, first_settings, results, verdicts, meta)
+    return Report(first_settings, results, verdicts, meta)
+
+
+def stable_verdicts(replications: list[dict[str, Verdict]]) -> dict[str, Verdict]:
+    """Per claim, the verdict over the replications (:func:`~.verdicts.stable_verdict`: the majority's, else
+    "unstable"), carried by the first replication that reached it (its parts and evidence are shown), with every
+    replication's verdict and the share that agreed."""
+    out = {}
+    for claim in replications[0]:
+        each = [rep[claim].verdict for rep in replications]
+        verdict, share = stable_verdict(each)
+        shown = next((rep[claim] for rep in replications if rep[claim].verdict == verdict), replications[0][claim])
+        out[claim] = Verdict(shown.claim, verdict, shown.parts, shown.evidence, list(shown.notes), each, share)
+    return out
 
 
 @contextmanager
-def _bar(progress: bool | None) -> Iterator[Any]:
-    """A tqdm bar over the experiments, each weighted by its usual share of the time (None: only on a
-    terminal)."""
+def _bar(progress: bool | None, replications: int = 1) -> Iterator[Any]:
+    """A tqdm bar over the experiments of every replication, each weighted by its usual share of the time (None:
+    only on a terminal)."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=sum(_WEIGHT.values()), desc="report", leave=False,
+    bar = tqdm(total=replications * sum(_WEIGHT.values()), desc="report", leave=False,
                disable=None if progress is None else not progress,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
     try:

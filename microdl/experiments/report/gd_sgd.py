@@ -74,11 +74,12 @@ def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
     per_step = stats.paired_ratio(c["gd_step"], c["sgd_step"])
     mean = lambda xs: fmt(float(np.nanmean(xs)), ".3g")  # noqa: E731
     evidence = (f"after {r['epochs']['sgd']} epochs, training loss SGD {mean(c['sgd_epoch'])} vs GD "
-                f"{mean(c['gd_epoch'])} (GD/SGD {interval(per_epoch)}); after {mean(c['time'])} s of training, SGD "
-                f"{mean(c['sgd_time'])} vs GD {mean(c['gd_time'])} (GD/SGD {interval(per_second)}); per gradient "
-                f"evaluation ({mean(c['step'])} steps), SGD {mean(c['sgd_step'])} vs GD {mean(c['gd_step'])} "
-                f"(GD/SGD {interval(per_step)}, not judged: a GD step costs n/b SGD steps)")
-    return {"sgd-faster": apply_rules("sgd-faster", {"per epoch": per_epoch, "per second": per_second}, evidence)}
+                f"{mean(c['gd_epoch'])} (GD/SGD {interval(per_epoch)}: equal samples processed, the work measure); "
+                f"for reference, after {mean(c['time'])} s of training, SGD {mean(c['sgd_time'])} vs GD "
+                f"{mean(c['gd_time'])} (GD/SGD {interval(per_second)}; wall clock, not judged: it moves with the "
+                f"machine's load); per gradient evaluation ({mean(c['step'])} steps), SGD {mean(c['sgd_step'])} vs GD "
+                f"{mean(c['gd_step'])} (GD/SGD {interval(per_step)}, not judged: a GD step costs n/b SGD steps)")
+    return {"sgd-faster": apply_rules("sgd-faster", {"per epoch": per_epoch}, evidence)}
 
 
 def draw(results: dict[str, Any], out: Path) -> list[str]:

@@ -41,15 +41,20 @@ _ROSENBROCK_STEPS = 1000
 _NETWORK_OPTIMIZERS = ("gd", "sgd", "adam")
 _NETWORK_GRID = (1e-2, 1e-1, 1.0)
 _NETWORK_BATCH = 16
-_TUNE_RESTARTS = 3
+#: Ten: with three, the picked rate moved between replications, and with it whether GD stops at spurious points
+#: (the seed-0 and seed-1 reports of the first run disagreed on both local-minima claims); a rate is chosen on
+#: validation big enough to choose on.
+_TUNE_RESTARTS = 10
 #: "far above zero" and "stationary", relative to each restart's initial loss and gradient norm.
 _FAR, _STATIONARY = 1e-2, 1e-3
 
 
 def run(ctx: Context) -> dict[str, Any]:
     s = ctx.settings
-    return {"camel": _camel(s.starts, s.steps_2d), "rosenbrock": _rosenbrock(min(s.steps_2d, _ROSENBROCK_STEPS)),
-            "network": _network(s.teacher, s.restarts, s.restart_steps)}
+    # every start, noise draw and restart comes from the replication's own seeds (NOTE [report seeds])
+    return {"camel": _camel(s.starts, s.steps_2d, s.base),
+            "rosenbrock": _rosenbrock(min(s.steps_2d, _ROSENBROCK_STEPS)),
+            "network": _network(s.teacher, s.restarts, s.restart_steps, s.base)}
 
 
 # -- 2-D ---------------------------------------------------------------------------------------------------
@@ -59,14 +64,14 @@ def _nearest_minimum(points: np.ndarray) -> np.ndarray:
     return np.where(d.min(axis=1) < _AT_MINIMUM, d.argmin(axis=1), -1)
 
 
-def _camel(n_starts: int, steps: int) -> dict[str, Any]:
-    rng = np.random.default_rng(7)
+def _camel(n_starts: int, steps: int, base: int = 0) -> dict[str, Any]:
+    rng = np.random.default_rng(base + 7)
     starts = np.column_stack([rng.uniform(-2.0, 2.0, n_starts), rng.uniform(-1.1, 1.1, n_starts)])
     out: dict[str, Any] = {"starts": n_starts, "steps": steps, "lr": _CAMEL_LR, "noise": _CAMEL_NOISE}
     shown = np.linspace(0, n_starts - 1, min(n_starts, 12)).astype(int)
     thin = max(1, steps // 150)
     for name, noise in (("gd", 0.0), ("sgd", _CAMEL_NOISE)):
-        path = run_2d("sgd", camel, starts, steps, _CAMEL_LR, noise=noise, seed=11, anneal=True)
+        path = run_2d("sgd", camel, starts, steps, _CAMEL_LR, noise=noise, seed=base + 11, anneal=True)
         end = _nearest_minimum(path[-1])
         out[name] = {"minimum": end.tolist(), "non_global": [int(e >= 0 and e not in _GLOBAL) for e in end],
                      "counts": np.bincount(end + 1, minlength=len(CAMEL_MINIMA) + 1).tolist(),
@@ -123,20 +128,20 @@ def _log_mean(values: list[float]) -> float:
     return float(np.mean(np.log(v))) if np.all(np.isfinite(v) & (v > 0)) else np.inf
 
 
-def _network(shape: tuple[int, int, int], restarts: int, steps: int) -> dict[str, Any]:
+def _network(shape: tuple[int, int, int], restarts: int, steps: int, base: int = 0) -> dict[str, Any]:
     d, k, n = shape
     teacher = Teacher(d, k, 0.0, seed=1000, activation="relu")
     X, y = teacher.sample(n, np.random.default_rng(5))
     out: dict[str, Any] = {"features": d, "hidden": k, "samples": n, "restarts": restarts, "steps": steps,
                            "batch": _NETWORK_BATCH, "grid": list(_NETWORK_GRID), "optimizers": {}}
-    tune_seeds = range(restarts, restarts + _TUNE_RESTARTS)
+    tune_seeds = range(base + restarts, base + restarts + _TUNE_RESTARTS)
     tune_score = lambda name, lr: _log_mean([_network_run(teacher, X, y, name, lr, seed, steps)["loss"]
                                              for seed in tune_seeds])
     for name in _NETWORK_OPTIMIZERS:
         # the rate with the lowest geometric-mean final loss over a few restarts not used below (a restart that
         # diverges scores infinity, so a rate that is only sometimes stable is not picked)
         lr, _ = best_rate(_NETWORK_GRID, partial(tune_score, name))
-        runs = [_network_run(teacher, X, y, name, lr, s, steps) for s in range(restarts)]
+        runs = [_network_run(teacher, X, y, name, lr, base + k, steps) for k in range(restarts)]
         out["optimizers"][name] = {"lr": lr, **{key: [r[key] for r in runs] for key in runs[0]}}
     return out
 
@@ -146,7 +151,7 @@ def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
     r = results[KEY]
     cam, net = r["camel"], r["network"]["optimizers"]
     gd2, sgd2 = cam["gd"]["non_global"], cam["sgd"]["non_global"]
-    gd_net, sgd_net, adam_net = net["gd"], net["sgd"], net["adam"]
+    gd_net, sgd_net = net["gd"], net["sgd"]
 
     def share(xs: list[int]) -> str:
         return f"{sum(xs)}/{len(xs)}"
@@ -165,13 +170,6 @@ def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
         f"camel: non-global endings GD {share(gd2)}, SGD with gradient noise {share(sgd2)} (difference "
         f"{interval(d2, '.2f')}); network: stuck restarts GD {share(gd_net['stuck'])}, SGD "
         f"{share(sgd_net['stuck'])} (difference {interval(dnet, '.2f')})")
-    dadam = stats.paired_difference(adam_net["far"], sgd_net["far"], unit="restarts")
-    out["adam-suboptimal"] = apply_rules(
-        "adam-suboptimal", {"network": dadam},
-        f"restarts ending far above the global minimum: Adam {share(adam_net['far'])}, SGD {share(sgd_net['far'])}, "
-        f"GD {share(gd_net['far'])} (Adam minus SGD {interval(dadam, '.2f')}); median final loss over the initial: "
-        + ", ".join(f"{o} {fmt(float(np.nanmedian(net[o]['loss'])), '.1e')}" for o in _NETWORK_OPTIMIZERS),
-        notes=["The wide experiment's test losses (below) show whether Adam generalises worse on real data."])
     return out
 
 

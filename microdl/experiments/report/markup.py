@@ -38,20 +38,28 @@ pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:85%}
 a{color:#0b5cad}
 .badge{display:inline-block;padding:.05em .55em;border-radius:1em;font-size:85%;font-weight:600;white-space:nowrap}
 .v-supported{background:#d8f0dc;color:#17612a}.v-not-supported{background:#f8d9d9;color:#8a1c1c}
-.v-depends{background:#fbecc6;color:#7a5300}
+.v-inconclusive{background:#fbecc6;color:#7a5300}.v-mixed{background:#eadcf5;color:#5b2a86}
+.v-unstable{background:#e4e4e4;color:#333}
 .summary{background:#f5f8fc;border:1px solid #d8e3f0;border-radius:6px;padding:.6em 1.2em;margin:1em 0}
-.evidence{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:1.2em;align-items:start;margin:1em 0}
-.evidence.many{grid-template-columns:minmax(0,1fr)}
-.evidence .cards{display:grid;gap:1em;grid-template-columns:minmax(0,1fr)}
-.evidence.many .cards{grid-template-columns:repeat(auto-fill,minmax(24em,1fr))}
+.evidence{display:grid;grid-template-columns:minmax(0,1fr);gap:1.2em;align-items:start;margin:1em 0}
+.evidence .cards{display:grid;gap:1em;grid-template-columns:repeat(auto-fill,minmax(30em,1fr))}
+.evidence .figures a{display:block;cursor:zoom-in}
+td,th{overflow-wrap:break-word}table{max-width:100%}
 .evidence .figures p{margin:0 0 .8em}
 @media (max-width:60em){.evidence{grid-template-columns:minmax(0,1fr)}}
 .card{border:1px solid #ddd;border-left:6px solid #999;border-radius:4px;padding:.5em .8em;background:#fff}
 .card.c-supported{border-left-color:#2e9a48}.card.c-not-supported{border-left-color:#c0392b}
-.card.c-depends{border-left-color:#d99a00}
+.card.c-inconclusive{border-left-color:#d99a00}.card.c-mixed{border-left-color:#7d3cb5}
+.card.c-unstable{border-left-color:#777}
 .card h4{margin:.1em 0 .4em;font-size:1em}.card table{font-size:82%;margin:.4em 0}.card p{margin:.4em 0;font-size:92%}
 .card .rule{color:#444;font-size:86%}
 """
+
+
+def _figure_html(path: str, alt: str) -> str:
+    """An image at the page's width that opens at full size when clicked."""
+    p, a = html.escape(path), html.escape(alt)
+    return f'<a href="{p}" target="_blank" title="open full size"><img src="{p}" alt="{a}"></a>'
 
 
 def _badge_html(verdict: str) -> str:
@@ -79,7 +87,7 @@ def _inline_md(text: str) -> str:
 
 
 def _cell_md(text: Any) -> str:
-    return _inline_md(str(text)).replace("|", "\\|").replace("\n", " ")
+    return _inline_md(str(text)).replace("|", "\\|").replace("\n", "<br>")
 
 
 @dataclass
@@ -98,7 +106,9 @@ class Card:
 
 def _table_html(head: Sequence[Any], rows: Sequence[Sequence[Any]], caption: str | None = None) -> str:
     cap = f"<caption>{_inline_html(caption)}</caption>" if caption else ""
-    body = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in rows)
+    # a line break inside a cell (one line per part of a claim) stays a line break
+    body = "".join("<tr>" + "".join(f"<td>{_inline_html(c).replace(chr(10), '<br>')}</td>" for c in row) + "</tr>"
+                   for row in rows)
     return (f"<table>{cap}<thead><tr>" + "".join(f"<th>{_inline_html(h)}</th>" for h in head)
             + f"</tr></thead><tbody>{body}</tbody></table>")
 
@@ -203,13 +213,12 @@ class Document:
                 out.append(_table_html(*value))
             elif kind == "image":
                 path, alt = value
-                out.append(f'<p><img src="{html.escape(path)}" alt="{html.escape(alt)}"></p>')
+                out.append(f'<p>{_figure_html(path, alt)}</p>')
             elif kind == "evidence":
                 figures, cards = value
-                figs = "".join(f'<p><img src="{html.escape(p)}" alt="{html.escape(a)}"></p>' for p, a in figures)
-                # one or two verdicts sit beside the figures; more go in a grid right under them
-                many = " many" if len(cards) > 2 else ""
-                out.append(f'<div class="evidence{many}"><div class="figures">{figs}</div><div class="cards">'
+                # multi-panel figures at full width (each a link to the full-size image), the verdicts under them
+                figs = "".join(f"<p>{_figure_html(p, a)}</p>" for p, a in figures)
+                out.append(f'<div class="evidence"><div class="figures">{figs}</div><div class="cards">'
                            + "".join(self._card_html(c) for c in cards) + "</div></div>")
             elif kind == "pre":
                 out.append(f"<pre>{html.escape(value)}</pre>")

@@ -84,9 +84,46 @@ def width_estimate(r: dict[str, Any], optimizer: str) -> stats.Estimate:
     return stats.bootstrap(n, lambda idx: width(r, key, idx)["width"])
 
 
+#: A tuning trial is "good" when its validation loss is within this factor of its seed's best trial.
+GOOD_TRIAL = 1.10
+
+
+def good_shares(wide: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Per optimizer, per problem: the share of its tuning trials (Sobol points over *every* tuned
+    hyperparameter, from the wide experiment) whose cross-validated loss is within GOOD_TRIAL of the best trial
+    of the same tuning seed, averaged over the tuning seeds. A small share: a small good region, hard to tune
+    (Sivaprasad et al. 2020 measure the same thing as the loss expected after k random trials)."""
+    out: dict[str, list[float]] = {o: [] for o in SIX}
+    for d in wide["datasets"].values():
+        for o in SIX:
+            shares = []
+            for scores in d["tuning"][o]["scores"].values():
+                s = np.array([math.inf if v is None else v for v in scores], dtype=float)
+                best = np.min(s)
+                shares.append(float(np.mean(s <= GOOD_TRIAL * best)) if np.isfinite(best) else 0.0)
+            out[o].append(float(np.mean(shares)))
+    return {o: np.array(v) for o, v in out.items()}
+
+
+def relative_sensitivity(wide: dict[str, Any], optimizer: str) -> stats.Estimate:
+    """The optimizer's share of good trials over the median share of the other five, per problem; geometric
+    mean over problems with a t interval (problems are the unit). Below 1: more sensitive than the others."""
+    shares = good_shares(wide)
+    floor = 1.0 / (2 * max(1, int(wide.get("trials", 1))))  # half a trial: a share of 0 stays a finite log
+    mine = np.maximum(shares[optimizer], floor)
+    others = np.maximum(np.median(np.array([shares[o] for o in SIX if o != optimizer]), axis=0), floor)
+    return stats.t_interval(np.log(mine) - np.log(others), unit="problems", transform="exp")
+
+
 def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
     r = results[KEY]
     out: dict[str, Verdict] = {}
+    wide = results.get("wide")
+    shares = good_shares(wide) if wide else {}
+    share_text = ", ".join(f"{o} {float(np.mean(v)):.2f}" for o, v in shares.items())
+
+    def tunability(o: str) -> stats.Estimate:
+        return relative_sensitivity(wide, o) if wide else stats.Estimate(math.nan, math.nan, math.nan, 0, "none")
     widths = {o: width(r, key_of(r, o)) for o in SIX}
     ranking = ", ".join(f"{o} {w['width']:.2f}{'+' if w['censored'] else ''}"
                         for o, w in sorted(widths.items(), key=lambda kv: kv[1]["width"]))
@@ -100,7 +137,12 @@ def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
 
     for o in ("adam", "rmsprop", "adadelta"):
         est = width_estimate(r, o)
-        out[f"{o}-sensitive"] = apply_rules(f"{o}-sensitive", {"learning rate": est}, describe_width(o, est))
+        rel = tunability(o)
+        out[f"{o}-sensitive"] = apply_rules(
+            f"{o}-sensitive", {"hyperparameters": rel},
+            f"share of {o}'s tuning trials (every tuned hyperparameter) within {GOOD_TRIAL - 1:.0%} of the best, over "
+            f"the median of the other five's: {interval(rel, '.2f')} (mean shares: {share_text}); for reference, "
+            f"the learning rate alone: " + describe_width(o, est))
 
     # SGD: the learning rate, and the batch size at SGD's best rate for the common batch size
     lr_est = width_estimate(r, "sgd")
@@ -117,9 +159,12 @@ def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
         return float(means.max() / means.min() - 1.0)
 
     batch_est = stats.bootstrap(len(r["seeds"]), spread)
+    rel = tunability("sgd")
     out["sgd-sensitive"] = apply_rules(
-        "sgd-sensitive", {"learning rate": lr_est, "batch size": batch_est},
-        describe_width("sgd", lr_est) + f"; at rate {fmt(best, 'g')} the validation loss is "
+        "sgd-sensitive", {"hyperparameters": rel, "batch size": batch_est},
+        f"share of SGD's tuning trials (rate and momentum) within {GOOD_TRIAL - 1:.0%} of the best, over the median "
+        f"of the other five's: {interval(rel, '.2f')} (mean shares: {share_text}); for reference, the learning rate "
+        "alone: " + describe_width("sgd", lr_est) + f"; at rate {fmt(best, 'g')} the validation loss is "
         + ", ".join(f"{fmt(float(np.mean(v)), '.4g')} at batch {b}" for b, v in per_batch.items())
         + f", a spread of {interval(batch_est, '.2f')}; best rate per batch size: "
         + ", ".join(f"{b}: {fmt(width(r, key_of(r, 'sgd', b))['best_lr'], 'g')}" for b in r["batch_sizes"]))
