@@ -1,4 +1,8 @@
-"""Your own activation (and loss), in your own file: Mish and a pseudo-Huber loss, on every backend.
+"""
+Your own activation and loss
+============================
+
+Your own activation (and loss), in your own file: Mish and a pseudo-Huber loss, on every backend.
 
 Run with ``python examples/custom_activation.py`` (a few seconds; ``MICRODL_QUICK=1`` for less). It needs only
 an installed microdl, no source tree.

@@ -1,4 +1,8 @@
-"""Your own optimizer, in your own file: Lion, written as microdl's built-ins are, with no edit to microdl.
+"""
+Your own optimizer: Lion
+========================
+
+Your own optimizer, in your own file: Lion, written as microdl's built-ins are, with no edit to microdl.
 
 Run with ``python examples/custom_optimizer.py`` (about a minute, most of it compiling; ``MICRODL_QUICK=1``
 makes the training tiny). From the shell, ``--plugin`` imports this file, which registers ``lion``::

@@ -345,18 +345,20 @@ def claims_section(name: str) -> list[str]:
     if not claims:
         return ["See {doc}`../../report-protocol`."]
     lines = ["`microdl report` puts each of the article's claims to an experiment built so that it could come out "
-             "either way, and decides it by a rule fixed in advance: **supported**, **not supported** or "
-             "**depends** (see {doc}`../../report-protocol`)."]
+             "either way, and decides it by a rule fixed in advance: **supported**, **not supported**, "
+             "**inconclusive** (an interval straddles the threshold) or **mixed** (its parts disagree), and "
+             "**unstable** where independent replications of the whole design disagree "
+             "(see {doc}`../../report-protocol`)."]
     snapshot = measured_verdicts()
     if snapshot is None:
-        lines += ["Run `microdl report --out report/` for the measured verdicts (about 2 minutes on 2 cores).", "",
+        lines += ["Run `microdl report --out report/` for the measured verdicts.", "",
                   "| claim | kind | decided by |", "|---|---|---|"]
         lines += [f"| {getattr(c, 'text', c)} | {getattr(c, 'kind', '')} | `{getattr(c, 'experiment', '')}` |"
                   for c in claims]
         return lines
     lines += [f"The verdicts below were measured by `{snapshot['command']}` at commit `{snapshot['commit']}` on "
               f"{snapshot['date']} (2 shared cores); the report's `results.json` holds every number behind them, "
-              "and a rerun on a differently loaded machine can move a verdict that sits near its threshold.", "",
+              "and a rerun with another `--seed` can move a verdict that sits near its threshold.", "",
               "| claim | kind | measured verdict | evidence |", "|---|---|---|---|"]
     for c in claims:
         v = snapshot["verdicts"].get(getattr(c, "id", ""))

@@ -23,8 +23,8 @@ loss                        output    per-sample loss ℓ_i (z the logits, r = z
 ``binary_cross_entropy``    sigmoid   Σ_k softplus(z_k) − y_k z_k                          a_k − y_k
 ``squared_error``           identity  ½ Σ_k r_k²                                           r_k
 ``poisson``                 exp       Σ_k y_k log y_k − y_k z_k − y_k + e^{z_k}  (y ≥ 0)   a_k − y_k
-``huber``                   identity  Σ_k ½ r_k² if |r_k| < δ, else δ (|r_k| − ½ δ)          clip(r_k, −δ, δ)
-``absolute_error``          identity  Σ_k |r_k|                                            sign(r_k) (0 at 0)
+``huber``                   identity  Σ_k ½ r_k² if abs(r_k) < δ, else δ (abs(r_k) − ½ δ)          clip(r_k, −δ, δ)
+``absolute_error``          identity  Σ_k abs(r_k)                                         sign(r_k) (0 at 0)
 ==========================  ========  ===================================================  ==================
 
 Every loss is summed over the outputs and averaged over the samples: L = Σ_i w_i ℓ_i / Σ_i w_i, plus the L2

@@ -4,17 +4,17 @@ As scikit-learn's ``check_estimator`` does for estimators, :func:`check_optimize
 on a class, the built-ins (``tests/optim/test_check.py`` runs it on every registered one) and a learner's own
 alike:
 
-========================  ===========================================================================================
-``contract``              the rule's contract (:mod:`microdl.optim.contract`), as registering checks it
-``backends agree``        the same steps on NumPy, the CPU (serial and on threads) and CUDA (a GPU, or the simulator)
-``float32 stays float32`` parameters and state stay float32, and the CPU kernel converts nothing to float64
-``state_dict round trip`` a run resumed from ``state_dict()`` in a new optimizer gives the same bits
-``pickle``                a pickled optimizer steps on exactly as the original does
-``bad hyperparameters``   NaN, a string and None are refused for each hyperparameter, at construction and
-                          on assignment, leaving the optimizer as it was
-``quadratic``             converges on ½ Σ aᵢ (xᵢ − cᵢ)², condition number 10
-``rosenbrock``            converges on (1 − x)² + 100 (y − x²)² from (−1.2, 1)
-========================  ===========================================================================================
+=========================  ===========================================================================================
+``contract``               the rule's contract (:mod:`microdl.optim.contract`), as registering checks it
+``backends agree``         the same steps on NumPy, the CPU (serial and on threads) and CUDA (a GPU, or the simulator)
+``float32 stays float32``  parameters and state stay float32, and the CPU kernel converts nothing to float64
+``state_dict round trip``  a run resumed from ``state_dict()`` in a new optimizer gives the same bits
+``pickle``                 a pickled optimizer steps on exactly as the original does
+``bad hyperparameters``    NaN, a string and None are refused for each hyperparameter, at construction and
+                           on assignment, leaving the optimizer as it was
+``quadratic``              converges on ½ Σ aᵢ (xᵢ − cᵢ)², condition number 10
+``rosenbrock``             converges on (1 − x)² + 100 (y − x²)² from (−1.2, 1)
+=========================  ===========================================================================================
 
 Convergence is asked of the class's defaults with its own ``lr`` or one from 1 down to 1e-4, constant or
 decaying by 5% every 100 steps (the first that converges passes), or of the hyperparameters given. The problems

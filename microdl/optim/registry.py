@@ -11,7 +11,7 @@ the tuning search, the plots) by one call, the same for the built-ins (at the en
         ...
 
 Registering an elementwise optimizer (an :class:`~microdl.optim.Optimizer` subclass) first checks its rule's
-contract (:func:`microdl.optim.contract.check_rule`): a broken rule is refused with an error that names it,
+contract (``microdl.optim.contract.check_rule``): a broken rule is refused with an error that names it,
 before any kernel is compiled. Each entry carries what the rest of the package needs to know about the
 optimizer, so that no other module keeps a list of names:
 
@@ -130,7 +130,7 @@ def register_optimizer(name: str, cls: type | None = None, *, order: float | Non
         :data:`OPTIMIZERS`.
     cls : type
         An :class:`~microdl.optim.Optimizer` subclass (its rule is checked first:
-        :func:`microdl.optim.contract.check_rule`), or a class that ``fit`` drives itself, as
+        ``microdl.optim.contract.check_rule``), or a class that ``fit`` drives itself, as
         :class:`~microdl.optim.LBFGS`.
     order : float, optional
         Where it sorts among the optimizers; by default after every one registered so far.

@@ -19,8 +19,7 @@ whose verdict does not agree in most of them is **unstable** (:func:`stable_verd
 estimates and :func:`judge` applies the table. The tests in ``tests/experiments/test_report_verdicts.py``
 pin every threshold with hand-written cases, so moving one breaks a test.
 
->>> from microdl.experiments.report.claims import CLAIMS
-from microdl.experiments.report.stats import Estimate
+>>> from microdl.experiments.report.stats import Estimate
 >>> decide(Estimate(0.8, 0.7, 0.9, 5, "bootstrap"), Rule("share", "a share", 0.5, "above"))
 'supported'
 """
