@@ -84,10 +84,24 @@ NOTE [where we differ from scikit-learn]
     * Losses are computed from the logits (log-sum-exp), where scikit-learn clips probabilities to
       [eps, 1 − eps]: the two differ only for a sample whose predicted probability of its true class is below
       2.2e-16 (float64), which scikit-learn caps at a loss of 36.04.
+
+NOTE [beyond scikit-learn]
+    What scikit-learn's users asked for and its MLP never gave them, each off by default, so that an estimator
+    built with scikit-learn's parameters alone trains exactly as above: ``class_weight`` (the classifier);
+    ``validation_loss_curve_`` beside ``validation_scores_`` whenever early stopping holds out a split, and
+    ``early_stopping_metric='loss'`` to stop on it; ``history_``, the :class:`~microdl.train.History` of
+    :func:`microdl.train.fit` (time, rate, gradient evaluations and losses of every epoch); ``lr_schedule``,
+    ``clip_grad_norm``, ``clip_grad_value``, ``callbacks`` and ``progress``, which are ``fit``'s own schedule,
+    clipping, callbacks and progress bar; and ``dropout`` on the hidden layers. They are checked when ``fit``
+    starts, before any work, and combinations that cannot mean one thing are refused: ``lr_schedule`` with a
+    ``learning_rate`` other than 'constant' (both would set the rate), and with 'lbfgs' ``lr_schedule``,
+    clipping or ``dropout`` (L-BFGS has no rate, and its line search needs the true, deterministic gradient).
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import warnings
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
@@ -102,7 +116,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
@@ -123,8 +137,8 @@ from microdl.nn.layout import layer_views
 from microdl.optim import make_optimizer, optimizer_entry
 from microdl.optim.lbfgs import LBFGS
 from microdl.optim.registry import registered
-from microdl.optim.schedules import LRSchedule
-from microdl.train import DivergenceWarning, fit
+from microdl.optim.schedules import SCHEDULES, LRSchedule, make_schedule
+from microdl.train import DivergenceWarning, History, fit
 
 __all__ = ["MLPClassifier", "MLPRegressor", "SOLVERS", "DEFAULT_LEARNING_RATES"]
 
@@ -204,7 +218,7 @@ _OPTIMIZER_PARAMS = {
 }
 #: The training record a user may set with assigned weights (NOTE [weights assigned before a fit]).
 _RECORD = ("n_iter_", "t_", "loss_curve_", "best_loss_", "_no_improvement_count", "validation_scores_",
-           "best_validation_score_")
+           "best_validation_score_", "validation_loss_curve_", "best_validation_loss_")
 #: Where microdl's documentation is published (``bash dev.sh docs`` builds it); the estimators' HTML
 #: representation links to their entry on its API page, through scikit-learn's ``_doc_link_*`` attributes.
 DOCS_URL = "https://microdl.readthedocs.io/en/latest/"
@@ -236,6 +250,11 @@ def _activation_options() -> list:
     from microdl.nn import activation_names
 
     return [*_ACTIVATION_ALIASES, *activation_names()]
+
+
+def _schedule_names() -> list:
+    """``lr_schedule``'s names: :data:`microdl.optim.SCHEDULES`' keys and torch's class names for them."""
+    return [*SCHEDULES, *(cls.__name__ for cls in SCHEDULES.values())]
 
 
 def _regression_losses() -> list:
@@ -287,6 +306,23 @@ class _LearningRate(LRSchedule):
         return False
 
 
+class _EpochSchedule(LRSchedule):
+    """The user's ``lr_schedule`` as the estimators apply it: stepped over every epoch the solver has run, so
+    that ``partial_fit``'s one-epoch calls move along it as a ``fit`` would, and fed the last epoch's monitored
+    loss (the validation loss with early stopping, else the training loss) for :class:`ReduceLROnPlateau`.
+    :func:`microdl.train.fit` asks it for each epoch's rate; the estimator's record tells it each epoch's end."""
+
+    def __init__(self, schedule: LRSchedule) -> None:
+        self.schedule, self.epoch, self.metric = schedule, 0, None
+
+    def lr_at(self, epoch: int, base_lr: float, metric: float | None = None) -> float:
+        return self.schedule.lr_at(self.epoch, base_lr, self.metric)
+
+    def epoch_ends(self, metric: float) -> None:
+        self.epoch += 1
+        self.metric = metric
+
+
 def _rescale_momentum(optimizer: Any, factor: float) -> None:
     """b ← factor · b for an SGD momentum buffer on either device (NOTE [same random stream, same model])."""
     b = optimizer.state["b"]
@@ -311,8 +347,11 @@ class _StochasticRecord:
     def __init__(self, estimator: _BaseMLP, n_train: int, validation: tuple | None) -> None:
         self.est, self.n_train, self.validation = estimator, n_train, validation
         self.schedule: _LearningRate = estimator._schedule
+        self.user_schedule: _EpochSchedule | None = estimator._user_schedule
         self.base_lr = estimator._learning_rate_init()
-        self.rescale = estimator.solver == "sgd" and "b" in estimator._optimizer.state
+        # (a user's lr_schedule keeps torch's convention: the buffer is not rescaled, as torch's schedulers do)
+        self.rescale = (estimator.solver == "sgd" and "b" in estimator._optimizer.state
+                        and self.user_schedule is None)
         self.stopped = False
 
     def on_epoch_end(self, epoch: int, history: Any, model: MLP, optimizer: Any) -> bool:
@@ -323,11 +362,20 @@ class _StochasticRecord:
         est.loss_curve_.append(est.loss_)
         if est.verbose:
             print(f"Iteration {est.n_iter_:d}, loss = {est.loss_:.8f}")
-        est._update_no_improvement_count(self.validation)
+        val_loss = None
+        if self.validation is not None:  # fit measured it on the split (validation_data); on scikit-learn's scale
+            val_loss = est._sklearn_loss(history.val_loss[-1], model.penalty(self.validation[0].shape[0]))
+        est._update_no_improvement_count(self.validation, val_loss)
+        if self.validation is not None:  # the History says what validation_scores_ says (scikit-learn's score)
+            history.val_metric[-1] = est.validation_scores_[-1]
         self.schedule.iteration_ends(est.t_)
+        if self.user_schedule is not None:
+            self.user_schedule.epoch_ends(history.val_loss[-1] if self.validation is not None
+                                          else history.train_loss[-1])
 
         if est._no_improvement_count > est.n_iter_no_change:
-            what = "Validation score" if self.validation is not None else "Training loss"
+            what = ("Training loss" if self.validation is None else "Validation loss"
+                    if est.early_stopping_metric == "loss" else "Validation score")
             msg = (f"{what} did not improve more than tol={est.tol:f} for {est.n_iter_no_change:d} consecutive "
                    "epochs.")
             if self.schedule.trigger_stopping(msg, optimizer.lr, est.verbose):
@@ -413,6 +461,14 @@ class _BaseMLP(BaseEstimator):
         "device": [StrOptions({"cpu", "cuda"})],
         "dtype": [StrOptions({"auto", "float32", "float64"}), Options(type, {np.float32, np.float64}),
                   Options(np.dtype, {np.dtype(np.float32), np.dtype(np.float64)})],
+        # beyond scikit-learn, each off by default (NOTE [beyond scikit-learn])
+        "early_stopping_metric": [_Registered(lambda: ["score", "loss"])],
+        "lr_schedule": [_Registered(_schedule_names), HasMethods(["lr_at"]), None],
+        "clip_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "clip_grad_value": [Interval(Real, 0, None, closed="neither"), None],
+        "callbacks": [list, tuple, None],
+        "progress": ["boolean"],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like", None],
     }
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
@@ -423,7 +479,9 @@ class _BaseMLP(BaseEstimator):
                  early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
                  max_fun: int = 15000, device: str = "cpu", dtype: Any = "auto",
-                 activation_params: dict | None = None, backend: str = "numba") -> None:
+                 activation_params: dict | None = None, backend: str = "numba", early_stopping_metric: str = "score",
+                 lr_schedule: Any = None, clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
+                 callbacks: Sequence[Any] | None = None, progress: bool = False, dropout: Any = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -451,6 +509,13 @@ class _BaseMLP(BaseEstimator):
         self.dtype = dtype
         self.activation_params = activation_params
         self.backend = backend
+        self.early_stopping_metric = early_stopping_metric
+        self.lr_schedule = lr_schedule
+        self.clip_grad_norm = clip_grad_norm
+        self.clip_grad_value = clip_grad_value
+        self.callbacks = callbacks
+        self.progress = progress
+        self.dropout = dropout
 
     # -- fitted weights: views into the flat buffer, assignable --------------------------------------------------
     @property
@@ -558,6 +623,92 @@ class _BaseMLP(BaseEstimator):
             return np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
         return np.dtype(self.dtype)
 
+    # -- beyond scikit-learn (NOTE [beyond scikit-learn]) ---------------------------------------------------------
+    def _check_beyond_sklearn(self, hidden: list[int]) -> None:
+        """The combinations of microdl's own parameters that cannot work, refused before any work."""
+        stochastic = self.solver != "lbfgs"
+        if self.lr_schedule is not None:
+            if not stochastic:
+                raise ValueError("lr_schedule needs a learning rate, and solver='lbfgs' has none (its line search "
+                                 "sets each step): use a stochastic solver, or lr_schedule=None")
+            if self.learning_rate != "constant":
+                raise ValueError(f"learning_rate={self.learning_rate!r} and lr_schedule={self.lr_schedule!r} would "
+                                 "both set the rate: use learning_rate='constant' with lr_schedule, or "
+                                 "lr_schedule=None with scikit-learn's learning_rate")
+        for name in ("clip_grad_norm", "clip_grad_value"):
+            if getattr(self, name) is not None and not stochastic:
+                raise ValueError(f"{name} applies to the stochastic solvers; solver='lbfgs' needs the true gradient "
+                                 "for its line search")
+        for k, callback in enumerate(self.callbacks or ()):
+            if not callable(getattr(callback, "on_epoch_end", None)):
+                raise TypeError(f"callbacks[{k}] ({type(callback).__name__}) has no on_epoch_end(epoch, history, "
+                                "model, optimizer) method (microdl.train.Callback)")
+        rates = self._dropout_rates(hidden)
+        if rates is not None:
+            if "dropout" not in inspect.signature(MLP).parameters:
+                raise ValueError(f"dropout={self.dropout!r} needs microdl.nn.MLP(dropout=...), which this version "
+                                 "of microdl does not have; leave dropout=None")
+            if not stochastic:
+                raise ValueError("dropout makes every loss evaluation random, which the line search of "
+                                 "solver='lbfgs' cannot take: use a stochastic solver")
+
+    def _dropout_rates(self, hidden: list[int] | None = None) -> tuple[float, ...] | None:
+        """``dropout`` as one rate per hidden layer, checked; None when it drops nothing (the default)."""
+        hidden = self._hidden_sizes() if hidden is None else hidden
+        dropout = self.dropout
+        if dropout is None:
+            return None
+        if isinstance(dropout, Real):
+            rates = [dropout] * len(hidden)
+            if dropout and not hidden:
+                raise ValueError(f"dropout={dropout!r} applies to hidden layers, and hidden_layer_sizes="
+                                 f"{self.hidden_layer_sizes!r} has none")
+        else:
+            rates = np.asarray(dropout, dtype=object).ravel().tolist()
+            if len(rates) != len(hidden):
+                raise ValueError(f"dropout must be one rate, or one per hidden layer ({len(hidden)} for "
+                                 f"hidden_layer_sizes={self.hidden_layer_sizes!r}); got {len(rates)}: {dropout!r}")
+        for k, rate in enumerate(rates):
+            if isinstance(rate, bool) or not isinstance(rate, Real) or not 0 <= rate < 1:
+                raise ValueError(f"dropout[{k}] must be a rate in [0, 1); got {rate!r}")
+        rates = tuple(float(rate) for rate in rates)
+        return rates if any(rates) else None
+
+    def _dropout_argument(self) -> dict[str, Any]:
+        """``{'dropout': rates}`` for :class:`microdl.nn.MLP` when some rate is not 0; nothing otherwise, so that
+        a network without dropout is built exactly as before."""
+        rates = self._dropout_rates()
+        if rates is None:
+            return {}
+        return {"dropout": rates[0] if isinstance(self.dropout, Real) else list(rates)}
+
+    def _new_user_schedule(self) -> _EpochSchedule | None:
+        """A fresh copy of ``lr_schedule`` (the parameter itself is never changed: a schedule with state, such as
+        ReduceLROnPlateau, starts afresh at every ``fit``), stepped per epoch; None without one."""
+        if self.lr_schedule is None:
+            return None
+        if isinstance(self.lr_schedule, str):
+            return _EpochSchedule(make_schedule(self.lr_schedule, epochs=self.max_iter))
+        return _EpochSchedule(copy.deepcopy(self.lr_schedule))
+
+    def _record_history(self, history: History) -> None:
+        """Append one call's :class:`~microdl.train.History` to ``history_``, which runs over every epoch that
+        ``loss_curve_`` does (its cumulative counts continue from the previous call)."""
+        total = getattr(self, "history_", None)
+        if total is None:  # an estimator fitted before history_ existed
+            total = self.history_ = History()
+        time0 = total.wall_time[-1] if total.wall_time else 0.0
+        evals0 = total.grad_evals[-1] if total.grad_evals else 0
+        seen0 = total.samples_seen[-1] if total.samples_seen else 0
+        epochs0 = total.epochs
+        for name in ("train_loss", "train_penalty", "val_loss", "val_metric", "lr"):
+            getattr(total, name).extend(getattr(history, name))
+        total.wall_time.extend(time0 + t for t in history.wall_time)
+        total.grad_evals.extend(evals0 + g for g in history.grad_evals)
+        total.samples_seen.extend(seen0 + k for k in history.samples_seen)
+        total.stop_reason, total.diverged = history.stop_reason, history.diverged
+        total.best_epoch = None if history.best_epoch is None else epochs0 + history.best_epoch
+
     # -- building the model and its solver ------------------------------------------------------------------------
     def _new_optimizer(self) -> Any:
         entry = optimizer_entry(self.solver)
@@ -576,7 +727,9 @@ class _BaseMLP(BaseEstimator):
                           loss=self._loss_for_targets(), alpha=float(self.alpha), init="sklearn", dtype=dtype,
                           random_state=self._random_state if random_state is None else random_state,
                           device=self.device, activation_params=self.activation_params,
-                          loss_params=self._loss_params(), backend=self.backend)
+                          loss_params=self._loss_params(), backend=self.backend, **self._dropout_argument())
+        self._dropout_built = self._dropout_rates()
+        self.history_ = History()
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = n_outputs
@@ -607,11 +760,15 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             self.validation_scores_: list[float] | None = []
             self.best_validation_score_: float | None = -np.inf
+            self.validation_loss_curve_: list[float] | None = []
+            self.best_validation_loss_: float | None = np.inf
             self.best_loss_: float | None = None
         else:
             self.best_loss_ = np.inf
             self.validation_scores_ = None
             self.best_validation_score_ = None
+            self.validation_loss_curve_ = None
+            self.best_validation_loss_ = None
 
     # -- training ---------------------------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, sample_weight: Any, incremental: bool) -> _BaseMLP:
@@ -619,6 +776,7 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "lbfgs" and self.device == "cuda":
             raise ValueError("solver='lbfgs' runs on the CPU only (SciPy's L-BFGS-B works on host arrays): use "
                              "device='cpu', or a stochastic solver on the GPU")
+        self._check_beyond_sklearn(hidden)
         assigned = getattr(self, "_assigned_layers", {})
         has_weights = hasattr(self, "_model") or len(assigned) == 2
         first_pass = not has_weights or (not self.warm_start and not incremental)
@@ -636,6 +794,10 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} and {Y.shape[1]} outputs differ from "
                              f"the fitted network's {self._model.layer_sizes[1:]}; warm_start and partial_fit need "
                              "the same layers")
+        elif self._dropout_rates() != getattr(self, "_dropout_built", None):
+            raise ValueError(f"dropout={self.dropout!r} differs from the rates the network was built with "
+                             f"({getattr(self, '_dropout_built', None)}); warm_start and partial_fit keep the "
+                             "network: fit with warm_start=False to build a new one")
         model = self._model
         model.alpha = float(self.alpha)
         if issparse(X):
@@ -666,7 +828,8 @@ class _BaseMLP(BaseEstimator):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DivergenceWarning)  # raised below as scikit-learn's error instead
             history = fit(model, optimizer, X, Y, epochs=self.max_iter, sample_weight=sample_weight,
-                          callbacks=[_LbfgsRecord(self)])
+                          callbacks=[_LbfgsRecord(self), *(self.callbacks or ())], progress=self.progress)
+        self._record_history(history)
         if history.diverged:
             raise ValueError(f"{_NON_FINITE} {history.stop_reason}")
         result = optimizer.result
@@ -684,6 +847,9 @@ class _BaseMLP(BaseEstimator):
         if not incremental or getattr(self, "_optimizer", None) is None:
             self._optimizer = self._new_optimizer()
             self._schedule = _LearningRate(self._learning_rate_kind(), float(self.power_t))
+            self._user_schedule = self._new_user_schedule()
+        elif not hasattr(self, "_user_schedule"):  # a solver unpickled from before lr_schedule existed
+            self._user_schedule = None
         self._optimizer.lr = self._learning_rate_init()
         if not hasattr(self, "_no_improvement_count"):  # a warm start after solver='lbfgs'
             self._no_improvement_count = 0
@@ -691,6 +857,8 @@ class _BaseMLP(BaseEstimator):
                 not self.early_stopping and getattr(self, "best_loss_", None) is None):
             self._reset_stopping_record()  # early_stopping switched for a warm start
             self._best_params = self._model.host_params()
+        if self.early_stopping and getattr(self, "validation_loss_curve_", None) is None:  # a record set by hand
+            self.validation_loss_curve_, self.best_validation_loss_ = [], np.inf
 
         validation = None
         if self.early_stopping:
@@ -706,12 +874,15 @@ class _BaseMLP(BaseEstimator):
                     raise
                 labels, counts = np.unique(y_labels, return_counts=True)
                 raise ValueError(f"{error} (in the labels of y: {labels[counts < 2].tolist()})") from None
-            X, X_val, Y, _, _, y_val = parts[:6]
+            X, X_val, Y, Y_val, _, y_val = parts[:6]
             sample_weight, sw_val = parts[6:] if sample_weight is not None else (None, None)
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
                                  "your dataset.")
             validation = (X_val, y_val, sw_val)
+            validation_data = (X_val, Y_val)  # fit records the validation loss of every epoch on it
+        else:
+            validation_data = None
         n = X.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n)
@@ -730,9 +901,14 @@ class _BaseMLP(BaseEstimator):
                     warnings.simplefilter("ignore", DivergenceWarning)  # raised below as scikit-learn's error
                 history = fit(self._model, self._optimizer, X, Y, epochs=1 if incremental else self.max_iter,
                               batch_size=batch_size, shuffle=self.shuffle, random_state=self._random_state,
-                              sample_weight=sample_weight, schedule=self._schedule, callbacks=[record])
+                              sample_weight=sample_weight, validation_data=validation_data,
+                              schedule=self._schedule if self._user_schedule is None else self._user_schedule,
+                              clip_norm=self.clip_grad_norm, clip_value=self.clip_grad_value,
+                              callbacks=[record, *(self.callbacks or ())], progress=self.progress)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=4)
+        if history is not None:
+            self._record_history(history)
         if history is not None and history.diverged:
             if not self.early_stopping:
                 raise ValueError(f"{_NON_FINITE} {history.stop_reason}")
@@ -742,28 +918,40 @@ class _BaseMLP(BaseEstimator):
             self.loss_ = np.nan
             self.loss_curve_.append(np.nan)
             self.validation_scores_.append(np.nan)
+            self.validation_loss_curve_.append(np.nan)
         if self.early_stopping:
             self._model.set_params(self._best_params)
         if (history is not None and not history.diverged and not incremental and not record.stopped
-                and self.n_iter_ == self.max_iter):
+                and history.stop_reason == "max_epochs" and self.n_iter_ == self.max_iter):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
                           "hasn't converged yet.", ConvergenceWarning, stacklevel=4)
 
-    def _update_no_improvement_count(self, validation: tuple | None) -> None:
+    def _update_no_improvement_count(self, validation: tuple | None, val_loss: float | None = None) -> None:
         """scikit-learn's rule, comparisons and all (a NaN score counts as an improvement there, and is never
-        the best)."""
+        the best). With ``early_stopping_metric='loss'`` the same rule on the validation loss, where an
+        improvement is a decrease by at least ``tol`` and a NaN loss is none."""
         if validation is not None:
             score = self._score(*validation)
             self.validation_scores_.append(score)
+            self.validation_loss_curve_.append(val_loss)
             if self.verbose:
                 print(f"Validation score: {score:f}")
-            if score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
+            by_loss = self.early_stopping_metric == "loss"
+            if by_loss:
+                if self.verbose:
+                    print(f"Validation loss: {val_loss:f}")
+                improved = val_loss <= self.best_validation_loss_ - self.tol
             else:
-                self._no_improvement_count = 0
+                improved = not score < self.best_validation_score_ + self.tol
+            self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
-                self._best_params = self._model.host_params()
+                if not by_loss:
+                    self._best_params = self._model.host_params()
+            if val_loss < self.best_validation_loss_:
+                self.best_validation_loss_ = val_loss
+                if by_loss:
+                    self._best_params = self._model.host_params()
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -918,6 +1106,40 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         not named) or 'balanced' (``n_samples / (n_classes * np.bincount(y))``), multiplied into ``sample_weight``
         as scikit-learn's linear models do (``sklearn.utils.class_weight``). For multilabel targets they weigh
         each label's column and multiply. ``partial_fit`` takes a dict only: 'balanced' needs the whole of y.
+    early_stopping_metric : {'score', 'loss'}, default 'score'
+        Beyond scikit-learn: what early stopping watches on its validation split. 'score' is scikit-learn's rule
+        (accuracy, or R² for the regressor, must rise by ``tol``); 'loss' stops once the validation loss
+        (``validation_loss_curve_``) has not fallen by ``tol`` for more than ``n_iter_no_change`` epochs, and
+        restores the weights of the epoch with the lowest validation loss. Without ``early_stopping`` there is
+        no split, and it has no effect (as ``validation_fraction``).
+    lr_schedule : str, LRSchedule or None, default None
+        Beyond scikit-learn: a learning-rate schedule of :mod:`microdl.optim.schedules`, applied before each
+        epoch: a name of :data:`microdl.optim.SCHEDULES` or torch's class name ('cosine', 'step',
+        'CosineAnnealingLR', 'OneCycleLR', ... spanning ``max_iter`` epochs, :func:`microdl.optim.make_schedule`),
+        or an instance (``MultiStepLR([30, 60])``, ``LambdaLR(f)``, your own ``LRSchedule``), copied at each
+        ``fit``. It scales ``learning_rate_init`` and steps over every epoch the solver has run, ``partial_fit``
+        calls included; ``ReduceLROnPlateau`` watches the validation loss with early stopping, else the training
+        loss. It replaces scikit-learn's ``learning_rate`` options, so it needs ``learning_rate='constant'``;
+        the 'sgd' momentum then keeps torch's convention (not rescaled when the rate changes). Not for 'lbfgs'.
+    clip_grad_norm, clip_grad_value : float or None, default None
+        Beyond scikit-learn: before each step, scale the gradient down to this global L2 norm
+        (``torch.nn.utils.clip_grad_norm_``), or clip each component to ±value
+        (``torch.nn.utils.clip_grad_value_``). Not for 'lbfgs'.
+    callbacks : list or tuple of callbacks, or None, default None
+        Beyond scikit-learn: objects with ``on_epoch_end(epoch, history, model, optimizer)``
+        (:class:`microdl.train.Callback`), called after every epoch (every 'lbfgs' iteration) once the
+        estimator has recorded it; returning True stops training (without a ConvergenceWarning). ``epoch``
+        counts from 1 in each call of ``fit``, ``history`` is that call's :class:`~microdl.train.History`,
+        ``model`` the :class:`~microdl.nn.MLP` and ``optimizer`` the solver. :class:`microdl.train.EarlyStopping`
+        is one (its 'val_loss' needs ``early_stopping=True``). Not copied: a callback may keep what it sees.
+    progress : bool, default False
+        Beyond scikit-learn: draw a progress bar over the epochs (tqdm, on a terminal), with the loss and, with
+        early stopping, the validation loss. ``verbose`` still prints scikit-learn's lines, exactly.
+    dropout : float, sequence of float or None, default None
+        Beyond scikit-learn: during training, zero each hidden unit with this probability (one rate for every
+        hidden layer, or one per hidden layer), scaling the kept ones by 1/(1 − rate); off at prediction. None
+        or 0 builds the network without it. Stochastic solvers only; fixed when the network is built (a
+        ``warm_start`` fit or ``partial_fit`` with other rates is refused).
 
     Attributes
     ----------
@@ -935,6 +1157,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Validation accuracy of every epoch (None without early stopping; absent for 'lbfgs').
     best_validation_score_ : float or None
         Best of ``validation_scores_`` (absent for 'lbfgs').
+    validation_loss_curve_ : list of float or None
+        Beyond scikit-learn: the loss on the early-stopping split after every epoch, aligned with
+        ``validation_scores_`` (None without early stopping; absent for 'lbfgs'): the mean loss over the split's
+        samples (unweighted: ``sample_weight`` weighs the training loss) plus the L2 penalty α/(2 n_val)‖W‖²,
+        on the scale of ``loss_curve_``.
+    best_validation_loss_ : float or None
+        Beyond scikit-learn: the lowest of ``validation_loss_curve_`` (None without early stopping).
+    history_ : microdl.train.History
+        Beyond scikit-learn: the record :func:`microdl.train.fit` keeps, over every epoch of ``loss_curve_``
+        (across ``warm_start`` fits and ``partial_fit``, a diverged epoch excepted): ``train_loss`` (microdl's
+        scale), ``val_loss`` and ``val_metric`` (NaN without early stopping; ``val_metric`` is
+        ``validation_scores_``), ``lr``, and the cumulative ``wall_time`` (seconds), ``grad_evals`` (steps, or
+        loss evaluations for 'lbfgs') and ``samples_seen``; ``stop_reason`` and ``diverged`` say how the last
+        call ended.
     n_iter_ : int
         Epochs (iterations for 'lbfgs') run by the last call of ``fit`` or ``partial_fit``.
     t_ : int
@@ -970,14 +1206,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
                  max_fun: int = 15000, device: str = "cpu", dtype: Any = "auto",
-                 activation_params: dict | None = None, backend: str = "numba", class_weight: Any = None) -> None:
+                 activation_params: dict | None = None, backend: str = "numba", class_weight: Any = None,
+                 early_stopping_metric: str = "score", lr_schedule: Any = None, clip_grad_norm: float | None = None,
+                 clip_grad_value: float | None = None, callbacks: Sequence[Any] | None = None,
+                 progress: bool = False, dropout: Any = None) -> None:
         super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
                          learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
                          max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
                          warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
                          early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
                          beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-                         device=device, dtype=dtype, activation_params=activation_params, backend=backend)
+                         device=device, dtype=dtype, activation_params=activation_params, backend=backend,
+                         early_stopping_metric=early_stopping_metric, lr_schedule=lr_schedule,
+                         clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value, callbacks=callbacks,
+                         progress=progress, dropout=dropout)
         self.class_weight = class_weight
 
     def _weigh_classes(self, y: np.ndarray, sample_weight: np.ndarray | None, incremental: bool,
@@ -1099,7 +1341,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     loss_params : dict or None, default None
         Parameters of the loss, by name (``{'delta': 0.5}`` for 'huber').
     hidden_layer_sizes, activation, solver, ... : see :class:`MLPClassifier`
-        The same parameters, meanings and defaults.
+        The same parameters, meanings and defaults, those beyond scikit-learn included (``early_stopping_metric``,
+        ``lr_schedule``, ``clip_grad_norm``, ``clip_grad_value``, ``callbacks``, ``progress``, ``dropout``).
 
     Attributes
     ----------
@@ -1109,6 +1352,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         the sum).
     validation_scores_, best_validation_score_
         R² (averaged over outputs) on the early-stopping split.
+    validation_loss_curve_, best_validation_loss_, history_
+        As in :class:`MLPClassifier`, on the scale of ``loss_curve_``.
     out_activation_ : {'identity', 'exp'}
     coefs_, intercepts_, n_iter_, t_, n_features_in_, feature_names_in_, n_layers_, n_outputs_
         As in :class:`MLPClassifier`.
@@ -1139,14 +1384,19 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
                  n_iter_no_change: int | float = 10, max_fun: int = 15000, device: str = "cpu",
                  dtype: Any = "auto", activation_params: dict | None = None, loss_params: dict | None = None,
-                 backend: str = "numba") -> None:
+                 backend: str = "numba", early_stopping_metric: str = "score", lr_schedule: Any = None,
+                 clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
+                 callbacks: Sequence[Any] | None = None, progress: bool = False, dropout: Any = None) -> None:
         super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
                          learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
                          max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
                          warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
                          early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
                          beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-                         device=device, dtype=dtype, activation_params=activation_params, backend=backend)
+                         device=device, dtype=dtype, activation_params=activation_params, backend=backend,
+                         early_stopping_metric=early_stopping_metric, lr_schedule=lr_schedule,
+                         clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value, callbacks=callbacks,
+                         progress=progress, dropout=dropout)
         self.loss = loss
         self.loss_params = loss_params
 

@@ -40,9 +40,11 @@ def test_signature_and_defaults_are_sklearns(ours, theirs):
     # the same names in the same order and of the same kind (MLPRegressor's first positional one is `loss`) ...
     assert [(p.name, p.kind) for p in mine.values()][: len(reference)] == [
         (p.name, p.kind) for p in reference.values()]
-    # microdl's own, after scikit-learn's (class_weight: the classifier only, off by default)
+    # microdl's own, after scikit-learn's (class_weight: the classifier only; those beyond scikit-learn off by
+    # default, NOTE [beyond scikit-learn])
     extra = ["device", "dtype", "activation_params", *(["loss_params"] if ours is MLPRegressor else []), "backend",
-             *(["class_weight"] if ours is MLPClassifier else [])]
+             *(["class_weight"] if ours is MLPClassifier else []), "early_stopping_metric", "lr_schedule",
+             "clip_grad_norm", "clip_grad_value", "callbacks", "progress", "dropout"]
     assert list(mine)[len(reference):] == extra
     # ... and the same defaults, but for learning_rate_init (None: the solver's own rate, 0.001 for sgd and adam)
     differ = {name for name, p in reference.items() if mine[name].default != p.default}

@@ -34,9 +34,10 @@ NOTE [workspaces]
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from numbers import Integral
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -451,6 +452,88 @@ class MLP:
         self.__init__(**state["config"])
         self.set_params(state["params"])
 
+    # -- torch's names: state_dict / load_state_dict ---------------------------------------------------------
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """The parameters by name, as ``torch.nn.Module.state_dict()`` gives them: an ordered mapping from
+        ``"weights.0"``, ``"biases.0"``, ``"weights.1"``, ... (the attribute paths of :attr:`weights` and
+        :attr:`biases`, layer by layer) to host copies of W[l] (fan_in × fan_out, microdl's orientation: torch's
+        ``Linear.weight`` is its transpose) and b[l]. Copies: changing them leaves the model alone.
+
+        >>> net = MLP((3, 4, 2), random_state=0)
+        >>> list(net.state_dict())
+        ['weights.0', 'biases.0', 'weights.1', 'biases.1']
+        >>> net.state_dict()["weights.0"].shape
+        (3, 4)
+        """
+        weights, biases = layer_views(self.host_params(), self.layer_sizes)
+        state: OrderedDict[str, np.ndarray] = OrderedDict()
+        for layer, (W, b) in enumerate(zip(weights, biases)):
+            state[f"weights.{layer}"] = W.copy()
+            state[f"biases.{layer}"] = b.copy()
+        return state
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True) -> _IncompatibleKeys:
+        """Copy named parameters into the model, as ``torch.nn.Module.load_state_dict`` does.
+
+        Every entry is checked before anything is written, so a refused call leaves the model unchanged: the
+        shape must be the layer's (also with ``strict=False``, as in torch), the values real numbers (a float
+        array of another precision is cast to the model's dtype, as torch's ``copy_`` does; integers, booleans,
+        complex numbers and objects are refused) and finite.
+
+        Parameters
+        ----------
+        state_dict : mapping of str to array-like
+            As :meth:`state_dict` gives it (on either device; the arrays are host arrays).
+        strict : bool, default True
+            Require exactly the keys of :meth:`state_dict`; with False, load the keys that match and return the
+            others.
+
+        Returns
+        -------
+        NamedTuple with fields ``missing_keys`` and ``unexpected_keys`` (lists of str), as torch's.
+
+        >>> a, b = MLP((3, 4, 2), random_state=0), MLP((3, 4, 2), random_state=1)
+        >>> b.load_state_dict(a.state_dict())
+        _IncompatibleKeys(missing_keys=[], unexpected_keys=[])
+        >>> bool((a.params == b.params).all())
+        True
+        """
+        from collections.abc import Mapping
+
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping of names to arrays (as MLP.state_dict() gives); got "
+                            f"{type(state_dict).__name__}")
+        if not isinstance(strict, (bool, np.bool_)):
+            raise TypeError(f"strict must be True or False; got {strict!r}")
+        expected = self.state_dict()
+        missing = [key for key in expected if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in expected]
+        if strict and (missing or unexpected):
+            raise ValueError(f"Error(s) in loading state_dict for MLP{self.layer_sizes}: missing keys {missing}, "
+                           f"unexpected keys {unexpected}; load_state_dict(..., strict=False) loads the keys that "
+                           "match")
+        params = self.host_params()
+        weights, biases = layer_views(params, self.layer_sizes)
+        views = {f"{name}.{layer}": view for name, arrays in (("weights", weights), ("biases", biases))
+                 for layer, view in enumerate(arrays)}
+        values = {}
+        for key in expected:
+            if key not in state_dict:
+                continue
+            value = np.asarray(state_dict[key])
+            if value.dtype.kind != "f":
+                raise TypeError(f"state_dict[{key!r}] must hold floating-point numbers; got dtype {value.dtype}")
+            if value.shape != expected[key].shape:
+                raise ValueError(f"state_dict[{key!r}] has shape {value.shape}; this model's is "
+                                 f"{expected[key].shape} (MLP{self.layer_sizes}; weights are fan_in × fan_out)")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"state_dict[{key!r}] holds NaN or infinity")
+            values[key] = value
+        for key, value in values.items():
+            views[key][...] = value
+        self.set_params(params)
+        return _IncompatibleKeys(missing, unexpected)
+
 
 def _check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
     if isinstance(layer_sizes, (str, bytes)):
@@ -462,3 +545,10 @@ def _check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
     if len(sizes) < 2:
         raise ValueError(f"layer_sizes needs at least an input and an output size; got {sizes}")
     return tuple(check_int(f"layer_sizes[{k}]", s, 1) for k, s in enumerate(sizes))
+
+
+class _IncompatibleKeys(NamedTuple):
+    """What :meth:`MLP.load_state_dict` did not match (torch's ``_IncompatibleKeys``)."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
