@@ -55,3 +55,22 @@ def test_cuda_sgd_momentum_follows_a_changing_rate_and_weights_are_assignable():
         est.intercepts_ = [np.zeros(4), np.full(1, 0.5)]
     np.testing.assert_array_equal(gpu.coefs_[0], np.ones((3, 4)))
     np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), rtol=1e-12)
+
+
+def test_cuda_validation_loss_schedule_and_clipping_match_cpu():
+    """The parameters beyond scikit-learn on the GPU: the validation loss, early stopping on it, a schedule and
+    clipping by norm give the CPU's record and weights."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 3))
+    y = rng.integers(0, 3, 30)
+    settings = dict(hidden_layer_sizes=(4,), batch_size=8, max_iter=3, learning_rate_init=0.05, random_state=0,
+                    early_stopping=True, validation_fraction=0.3, early_stopping_metric="loss",
+                    lr_schedule="cosine", clip_grad_norm=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpu = MLPClassifier(device="cuda", **settings).fit(X, y)
+        cpu = MLPClassifier(device="cpu", **settings).fit(X, y)
+    np.testing.assert_allclose(gpu.validation_loss_curve_, cpu.validation_loss_curve_, rtol=1e-9)
+    assert gpu.history_.lr == cpu.history_.lr and gpu.history_.grad_evals == cpu.history_.grad_evals
+    for a, b in zip(gpu.coefs_ + gpu.intercepts_, cpu.coefs_ + cpu.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
