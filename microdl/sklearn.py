@@ -352,7 +352,7 @@ class _StochasticRecord:
         # (a user's lr_schedule keeps torch's convention: the buffer is not rescaled, as torch's schedulers do)
         self.rescale = (estimator.solver == "sgd" and "b" in estimator._optimizer.state
                         and self.user_schedule is None)
-        self.stopped = False
+        self.stopped: str | bool = False  # the stopping rule's message once it stops training
 
     def on_epoch_end(self, epoch: int, history: Any, model: MLP, optimizer: Any) -> bool:
         est = self.est
@@ -379,7 +379,7 @@ class _StochasticRecord:
             msg = (f"{what} did not improve more than tol={est.tol:f} for {est.n_iter_no_change:d} consecutive "
                    "epochs.")
             if self.schedule.trigger_stopping(msg, optimizer.lr, est.verbose):
-                self.stopped = True
+                self.stopped = msg
                 return True
             est._no_improvement_count = 0
         if self.rescale:
@@ -908,6 +908,8 @@ class _BaseMLP(BaseEstimator):
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=4)
         if history is not None:
+            if record.stopped:  # (fit names the callback that stopped it: here, scikit-learn's stopping rule)
+                history.stop_reason = f"n_iter_no_change: {record.stopped} Stopping."
             self._record_history(history)
         if history is not None and history.diverged:
             if not self.early_stopping:

@@ -142,6 +142,8 @@ def test_early_stopping_on_the_validation_loss(capsys):
     assert clf.best_validation_loss_ == curve[best]
     assert "Validation loss did not improve more than tol=0.001000 for 5 consecutive epochs. Stopping." in printed
     assert f"Validation loss: {curve[0]:f}" in printed
+    assert clf.history_.stop_reason == ("n_iter_no_change: Validation loss did not improve more than tol=0.001000 "
+                                        "for 5 consecutive epochs. Stopping.")
     # the default watches the score, scikit-learn's rule: another stopping epoch on this problem
     by_score = MLPClassifier(**settings).fit(X_IRIS, Y_IRIS)
     assert by_score.n_iter_ != clf.n_iter_
