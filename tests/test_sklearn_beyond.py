@@ -108,6 +108,26 @@ def test_validation_loss_curve_is_the_log_loss_on_the_split(monkeypatch):
 
 
 @quiet
+def test_validation_loss_of_multi_output_regression_is_on_the_scale_of_loss_curve(monkeypatch):
+    """scikit-learn's squared error averages over outputs (half the mean squared error); so does the curve."""
+    splits = []
+    real_split = microdl.sklearn.train_test_split
+    monkeypatch.setattr(microdl.sklearn, "train_test_split",
+                        lambda *arrays, **kwargs: splits.append(real_split(*arrays, **kwargs)) or splits[-1])
+    X, Y = make_regression(n_samples=120, n_features=4, n_targets=3, noise=1.0, random_state=1)
+    Y = Y / 100
+    recorder = Recorder()
+    reg = MLPRegressor(hidden_layer_sizes=(6,), alpha=0.1, early_stopping=True, max_iter=4, random_state=0,
+                       callbacks=[recorder]).fit(X, Y)
+    X_val, Y_val = splits[0][1], splits[0][3]
+    for flat, val_loss in zip(recorder.params, reg.validation_loss_curve_):
+        coefs, intercepts = _layers(flat, reg._model.layer_sizes)
+        prediction = _forward(coefs, intercepts, X_val, "relu", "identity")
+        penalty = 0.1 / (2 * len(X_val)) * sum(float(np.sum(W**2)) for W in coefs)
+        assert val_loss == pytest.approx(0.5 * np.mean((prediction - Y_val) ** 2) + penalty, rel=1e-10)
+
+
+@quiet
 def test_without_a_split_there_is_no_validation_curve():
     clf = MLPClassifier((6,), max_iter=3, random_state=0).fit(X_IRIS, Y_IRIS)
     assert clf.validation_loss_curve_ is None and clf.best_validation_loss_ is None
