@@ -757,6 +757,7 @@ class _BaseMLP(BaseEstimator):
         self._best_params = self._model.host_params()
 
     def _reset_stopping_record(self) -> None:
+        self._best_epoch = None  # the epoch of _best_params, counted as loss_curve_ counts
         if self.early_stopping:
             self.validation_scores_: list[float] | None = []
             self.best_validation_score_: float | None = -np.inf
@@ -923,6 +924,7 @@ class _BaseMLP(BaseEstimator):
             self.validation_loss_curve_.append(np.nan)
         if self.early_stopping:
             self._model.set_params(self._best_params)
+            self.history_.best_epoch = getattr(self, "_best_epoch", None)  # whose weights these are
         if (history is not None and not history.diverged and not incremental and not record.stopped
                 and history.stop_reason == "max_epochs" and self.n_iter_ == self.max_iter):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
@@ -950,10 +952,12 @@ class _BaseMLP(BaseEstimator):
                 self.best_validation_score_ = score
                 if not by_loss:
                     self._best_params = self._model.host_params()
+                    self._best_epoch = len(self.loss_curve_)
             if val_loss < self.best_validation_loss_:
                 self.best_validation_loss_ = val_loss
                 if by_loss:
                     self._best_params = self._model.host_params()
+                    self._best_epoch = len(self.loss_curve_)
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -1172,7 +1176,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         scale), ``val_loss`` and ``val_metric`` (NaN without early stopping; ``val_metric`` is
         ``validation_scores_``), ``lr``, and the cumulative ``wall_time`` (seconds), ``grad_evals`` (steps, or
         loss evaluations for 'lbfgs') and ``samples_seen``; ``stop_reason`` and ``diverged`` say how the last
-        call ended.
+        call ended, and with early stopping ``best_epoch`` (from 1) whose weights were restored.
     n_iter_ : int
         Epochs (iterations for 'lbfgs') run by the last call of ``fit`` or ``partial_fit``.
     t_ : int

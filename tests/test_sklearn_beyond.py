@@ -159,7 +159,7 @@ def test_early_stopping_on_the_validation_loss(capsys):
     assert clf.n_iter_ < 300 and clf.n_iter_ == _rule(curve, 1e-3, 5)
     best = int(np.argmin(curve))
     np.testing.assert_array_equal(clf._model.host_params(), recorder.params[best])  # the best loss's weights
-    assert clf.best_validation_loss_ == curve[best]
+    assert clf.best_validation_loss_ == curve[best] and clf.history_.best_epoch == best + 1
     assert "Validation loss did not improve more than tol=0.001000 for 5 consecutive epochs. Stopping." in printed
     assert f"Validation loss: {curve[0]:f}" in printed
     assert clf.history_.stop_reason == ("n_iter_no_change: Validation loss did not improve more than tol=0.001000 "
@@ -168,6 +168,7 @@ def test_early_stopping_on_the_validation_loss(capsys):
     by_score = MLPClassifier(**settings).fit(X_IRIS, Y_IRIS)
     assert by_score.n_iter_ != clf.n_iter_
     assert by_score.validation_scores_ == clf.validation_scores_[: by_score.n_iter_]
+    assert by_score.history_.best_epoch == 1 + int(np.argmax(by_score.validation_scores_))
 
 
 @quiet
