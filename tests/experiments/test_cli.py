@@ -28,9 +28,16 @@ from microdl.experiments import load_results
     (["compare", "--lr", "adam"], "argument --lr: must be OPTIMIZER=RATE"),
     (["compare", "--lr", "adam=0"], "the rate of adam must be a positive number"),
     (["compare", "--backend", "mpi"], "invalid choice: 'mpi'"),
+    (["compare", "--executor", "mpi"], "invalid choice: 'mpi'"),
+    (["compare", "--backend", "dask", "--executor", "loky"], "--backend dask and --executor loky disagree"),
+    (["compare", "--epoch", "3"], "unrecognized arguments: --epoch 3"),  # no silent abbreviations
+    (["sensitivity", "--dat", "x.csv"], "unrecognized arguments: --dat x.csv"),
+    (["report", "--exec", "dask"], "unrecognized arguments: --exec dask"),
+    (["sensitivity", "--dataset", "iris", "--data", "x.csv"], "give --dataset or --data, not both"),
+    (["sensitivity", "--data", "nowhere.csv", "--target", "y"], "microdl sensitivity: error: nowhere.csv: no such"),
     (["compare", "--rates", "best"], "invalid choice: 'best'"),
     (["compare", "--rates", "torch", "--tune"], "microdl compare: error: --tune contradicts --rates torch"),
-    (["compare", "--scheduler", "tcp://x:1"], "microdl compare: error: --scheduler needs --backend dask"),
+    (["compare", "--scheduler", "tcp://x:1"], "microdl compare: error: --scheduler needs --executor dask"),
     (["compare", "--epochs", "3", "--budget", "epochs:4"], "disagree"),
     (["compare", "--target", "y"], "--target and --task go with --data"),
     (["compare", "--data", "nowhere.csv", "--target", "y"], "microdl compare: error: nowhere.csv: no such file"),
@@ -121,7 +128,8 @@ def test_help_of_the_experiment_commands(command, capsys):
         main([command, "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert f"usage: microdl {command}" in out and "--backend {loky,threading,dask}" in out
+    assert f"usage: microdl {command}" in out and "--executor {loky,threading,dask}" in out
+    assert "--backend" not in out  # its old name still works, unadvertised (NOTE [--backend is the optimizer kernels])
 
 
 def test_ctrl_c_in_compare_exits_130_with_one_line_and_keeps_the_old_results(tmp_path):
