@@ -7,12 +7,11 @@ run's timings were disturbed (the machine got busy while it ran).
 
 NOTE [a run whose time jumped]
 A run's wall-clock time is only worth comparing if the machine was as quiet at its end as at its start. A run
-is marked when its *slowest tenth* of steps is more than :data:`JUMP_FACTOR` (3) times slower than its
-*median* step: the 90th percentile of the per-step (per-epoch) times, taken as the sorted value at or below
-that rank (``method="lower"``), above three medians. So no single step can mark a run (the first epoch, which
-may compile a kernel, is often the slowest by far), but a tenth of the steps running three times slower, as
-when another process takes the cores for a while, does. Runs of fewer than :data:`JUMP_MIN_STEPS` (10) steps
-are never marked: a tenth of them is too few to tell noise from load. The rule looks at durations only, so it
+is marked when its *slowest tenth* of steps (per-epoch times; at least two steps) all took more than
+:data:`JUMP_FACTOR` (3) times its *median* step. So no single step can mark a run (the first epoch, which may
+compile a kernel, is often the slowest by far), but a tenth of the steps running three times slower, as when
+another process takes the cores for a while, does. Runs of fewer than :data:`JUMP_MIN_STEPS` (10) steps are
+never marked: a tenth of them is too few to tell noise from load. The rule looks at durations only, so it
 serves every kind of step: an epoch, an L-BFGS iteration, an optimizer's step.
 """
 
@@ -69,8 +68,8 @@ def step_times(cumulative: Sequence[float]) -> Any:
 
 
 def timing_jumped(durations: Sequence[float]) -> bool:
-    """Whether a run's steps slowed down while it ran: the 90th percentile of ``durations`` is more than
-    :data:`JUMP_FACTOR` times their median (NOTE [a run whose time jumped]). Runs of fewer than
+    """Whether a run's steps slowed down while it ran: its slowest tenth of ``durations`` (at least two) all
+    took more than :data:`JUMP_FACTOR` times their median (NOTE [a run whose time jumped]). Runs of fewer than
     :data:`JUMP_MIN_STEPS` steps, or with non-finite times, are never marked.
 
     >>> timing_jumped([0.01] * 20), timing_jumped([0.01] * 17 + [0.05] * 3)
@@ -82,4 +81,5 @@ def timing_jumped(durations: Sequence[float]) -> bool:
     if d.size < JUMP_MIN_STEPS or not np.all(np.isfinite(d)):
         return False
     median = float(np.median(d))
-    return median > 0 and float(np.quantile(d, 0.9, method="lower")) > JUMP_FACTOR * median
+    slowest_tenth = max(2, math.ceil(d.size / 10))
+    return median > 0 and float(np.sort(d)[-slowest_tenth]) > JUMP_FACTOR * median

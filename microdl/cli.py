@@ -386,21 +386,25 @@ def _continued(old: Any, new: Any) -> Any:
     return new
 
 
-def _schedule(name: str, done: int, more: int, saved: dict[str, Any] | None) -> Any:
-    """The schedule of ``train``: built for the whole run (``done`` + ``more`` epochs), going on from epoch
-    ``done`` + 1 with the running state ``saved`` by the run it continues (ReduceLROnPlateau's best loss and
-    counters), so that a resumed run takes the rates an unbroken one would."""
+def _schedule(name: str, done: Any, more: int, saved: dict[str, Any] | None) -> Any:
+    """The schedule of ``train``: built for the whole run (the ``done`` History's epochs + ``more``), going on
+    from the epoch after ``done``'s with the running state ``saved`` by the run it continues (ReduceLROnPlateau's
+    best loss and counters) and the loss that run monitored last, so that a resumed run takes the rates an
+    unbroken one would."""
     from microdl.optim.schedules import LRSchedule, make_schedule
 
-    schedule = make_schedule(name, epochs=done + more)
+    schedule = make_schedule(name, epochs=done.epochs + more)
     if saved:
         schedule.load_state_dict({k: v for k, v in saved.items() if k.startswith("_")})
-    if not done:
+    if not done.epochs:
         return schedule
+    offset = done.epochs
+    # what fit passes as the monitor: the last validation loss if there is validation data, else the train loss
+    last = done.val_loss[-1] if not math.isnan(done.val_loss[-1]) else done.train_loss[-1]
 
     class Continued(LRSchedule):
         def lr_at(self, epoch: int, base_lr: float, metric: float | None = None) -> float:
-            return schedule.lr_at(epoch + done, base_lr, metric)
+            return schedule.lr_at(epoch + offset, base_lr, last if epoch == 0 and metric is None else metric)
 
         def state_dict(self) -> dict[str, Any]:
             return schedule.state_dict()
@@ -488,7 +492,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         X_fit, Y_fit, X_val, Y_val = split_validation(X_fit, Y_fit, args.validation_fraction, split_rng,
                                                       stratify=loss == "cross_entropy")
         validation_data = (X_val, Y_val)
-    schedule = None if lbfgs else _schedule(args.schedule, done.epochs, args.epochs,
+    schedule = None if lbfgs else _schedule(args.schedule, done, args.epochs,
                                             ckpt.training.get("schedule_state") if ckpt else None)
     callbacks: list[Any] = []
     talk = not args.quiet and not args.json

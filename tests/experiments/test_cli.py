@@ -3,6 +3,7 @@ files, your own data, help, and Ctrl-C leaving the previous results intact."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -82,6 +83,8 @@ def test_cli_compare_prints_tables_and_writes_files(tmp_path, capsys):
     adam = f"{PRESETS['iris']['adam']['lr']:.3g} (preset)"
     assert "0.1 (given)" in printed and adam in printed and "'preset' hyperparameters were tuned" in printed
     assert "8 runs in" in printed and (out / "curves.png").exists()
+    # times in significant figures with their unit (issue 20: "0.000" on small problems), then "diverged"
+    assert re.search(r"\d (s|ms|µs)\s+0/2\n", printed) and "time (s)" not in printed
     assert load_results(out).config["seeds"] == [0, 3]
     # a second run replaces the folder it wrote before
     assert main(["compare", "--dataset", "iris", "--optimizers", "sgd", "--seeds", "1", "--epochs", "1",
