@@ -1,8 +1,10 @@
 """The ``microdl`` command-line tool.
 
 ``microdl train`` trains one MLP on a named dataset or your own file (``--data``) and prints per-epoch progress
-and the final train and test loss and score; ``microdl datasets`` lists the datasets; ``microdl explore`` writes
-the explorable page (:mod:`microdl.explore`). The experiment commands
+and the final train and test loss and score; ``--save`` writes a checkpoint with the preprocessing that
+``microdl predict`` needs to give predictions in the original units and labels, and ``--resume`` continues a saved
+run exactly; ``microdl datasets`` lists the datasets; ``microdl explore`` writes the explorable page
+(:mod:`microdl.explore`). The experiment commands
 (``compare``, ``sensitivity``, ``report``) are added by :mod:`microdl.experiments.cli`. Every command has
 ``--help``. ``python -m microdl`` is the same tool.
 
@@ -12,7 +14,10 @@ A command fails with one line on stderr, never a traceback, unless the traceback
 * bad options and bad values (also those only the library can judge, such as a malformed data file, and a
   missing CUDA GPU or package): status 2, before any training, prefixed by the subcommand; argparse's usage
   block is left to ``--help`` (:class:`Parser`);
-* output paths (``--save``, ``--out``) are checked before any training, so a typo never costs a run;
+* output paths (``--save``, ``--out``) are checked before any training, so a typo never costs a run; missing
+  folders above them are created when the output is written, alike for files and folders;
+* options are never abbreviated (``--epoch`` is an error, not ``--epochs``), and each name means one thing:
+  ``--backend`` the optimizer kernels, ``--executor`` what runs the experiments' many runs;
 * an OS error while reading or writing (a full disk): status 1;
 * a diverged ``train`` (fit's verdict, or ``compare``'s blow-up rule): status 1, one line saying why, and no
   checkpoint written, so a good one already at ``--save`` stays;
@@ -315,6 +320,8 @@ def _resume_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         options = [a.option_strings[0] for a in parser._actions if a.dest in refused]
         parser.error(f"--resume continues the saved run with its own settings, so it takes no {', '.join(options)} "
                      f"(it takes {', '.join('--' + o for o in _RESUME_TAKES[1:])})")
+    if not os.path.isfile(args.resume):
+        raise ValueError(f"--resume {args.resume}: no such file")
     ckpt = load(args.resume)
     if ckpt.training is None or ckpt.optimizer is None or ckpt.preprocessing is None:
         raise ValueError(f"--resume {args.resume}: the checkpoint holds no record of its run (it was written by "

@@ -345,7 +345,7 @@ def read_features(path: str | os.PathLike, preprocessing: Preprocessing) -> np.n
     names, n = preprocessing.feature_names, preprocessing.n_features
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        X = _read_npz(path, "X")[0]
+        X = _read_npz(path, None)[0]
         header = None
     elif suffix in (".csv", ".tsv", ".txt"):
         try:
@@ -382,7 +382,8 @@ def read_features(path: str | os.PathLike, preprocessing: Preprocessing) -> np.n
     return X
 
 
-def _read_npz(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, None]:
+def _read_npz(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray | None, None]:
+    """``X`` and the ``target`` array of an ``.npz`` archive (only ``X`` when ``target`` is None)."""
     if not zipfile.is_zipfile(path):  # np.load would try it as a pickle, and suggest loading it unsafely
         raise ValueError(f"{path} is not an .npz archive (numpy.savez writes one)")
     try:
@@ -390,11 +391,12 @@ def _read_npz(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, None]:
             if not isinstance(archive, np.lib.npyio.NpzFile):
                 raise ValueError(f"{path} is not an .npz archive (np.load read a single array)")
             keys = sorted(archive.files)
-            for key in ("X", target):
+            for key in ("X", target) if target is not None else ("X",):
                 if key not in keys:
+                    how = f"X=X, {target}=y" if target is not None else "X=X"
                     raise ValueError(f"{path} holds no array {key!r} (it holds: {', '.join(keys) or 'nothing'}); "
-                                     f"save it with numpy.savez(path, X=X, {target}=y)")
-            return archive["X"], archive[target], None
+                                     f"save it with numpy.savez(path, {how})")
+            return archive["X"], None if target is None else archive[target], None
     except ValueError as exc:
         if str(exc).startswith(str(path)):
             raise
@@ -472,7 +474,7 @@ def _read_csv(path: Path, target: str | None, *, target_optional: bool = False
         if text.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
             raise ValueError(f"{where}: the cell is {text.strip()!r}; remove or fill missing values first")
         raise ValueError(f"{where}: {text.strip()!r} is beyond the range of a float64 number")
-    if t is None:
+    if t is None or target_optional:  # samples to predict: whatever the target column holds is not read
         return X, None, features
     for k, label in enumerate(labels):
         if not label:

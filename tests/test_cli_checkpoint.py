@@ -87,6 +87,10 @@ def test_predict_gives_string_labels_matching_columns_by_name(animals, tmp_path,
                                                                    for r in X.tolist()])
     assert main(["predict", "--model", str(model_path), "--data", str(reordered)]) == 0
     assert _read_column(capsys.readouterr().out, from_text=True)[1] == labels
+    # a target column left empty, as in a file of new samples still to label: not read
+    blank = _write_csv(tmp_path / "blank.csv", ["a", "b", "c", "kind"], [[*map(repr, r), ""] for r in X.tolist()])
+    assert main(["predict", "--model", str(model_path), "--data", str(blank)]) == 0
+    assert _read_column(capsys.readouterr().out, from_text=True)[1] == labels
 
 
 @pytest.mark.parametrize(("header", "named"), [
@@ -227,6 +231,9 @@ def test_resume_refuses_other_data_and_a_checkpoint_without_its_run(animals, tmp
     assert exc.value.code == 2 and "the training data differs" in capsys.readouterr().err
     from microdl.nn import MLP
 
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--resume", str(tmp_path / "nowhere.npz")])
+    assert exc.value.code == 2 and "--resume" in capsys.readouterr().err
     bare = tmp_path / "bare.npz"
     save(bare, MLP((3, 4, 2), random_state=0))
     with pytest.raises(SystemExit) as exc:
