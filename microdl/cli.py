@@ -459,7 +459,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     source = own[0] if own else (args.dataset or "digits")
     data = load_dataset(source, test_size=args.test_size, random_state=args.seed, dtype=args.dtype)
     fingerprint = _data_fingerprint(data)
-    rate_note = None
+    rate_note, lr_source = None, "given" if args.lr is not None else None
     if ckpt is not None:
         if fingerprint != ckpt.training["data"]["fingerprint"]:
             raise ValueError(f"--resume {args.resume}: the training data differs from the data the checkpoint was "
@@ -471,18 +471,19 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             optimizer.lr = ckpt.training["fit"]["base_lr"]  # the schedule's base (the last epoch's rate was saved)
         rng = np.random.default_rng()
         rng.bit_generator.state = ckpt.training["rng"]  # the shuffling stream where the run left it
+        lr_source = ckpt.training.get("lr_source")
     else:
         loss = args.loss or data.loss
         if (get_loss(loss).targets == "classes") != (get_loss(data.loss).targets == "classes"):
             parser.error(f"--loss {loss} does not fit {data.name}, a {data.task} task (its loss is {data.loss})")
         if args.lr is None and not lbfgs:
-            preset, where = _preset_rate(args.optimizer, None if own else source, data.task)
+            preset, lr_source = _preset_rate(args.optimizer, None if own else source, data.task)
             hyper = {**preset, **hyper}  # what the user gave wins
             shown = ", ".join(f"{k} {_figures(v)}" for k, v in hyper.items() if k != "lr")
             how = (f"microdl sensitivity --data {args.data} --target {args.target}" if own
                    else f"microdl sensitivity --dataset {source}") + f" --optimizers {args.optimizer}"
-            rate_note = (f"{args.optimizer}: lr {hyper['lr']:.3g}{' with ' + shown if shown else ''} ({where}); set "
-                         f"--lr to choose another, and see which rates work with `{how}`")
+            rate_note = (f"{args.optimizer}: lr {hyper['lr']:.3g}{' with ' + shown if shown else ''} ({lr_source}); "
+                         f"set --lr to choose another, and see which rates work with `{how}`")
         model = MLP((data.n_features, *args.hidden, data.n_outputs), activation=args.activation, loss=loss,
                     alpha=args.alpha, dtype=args.dtype, random_state=args.seed, device=device,
                     activation_params=dict(args.activation_param), loss_params=dict(args.loss_param))
@@ -528,7 +529,8 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     metric = "accuracy" if data.task == "classification" else "r2"
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged model's loss may overflow: reported as null
         summary = {
-            "dataset": data.name, "optimizer": args.optimizer, "lr": base_lr, "epochs": history.epochs,
+            "dataset": data.name, "optimizer": args.optimizer, "lr": base_lr, "lr_source": lr_source,
+            "epochs": history.epochs,
             "stop_reason": history.stop_reason,
             "train_loss": evaluate_loss(model, data.X_train, Y_train),
             "test_loss": evaluate_loss(model, data.X_test, Y_test),
@@ -570,6 +572,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
                         "clip_norm": args.clip_norm, "clip_value": args.clip_value,
                         "validation_fraction": args.validation_fraction, "patience": args.patience,
                         "base_lr": base_lr},
+                "lr_source": lr_source,
                 "rng": rng.bit_generator.state,
                 "schedule_state": None if schedule is None else strict_json(schedule.state_dict()),
             }

@@ -252,14 +252,16 @@ def test_train_uses_the_preset_rate_and_says_which(animals, capsys):
     assert f"sgd: lr {digits['lr']:.3g} with momentum {digits['momentum']:.3g} (the preset tuned for digits)" in out
     assert "--lr" in out and "microdl sensitivity --dataset digits --optimizers sgd" in out
     assert main(["train", "--dataset", "digits", "--epochs", "1", "--hidden", "8", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["lr"] == digits["lr"]
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["lr"] == digits["lr"] and summary["lr_source"] == "the preset tuned for digits"
     # your own data: a preset of the same task, named; a rate you give: no note, your rate
     assert main(["train", "--data", str(animals), "--target", "kind", "--epochs", "1", "--optimizer", "adam"]) == 0
     out = capsys.readouterr().out
     assert "adam: lr" in out and "no preset for your data: the preset of" in out and "classification" in out
     assert f"microdl sensitivity --data {animals} --target kind --optimizers adam" in out
     assert main(["train", "--dataset", "iris", "--epochs", "1", "--lr", "0.05", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["lr"] == 0.05
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["lr"] == 0.05 and summary["lr_source"] == "given"
 
 
 def test_the_preset_rate_trains_a_good_model_where_torchs_default_did_not(animals, capsys):
