@@ -159,9 +159,9 @@ def _temporary(make: Any, path: Path, suffix: str) -> str:
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[object]:
-    """Open a temporary file beside ``path`` for writing; on a clean exit, flush it to disk and rename it over
-    ``path``. On any error (or Ctrl-C) the temporary file is removed and ``path`` is left as it was. A symbolic
-    link at ``path`` stays: its target is the file replaced.
+    """Open a temporary file beside ``path`` for writing (creating the folders above it that are missing); on
+    a clean exit, flush it to disk and rename it over ``path``. On any error (or Ctrl-C) the temporary file is
+    removed and ``path`` is left as it was. A symbolic link at ``path`` stays: its target is the file replaced.
 
     >>> with atomic_file("out.txt", "w") as f:      # doctest: +SKIP
     ...     f.write("done")
@@ -169,6 +169,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[object]:
     path = Path(path)
     if path.is_symlink():  # write to the file the link points to, and keep the link (as open() would)
         path = Path(os.path.realpath(path))
+    path.parent.mkdir(parents=True, exist_ok=True)  # as atomic_folder does: output paths are created alike
     fd, tmp = _temporary(tempfile.mkstemp, path, ".tmp")
     try:
         # the permissions the file would have had (an existing file keeps its own)
@@ -293,15 +294,18 @@ def check_path_length(path: str | os.PathLike, what: str) -> Path:
 
 
 def check_writable_file(path: str | os.PathLike, what: str = "output file") -> Path:
-    """Raise ``ValueError`` naming the problem unless a file can be written at ``path`` (its folder exists and
-    is writable, ``path`` is not a folder, and its name and the temporary one fit the file system's limits).
-    Nothing is created."""
+    """Raise ``ValueError`` naming the problem unless a file can be written at ``path``: ``path`` is not a
+    folder, the nearest existing folder above it is writable (missing folders are created when the file is
+    written, by :func:`atomic_file`, as :func:`atomic_folder` creates them for an output folder), and its name
+    and the temporary one fit the file system's limits. Nothing is created."""
     path = check_path_length(path, what)
     if path.is_dir():
         raise ValueError(f"{what} {str(path)!r} is a folder, not a file")
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
     if not parent.is_dir():
-        raise ValueError(f"{what} {str(path)!r}: the folder {str(parent)!r} does not exist")
+        raise ValueError(f"{what} {str(path)!r}: {str(parent)!r} is not a folder")
     if path.exists() and not os.access(path, os.W_OK):
         raise ValueError(f"{what} {str(path)!r} exists and is not writable")
     _try_writing_in(parent, what, path)

@@ -1,8 +1,10 @@
 """The ``microdl`` command-line tool.
 
 ``microdl train`` trains one MLP on a named dataset or your own file (``--data``) and prints per-epoch progress
-and the final train and test loss and score; ``microdl datasets`` lists the datasets; ``microdl explore`` writes
-the explorable page (:mod:`microdl.explore`). The experiment commands
+and the final train and test loss and score; ``--save`` writes a checkpoint with the preprocessing that
+``microdl predict`` needs to give predictions in the original units and labels, and ``--resume`` continues a saved
+run exactly; ``microdl datasets`` lists the datasets; ``microdl explore`` writes the explorable page
+(:mod:`microdl.explore`). The experiment commands
 (``compare``, ``sensitivity``, ``report``) are added by :mod:`microdl.experiments.cli`. Every command has
 ``--help``. ``python -m microdl`` is the same tool.
 
@@ -12,7 +14,10 @@ A command fails with one line on stderr, never a traceback, unless the traceback
 * bad options and bad values (also those only the library can judge, such as a malformed data file, and a
   missing CUDA GPU or package): status 2, before any training, prefixed by the subcommand; argparse's usage
   block is left to ``--help`` (:class:`Parser`);
-* output paths (``--save``, ``--out``) are checked before any training, so a typo never costs a run;
+* output paths (``--save``, ``--out``) are checked before any training, so a typo never costs a run; missing
+  folders above them are created when the output is written, alike for files and folders;
+* options are never abbreviated (``--epoch`` is an error, not ``--epochs``), and each name means one thing:
+  ``--backend`` the optimizer kernels, ``--executor`` what runs the experiments' many runs;
 * an OS error while reading or writing (a full disk): status 1;
 * a diverged ``train`` (fit's verdict, or ``compare``'s blow-up rule): status 1, one line saying why, and no
   checkpoint written, so a good one already at ``--save`` stays;
@@ -34,6 +39,8 @@ import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
+
+from microdl._format import format_seconds
 
 __all__ = ["main", "build_parser", "Parser", "positive_int", "positive_float", "non_negative_float", "fraction",
            "add_data_options", "read_data_option", "check_hidden_memory"]
@@ -211,7 +218,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--loss-param", type=name_value, action="append", default=[], metavar="NAME=VALUE",
                    help="a parameter of the loss (repeatable), e.g. delta=0.5 for huber")
     p.add_argument("--lr", type=positive_float, default=None,
-                   help="learning rate (default: the optimizer's torch.optim default)")
+                   help="learning rate (default: the optimizer's preset for the dataset, with its other preset "
+                        "hyperparameters, as compare uses them; for your own data the median of the presets; "
+                        "train says which it used)")
     with_momentum = [n for n in available_optimizers() if optimizer_entry(n).takes_momentum]
     p.add_argument("--momentum", type=non_negative_float, default=None, help=f"momentum ({', '.join(with_momentum)})")
     p.add_argument("--weight-decay", type=non_negative_float, default=None, help="optimizer weight decay")
@@ -230,7 +239,12 @@ def _add_train(sub: Any) -> None:
                    help="where the whole training step runs (cuda needs numba-cuda and a GPU)")
     p.add_argument("--seed", type=seed, default=0, help="random seed of initialisation, split and shuffling")
     p.add_argument("--save", default=None, metavar="PATH",
-                   help="write a checkpoint (.npz) here (checked before training; written atomically)")
+                   help="write a checkpoint (.npz) here, with the preprocessing and column names that microdl "
+                        "predict needs (checked before training; missing folders are created; written atomically)")
+    p.add_argument("--resume", default=None, metavar="PATH",
+                   help="continue the run saved in this checkpoint for --epochs more epochs, on the same data "
+                        "with its own settings, exactly as if it had never stopped; saves back to PATH unless "
+                        "--save says otherwise")
     p.add_argument("--json", action="store_true", help="print the final summary as strict JSON (null for NaN)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.set_defaults(run=_run_train)
@@ -239,11 +253,12 @@ def _add_train(sub: Any) -> None:
 class _PrintEpochs:
     """Callback that prints one line per epoch (through tqdm, so the bar stays intact)."""
 
-    def __init__(self, every: int) -> None:
-        self.every = every
+    def __init__(self, every: int, first: int = 0) -> None:
+        self.every, self.first = every, first  # first: the epochs done before (train --resume)
 
     def on_epoch_end(self, epoch: int, history: Any, model: Any, optimizer: Any) -> bool:
         if epoch % self.every == 0 or epoch == 1:
+            epoch += self.first
             from tqdm.auto import tqdm
 
             val, lr = history.val_loss[-1], history.lr[-1]
@@ -251,7 +266,7 @@ class _PrintEpochs:
             rate = "—" if math.isnan(lr) else f"{lr:.3g}"  # NaN: an optimizer without a learning rate (L-BFGS)
             unit = "iteration" if getattr(optimizer, "drives_epochs", False) else "epoch"  # L-BFGS: one per epoch
             tqdm.write(f"{unit} {epoch:4d}  loss {history.train_loss[-1]:.4f}{extra}  lr {rate}  "
-                       f"{history.wall_time[-1]:.2f}s")
+                       f"{format_seconds(history.wall_time[-1])}")
         return False
 
 
@@ -281,6 +296,129 @@ def _check_lbfgs_options(args: argparse.Namespace) -> None:
         raise ValueError("--optimizer lbfgs takes no " + ", ".join(given))
 
 
+#: What ``train --resume`` takes besides the checkpoint: the rest of the run's settings are the checkpoint's.
+_RESUME_TAKES = ("resume", "epochs", "save", "data", "target", "json", "quiet", "plugin")
+
+
+def _given_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The ``dest`` of every option written in ``argv`` (abbreviations are off, so a token names an option
+    exactly, or as ``--option=value``)."""
+    given = set()
+    for action in parser._actions:
+        for option in action.option_strings:
+            if any(token == option or token.startswith(option + "=") for token in argv):
+                given.add(action.dest)
+    return given
+
+
+def _resume_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    """Load the ``--resume`` checkpoint and put its run's settings in ``args``; the checkpoint."""
+    from microdl.io import load
+
+    refused = sorted(args.given - set(_RESUME_TAKES))
+    if refused:
+        options = [a.option_strings[0] for a in parser._actions if a.dest in refused]
+        parser.error(f"--resume continues the saved run with its own settings, so it takes no {', '.join(options)} "
+                     f"(it takes {', '.join('--' + o for o in _RESUME_TAKES[1:])})")
+    if not os.path.isfile(args.resume):
+        raise ValueError(f"--resume {args.resume}: no such file")
+    ckpt = load(args.resume)
+    if ckpt.training is None or ckpt.optimizer is None or ckpt.preprocessing is None:
+        raise ValueError(f"--resume {args.resume}: the checkpoint holds no record of its run (it was written by "
+                         "microdl.io.save, or by an older microdl); only a checkpoint of microdl train --save "
+                         "can be resumed")
+    t = ckpt.training
+    data = t["data"]
+    if data["path"] is not None and "data" not in args.given:
+        args.data = data["path"]
+    if args.data is not None:
+        args.target = args.target if "target" in args.given else data["target"]
+        args.task = data["task"]
+    else:
+        args.dataset = data["dataset"]
+    for key in ("test_size", "seed", "dtype"):
+        setattr(args, key, data[key])
+    for key in ("optimizer", "batch_size", "schedule", "clip_norm", "clip_value", "validation_fraction",
+                "patience"):
+        setattr(args, key, t["fit"][key])
+    args.save = args.save if args.save is not None else args.resume  # continue the same file
+    return ckpt
+
+
+def _preset_rate(optimizer: str, dataset: str | None, task: str) -> tuple[dict[str, Any], str]:
+    """The hyperparameters ``train`` uses when no ``--lr`` is given, and where they come from: the preset
+    tuned for a built-in dataset (as ``compare`` uses it); for your own data, the preset with the median rate
+    among the built-in datasets of the same task (one tuned set, not a mix of medians: a median rate with a
+    median momentum from other datasets diverged on a plain regression); torch.optim's default for an optimizer
+    that has no preset."""
+    from microdl.datasets import DATASETS
+    from microdl.experiments.tuning import preset
+    from microdl.optim import optimizer_entry
+
+    found = preset(dataset, optimizer)
+    if found is not None:
+        return found, f"the preset tuned for {dataset}"
+    tuned = sorted(((p["lr"], name, p) for name in DATASETS if DATASETS[name][0] == task
+                    for p in [preset(name, optimizer)] if p is not None), key=lambda t: (t[0], t[1]))
+    if not tuned:
+        return {"lr": optimizer_entry(optimizer).lr_default}, "torch.optim's default: no preset for it"
+    _, name, hyper = tuned[(len(tuned) - 1) // 2]
+    return hyper, (f"no preset for your data: the preset of {name}, the median rate of the {len(tuned)} built-in "
+                   f"{task} datasets' presets")
+
+
+def _data_fingerprint(data: Any) -> str:
+    """A digest of the training split, so that ``--resume`` refuses other data."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for a in (data.X_train, data.y_train):
+        digest.update(str((a.shape, a.dtype.str)).encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _continued(old: Any, new: Any) -> Any:
+    """One History of a run and its continuation: the cumulative counters of ``new`` go on from ``old``'s."""
+    from dataclasses import fields
+
+    for f in fields(old):
+        before, after = getattr(old, f.name), getattr(new, f.name)
+        if isinstance(before, list):
+            if f.name in ("wall_time", "grad_evals", "samples_seen") and before:
+                after = [before[-1] + x for x in after]
+            setattr(new, f.name, before + after)
+    if new.best_epoch is not None:
+        new.best_epoch += old.epochs
+    return new
+
+
+def _schedule(name: str, done: Any, more: int, saved: dict[str, Any] | None) -> Any:
+    """The schedule of ``train``: built for the whole run (the ``done`` History's epochs + ``more``), going on
+    from the epoch after ``done``'s with the running state ``saved`` by the run it continues (ReduceLROnPlateau's
+    best loss and counters) and the loss that run monitored last, so that a resumed run takes the rates an
+    unbroken one would."""
+    from microdl.optim.schedules import LRSchedule, make_schedule
+
+    schedule = make_schedule(name, epochs=done.epochs + more)
+    if saved:
+        schedule.load_state_dict({k: v for k, v in saved.items() if k.startswith("_")})
+    if not done.epochs:
+        return schedule
+    offset = done.epochs
+    # what fit passes as the monitor: the last validation loss if there is validation data, else the train loss
+    last = done.val_loss[-1] if not math.isnan(done.val_loss[-1]) else done.train_loss[-1]
+
+    class Continued(LRSchedule):
+        def lr_at(self, epoch: int, base_lr: float, metric: float | None = None) -> float:
+            return schedule.lr_at(epoch + offset, base_lr, last if epoch == 0 and metric is None else metric)
+
+        def state_dict(self) -> dict[str, Any]:
+            return schedule.state_dict()
+
+    return Continued()
+
+
 def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import numpy as np
 
@@ -288,10 +426,11 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from microdl.experiments.runs import BLOW_UP_FACTOR, blew_up
     from microdl.nn import MLP, get_loss
     from microdl.optim import available_optimizers, make_optimizer, optimizer_entry
-    from microdl.train import DivergenceWarning, EarlyStopping, evaluate_loss, fit, score
+    from microdl.train import DivergenceWarning, EarlyStopping, History, evaluate_loss, fit, score, split_validation
 
+    ckpt = _resume_settings(args, parser) if args.resume is not None else None
     lbfgs = args.optimizer == "lbfgs"
-    if lbfgs:
+    if lbfgs and ckpt is None:
         _check_lbfgs_options(args)
     hyper: dict[str, Any] = {}
     if args.lr is not None:
@@ -305,51 +444,93 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         hyper["weight_decay"] = args.weight_decay
     if args.patience is not None and args.validation_fraction is None:
         args.validation_fraction = 0.1
-    backend = args.backend
-    if args.device == "cuda":
-        if backend not in ("cpu", "cuda"):
+    backend, device = args.backend, args.device
+    if device == "cuda" or backend == "cuda":  # either one says "on the GPU": the parameters and the update
+        if backend not in ("cpu", "cuda"):     # must live in the same place, so one implies the other
             parser.error(f"--device cuda needs the cuda optimizer backend, not --backend {backend}")
-        backend = "cuda"  # the parameters live on the GPU, so the update must run there too
-    elif backend == "cuda":
-        parser.error("--backend cuda needs --device cuda (the parameters must live on the GPU)")
+        backend = device = "cuda"
     from microdl._files import check_writable_file, strict_json
 
-    check_hidden_memory(args.hidden, batch_size=args.batch_size, itemsize=np.dtype(args.dtype).itemsize)
+    if ckpt is None:  # a resumed model's size is known to fit: it was trained
+        check_hidden_memory(args.hidden, batch_size=args.batch_size, itemsize=np.dtype(args.dtype).itemsize)
     if args.save is not None:
         check_writable_file(args.save, "--save")
     own = read_data_option(args, parser)
     source = own[0] if own else (args.dataset or "digits")
     data = load_dataset(source, test_size=args.test_size, random_state=args.seed, dtype=args.dtype)
-    loss = args.loss or data.loss
-    if (get_loss(loss).targets == "classes") != (get_loss(data.loss).targets == "classes"):
-        parser.error(f"--loss {loss} does not fit {data.name}, a {data.task} task (its loss is {data.loss})")
-    model = MLP((data.n_features, *args.hidden, data.n_outputs), activation=args.activation, loss=loss,
-                alpha=args.alpha, dtype=args.dtype, random_state=args.seed, device=args.device,
-                activation_params=dict(args.activation_param), loss_params=dict(args.loss_param))
-    optimizer = make_optimizer(args.optimizer, model.params, backend=backend, **hyper)
+    fingerprint = _data_fingerprint(data)
+    rate_note, lr_source = None, "given" if args.lr is not None else None
+    if ckpt is not None:
+        if fingerprint != ckpt.training["data"]["fingerprint"]:
+            raise ValueError(f"--resume {args.resume}: the training data differs from the data the checkpoint was "
+                             f"trained on ({source if isinstance(source, str) else source.source}); resume on the "
+                             "same data")
+        model, optimizer, done = ckpt.model, ckpt.optimizer, ckpt.history
+        loss = model.loss
+        if not lbfgs:
+            optimizer.lr = ckpt.training["fit"]["base_lr"]  # the schedule's base (the last epoch's rate was saved)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = ckpt.training["rng"]  # the shuffling stream where the run left it
+        lr_source = ckpt.training.get("lr_source")
+    else:
+        loss = args.loss or data.loss
+        if (get_loss(loss).targets == "classes") != (get_loss(data.loss).targets == "classes"):
+            parser.error(f"--loss {loss} does not fit {data.name}, a {data.task} task (its loss is {data.loss})")
+        if args.lr is None and not lbfgs:
+            preset, lr_source = _preset_rate(args.optimizer, None if own else source, data.task)
+            hyper = {**preset, **hyper}  # what the user gave wins
+            shown = ", ".join(f"{k} {_figures(v)}" for k, v in hyper.items() if k != "lr")
+            how = (f"microdl sensitivity --data {args.data} --target {args.target}" if own
+                   else f"microdl sensitivity --dataset {source}") + f" --optimizers {args.optimizer}"
+            rate_note = (f"{args.optimizer}: lr {hyper['lr']:.3g}{' with ' + shown if shown else ''} ({lr_source}); "
+                         f"set --lr to choose another, and see which rates work with `{how}`")
+        model = MLP((data.n_features, *args.hidden, data.n_outputs), activation=args.activation, loss=loss,
+                    alpha=args.alpha, dtype=args.dtype, random_state=args.seed, device=device,
+                    activation_params=dict(args.activation_param), loss_params=dict(args.loss_param))
+        optimizer = make_optimizer(args.optimizer, model.params, backend=backend, **hyper)
+        done = History()
+        rng = np.random.default_rng(args.seed)  # as fit(random_state=seed) makes it: kept to save its state
+    base_lr = None if lbfgs else float(optimizer.lr)
+    # The validation split is drawn here, from a stream of its own seeded as fit would seed it, so that a resumed
+    # run holds out the same rows; the shuffling then draws from `rng` (NOTE [random streams] in microdl.train).
+    X_fit, Y_fit = data.X_train, model.encode_targets(data.y_train)
+    validation_data = None
+    if args.validation_fraction is not None:
+        split_rng = rng if ckpt is None else np.random.default_rng(args.seed)
+        X_fit, Y_fit, X_val, Y_val = split_validation(X_fit, Y_fit, args.validation_fraction, split_rng,
+                                                      stratify=loss == "cross_entropy")
+        validation_data = (X_val, Y_val)
+    schedule = None if lbfgs else _schedule(args.schedule, done, args.epochs,
+                                            ckpt.training.get("schedule_state") if ckpt else None)
     callbacks: list[Any] = []
     talk = not args.quiet and not args.json
     if talk:
         print(f"{data.name}: {data.X_train.shape[0]} train / {data.X_test.shape[0]} test samples, "
               f"{data.n_features} features, {data.task}; {model!r}; {optimizer!r}")
-        callbacks.append(_PrintEpochs(every=max(1, args.epochs // 30)))
+        if rate_note:
+            print(rate_note)
+        if ckpt is not None:
+            print(f"resuming {args.resume} after {done.epochs} {'iterations' if lbfgs else 'epochs'}, for "
+                  f"{args.epochs} more")
+        callbacks.append(_PrintEpochs(every=max(1, args.epochs // 30), first=done.epochs))
     if args.patience is not None:
         callbacks.append(EarlyStopping(patience=args.patience))
     with np.errstate(over="ignore", invalid="ignore"):
         initial_loss = evaluate_loss(model, data.X_train, data.y_train)  # for the blow-up rule below
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DivergenceWarning)  # said once, in the summary and the line below
-        history = fit(model, optimizer, data.X_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,
-                      random_state=args.seed, validation_fraction=args.validation_fraction,
-                      schedule=None if lbfgs else args.schedule,
+        history = fit(model, optimizer, X_fit, Y_fit, epochs=args.epochs, batch_size=args.batch_size,
+                      random_state=rng, validation_data=validation_data, schedule=schedule,
                       clip_norm=args.clip_norm, clip_value=args.clip_value, callbacks=callbacks,
                       progress=talk and args.epochs >= 10)
+    history = _continued(done, history)
 
     Y_train, Y_test = model.encode_targets(data.y_train), model.encode_targets(data.y_test)
     metric = "accuracy" if data.task == "classification" else "r2"
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged model's loss may overflow: reported as null
         summary = {
-            "dataset": data.name, "optimizer": args.optimizer, "epochs": history.epochs,
+            "dataset": data.name, "optimizer": args.optimizer, "lr": base_lr, "lr_source": lr_source,
+            "epochs": history.epochs,
             "stop_reason": history.stop_reason,
             "train_loss": evaluate_loss(model, data.X_train, Y_train),
             "test_loss": evaluate_loss(model, data.X_test, Y_test),
@@ -359,7 +540,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     finite_model = bool(np.all(np.isfinite(model.host_params())))
     # Trust no single signal: fit's verdict, weights that are not finite, and compare's rule for a run that blew
     # up without overflowing yet (NOTE [a diverged run] in microdl.experiments.runs).
-    losses = [initial_loss, *history.train_loss]
+    losses = [initial_loss, *history.train_loss[done.epochs:]]
     blown = blew_up(losses, [summary["train_loss"], summary["test_loss"]])
     diverged = bool(history.diverged) or not finite_model or blown
     summary["diverged"] = diverged
@@ -383,7 +564,19 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         else:
             from microdl.io import save
 
-            save(args.save, model, optimizer, history)
+            training = {
+                "data": {"dataset": None if own else source, "path": os.path.abspath(args.data) if own else None,
+                         "target": args.target, "task": args.task, "test_size": args.test_size, "seed": args.seed,
+                         "dtype": args.dtype, "fingerprint": fingerprint},
+                "fit": {"optimizer": args.optimizer, "batch_size": args.batch_size, "schedule": args.schedule,
+                        "clip_norm": args.clip_norm, "clip_value": args.clip_value,
+                        "validation_fraction": args.validation_fraction, "patience": args.patience,
+                        "base_lr": base_lr},
+                "lr_source": lr_source,
+                "rng": rng.bit_generator.state,
+                "schedule_state": None if schedule is None else strict_json(schedule.state_dict()),
+            }
+            save(args.save, model, optimizer, history, preprocessing=data.preprocessing, training=training)
             summary["saved"] = args.save
     if args.json:
         print(json.dumps(strict_json(summary), allow_nan=False))
@@ -391,11 +584,67 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         print(f"final  train loss {_number(summary['train_loss'])}  test loss {_number(summary['test_loss'])}  "
               f"train {metric} {_number(summary[f'train_{metric}'])}  test {metric} "
               f"{_number(summary[f'test_{metric}'])}  "
-              f"({history.epochs} {'iterations' if lbfgs else 'epochs'}, {summary['wall_time_s']:.2f}s, "
+              f"({history.epochs} {'iterations' if lbfgs else 'epochs'}, {format_seconds(summary['wall_time_s'])}, "
               f"stop: {history.stop_reason})")
     for note in notes:
         print(f"microdl train: {note}", file=sys.stderr)
     return 1 if diverged else 0
+
+
+# -- predict -----------------------------------------------------------------------------------------------
+def _add_predict(sub: Any) -> None:
+    p = sub.add_parser("predict", help="predict with a model saved by microdl train --save", description=(
+        "Load a checkpoint written by microdl train --save and print the predictions for the samples of --data, "
+        "in the original labels (classification) or units (regression), one per line under a header, as CSV; "
+        "--out writes them to a file instead. The features are standardised as the training data was, and a CSV "
+        "is matched to the model by column name (in any order; the target column may be there or not). A file "
+        "whose columns do not match the model's is refused, naming the columns."))
+    p.add_argument("--model", required=True, metavar="PATH", help="a checkpoint written by microdl train --save")
+    p.add_argument("--data", required=True, metavar="PATH",
+                   help="a CSV file with a header line (the model's feature columns) or an .npz file holding X")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="write the predictions (CSV) here instead of printing them (missing folders are created; "
+                        "written atomically)")
+    p.set_defaults(run=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import csv
+    import io
+
+    from microdl._files import atomic_file, check_writable_file
+    from microdl.datasets import read_features
+    from microdl.io import load
+
+    if args.out is not None:
+        check_writable_file(args.out, "--out")
+    if not os.path.isfile(args.model):
+        raise ValueError(f"--model {args.model}: no such file")
+    ckpt = load(args.model, backend="cpu")  # predicting needs no GPU
+    prep = ckpt.preprocessing
+    if prep is None:
+        raise ValueError(f"--model {args.model} holds no preprocessing (feature scaling, column names, labels): it "
+                         "was written by microdl.io.save without it, or by an older microdl; save the model with "
+                         "microdl train --save")
+    X = read_features(args.data, prep)
+    predictions = prep.decode(ckpt.model.predict(prep.transform(X, ckpt.model.dtype)))
+    if predictions.ndim == 2 and predictions.shape[1] == 1:
+        predictions = predictions[:, 0]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    columns = [prep.target or "prediction"] if predictions.ndim == 1 else [
+        f"{prep.target or 'prediction'}_{k}" for k in range(predictions.shape[1])]
+    writer.writerow(columns)
+    # repr: the shortest text that reads back as the same float; labels as the training file wrote them
+    writer.writerows([[repr(float(v)) if prep.task == "regression" else str(v)] for v in predictions]
+                     if predictions.ndim == 1 else [[repr(float(v)) for v in row] for row in predictions])
+    if args.out is None:
+        sys.stdout.write(text.getvalue())
+    else:
+        with atomic_file(args.out, "w") as fh:
+            fh.write(text.getvalue())
+        print(f"wrote {len(predictions)} predictions to {args.out}")
+    return 0
 
 
 # -- datasets ----------------------------------------------------------------------------------------------
@@ -460,7 +709,7 @@ def _run_explore(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                             mlp_epochs=args.mlp_epochs, backend=args.backend)
     path = write_page(args.out, explorable)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB: {explorable.n_settings} settings, "
-          f"{explorable.n_runs} runs) in {time.perf_counter() - tic:.1f} s; open it in a browser")
+          f"{explorable.n_runs} runs) in {format_seconds(time.perf_counter() - tic)}; open it in a browser")
     return 0
 
 
@@ -469,6 +718,12 @@ class Parser(argparse.ArgumentParser):
     class too, and :attr:`commands` finds them by name."""
 
     commands: dict[str, argparse.ArgumentParser]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # no silent abbreviations: argparse would take --epoch for --epochs, and --data for --dataset where a
+        # command had no --data (issue 22); subcommands' parsers are built by this class too
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
@@ -486,7 +741,7 @@ def _load_plugins(argv: Sequence[str] | None) -> None:
     """Import every ``--plugin`` file named in ``argv`` before the parser lists the optimizers."""
     from microdl.plugins import load_plugin
 
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--plugin", action="append", default=[])
     known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else list(argv))
     for path in known.plugin:
@@ -503,6 +758,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_train(sub)
+    _add_predict(sub)
     _add_datasets(sub)
     _add_explore(sub)
     for name in _COMMAND_MODULES:
@@ -514,6 +770,13 @@ def build_parser() -> Parser:
 def _number(x: float) -> str:
     """Four decimals, or four significant digits for a number too large for them (a diverged loss)."""
     return f"{x:.4f}" if abs(x) < 1e6 else f"{x:.4g}"
+
+
+def _figures(value: Any) -> str:
+    """A hyperparameter in three significant figures (a tuple such as Adam's betas, each)."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(f"{x:.3g}" for x in value) + ")"
+    return f"{value:.3g}"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -535,6 +798,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = parser.commands[args.command]  # its errors name the subcommand
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.given = _given_options(parser, sys.argv[1:] if argv is None else list(argv))
     command = parser.prog
     from microdl._files import Stopped, stop_signals_as_exceptions
 

@@ -30,7 +30,7 @@ import os
 import zipfile
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,8 @@ import numpy as np
 
 from microdl._validation import MAX_SEED, check_choice, check_int, check_real
 
-__all__ = ["Dataset", "RawData", "DATASETS", "TASKS", "load_dataset", "list_datasets", "read_data", "from_arrays",
-           "infer_task", "MAX_INFERRED_CLASSES"]
+__all__ = ["Dataset", "RawData", "Preprocessing", "DATASETS", "TASKS", "load_dataset", "list_datasets", "read_data",
+           "read_features", "from_arrays", "infer_task", "MAX_INFERRED_CLASSES"]
 
 TASKS = ("classification", "regression")
 
@@ -85,6 +85,46 @@ DATASETS: dict[str, tuple[str, Callable, str]] = {
 }
 
 
+@dataclass(frozen=True, eq=False)
+class Preprocessing:
+    """How :func:`load_dataset` turned raw samples into a :class:`Dataset`'s, and how to do it again for new
+    samples (:meth:`transform`) and to turn a model's predictions back into labels or units (:meth:`decode`):
+    what a saved model needs to be used on new data (``microdl train --save``, ``microdl predict``).
+
+    ``transform`` computes ``(X / x_scale - x_mean) / x_std`` in float64, as the split did, so the training
+    rows come out with the same bits. ``feature_names`` and ``target`` are the CSV's column names (None for
+    data without names); ``classes`` holds the original label of each class index.
+    """
+
+    task: str
+    x_scale: np.ndarray
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    classes: np.ndarray | None = None
+    y_mean: float = 0.0
+    y_scale: float = 1.0
+    feature_names: tuple[str, ...] | None = None
+    target: str | None = None
+
+    @property
+    def n_features(self) -> int:
+        return int(self.x_mean.shape[0])
+
+    def transform(self, X: Any, dtype: Any = "float64") -> np.ndarray:
+        """Standardise raw samples ``X`` (samples × features) as the training data was."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"X must have {self.n_features} feature columns; got shape {X.shape}")
+        return ((X / self.x_scale - self.x_mean) / self.x_std).astype(dtype)
+
+    def decode(self, predictions: np.ndarray) -> np.ndarray:
+        """A model's predictions (class indices, or standardised values) as original labels or values."""
+        predictions = np.asarray(predictions)
+        if self.task == "classification":
+            return self.classes[predictions]
+        return predictions.astype(np.float64) * self.y_scale + self.y_mean
+
+
 @dataclass
 class Dataset:
     """A standardised train/test split. ``y`` holds class indices 0..n_classes-1 or standardised values.
@@ -103,6 +143,8 @@ class Dataset:
     y_mean: float = 0.0
     y_scale: float = 1.0
     classes: np.ndarray | None = None
+    #: how the samples were standardised and labelled, to do it again on new data
+    preprocessing: Preprocessing | None = None
 
     @property
     def n_features(self) -> int:
@@ -131,6 +173,9 @@ class RawData:
     X: np.ndarray
     y: np.ndarray
     source: str = "arrays"
+    #: the names of X's columns and of the target (a CSV's header), if known
+    feature_names: tuple[str, ...] | None = None
+    target: str | None = None
 
     @property
     def n_samples(self) -> int:
@@ -230,7 +275,7 @@ def from_arrays(X: Any, y: Any, *, task: str | None = None, name: str = "arrays"
                 f"{source}: class {rare[0]!r} has 1 sample ({len(rare)} class{'es' if len(rare) > 1 else ''} "
                 f"with fewer than 2); the stratified split needs at least 2 per class. The task is "
                 f"classification{how}; for numbers to predict, use task='regression' (--task regression)")
-    return RawData(name, task, X, y, source)
+    return RawData(name, task, X, y, source, None if feature_names is None else tuple(feature_names))
 
 
 def read_data(path: str | os.PathLike, *, target: str | None = None, task: str | None = None) -> RawData:
@@ -277,10 +322,68 @@ def read_data(path: str | os.PathLike, *, target: str | None = None, task: str |
     else:
         raise ValueError(f"{path}: unknown file type {path.suffix!r}; give a .csv file with a header or an .npz "
                          "file holding X and y")
-    return from_arrays(X, y, task=task, name=path.stem, source=str(path), feature_names=names)
+    raw = from_arrays(X, y, task=task, name=path.stem, source=str(path), feature_names=names)
+    return replace(raw, target=target or "y")
 
 
-def _read_npz(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, None]:
+def read_features(path: str | os.PathLike, preprocessing: Preprocessing) -> np.ndarray:
+    """The raw feature columns of new samples to predict, from a CSV or ``.npz`` file, in the order the model
+    was trained on (float64, samples × features).
+
+    A CSV is matched by column name when the training data had names (columns may come in any order; the
+    target column may be there or not, and is ignored); an ``.npz`` (or a CSV for a model trained without
+    names) by the number of columns. Raises ``ValueError`` with one line naming the columns that are missing
+    or that the model does not know, and the other problems :func:`read_data` names.
+    """
+    path = Path(path)
+    try:
+        is_file, exists = path.is_file(), path.exists()
+    except OSError as exc:
+        raise ValueError(f"{str(path)[:80]}...: {exc.strerror}") from None
+    if not is_file:
+        raise ValueError(f"{path}: no such file" if not exists else f"{path} is not a file")
+    names, n = preprocessing.feature_names, preprocessing.n_features
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        X = _read_npz(path, None)[0]
+        header = None
+    elif suffix in (".csv", ".tsv", ".txt"):
+        try:
+            X, _, header = _read_csv(path, preprocessing.target, target_optional=True)
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}, line {_first_non_utf8_line(path)}: not UTF-8 text; save the file as UTF-8 "
+                             "CSV") from None
+    else:
+        raise ValueError(f"{path}: unknown file type {path.suffix!r}; give a .csv file with a header or an .npz "
+                         "file holding X")
+    if header is not None and names is not None:
+        missing = [c for c in names if c not in header]
+        unknown = [c for c in header if c not in names]
+        if missing or unknown:
+            said = ([f"it lacks {', '.join(map(repr, missing))}"] if missing else []) + (
+                [f"the model does not know {', '.join(map(repr, unknown))}"] if unknown else [])
+            raise ValueError(f"{path} does not have the columns the model was trained on: {'; '.join(said)} (the "
+                             f"model takes {', '.join(names)}" + (f", and the target {preprocessing.target}"
+                                                                  if preprocessing.target else "") + ")")
+        X = X[:, [header.index(c) for c in names]]
+    X = np.asarray(X)
+    if X.ndim != 2 or X.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: X must be a 2-D array of numbers; got shape {X.shape} of {X.dtype}")
+    if X.shape[1] != n:
+        raise ValueError(f"{path} has {X.shape[1]} feature columns; the model was trained on {n}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{path} has no samples")
+    X = X.astype(np.float64)
+    bad = np.argwhere(~np.isfinite(X))
+    if bad.size:
+        row, col = (int(i) for i in bad[0])
+        raise ValueError(f"{path}: X holds {X[row, col]} at row {row}, column {names[col] if names else col}; "
+                         "remove or fill it first")
+    return X
+
+
+def _read_npz(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray | None, None]:
+    """``X`` and the ``target`` array of an ``.npz`` archive (only ``X`` when ``target`` is None)."""
     if not zipfile.is_zipfile(path):  # np.load would try it as a pickle, and suggest loading it unsafely
         raise ValueError(f"{path} is not an .npz archive (numpy.savez writes one)")
     try:
@@ -288,11 +391,12 @@ def _read_npz(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, None]:
             if not isinstance(archive, np.lib.npyio.NpzFile):
                 raise ValueError(f"{path} is not an .npz archive (np.load read a single array)")
             keys = sorted(archive.files)
-            for key in ("X", target):
+            for key in ("X", target) if target is not None else ("X",):
                 if key not in keys:
+                    how = f"X=X, {target}=y" if target is not None else "X=X"
                     raise ValueError(f"{path} holds no array {key!r} (it holds: {', '.join(keys) or 'nothing'}); "
-                                     f"save it with numpy.savez(path, X=X, {target}=y)")
-            return archive["X"], archive[target], None
+                                     f"save it with numpy.savez(path, {how})")
+            return archive["X"], None if target is None else archive[target], None
     except ValueError as exc:
         if str(exc).startswith(str(path)):
             raise
@@ -311,9 +415,12 @@ def _first_non_utf8_line(path: Path) -> int:
     return 1  # not reached: the caller saw a decoding error
 
 
-def _read_csv(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _read_csv(path: Path, target: str | None, *, target_optional: bool = False
+              ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Parse row by row straight into a float64 buffer: a million-row file took about 20 times its data's size
-    as lists of strings, a string array and its stripped copy; this takes the data's size, plus the labels."""
+    as lists of strings, a string array and its stripped copy; this takes the data's size, plus the labels.
+    With ``target_optional`` (new samples to predict), a file without the target column is all features, a
+    single sample is enough, and no labels are returned."""
     with open(path, newline="", encoding="utf-8-sig") as fh:
         head = fh.readline()
         if not head.strip():
@@ -328,12 +435,12 @@ def _read_csv(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, l
         duplicated = sorted({n for n in header if header.count(n) > 1})
         if duplicated:
             raise ValueError(f"{path}, line 1: the column name {duplicated[0]!r} appears more than once")
-        if target is None:
+        if target is None and not target_optional:
             raise ValueError(f"{path}: name the target column (target=..., --target COLUMN); the columns are "
                              f"{', '.join(header)}")
-        if target not in header:
+        if target not in header and not target_optional:
             raise ValueError(f"{path} has no column {target!r}; its columns are {', '.join(header)}")
-        t = header.index(target)
+        t = header.index(target) if target in header else None
         features = [name for k, name in enumerate(header) if k != t]
         values = array("d")
         labels: list[str] = []
@@ -345,28 +452,30 @@ def _read_csv(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, l
                 if len(row) != len(header):
                     raise ValueError(f"{path}, line {reader.line_num}: {len(row)} cells, but the header has "
                                      f"{len(header)} columns")
-                cells = row[:t] + row[t + 1:]
+                cells = row if t is None else row[:t] + row[t + 1:]
                 try:
                     values.extend(map(float, cells))
                 except ValueError:
                     _raise_bad_cell(f"{path}, line {reader.line_num}", cells, features)
-                labels.append(row[t].strip())
+                labels.append("" if t is None else row[t].strip())
                 lines.append(reader.line_num)
         except csv.Error as exc:  # a cell beyond the field limit, a NUL byte, ...
             raise ValueError(_csv_error(path, reader.line_num, exc, header, dialect)) from None
     if not labels:
         raise ValueError(f"{path} has a header but no samples")
-    if len(labels) == 1:
+    if len(labels) == 1 and not target_optional:
         raise ValueError(f"{path} has a single sample (line {lines[0]}); a train/test split needs at least 2")
     X = np.frombuffer(values, dtype=np.float64).reshape(len(labels), len(features))
     bad = np.argwhere(~np.isfinite(X))
     if bad.size:
         i, j = (int(k) for k in bad[0])
-        text = _cell_text(path, dialect, lines[i], j + (j >= t))
+        text = _cell_text(path, dialect, lines[i], j if t is None else j + (j >= t))
         where = f"{path}, line {lines[i]}, column {features[j]!r}"
         if text.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
             raise ValueError(f"{where}: the cell is {text.strip()!r}; remove or fill missing values first")
         raise ValueError(f"{where}: {text.strip()!r} is beyond the range of a float64 number")
+    if t is None or target_optional:  # samples to predict: whatever the target column holds is not read
+        return X, None, features
     for k, label in enumerate(labels):
         if not label:
             raise ValueError(f"{path}, line {lines[k]}, column {target!r}: the target is empty")
@@ -489,8 +598,7 @@ def _split(raw: RawData, test_size: float, random_state: int, dtype: np.dtype) -
                              "needs one of each class on both sides")
     X_train, X_test, y_train, y_test = train_test_split(raw.X, raw.y, test_size=test_size, random_state=random_state,
                                                         stratify=raw.y if classification else None)
-    scale, mean, std = _standardiser(X_train)
-    X_train, X_test = (X_train / scale - mean) / std, (X_test / scale - mean) / std
+    x_scale, x_mean, x_std = _standardiser(X_train)
     n_classes, y_mean, y_scale, classes = None, 0.0, 1.0, None
     if classification:
         classes, y_train = np.unique(y_train, return_inverse=True)
@@ -502,8 +610,11 @@ def _split(raw: RawData, test_size: float, random_state: int, dtype: np.dtype) -
         y_mean, y_scale = float(mean * scale), float(std * scale)
         y_train = ((y_train / scale - mean) / std).astype(dtype)
         y_test = ((y_test / scale - mean) / std).astype(dtype)
-    return Dataset(raw.name, raw.task, X_train.astype(dtype), X_test.astype(dtype), y_train, y_test, n_classes,
-                   y_mean, y_scale, classes)
+    preprocessing = Preprocessing(raw.task, x_scale, x_mean, x_std, classes, y_mean, y_scale, raw.feature_names,
+                                  raw.target)
+    X_train, X_test = preprocessing.transform(X_train, dtype), preprocessing.transform(X_test, dtype)
+    return Dataset(raw.name, raw.task, X_train, X_test, y_train, y_test, n_classes, y_mean, y_scale, classes,
+                   preprocessing)
 
 
 def _standardiser(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,4 +1,7 @@
-"""Checkpoints: a model, its optimizer (state and step count included) and its history in one ``.npz`` file.
+"""Checkpoints: a model, its optimizer (state and step count included) and its history in one ``.npz`` file;
+optionally the preprocessing that makes raw samples the model's inputs and its outputs labels or values again
+(:class:`microdl.datasets.Preprocessing`: feature and target scaling, column names, class labels), and what a
+run needs to continue (``training``: the data it came from, its settings, the state of its random stream).
 
 Loading gives back the same parameters bit for bit and an optimizer that continues the same trajectory as if
 training had never stopped. Arrays are stored as arrays; configuration and hyperparameters as JSON.
@@ -18,6 +21,11 @@ constructor would allocate it before anything else looked. So :func:`load` reads
 its archive member holds (a member's declared size is in turn capped by its compressed size and the best
 ratio deflate reaches), and a model whose layer sizes do not give the parameter count of the ``params``
 header, all before building a model or reading an array: what is allocated is bounded by the file's size.
+
+NOTE [checkpoint formats]
+Format 2 added the optional ``preprocessing`` (arrays ``x_scale``, ``x_mean``, ``x_std``, ``classes``) and
+``training`` entries; format 1 files (microdl before them) still load, with neither. A newer format than this
+code knows is refused by name, never half-read.
 
 A checkpoint written on a GPU (``device="cuda"``) loads on a machine without one: on the CPU, with a warning,
 or silently with ``backend="cpu"``.
@@ -39,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from microdl._files import atomic_file
+from microdl.datasets import TASKS, Preprocessing
 from microdl.nn import MLP
 from microdl.nn.layout import n_params
 from microdl.optim import OPTIMIZERS, Optimizer
@@ -46,22 +55,29 @@ from microdl.train import History
 
 __all__ = ["save", "load", "Checkpoint"]
 
-_FORMAT = 1
+#: The format :func:`save` writes, and those :func:`load` reads (NOTE [checkpoint formats]).
+_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
 
 
 @dataclass
 class Checkpoint:
-    """What :func:`load` returns; ``optimizer`` and ``history`` are None if they were not saved."""
+    """What :func:`load` returns; ``optimizer``, ``history``, ``preprocessing`` and ``training`` are None if
+    they were not saved."""
 
     model: MLP
     optimizer: Optimizer | None
     history: History | None
+    preprocessing: Preprocessing | None = None
+    training: dict[str, Any] | None = None
 
 
 def save(path: str | os.PathLike, model: MLP, optimizer: Optimizer | None = None,
-         history: History | None = None) -> None:
-    """Write ``model`` (and optionally ``optimizer`` and ``history``) to ``path`` (a ``.npz`` file), atomically:
-    the file at ``path`` is either the previous one or the complete new one, never a part."""
+         history: History | None = None, *, preprocessing: Preprocessing | None = None,
+         training: dict[str, Any] | None = None) -> None:
+    """Write ``model`` (and optionally ``optimizer``, ``history``, ``preprocessing`` and a JSON-ready
+    ``training`` record) to ``path`` (a ``.npz`` file), atomically: the file at ``path`` is either the previous
+    one or the complete new one, never a part. Missing folders above ``path`` are created."""
     kinds = {"model": (model, MLP, "an MLP"), "optimizer": (optimizer, tuple(OPTIMIZERS.values()), "an optimizer"),
              "history": (history, History, "a History")}
     for name, (value, cls, what) in kinds.items():
@@ -78,6 +94,21 @@ def save(path: str | os.PathLike, model: MLP, optimizer: Optimizer | None = None
         arrays.update({f"state_{name}": value for name, value in state["state"].items()})
     if history is not None:
         meta["history"] = history.to_dict()
+    if preprocessing is not None:
+        if not isinstance(preprocessing, Preprocessing):
+            raise TypeError(f"preprocessing must be a microdl.datasets.Preprocessing; got "
+                            f"{type(preprocessing).__name__}")
+        if preprocessing.n_features != model.layer_sizes[0]:
+            raise ValueError(f"preprocessing has {preprocessing.n_features} features, the model "
+                             f"{model.layer_sizes[0]} inputs")
+        p = preprocessing
+        meta["preprocessing"] = {"task": p.task, "y_mean": p.y_mean, "y_scale": p.y_scale, "target": p.target,
+                                 "feature_names": None if p.feature_names is None else list(p.feature_names)}
+        arrays.update({"x_scale": p.x_scale, "x_mean": p.x_mean, "x_std": p.x_std})
+        if p.classes is not None:
+            arrays["classes"] = np.asarray(p.classes)
+    if training is not None:
+        meta["training"] = training
     with atomic_file(path, "wb") as fh:
         np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
 
@@ -198,8 +229,10 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Checkpoint:
                 raise _Invalid(f"its meta is not valid JSON ({exc})") from None
             if not isinstance(meta, dict):
                 raise _Invalid(f"its meta is {type(meta).__name__}, not a JSON object")
-            if meta.get("format") != _FORMAT:
-                raise _Invalid(f"it is not a microdl checkpoint of format {_FORMAT} (format {meta.get('format')!r})")
+            if meta.get("format") not in _READABLE_FORMATS:
+                raise _Invalid(f"it is not a microdl checkpoint of a format this microdl reads (format "
+                               f"{meta.get('format')!r}; it reads {', '.join(map(str, _READABLE_FORMATS))}: a newer "
+                               "microdl may have written it)")
             if "model" not in meta:
                 raise _Invalid("its meta has no 'model' entry")
             if "params" not in data.files:
@@ -227,4 +260,40 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Checkpoint:
                 optimizer.load_state_dict({"optimizer": info["name"], "hyperparameters": hyper, "t": info["t"],
                                            "state": {name: data[f"state_{name}"] for name in info["state"]}})
             history = History.from_dict(_section(meta, "history")) if "history" in meta else None
-    return Checkpoint(model, optimizer, history)
+            preprocessing = _preprocessing(meta, data, model) if "preprocessing" in meta else None
+            training = _section(meta, "training") if "training" in meta else None
+    return Checkpoint(model, optimizer, history, preprocessing, training)
+
+
+def _preprocessing(meta: dict[str, Any], data: Any, model: MLP) -> Preprocessing:
+    """The :class:`Preprocessing` of a checkpoint, checked against its model."""
+    info = _section(meta, "preprocessing")
+    n_in, n_out = model.layer_sizes[0], model.layer_sizes[-1]
+    arrays = {}
+    for name in ("x_scale", "x_mean", "x_std"):
+        if name not in data.files:
+            raise _Invalid(f"its preprocessing has no {name!r} array")
+        arrays[name] = np.asarray(data[name], dtype=np.float64)
+        if arrays[name].shape != (n_in,) or not np.all(np.isfinite(arrays[name])):
+            raise _Invalid(f"its {name!r} is not {n_in} finite numbers, one per input of the model")
+    if info.get("task") not in TASKS:
+        raise _Invalid(f"its preprocessing's task {info.get('task')!r} is not one of {', '.join(TASKS)}")
+    classes = None
+    if info["task"] == "classification":
+        if "classes" not in data.files:
+            raise _Invalid("its preprocessing has no 'classes' array for a classification model")
+        classes = data["classes"]
+        if classes.shape != (n_out,):
+            raise _Invalid(f"its classes have shape {classes.shape}, but the model has {n_out} outputs")
+    names = info.get("feature_names")
+    if names is not None and (not isinstance(names, list) or len(names) != n_in
+                              or not all(isinstance(c, str) for c in names)):
+        raise _Invalid(f"its feature_names are not {n_in} column names")
+    target = info.get("target")
+    if target is not None and not isinstance(target, str):
+        raise _Invalid(f"its target {target!r} is not a column name")
+    y_mean, y_scale = float(info.get("y_mean", 0.0)), float(info.get("y_scale", 1.0))
+    if not (math.isfinite(y_mean) and math.isfinite(y_scale) and y_scale > 0):
+        raise _Invalid(f"its target scaling (mean {y_mean}, scale {y_scale}) is not finite and positive")
+    return Preprocessing(info["task"], arrays["x_scale"], arrays["x_mean"], arrays["x_std"], classes, y_mean,
+                         y_scale, None if names is None else tuple(names), target)

@@ -75,7 +75,7 @@ def test_help_everywhere(command, capsys):
         (["train", "--target", "y"], "--target and --task go with --data"),
         (["train", "--dataset", "iris", "--data", "x.csv"], "give --dataset or --data, not both"),
         (["train", "--data", "x.csv", "--task", "ranking"], "argument --task: invalid choice: 'ranking'"),
-        (["train", "--backend", "cuda"], "--backend cuda needs --device cuda"),
+        (["train", "--backend", "numpy", "--device", "cuda"], "--device cuda needs the cuda optimizer backend"),
         (["train", "--no-such-option"], "unrecognized arguments: --no-such-option"),
         (["train", "--loss", "huber"], "--loss huber does not fit digits, a classification task"),
         (["train", "--activation", "elu", "--activation-param", "beta=2"], "takes the parameters ['alpha']"),
@@ -144,12 +144,13 @@ def test_a_bad_data_file_exits_2_naming_line_and_column(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("where", "message"), [
-    ("missing/model.npz", "the folder"),
+    ("a-file/model.npz", "is not a folder"),
     (".", "is a folder, not a file"),
 ])
 def test_a_bad_save_path_is_refused_before_training(tmp_path, monkeypatch, capsys, where, message):
     import microdl.train
 
+    (tmp_path / "a-file").write_text("not a folder")
     monkeypatch.setattr(microdl.train, "fit", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(SystemExit) as exc:
         main(["train", "--dataset", "iris", "--save", str(tmp_path / where)])

@@ -7,11 +7,14 @@ checked while parsing, so a typo exits with status 2 and a message naming the op
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from microdl._format import format_seconds
 from microdl.cli import (
     add_data_options,
     check_hidden_memory,
@@ -21,7 +24,11 @@ from microdl.cli import (
     read_data_option,
 )
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "EXECUTORS"]
+
+#: What ``--executor`` takes (the first is the default): joblib's backends and a Dask cluster, as
+#: :func:`microdl.experiments.runs.execute` takes them.
+EXECUTORS = ("loky", "threading", "dask")
 
 
 # -- argparse types ----------------------------------------------------------------------------------------
@@ -111,23 +118,35 @@ def _add_execution(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("execution")
     g.add_argument("--jobs", type=positive_int, default=1,
                    help="runs at a time (default 1, which also gives the cleanest wall-clock numbers)")
-    g.add_argument("--backend", choices=["loky", "threading", "dask"], default="loky",
-                   help="joblib backend (default loky: local processes); dask needs microdl[dask]")
+    g.add_argument("--executor", choices=EXECUTORS, default=None,
+                   help="what runs them: joblib's loky (default: local processes) or threading backend, or a Dask "
+                        "cluster (dask, needs microdl[dask])")
+    # NOTE [--backend is the optimizer kernels]: these commands called the executor --backend, a name that
+    # train gives the optimizer kernels; the old spelling still works here, where it can mean nothing else.
+    g.add_argument("--backend", choices=EXECUTORS, default=None, dest="old_backend", help=argparse.SUPPRESS)
     g.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="Dask scheduler address, such as tcp://10.0.0.5:8786 (with --backend dask; without it a "
+                   help="Dask scheduler address, such as tcp://10.0.0.5:8786 (with --executor dask; without it a "
                         "local cluster is started)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _check_execution(args: argparse.Namespace) -> None:
+def _check_execution(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     # ValueError: microdl.cli.main prints "microdl <command>: error: ..." and exits with status 2
-    if args.scheduler is not None and args.backend != "dask":
-        raise ValueError("--scheduler needs --backend dask")
-    if args.backend == "dask":
+    if args.old_backend is not None:
+        if args.executor is not None and args.executor != args.old_backend:
+            raise ValueError(f"--backend {args.old_backend} and --executor {args.executor} disagree; give "
+                             "--executor only (--backend is its old name here)")
+        print(f"{parser.prog}: --backend is deprecated here; use --executor {args.old_backend} (--backend names the "
+              "optimizer kernels, in microdl train)", file=sys.stderr)
+        args.executor = args.old_backend
+    args.executor = args.executor or EXECUTORS[0]
+    if args.scheduler is not None and args.executor != "dask":
+        raise ValueError("--scheduler needs --executor dask")
+    if args.executor == "dask":
         import importlib.util
 
         if importlib.util.find_spec("distributed") is None:  # dask is optional: only runs.py imports it
-            raise ValueError('--backend dask needs dask.distributed, which is not installed: '
+            raise ValueError('--executor dask needs dask.distributed, which is not installed: '
                              'pip install "microdl[dask]"')
 
 
@@ -139,7 +158,7 @@ def _check_out(args: argparse.Namespace, writer: str) -> None:
 
 
 def _execution(args: argparse.Namespace) -> dict[str, Any]:
-    return {"jobs": args.jobs, "backend": args.backend, "scheduler": args.scheduler,
+    return {"jobs": args.jobs, "backend": args.executor, "scheduler": args.scheduler,
             "progress": False if args.no_progress else None}
 
 
@@ -195,7 +214,7 @@ def _add_compare(sub: Any) -> None:
 def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from microdl.experiments.comparison import WRITER, compare
 
-    _check_execution(args)
+    _check_execution(args, parser)
     _check_out(args, WRITER)
     check_hidden_memory(args.hidden, batch_size=args.batch_size, jobs=args.jobs)
     if args.epochs is not None and args.budget is not None and args.budget.kind == "epochs" \
@@ -213,9 +232,28 @@ def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     print(result.format_tables())
     if result.tuning:
         print(_tuning_note(result))
-    print(f"\n{len(result.runs)} runs in {time.perf_counter() - tic:.1f} s; wrote "
+    print(f"\n{len(result.runs)} runs in {format_seconds(time.perf_counter() - tic)}; wrote "
           f"{', '.join(str(p) for p in paths.values())}")
+    _print_timing_note(result.runs, parser)
     return 0
+
+
+def _print_timing_note(runs: list[dict[str, Any]], parser: argparse.ArgumentParser) -> None:
+    """Name the runs whose time per epoch jumped while they ran (NOTE [a run whose time jumped] in
+    microdl._format), so that their times are not read as the optimizer's."""
+    from microdl._format import JUMP_FACTOR, step_times, timing_jumped
+
+    jumped = [r for r in runs
+              if timing_jumped(step_times([math.nan if t is None else t for t in r["wall_time"][1:]]))]
+    if not jumped:
+        return
+    names = [f"{r.get('dataset', '')} {r['optimizer']}" + (f" lr {r['lr']:.3g}" if r.get("lr") else "")
+             + f" seed {r['seed']}" for r in jumped]
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    print(f"{parser.prog}: note: in {len(jumped)} of {len(runs)} runs the slowest tenth of the epochs took more "
+          f"than {JUMP_FACTOR:g}× the median epoch ({', '.join(names[:3])}{more}): the machine got busy while they "
+          "ran, so their times say more about the load than about the optimizer; rerun on a quiet machine",
+          file=sys.stderr)
 
 
 def _tuning_note(result: Any) -> str:
@@ -238,8 +276,9 @@ def _add_sensitivity(sub: Any) -> None:
         "validation split of the training data, plot the final validation loss against the learning rate "
         "(sensitivity.png) and report the width, in decades, of the range of rates within --within percent of "
         "the best."))
-    p.add_argument("--dataset", type=_checked(_dataset_list), default=("digits",), metavar="NAME",
+    p.add_argument("--dataset", type=_checked(_dataset_list), default=None, metavar="NAME",
                    help="dataset (default digits)")
+    add_data_options(p)
     p.add_argument("--optimizers", type=_checked(_swept_optimizer_list), default=SIX_OPTIMIZERS, metavar="LIST",
                    help=f"comma list of optimizers with a learning rate (default: {','.join(SIX_OPTIMIZERS)})")
     p.add_argument("--seeds", type=_checked(_seeds), default=(0, 1), metavar="N|LIST",
@@ -262,21 +301,24 @@ def _add_sensitivity(sub: Any) -> None:
 def _run_sensitivity(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from microdl.experiments.sweep import WRITER, sensitivity
 
-    _check_execution(args)
+    _check_execution(args, parser)
     _check_out(args, WRITER)
     check_hidden_memory(args.hidden, batch_size=args.batch_size, jobs=args.jobs)
-    if len(args.dataset) != 1:
+    own = read_data_option(args, parser)
+    if args.dataset is not None and len(args.dataset) != 1:
         raise ValueError("sensitivity takes one --dataset")
     if args.epochs is not None and args.budget is not None:
         raise ValueError("give --epochs or --budget, not both")
     tic = time.perf_counter()
-    result = sensitivity(args.dataset[0], args.optimizers, args.seeds, epochs=args.epochs, budget=args.budget,
+    source = own[0] if own else (args.dataset or ("digits",))[0]
+    result = sensitivity(source, args.optimizers, args.seeds, epochs=args.epochs, budget=args.budget,
                          batch_size=args.batch_size, batch_sizes=args.sgd_batch_sizes, hidden=args.hidden,
                          within=args.within, **_execution(args))
     paths = result.save(args.out)
     print(result.format_table())
-    print(f"\n{len(result.runs)} runs in {time.perf_counter() - tic:.1f} s; wrote "
+    print(f"\n{len(result.runs)} runs in {format_seconds(time.perf_counter() - tic)}; wrote "
           f"{', '.join(str(p) for p in paths.values())}")
+    _print_timing_note(result.runs, parser)
     return 0
 
 
@@ -313,12 +355,12 @@ def _seed(text: str) -> int:
 def _run_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from microdl.experiments.report import make_report
 
-    _check_execution(args)  # make_report checks --out first thing, before any experiment
+    _check_execution(args, parser)  # make_report checks --out first thing, before any experiment
     tic = time.perf_counter()
     report = make_report(args.out, quick=args.quick, seed=args.seed, **_execution(args))
     print(report.summary_text())
     print(f"\nreport written to {Path(args.out) / 'report.md'} and {Path(args.out) / 'report.html'} "
-          f"in {time.perf_counter() - tic:.1f} s")
+          f"in {format_seconds(time.perf_counter() - tic)}")
     return 0
 
 

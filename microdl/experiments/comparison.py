@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from microdl._files import atomic_folder, check_replaceable_folder, strict_json
+from microdl._format import format_seconds
 from microdl._validation import check_choice, check_int, check_real
 from microdl.datasets import RawData, load_dataset
 from microdl.experiments.runs import (
@@ -346,15 +347,15 @@ class CompareResult:
         rows = [r for r in self.summary() if r["dataset"] == dataset]
         n = len(cfg["seeds"])
         head = ["optimizer", "lr", "train loss", "test loss", f"train {metric}", f"test {metric}",
-                "epochs→target", "time→target (s)", "time (s)", "diverged"]
+                "epochs→target", "time→target", "time", "diverged"]
         body = []
         for r in rows:
             src = {"torch default": "torch", "preset": "preset", "tuned": "tuned", "given": "given"}.get(r["lr_source"])
             lr = "—" if r["lr"] is None else f"{r['lr']:.3g} ({src})"
             body.append([r["optimizer"], lr, _pm(r, "train_loss"), _pm(r, "test_loss"),
                          _pm(r, "train_metric", ".3f", ".3f"), _pm(r, "test_metric", ".3f", ".3f"),
-                         _reach(r, "epochs_to_target", ".1f", n), _reach(r, "time_to_target", ".3f", n),
-                         f"{r['wall_time_mean']:.3g}", f"{r['diverged']}/{n}"])
+                         _reach(r, "epochs_to_target", ".1f", n), _reach(r, "time_to_target", "seconds", n),
+                         format_seconds(r["wall_time_mean"]), f"{r['diverged']}/{n}"])
         widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
         if tgt["target"] is None:
             target_line = "target: none, every run diverged"
@@ -497,7 +498,8 @@ def _pm(row: Mapping[str, Any], key: str, fmt: str = ".4g", std_fmt: str = ".2g"
 def _reach(row: Mapping[str, Any], key: str, fmt: str, n: int) -> str:
     if row["reached"] == 0:
         return f"— (0/{n})"
-    return f"{row[f'{key}_mean']:{fmt}} ({row['reached']}/{n})"
+    mean = row[f"{key}_mean"]
+    return f"{format_seconds(mean) if fmt == 'seconds' else format(mean, fmt)} ({row['reached']}/{n})"
 
 
 def load_results(out_dir: str | Path) -> CompareResult:

@@ -25,7 +25,7 @@ import numpy as np
 
 from microdl._files import atomic_folder, strict_json
 from microdl._validation import check_int, check_real
-from microdl.datasets import load_dataset
+from microdl.datasets import RawData, load_dataset
 from microdl.experiments.comparison import check_output_folder
 from microdl.experiments.runs import (
     SIX_OPTIMIZERS,
@@ -95,7 +95,7 @@ def flat_width(lrs: Sequence[float], losses: Sequence[float | None], within: flo
             "low": float(10**lo), "high": float(10**hi), "width": float(hi - lo), "censored": censored}
 
 
-def sensitivity(dataset: str = "digits", optimizers: str | Iterable[str] = SIX_OPTIMIZERS,
+def sensitivity(dataset: str | RawData = "digits", optimizers: str | Iterable[str] = SIX_OPTIMIZERS,
                 seeds: int | Iterable[int] = 2, *, epochs: int | None = None, budget: str | Budget | None = None,
                 batch_size: int = 32, batch_sizes: Sequence[int] = (8, 32, 128),
                 sweep_batch_for: Iterable[str] = ("sgd",), hidden: Sequence[int] = (64,),
@@ -106,8 +106,8 @@ def sensitivity(dataset: str = "digits", optimizers: str | Iterable[str] = SIX_O
 
     Parameters
     ----------
-    dataset : str
-        One dataset name.
+    dataset : str or RawData
+        One dataset name, or your own data (:func:`microdl.datasets.read_data`).
     optimizers, seeds, hidden, activation, jobs, backend, scheduler, progress
         As in :func:`microdl.experiments.compare`; but ``"lbfgs"``, which has no learning rate to sweep, is
         refused (ValueError).
@@ -122,7 +122,8 @@ def sensitivity(dataset: str = "digits", optimizers: str | Iterable[str] = SIX_O
     within : float
         Relative tolerance of :func:`flat_width` (0.1 = 10%).
     """
-    (dataset,) = check_datasets([dataset])
+    source = dataset if isinstance(dataset, RawData) else check_datasets([dataset])[0]  # your own data, or a name
+    dataset = source.name if isinstance(source, RawData) else source
     optimizers = check_optimizers(optimizers)
     no_rate = [o for o in optimizers if not takes_lr(o)]
     if no_rate:
@@ -145,7 +146,7 @@ def sensitivity(dataset: str = "digits", optimizers: str | Iterable[str] = SIX_O
 
     specs, info = [], {}
     for s in seeds:
-        d = load_dataset(dataset, random_state=s)
+        d = load_dataset(source, random_state=s)
         layer_sizes = (d.n_features, *hidden, d.n_outputs)
         info = {"task": d.task, "n_train": int(d.X_train.shape[0]), "layer_sizes": list(layer_sizes)}
         X_fit, y_fit, X_val, y_val = validation_split(d.X_train, d.y_train, validation_fraction, s,

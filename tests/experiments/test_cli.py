@@ -3,6 +3,7 @@ files, your own data, help, and Ctrl-C leaving the previous results intact."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,9 +29,16 @@ from microdl.experiments import load_results
     (["compare", "--lr", "adam"], "argument --lr: must be OPTIMIZER=RATE"),
     (["compare", "--lr", "adam=0"], "the rate of adam must be a positive number"),
     (["compare", "--backend", "mpi"], "invalid choice: 'mpi'"),
+    (["compare", "--executor", "mpi"], "invalid choice: 'mpi'"),
+    (["compare", "--backend", "dask", "--executor", "loky"], "--backend dask and --executor loky disagree"),
+    (["compare", "--epoch", "3"], "unrecognized arguments: --epoch 3"),  # no silent abbreviations
+    (["sensitivity", "--dat", "x.csv"], "unrecognized arguments: --dat x.csv"),
+    (["report", "--exec", "dask"], "unrecognized arguments: --exec dask"),
+    (["sensitivity", "--dataset", "iris", "--data", "x.csv"], "give --dataset or --data, not both"),
+    (["sensitivity", "--data", "nowhere.csv", "--target", "y"], "microdl sensitivity: error: nowhere.csv: no such"),
     (["compare", "--rates", "best"], "invalid choice: 'best'"),
     (["compare", "--rates", "torch", "--tune"], "microdl compare: error: --tune contradicts --rates torch"),
-    (["compare", "--scheduler", "tcp://x:1"], "microdl compare: error: --scheduler needs --backend dask"),
+    (["compare", "--scheduler", "tcp://x:1"], "microdl compare: error: --scheduler needs --executor dask"),
     (["compare", "--epochs", "3", "--budget", "epochs:4"], "disagree"),
     (["compare", "--target", "y"], "--target and --task go with --data"),
     (["compare", "--data", "nowhere.csv", "--target", "y"], "microdl compare: error: nowhere.csv: no such file"),
@@ -75,6 +83,8 @@ def test_cli_compare_prints_tables_and_writes_files(tmp_path, capsys):
     adam = f"{PRESETS['iris']['adam']['lr']:.3g} (preset)"
     assert "0.1 (given)" in printed and adam in printed and "'preset' hyperparameters were tuned" in printed
     assert "8 runs in" in printed and (out / "curves.png").exists()
+    # times in significant figures with their unit (issue 20: "0.000" on small problems), then "diverged"
+    assert re.search(r"\d (s|ms|µs)\s+0/2\n", printed) and "time (s)" not in printed
     assert load_results(out).config["seeds"] == [0, 3]
     # a second run replaces the folder it wrote before
     assert main(["compare", "--dataset", "iris", "--optimizers", "sgd", "--seeds", "1", "--epochs", "1",
@@ -121,7 +131,8 @@ def test_help_of_the_experiment_commands(command, capsys):
         main([command, "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert f"usage: microdl {command}" in out and "--backend {loky,threading,dask}" in out
+    assert f"usage: microdl {command}" in out and "--executor {loky,threading,dask}" in out
+    assert "--backend" not in out  # its old name still works, unadvertised (NOTE [--backend is the optimizer kernels])
 
 
 def test_ctrl_c_in_compare_exits_130_with_one_line_and_keeps_the_old_results(tmp_path):

@@ -1,5 +1,5 @@
 """Sweeps on a real Dask cluster: a scheduler and two worker processes on the loopback address, driven through
-the command line (``microdl compare --backend dask --scheduler ADDRESS``), give the local run's numbers."""
+the command line (``microdl compare --executor dask --scheduler ADDRESS``), give the local run's numbers."""
 
 import json
 
@@ -21,7 +21,7 @@ def test_compare_on_a_two_process_local_cluster_equals_the_local_run(tmp_path, c
         with distributed.Client(cluster) as client:
             pids = set(client.run(lambda: __import__("os").getpid()).values())
         assert len(pids) == 2 and __import__("os").getpid() not in pids  # two processes, not this one
-        assert main([*ARGS, "--backend", "dask", "--scheduler", cluster.scheduler_address,
+        assert main([*ARGS, "--executor", "dask", "--scheduler", cluster.scheduler_address,
                      "--out", str(tmp_path / "dask")]) == 0
     local, remote = (json.loads((tmp_path / name / "history.json").read_text()) for name in ("local", "dask"))
     assert remote["config"]["backend"] == "dask"

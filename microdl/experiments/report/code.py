@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from microdl._format import format_seconds
 from microdl.experiments.report import stats
 from microdl.experiments.report.context import Context, interval, save_figure
 from microdl.experiments.report.verdicts import Verdict
@@ -178,7 +179,7 @@ def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
     # "efficient" is decided by work counted from the code (memory traffic per step); the step time, measured
     # in interleaved rounds, is shown beside it and decides nothing (it moves with the machine's load)
     t_rms, t_adam = _time_ratio(rows, "rmsprop"), _time_ratio(rows, "adam")
-    ms = ", ".join(f"{o} {1e3 * np.median(rows[o]['step_seconds']):.2f} ms" for o in SIX)
+    ms = ", ".join(f"{o} {format_seconds(float(np.median(rows[o]['step_seconds'])))}" for o in SIX)
     traffic = ", ".join(f"{o} {rows[o]['traffic_per_param']:g}" for o in SIX)
     out["rmsprop-easy"] = apply_rules(
         "rmsprop-easy", {"easy": stats.exact(_statement_ratio(rows, "rmsprop")),
@@ -250,4 +251,4 @@ def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:
               [[o, f"`{v['rule']}`", v["statements"], v["statements_all_options"], v["state_buffers"],
                 f"{v['state_per_param']:g}", ", ".join(v["active_hyperparameters"]),
                 ", ".join(h for h in v["hyperparameters"] if h not in v["active_hyperparameters"]) or "—",
-                f"{1e3 * float(np.median(v['step_seconds'])):.2f} ms"] for o, v in rows.items()])
+                format_seconds(float(np.median(v["step_seconds"])))] for o, v in rows.items()])

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from microdl._format import format_seconds
 from microdl.experiments.report import stats
 from microdl.experiments.report.context import Context, fmt, interval, save_figure
 from microdl.experiments.report.problems import Teacher
@@ -293,7 +294,7 @@ def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:
         rows.append([f"{n:,}", f"{fmt(float(np.median(s_['samples'])), '.3g')}",
                      f"{int(np.isfinite(g['samples']).sum())}/{len(g['samples'])}, "
                      f"{fmt(float(np.median(g['samples'])), '.3g')} (cap {fmt(v['gd_cap'], '.3g')})",
-                     f"{fmt(1e3 * float(np.median(g['step_time'])), '.3g')} ms",
+                     format_seconds(float(np.median(g["step_time"]))),
                      _mb(float(np.median(g["peak_bytes"]))), _mb(float(np.median(s_["peak_bytes"]))),
                      _mb(v["data_bytes"])])
     doc.table(["n", "SGD samples to target", "GD: seeds that reached it, median samples", "GD time per step",

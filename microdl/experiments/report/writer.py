@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from microdl._files import strict_json
+from microdl._format import format_seconds
 from microdl.experiments.report.claims import CLAIMS, Claim
 from microdl.experiments.report.context import fmt, interval
 from microdl.experiments.report.literature import REFERENCES, comparison
@@ -208,9 +209,10 @@ def build_document(settings: Any, results: dict[str, Any], verdicts: dict[str, V
     doc.bullets([
         f"commit `{meta['commit']}`; microdl {meta['microdl']}, numpy {meta['numpy']}, numba {meta['numba']}, "
         f"Python {meta['python']}; {meta['machine']}, {meta['cpus']} CPUs, {meta['numba_threads']} Numba thread(s) "
-        f"per run, {meta['jobs']} job(s) ({meta['backend']}); {meta['date']}; total {meta['seconds']:.0f} s",
+        f"per run, {meta['jobs']} job(s) ({meta['backend']}); {meta['date']}; total {format_seconds(meta['seconds'])}",
         "time per experiment (CPU time of this process in brackets; the machine may have been shared): "
-        + ", ".join(f"{k} {t:.0f} s ({meta['cpu_seconds'][k]:.0f} s)" for k, t in meta["timings"].items()),
+        + ", ".join(f"{k} {format_seconds(t)} ({format_seconds(meta['cpu_seconds'][k])})"
+                    for k, t in meta["timings"].items()),
         f"reproduce with `microdl report --seed {meta.get('seed', 0)} --out report`"
         f"{' --quick' if meta.get('quick') else ''}; the settings are in `results.json`",
     ])
