@@ -4,7 +4,7 @@ The report takes minutes, too long for every documentation build, so its verdict
 here with the command, the commit and the date that produced them; each optimizer page shows them beside the
 article's claims and says where they came from. Regenerate after a change to the report::
 
-    microdl report --out report/
+    microdl report --seed 0 --out report/
     python docs/verdicts.py report/results.json
 """
 
@@ -30,7 +30,8 @@ def main(argv: list[str]) -> int:
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     snapshot = {
-        "command": "microdl report --out report/" + (" --quick" if results["settings"].get("quick") else ""),
+        "command": f"microdl report --seed {results['meta'].get('seed', 0)} --out report/"
+                   + (" --quick" if results["meta"].get("quick") else ""),
         "commit": commit,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "verdicts": {claim: {"verdict": v["verdict"], "evidence": v["evidence"]}

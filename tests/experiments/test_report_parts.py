@@ -175,3 +175,17 @@ def test_best_rate_widens_a_grid_whose_best_sits_on_an_edge():
     assert len(scores) == 3 + EXTEND_STEPS and lr == max(scores) == pytest.approx(100.0)
     lr, scores = best_rate([0.01, 0.1, 1.0], lambda lr: abs(np.log10(lr) + 1))  # inside: nothing added
     assert lr == 0.1 and len(scores) == 3
+
+
+def test_a_diverged_test_loss_is_penalised_by_the_runs_that_did_not_diverge():
+    # a run flagged diverged whose last loss is a finite 1e7 must not set the penalty: the failure counts
+    # FAILURE_FACTOR times the worst loss of a run that did not diverge, however far the diverged run went
+    from microdl.experiments.report import stats, wide
+
+    def phase(losses, diverged):
+        return {o: {"final_test_loss": list(losses), "diverged": list(diverged)} for o in wide.SIX}
+
+    r = {"datasets": {"p": {"tuned": phase([1.0, 1e7], [False, True]), "default": phase([2.0, 3.0], [False, False])}}}
+    tuned, default = wide._test_losses(r)
+    assert tuned[0, :, 1] == pytest.approx(stats.FAILURE_FACTOR * 3.0)
+    assert tuned[0, :, 0] == pytest.approx(1.0) and default[0, :, 1] == pytest.approx(3.0)

@@ -82,6 +82,21 @@ class Context:
             out[o] = float(f"{out[o] / (1.0 - momentum):.4g}")
         return out
 
+    def tuned_setting(self, optimizer: str, seed: int) -> tuple[float, dict[str, Any]]:
+        """The rate and the other tuned hyperparameters (keyword arguments) that the wide experiment chose for
+        ``optimizer`` on the focus dataset with the tuning seed assigned to evaluation seed ``seed``.
+
+        Nested replication, as in the wide experiment: evaluation seed i runs with the choice of tuning seed
+        i mod (number of tuning seeds), so the tuning's own noise, which moves the chosen rate by up to a decade,
+        is inside the interval of every comparison built on these runs (one consensus setting for every seed
+        would leave it out and make the interval claim a precision the verdict does not have).
+        """
+        from microdl.experiments.tuning import to_kwargs
+
+        d = self.results["wide"]["datasets"][self.settings.focus]
+        pick = d["tuning"][optimizer]["chosen"][str(d["assign"][str(seed)])]
+        return float(pick["lr"]), to_kwargs(pick)
+
 
 @contextmanager
 def numba_threads(n: int | None) -> Iterator[None]:

@@ -70,8 +70,9 @@ def run(ctx: Context) -> dict[str, Any]:
                     idx = order[pos:pos + batch]
                     pos += batch
                     model.loss_and_grad(X[idx], y[idx])
-                norm = float(np.linalg.norm(model.grads) * np.linalg.norm(g_full))
-                cosines.append(float(model.grads @ g_full) / norm if norm > 0 else 1.0)
+                with np.errstate(over="ignore", invalid="ignore"):  # a diverging run ends the loop just below
+                    norm = float(np.linalg.norm(model.grads) * np.linalg.norm(g_full))
+                    cosines.append(float(model.grads @ g_full) / norm if norm > 0 else 1.0)
                 opt.step(model.grads)
                 new = evaluate_loss(model, X, y)
                 if not math.isfinite(new):

@@ -58,7 +58,8 @@ def _sparse_run(name: str, lr: float, seed: int, problem: dict[str, Any], epochs
     frequent = np.setdiff1d(seen, rare)
 
     def error(idx: np.ndarray) -> float:
-        return float(np.linalg.norm(w_hat[idx] - w[idx]) / np.linalg.norm(w[idx]))
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged run's error is inf: a failure, not a warning
+            return float(np.linalg.norm(w_hat[idx] - w[idx]) / np.linalg.norm(w[idx]))
 
     val = evaluate_loss(model, X[n_fit:], y[n_fit:])
     return {"rare": error(rare), "frequent": error(frequent), "val_loss": val if np.isfinite(val) else np.inf,

@@ -183,17 +183,20 @@ def quick_table(epochs: np.ndarray) -> np.ndarray:
 
 def _test_losses(r: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """(datasets, optimizers, seeds) test losses at tuned and at default settings, a diverged run counted as a
-    failure (NOTE [a diverged run] in :mod:`~.stats`: FAILURE_FACTOR times the worst finite loss of its problem),
-    floored at LOSS_FLOOR."""
+    failure (NOTE [a diverged run] in :mod:`~.stats`: FAILURE_FACTOR times the worst loss of its problem's runs
+    that did not diverge), floored at LOSS_FLOOR.
+
+    A run flagged diverged is a failure even where its last loss is finite, and that loss (it can be 1e7 or more)
+    is never the yardstick of the failure: it is set aside before the worst loss is taken, so the penalty is the
+    same however far the run went before it was stopped.
+    """
     tuned = _array(r, "tuned", "final_test_loss", math.nan)
     default = _array(r, "default", "final_test_loss", math.nan)
-    for i in range(tuned.shape[0]):
-        tuned[i], default[i] = stats.with_failures(tuned[i], default[i])
-    for i, d in enumerate(r["datasets"]):  # a run flagged diverged is a failure even if its last loss is finite
+    for i, d in enumerate(r["datasets"]):
         for j, o in enumerate(SIX):
             for which, a in (("tuned", tuned), ("default", default)):
-                bad = np.array(r["datasets"][d][which][o]["diverged"], dtype=bool)
-                a[i, j, bad] = np.max(a[i]) if bad.any() else 0.0
+                a[i, j, np.array(r["datasets"][d][which][o]["diverged"], dtype=bool)] = math.nan
+        tuned[i], default[i] = stats.with_failures(tuned[i], default[i])
     return np.maximum(tuned, LOSS_FLOOR), np.maximum(default, LOSS_FLOOR)
 
 

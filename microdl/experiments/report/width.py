@@ -29,16 +29,18 @@ def run(ctx: Context) -> dict[str, Any]:
     from microdl.experiments.runs import Budget, RunSpec, execute, threads_per_run
 
     s, ex = ctx.settings, ctx.execution
-    lrs = ctx.tuned_lrs()
+    # every hyperparameter as tuned, nested: seed i runs with the choice of its own tuning seed (Context)
+    setting = {(o, seed): ctx.tuned_setting(o, seed) for o in s.width_optimizers for seed in s.seeds}
     threads = threads_per_run(ex["jobs"], ex["backend"])
     specs = []
     for seed in s.seeds:
         d = load_dataset(s.focus, random_state=seed)
         for w in s.widths:
             for o in s.width_optimizers:
-                specs.append(RunSpec(o, lrs[o], seed, (d.n_features, w, d.n_outputs), d.loss, d.X_train, d.y_train,
+                lr, hyper = setting[(o, seed)]
+                specs.append(RunSpec(o, lr, seed, (d.n_features, w, d.n_outputs), d.loss, d.X_train, d.y_train,
                                      d.X_test, d.y_test, Budget("epochs", s.width_epochs), s.batch_size,
-                                     threads=threads, track_steps=True, labels={"width": w}))
+                                     threads=threads, track_steps=True, hyper=hyper, labels={"width": w}))
     runs = execute(specs, desc="width", **ex)
     table: dict[str, Any] = {}
     for w in s.widths:
@@ -46,7 +48,8 @@ def run(ctx: Context) -> dict[str, Any]:
         for o in s.width_optimizers:
             rr = sorted([r for r in runs if r["width"] == w and r["optimizer"] == o],
                         key=lambda r: s.seeds.index(r["seed"]))
-            entry: dict[str, Any] = {"n_params": rr[0]["n_params"], "lr": lrs[o],
+            entry: dict[str, Any] = {"n_params": rr[0]["n_params"], "lr": [setting[(o, e)][0] for e in s.seeds],
+                                     "hyper": [setting[(o, e)][1] for e in s.seeds],
                                      "final_train_loss": [r["final_train_loss"] for r in rr],
                                      "train_loss": [r["train_loss"] for r in rr],
                                      "step_size": [r["step_size"] for r in rr],
@@ -106,6 +109,12 @@ def judge(results: dict[str, Any], settings: Any) -> dict[str, Verdict]:
             + ", ".join(f"{fmt(float(np.nanmean(spread[k])), '.3g')} at width {w}" for k, w in enumerate(ws))
             + f"; smallest {interval(est)}")
     return out
+
+
+def _rates(r: dict[str, Any], w: int, o: str) -> list[float]:
+    """The rate of each seed (one number in reports written before the rates were nested)."""
+    lr = r["table"][str(w)][o]["lr"]
+    return [float(x) for x in lr] if isinstance(lr, list) else [float(lr)]
 
 
 def _gm(x: np.ndarray) -> float:
@@ -170,8 +179,11 @@ def describe(doc: Any, results: dict[str, Any], settings: Any) -> None:
     ws, opts = r["widths"], r["optimizers"]
     doc.paragraph(
         f"On {r['dataset']}, one hidden layer of width {', '.join(map(str, ws))}, {r['epochs']} epochs, "
-        f"{len(r['seeds'])} seeds; each optimizer at its rate tuned at width {settings.hidden[0]} ("
-        + ", ".join(f"{o} {r['table'][str(ws[0])][o]['lr']:g}" for o in opts) + ").")
+        f"{len(r['seeds'])} seeds; each optimizer with every hyperparameter as tuned at width "
+        f"{settings.hidden[0]} by the wide experiment, seed i with the choice of its own tuning seed, so that the "
+        "tuning's noise is inside the intervals (rates: "
+        + "; ".join(f"{o} " + ", ".join(f"{x:.3g}" for x in dict.fromkeys(_rates(r, ws[0], o))) for o in opts)
+        + ").")
     doc.table(["width", "parameters", *[f"{o} loss (rel)" for o in opts]],
               [[w, f"{r['table'][str(w)][opts[0]]['n_params']:,}",
                 *[f"{fmt(float(np.nanmean(_losses(r, w, o))), '.3g')} ({fmt(_gm(relative(r, w, o)), '.2g')})"
