@@ -25,7 +25,7 @@ Nothing here is special to the built-ins: an optimizer in a learner's own file h
 compile its rule the same way.
 
 So the rules may use only what all three understand: ``+ - * /``, comparisons, ``if`` on a *scalar* flag,
-attribute access on ``s``, and the NumPy ufuncs ``np.sqrt`` and ``np.maximum``. The rules follow
+attribute access on ``s``, ``abs`` and the NumPy ufuncs ``np.sqrt`` and ``np.maximum``. The rules follow
 ``torch.optim``'s documented algorithms, line for line.
 
 NOTE [typed scalars]
@@ -43,6 +43,21 @@ NOTE [optional state]
     The rule never reads or changes it while its flag is off and returns it as it came, so the NumPy backend
     passes ``None`` straight through and the compiled backends pass a stand-in value
     (:mod:`microdl.optim._elementwise`).
+
+NOTE [subnormal state]
+    A state that decays geometrically while its gradient is exactly zero (a dead ReLU unit, an input column
+    that is zero in every row of the batch, a sparse input), Adam's m ← β₁ m and v ← β₂ v, SGD's and
+    RMSprop's momentum buffers, the EMAs of RMSprop and AdaDelta, sinks below the dtype's smallest normal
+    number, ``tiny`` (1.2e-38 in float32): Adam's m from 1e-4 after about 800 steps. There it does not reach
+    0: 0.9 × 4·2⁻¹⁴⁹ rounds back to 4·2⁻¹⁴⁹, so it stays subnormal for good, and arithmetic on subnormal
+    numbers takes a slow path on x86 CPUs (microcode assists; on Intel cores such a step ran 8-15 times
+    slower, issue 20). So each such state is flushed to zero as soon as it falls below ``tiny``,
+    ``m ← m · [|m| ≥ tiny]``: branch-free, so that it vectorises and applies to whole arrays on the NumPy
+    backend, in the one rule every backend shares, so the backends still agree to the bit. NaN stays NaN
+    (NaN · 0) and infinity stays infinite. What it changes is below any rounding that matters: an update of
+    γ m/(√v̂ + ε) with m < tiny moves θ by less than 1e-30 γ. Adagrad's sum and AMSGrad's maximum never
+    decay, and are not flushed. Setting the CPU's flush-to-zero mode instead would reach every thread and
+    every later computation of the process, not only the optimizer's.
 
 NOTE [positional scalars]
     A step's Python overhead is a few microseconds, a fair part of a whole step at N = 1e5, so the host
@@ -64,13 +79,21 @@ NOTE [plain tuple at the kernel boundary]
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["SGDScalars", "sgd_scalars", "sgd", "AdagradScalars", "adagrad_scalars", "adagrad", "RMSpropScalars",
            "rmsprop_scalars", "rmsprop", "AdadeltaScalars", "adadelta_scalars", "adadelta", "AdamScalars",
-           "adam_scalars", "adam", "EPS_ON"]
+           "adam_scalars", "adam", "EPS_ON", "smallest_normal"]
+
+
+@cache
+def smallest_normal(dtype: np.dtype) -> np.floating:
+    """``dtype``'s smallest normal number, below which a decaying state is flushed to zero (NOTE [subnormal
+    state]); cached, since ``np.finfo`` costs about a microsecond a step."""
+    return dtype.type(np.finfo(dtype).tiny)
 
 
 # -- SGD (and GD) -------------------------------------------------------------------------------------------
@@ -84,13 +107,15 @@ class SGDScalars(NamedTuple):
     nesterov: bool
     maximize: bool
     first_step: bool  # t = 1: the momentum buffer starts as g
+    tiny: float  # the smallest normal number: b below it is flushed to 0 (NOTE [subnormal state])
 
 
 def sgd_scalars(dtype: np.dtype, t: int, lr: float, momentum: float, dampening: float, weight_decay: float,
                 nesterov: bool, maximize: bool) -> SGDScalars:
     """SGD's scalars for step ``t`` (from 1), in ``dtype``."""
     f = dtype.type
-    return SGDScalars(f(lr), f(momentum), f(1.0 - dampening), f(weight_decay), nesterov, maximize, t == 1)
+    return SGDScalars(f(lr), f(momentum), f(1.0 - dampening), f(weight_decay), nesterov, maximize, t == 1,
+                      smallest_normal(dtype))
 
 
 def sgd(theta, g, b, s: SGDScalars):
@@ -100,6 +125,7 @@ def sgd(theta, g, b, s: SGDScalars):
         g ← g + λ θ                             if λ ≠ 0         (coupled L2 penalty)
         b ← g                                   if μ ≠ 0 and t = 1
         b ← μ b + (1 − τ) g                     if μ ≠ 0 and t > 1
+        b ← 0 where |b| < tiny                  if μ ≠ 0         (NOTE [subnormal state])
         g ← g + μ b   (nesterov)  or  g ← b     if μ ≠ 0
         θ ← θ − γ g
     """
@@ -112,6 +138,7 @@ def sgd(theta, g, b, s: SGDScalars):
             b = g
         else:
             b = s.momentum * b + s.one_minus_dampening * g
+        b = b * (abs(b) >= s.tiny)
         if s.nesterov:
             g = g + s.momentum * b
         else:
@@ -169,13 +196,15 @@ class RMSpropScalars(NamedTuple):
     momentum: float  # μ
     centered: bool
     maximize: bool
+    tiny: float  # the smallest normal number: state below it is flushed to 0 (NOTE [subnormal state])
 
 
 def rmsprop_scalars(dtype: np.dtype, t: int, lr: float, alpha: float, eps: float, weight_decay: float,
                     momentum: float, centered: bool, maximize: bool) -> RMSpropScalars:
     """RMSprop's scalars, in ``dtype`` (the same at every step ``t``)."""
     f = dtype.type
-    return RMSpropScalars(f(lr), f(alpha), f(1.0 - alpha), f(eps), f(weight_decay), f(momentum), centered, maximize)
+    return RMSpropScalars(f(lr), f(alpha), f(1.0 - alpha), f(eps), f(weight_decay), f(momentum), centered, maximize,
+                          smallest_normal(dtype))
 
 
 def rmsprop(theta, g, v, g_avg, b, s: RMSpropScalars):
@@ -183,7 +212,7 @@ def rmsprop(theta, g, v, g_avg, b, s: RMSpropScalars):
 
         g ← −g                                  if maximize
         g ← g + λ θ                             if λ ≠ 0
-        v ← α v + (1 − α) g²
+        v ← α v + (1 − α) g²;  v ← 0 where |v| < tiny          (NOTE [subnormal state]; ḡ and b too)
         ḡ ← α ḡ + (1 − α) g;  ṽ ← v − ḡ²        if centered,  else  ṽ ← v
         b ← μ b + g / (√ṽ + ε);  θ ← θ − γ b    if μ > 0
         θ ← θ − γ g / (√ṽ + ε)                  if μ = 0
@@ -193,13 +222,16 @@ def rmsprop(theta, g, v, g_avg, b, s: RMSpropScalars):
     if s.weight_decay != 0:
         g = g + s.weight_decay * theta
     v = s.alpha * v + s.one_minus_alpha * g * g
+    v = v * (abs(v) >= s.tiny)
     if s.centered:
         g_avg = s.alpha * g_avg + s.one_minus_alpha * g
+        g_avg = g_avg * (abs(g_avg) >= s.tiny)
         denom = np.sqrt(v - g_avg * g_avg) + s.eps
     else:
         denom = np.sqrt(v) + s.eps
     if s.momentum > 0:
         b = s.momentum * b + g / denom
+        b = b * (abs(b) >= s.tiny)
         theta = theta - s.lr * b
     else:
         theta = theta - s.lr * g / denom
@@ -216,13 +248,14 @@ class AdadeltaScalars(NamedTuple):
     eps: float  # ε
     weight_decay: float  # λ
     maximize: bool
+    tiny: float  # the smallest normal number: v and u below it are flushed to 0 (NOTE [subnormal state])
 
 
 def adadelta_scalars(dtype: np.dtype, t: int, lr: float, rho: float, eps: float, weight_decay: float,
                      maximize: bool) -> AdadeltaScalars:
     """AdaDelta's scalars, in ``dtype`` (the same at every step ``t``)."""
     f = dtype.type
-    return AdadeltaScalars(f(lr), f(rho), f(1.0 - rho), f(eps), f(weight_decay), maximize)
+    return AdadeltaScalars(f(lr), f(rho), f(1.0 - rho), f(eps), f(weight_decay), maximize, smallest_normal(dtype))
 
 
 def adadelta(theta, g, v, u, s: AdadeltaScalars):
@@ -233,6 +266,7 @@ def adadelta(theta, g, v, u, s: AdadeltaScalars):
         v ← ρ v + (1 − ρ) g²
         Δ ← √(u + ε) / √(v + ε) · g
         u ← ρ u + (1 − ρ) Δ²
+        (v and u are flushed to 0 where below tiny: NOTE [subnormal state])
         θ ← θ − γ Δ
     """
     if s.maximize:
@@ -242,6 +276,8 @@ def adadelta(theta, g, v, u, s: AdadeltaScalars):
     v = s.rho * v + s.one_minus_rho * g * g
     delta = np.sqrt(u + s.eps) / np.sqrt(v + s.eps) * g
     u = s.rho * u + s.one_minus_rho * delta * delta
+    v = v * (abs(v) >= s.tiny)
+    u = u * (abs(u) >= s.tiny)
     theta = theta - s.lr * delta
     return theta, v, u
 
@@ -267,6 +303,7 @@ class AdamScalars(NamedTuple):
     decoupled: bool  # AdamW
     amsgrad: bool
     maximize: bool
+    tiny: float  # the smallest normal number: m and v below it are flushed to 0 (NOTE [subnormal state])
 
 
 def adam_scalars(dtype: np.dtype, t: int, lr: float, betas: tuple[float, float], eps: float,
@@ -289,7 +326,8 @@ def adam_scalars(dtype: np.dtype, t: int, lr: float, betas: tuple[float, float],
     if eps_on == "v":
         eps = eps / bias_correction2_sqrt
     return AdamScalars(f(beta1), f(1.0 - beta1), f(beta2), f(1.0 - beta2), f(eps), f(weight_decay),
-                       f(1.0 - lr * weight_decay), f(step_size), f(bias_correction2_sqrt), decoupled, amsgrad, maximize)
+                       f(1.0 - lr * weight_decay), f(step_size), f(bias_correction2_sqrt), decoupled, amsgrad, maximize,
+                       smallest_normal(dtype))
 
 
 def adam(theta, g, m, v, v_max, s: AdamScalars):
@@ -300,6 +338,7 @@ def adam(theta, g, m, v, v_max, s: AdamScalars):
         g ← g + λ θ                             if λ ≠ 0, coupled (Adam)
         m ← β₁ m + (1 − β₁) g
         v ← β₂ v + (1 − β₂) g²
+        m ← 0 where |m| < tiny;  v ← 0 where |v| < tiny        (NOTE [subnormal state])
         v_max ← max(v_max, v);  v ← v_max       if amsgrad       (in the denominator only)
         θ ← θ − γ/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
 
@@ -314,6 +353,8 @@ def adam(theta, g, m, v, v_max, s: AdamScalars):
             g = g + s.weight_decay * theta
     m = s.beta1 * m + s.one_minus_beta1 * g
     v = s.beta2 * v + s.one_minus_beta2 * g * g
+    m = m * (abs(m) >= s.tiny)
+    v = v * (abs(v) >= s.tiny)
     if s.amsgrad:
         v_max = np.maximum(v_max, v)
         denom = np.sqrt(v_max) / s.bias_correction2_sqrt + s.eps
