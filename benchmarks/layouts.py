@@ -8,7 +8,8 @@ round, so that a machine that gets busier in the middle slows both alike; the ta
 each and their ratio. The weights after each fit are compared with the peer's too: every layout must give the
 same bits (NOTE [aligned input] in :mod:`microdl._validation`).
 
-Two problems: digits (1,797 × 64, hidden (64,), batch 200) and 50,000 × 100 (hidden (256, 256), batch 200).
+Three problems: digits (1,797 × 64, hidden (64,), batch 200) and 50,000 × 100 with hidden (64,), where the
+batch gather is a large share of a step, and with hidden (256, 256), as in issue 20; batches of 200.
 ``--quick`` runs digits only, with fewer epochs and rounds (a smoke test, not a measurement).
 
     python -m benchmarks.layouts [--quick] [--rounds 5] [--out layouts.md]
@@ -84,6 +85,8 @@ def problems(quick: bool) -> dict[str, dict[str, Any]]:
     out = {"digits, (64,), batch 200": {"X": X / 16, "y": y, "hidden": (64,), "epochs": 5 if quick else 20}}
     if not quick:
         X, y = make_classification(50_000, 100, n_informative=40, n_classes=10, random_state=0)
+        # a small network, where gathering the batch is a large share of the step, and the issue's network
+        out["50000×100, (64,), batch 200"] = {"X": X, "y": y, "hidden": (64,), "epochs": 3}
         out["50000×100, (256, 256), batch 200"] = {"X": X, "y": y, "hidden": (256, 256), "epochs": 2}
     for p in out.values():
         p["X"] = np.ascontiguousarray(p["X"], dtype=np.float32)

@@ -17,10 +17,10 @@ it read before took a minute to see them):
 Four problems: the issue's small one (10 epochs of SGD on digits, hidden 64, batch 32: one row block, serial
 kernels), full-batch GD on digits (50 epochs: two row blocks per pass, the case issue 20 found 13-31 times slower
 on threads under load), and a larger one where the row blocks run in parallel (20,000 × 100, hidden (256, 256),
-batch 256, 2 epochs; and full-batch GD, 5 epochs). Times are the best of ``--repeat`` runs; compare the ratios in
-one row. The fork check fits a model on the parallel path, then maps over ``joblib.Parallel(n_jobs=2,
-backend="multiprocessing")`` with the children predicting, on each threading layer; "hung" means it did not finish
-within its timeout.
+batch 256, 2 epochs; and full-batch GD, 5 epochs). Times are the best of ``--repeat`` rounds, each round running
+every configuration once in turn; compare the ratios in one row. The fork check fits a model on the parallel path,
+then maps over ``joblib.Parallel(n_jobs=2, backend="multiprocessing")`` with the children predicting, on each
+threading layer; "hung" means it did not finish within its timeout.
 
     python -m benchmarks.load [--busy 1 2] [--repeat 3]
 """
@@ -125,6 +125,18 @@ def _time(who: str, problem: str, env: dict[str, str], repeat: int) -> float | N
     return float(proc.stdout.split()[-1])
 
 
+def _interleaved(problem: str, repeat: int) -> dict[str, float | None]:
+    """The best time of each configuration over ``repeat`` rounds, each round running every configuration once
+    in turn (a fresh process each, its fit warmed up first), so that a load that comes and goes (other users
+    of a shared machine) falls on all of them alike."""
+    best: dict[str, float | None] = dict.fromkeys(CONFIGS, float("inf"))
+    for _ in range(repeat):
+        for name, (who, env) in CONFIGS.items():
+            t = _time(who, problem, env, 1)
+            best[name] = None if t is None or best[name] is None else min(best[name], t)
+    return best
+
+
 def _fork(env: dict[str, str]) -> str:
     try:
         proc = _python(FORK, env, timeout=60)
@@ -153,7 +165,7 @@ def main() -> None:
             time.sleep(args.settle)
         try:
             for label, problem in PROBLEMS.items():
-                times = {name: _time(who, problem, env, args.repeat) for name, (who, env) in CONFIGS.items()}
+                times = _interleaved(problem, args.repeat)
                 single = times["microdl 1 thread"]
                 row = {"busy processes": load, "other tasks runnable": other_runnable(), "problem": label}
                 for name, t in times.items():
