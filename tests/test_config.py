@@ -73,3 +73,37 @@ def test_this_process_counts_its_running_thread_and_a_spinning_process_is_seen()
         for p in spinners:
             p.terminate()
             p.join()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 20.3, open: single_threaded_blas (microdl/nn/_cpu.py) holds every "
+                   "BLAS at one thread for the whole fit, NumPy's too, and OpenBLAS's setting is process-wide")
+def test_a_fit_leaves_numpys_blas_alone_for_the_other_threads():
+    """microdl's kernels call SciPy's BLAS (scipy.linalg.cython_blas); NumPy's, which a user's other threads
+    use for ``X @ W``, should keep the threads it had while a fit runs in another thread."""
+    import threading
+
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    from microdl.nn import MLP
+    from microdl.optim import Adam
+    from microdl.train import fit
+
+    def numpys_blas_threads():
+        return {i["num_threads"] for i in threadpool_info()
+                if i["user_api"] == "blas" and "numpy" in i["filepath"]}
+
+    before = numpys_blas_threads()
+    if not before or max(before) < 2:
+        pytest.skip("NumPy's BLAS runs on one thread here already")
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(4000, 50)), rng.integers(0, 3, 4000)
+    seen = set()
+    fitter = threading.Thread(target=lambda: fit(net, Adam(net.params), X, y, epochs=5, batch_size=100))
+    net = MLP((50, 128, 3), random_state=0)
+    fitter.start()
+    while fitter.is_alive():
+        seen |= numpys_blas_threads()
+        time.sleep(0.01)
+    fitter.join()
+    assert seen <= before
