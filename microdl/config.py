@@ -171,6 +171,12 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _machine_cores() -> int:
+    """The machine's cores, all of them: those ``/proc/loadavg`` counts runnable tasks on (a process pinned to
+    some of them, or a container given a set of them, still sees the whole machine's tasks there)."""
+    return os.cpu_count() or 1
+
+
 def _runnable_here() -> int:
     """This process's threads that are running or ready to run (state R in ``/proc/self/task/*/stat``)."""
     count = 0
@@ -203,21 +209,20 @@ def other_runnable() -> int | None:
 
 def machine_is_busy() -> bool:
     """Whether other processes want the cores that Numba's threads would need (NOTE [threading layer]): more
-    tasks of other processes runnable now than the usable cores less Numba's threads (on 2 cores and 2
+    tasks of other processes runnable now than the machine's cores less Numba's threads (on 2 cores and 2
     threads, any one). Without ``/proc``, whether the 1-minute load average exceeds
-    :data:`BUSY_LOAD_FACTOR` times the cores. Read at most once every :data:`LOAD_CHECK_INTERVAL` seconds,
-    so a fit looks again between its epochs."""
+    :data:`BUSY_LOAD_FACTOR` times the usable cores. Read at most once every :data:`LOAD_CHECK_INTERVAL`
+    seconds, so a fit looks again between its epochs."""
     now = time.monotonic()
     if now - _state["load_checked"] >= LOAD_CHECK_INTERVAL:
-        cores = _usable_cores()
         others = other_runnable()
         if others is not None:
             import numba
 
-            _state["busy"] = others > cores - numba.get_num_threads()
+            _state["busy"] = others > _machine_cores() - numba.get_num_threads()
         else:
             try:
-                _state["busy"] = os.getloadavg()[0] > BUSY_LOAD_FACTOR * cores
+                _state["busy"] = os.getloadavg()[0] > BUSY_LOAD_FACTOR * _usable_cores()
             except OSError:  # no load average on this platform
                 _state["busy"] = False
         _state["load_checked"] = now

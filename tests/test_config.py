@@ -30,7 +30,7 @@ def fresh_check(monkeypatch):
 def test_busy_when_other_tasks_want_the_cores_the_threads_need(monkeypatch, fresh_check, others, threads, cores,
                                                                busy):
     monkeypatch.setattr(config, "other_runnable", lambda: others)
-    monkeypatch.setattr(config, "_usable_cores", lambda: cores)
+    monkeypatch.setattr(config, "_machine_cores", lambda: cores)
     monkeypatch.setattr(numba, "get_num_threads", lambda: threads)
     assert config.machine_is_busy() is busy
 
