@@ -49,13 +49,16 @@ NOTE [subnormal state]
     that is zero in every row of the batch, a sparse input), Adam's m ← β₁ m and v ← β₂ v, SGD's and
     RMSprop's momentum buffers, the EMAs of RMSprop and AdaDelta, sinks below the dtype's smallest normal
     number, ``tiny`` (1.2e-38 in float32): Adam's m from 1e-4 after about 800 steps. There it does not reach
-    0: 0.9 × 4·2⁻¹⁴⁹ rounds back to 4·2⁻¹⁴⁹, so it stays subnormal for good, and arithmetic on subnormal
+    0: 0.9 × 4·2⁻¹⁴⁹ rounds back to 4·2⁻¹⁴⁹, so it would stay subnormal for good, and arithmetic on subnormal
     numbers takes a slow path on x86 CPUs (microcode assists): issue 20 measured Adam's step 8-15 times
     slower on such entries; on this project's AMD EPYC the float32 CPU kernel took 1.24-1.25 times as long at
     N = 1e5 with half the entries subnormal, and 0.99-1.0 with the flush (``python -m benchmarks.subnormal
-    --n 100000``). So each such state is flushed to zero as soon as it falls below ``tiny``,
-    ``m ← m · [|m| ≥ tiny]``: branch-free, so that it vectorises and applies to whole arrays on the NumPy
-    backend, in the one rule every backend shares, so the backends still agree to the bit. NaN stays NaN
+    --n 100000``). So each such state is flushed to zero where it decays: ``m ← β₁ m·[|m| ≥ tiny] + ...``
+    (``m * (abs(m) >= s.tiny)``, the comparison's 1 or 0 as a factor). A state that has just fallen below
+    ``tiny`` is stored once and read once more, then it is 0 for as long as its gradient stays 0. The flush
+    is branch-free, so that it vectorises and applies to whole arrays on the NumPy backend; it sits inside
+    the update's own statement, so a rule still reads as its algorithm, statement for statement; and it is
+    in the one rule every backend shares, so the backends still agree to the bit. NaN stays NaN
     (NaN · 0) and infinity stays infinite. What it changes is below any rounding that matters: an update of
     γ m/(√v̂ + ε) with m < tiny moves θ by less than 1e-30 γ. Adagrad's sum and AMSGrad's maximum never
     decay, and are not flushed. Setting the CPU's flush-to-zero mode instead would reach every thread and
@@ -128,8 +131,7 @@ def sgd(theta, g, b, s: SGDScalars):
         g ← −g                                  if maximize
         g ← g + λ θ                             if λ ≠ 0         (coupled L2 penalty)
         b ← g                                   if μ ≠ 0 and t = 1
-        b ← μ b + (1 − τ) g                     if μ ≠ 0 and t > 1
-        b ← 0 where |b| < tiny                  if μ ≠ 0         (NOTE [subnormal state])
+        b ← μ b·[|b| ≥ tiny] + (1 − τ) g        if μ ≠ 0 and t > 1   (NOTE [subnormal state])
         g ← g + μ b   (nesterov)  or  g ← b     if μ ≠ 0
         θ ← θ − γ g
     """
@@ -141,8 +143,7 @@ def sgd(theta, g, b, s: SGDScalars):
         if s.first_step:
             b = g
         else:
-            b = s.momentum * b + s.one_minus_dampening * g
-        b = b * (abs(b) >= s.tiny)
+            b = s.momentum * (b * (abs(b) >= s.tiny)) + s.one_minus_dampening * g
         if s.nesterov:
             g = g + s.momentum * b
         else:
@@ -216,7 +217,7 @@ def rmsprop(theta, g, v, g_avg, b, s: RMSpropScalars):
 
         g ← −g                                  if maximize
         g ← g + λ θ                             if λ ≠ 0
-        v ← α v + (1 − α) g²;  v ← 0 where |v| < tiny          (NOTE [subnormal state]; ḡ and b too)
+        v ← α v·[|v| ≥ tiny] + (1 − α) g²       (NOTE [subnormal state]; ḡ and b alike)
         ḡ ← α ḡ + (1 − α) g;  ṽ ← v − ḡ²        if centered,  else  ṽ ← v
         b ← μ b + g / (√ṽ + ε);  θ ← θ − γ b    if μ > 0
         θ ← θ − γ g / (√ṽ + ε)                  if μ = 0
@@ -225,17 +226,14 @@ def rmsprop(theta, g, v, g_avg, b, s: RMSpropScalars):
         g = -g
     if s.weight_decay != 0:
         g = g + s.weight_decay * theta
-    v = s.alpha * v + s.one_minus_alpha * g * g
-    v = v * (abs(v) >= s.tiny)
+    v = s.alpha * (v * (abs(v) >= s.tiny)) + s.one_minus_alpha * g * g
     if s.centered:
-        g_avg = s.alpha * g_avg + s.one_minus_alpha * g
-        g_avg = g_avg * (abs(g_avg) >= s.tiny)
+        g_avg = s.alpha * (g_avg * (abs(g_avg) >= s.tiny)) + s.one_minus_alpha * g
         denom = np.sqrt(v - g_avg * g_avg) + s.eps
     else:
         denom = np.sqrt(v) + s.eps
     if s.momentum > 0:
-        b = s.momentum * b + g / denom
-        b = b * (abs(b) >= s.tiny)
+        b = s.momentum * (b * (abs(b) >= s.tiny)) + g / denom
         theta = theta - s.lr * b
     else:
         theta = theta - s.lr * g / denom
@@ -267,21 +265,18 @@ def adadelta(theta, g, v, u, s: AdadeltaScalars):
 
         g ← −g                                  if maximize
         g ← g + λ θ                             if λ ≠ 0
-        v ← ρ v + (1 − ρ) g²
+        v ← ρ v·[|v| ≥ tiny] + (1 − ρ) g²       (NOTE [subnormal state])
         Δ ← √(u + ε) / √(v + ε) · g
-        u ← ρ u + (1 − ρ) Δ²
-        (v and u are flushed to 0 where below tiny: NOTE [subnormal state])
+        u ← ρ u·[|u| ≥ tiny] + (1 − ρ) Δ²
         θ ← θ − γ Δ
     """
     if s.maximize:
         g = -g
     if s.weight_decay != 0:
         g = g + s.weight_decay * theta
-    v = s.rho * v + s.one_minus_rho * g * g
+    v = s.rho * (v * (abs(v) >= s.tiny)) + s.one_minus_rho * g * g
     delta = np.sqrt(u + s.eps) / np.sqrt(v + s.eps) * g
-    u = s.rho * u + s.one_minus_rho * delta * delta
-    v = v * (abs(v) >= s.tiny)
-    u = u * (abs(u) >= s.tiny)
+    u = s.rho * (u * (abs(u) >= s.tiny)) + s.one_minus_rho * delta * delta
     theta = theta - s.lr * delta
     return theta, v, u
 
@@ -340,9 +335,8 @@ def adam(theta, g, m, v, v_max, s: AdamScalars):
         g ← −g                                  if maximize
         θ ← θ (1 − γ λ)                         if λ ≠ 0, decoupled (AdamW)
         g ← g + λ θ                             if λ ≠ 0, coupled (Adam)
-        m ← β₁ m + (1 − β₁) g
-        v ← β₂ v + (1 − β₂) g²
-        m ← 0 where |m| < tiny;  v ← 0 where |v| < tiny        (NOTE [subnormal state])
+        m ← β₁ m·[|m| ≥ tiny] + (1 − β₁) g      ([x ≥ y] is 1 or 0: NOTE [subnormal state])
+        v ← β₂ v·[|v| ≥ tiny] + (1 − β₂) g²
         v_max ← max(v_max, v);  v ← v_max       if amsgrad       (in the denominator only)
         θ ← θ − γ/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
 
@@ -355,10 +349,8 @@ def adam(theta, g, m, v, v_max, s: AdamScalars):
             theta = theta * s.decay_factor
         else:
             g = g + s.weight_decay * theta
-    m = s.beta1 * m + s.one_minus_beta1 * g
-    v = s.beta2 * v + s.one_minus_beta2 * g * g
-    m = m * (abs(m) >= s.tiny)
-    v = v * (abs(v) >= s.tiny)
+    m = s.beta1 * (m * (abs(m) >= s.tiny)) + s.one_minus_beta1 * g
+    v = s.beta2 * (v * (abs(v) >= s.tiny)) + s.one_minus_beta2 * g * g
     if s.amsgrad:
         v_max = np.maximum(v_max, v)
         denom = np.sqrt(v_max) / s.bias_correction2_sqrt + s.eps
