@@ -22,7 +22,7 @@ every configuration once in turn; compare the ratios in one row. The fork check 
 then maps over ``joblib.Parallel(n_jobs=2, backend="multiprocessing")`` with the children predicting, on each
 threading layer; "hung" means it did not finish within its timeout.
 
-    python -m benchmarks.load [--busy 1 2] [--repeat 3]
+    python -m benchmarks.load [--busy 1 2] [--repeat 3] [--no-quiet]
 """
 
 from __future__ import annotations
@@ -154,10 +154,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration, best kept (default 3)")
     parser.add_argument("--settle", type=float, default=5.0,
                         help="seconds between starting the busy processes and the runs (default 5)")
+    parser.add_argument("--no-quiet", action="store_true", help="skip the runs without busy processes")
     args = parser.parse_args()
     print(machine_info())
     rows = []
-    for load in (0, *args.busy):
+    for load in (() if args.no_quiet else (0,)) + tuple(args.busy):
         spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(load)]
         for p in spinners:
             p.start()
