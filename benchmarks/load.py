@@ -4,22 +4,25 @@ OpenMP (Numba's default layer on a pip install) and against scikit-learn, all un
 NOTE [threading layer] in microdl/config.py explains the choice this measures. Each configuration runs in a
 fresh process (Numba's threading layer cannot change once started), first on a quiet machine, then with
 ``--busy`` processes spinning on the cores (a shared machine, or a joblib/Dask worker next to others), started
-``--settle`` seconds before the runs so that the load average has seen them:
+``--settle`` seconds before the runs (microdl sees the runnable tasks at once; the 1-minute load average that
+it read before took a minute to see them):
 
 * ``microdl``: the defaults (Numba's layer, threads only where the work repays a launch and the machine is not
   oversubscribed);
-* ``microdl always threads``: the same, but launching the threads whatever the load (``BUSY_LOAD_FACTOR``
-  infinite): what the defaults avoid;
+* ``microdl always threads``: the same, but launching the threads whatever the load
+  (``config.machine_is_busy`` always false): what the defaults avoid;
 * ``microdl 1 thread``: ``NUMBA_NUM_THREADS=1``;
 * ``scikit-learn``: ``MLPClassifier`` with the same network, solver, batch size and epochs.
 
-Two problems: the issue's small one (10 epochs of SGD on digits, hidden 64, batch 32: one row block, serial
-kernels) and a larger one where the row blocks run in parallel (20,000 × 100, hidden (256, 256), batch 256,
-2 epochs). Times are the best of ``--repeat`` runs; compare the ratios in one row. The fork check fits a model
-on the parallel path, then maps over ``joblib.Parallel(n_jobs=2, backend="multiprocessing")`` with the children
-predicting, on each threading layer; "hung" means it did not finish within its timeout.
+Four problems: the issue's small one (10 epochs of SGD on digits, hidden 64, batch 32: one row block, serial
+kernels), full-batch GD on digits (50 epochs: two row blocks per pass, the case issue 20 found 13-31 times slower
+on threads under load), and a larger one where the row blocks run in parallel (20,000 × 100, hidden (256, 256),
+batch 256, 2 epochs; and full-batch GD, 5 epochs). Times are the best of ``--repeat`` rounds, each round running
+every configuration once in turn; compare the ratios in one row. The fork check fits a model on the parallel path,
+then maps over ``joblib.Parallel(n_jobs=2, backend="multiprocessing")`` with the children predicting, on each
+threading layer; "hung" means it did not finish within its timeout.
 
-    python -m benchmarks.load [--busy 2] [--repeat 3]
+    python -m benchmarks.load [--busy 1 2] [--repeat 3] [--no-quiet]
 """
 
 from __future__ import annotations
@@ -33,24 +36,29 @@ import textwrap
 import time
 
 from benchmarks.common import machine_info, markdown_table
+from microdl.config import other_runnable
 
 PROBLEMS = {
     "digits, (64,), batch 32, 10 epochs": "small",
+    "digits, (64,), full batch (GD), 50 epochs": "small_full",
     "20000×100, (256, 256), batch 256, 2 epochs": "large",
+    "20000×100, (256, 256), full batch (GD), 5 epochs": "large_full",
 }
 
 TRAIN = """
 import time, numpy as np
 from sklearn.datasets import load_digits, make_classification
-if "{problem}" == "small":
+if "{problem}".startswith("small"):
     X, y = load_digits(return_X_y=True); X = X / 16; hidden, batch, epochs = (64,), 32, 10
 else:
     X, y = make_classification(20000, 100, n_informative=40, n_classes=5, random_state=0)
     hidden, batch, epochs = (256, 256), 256, 2
+if "{problem}".endswith("full"):  # full-batch gradient descent: one batch of every row per epoch
+    batch, epochs = len(X), 50 if "{problem}".startswith("small") else 5
 import os
 if os.environ.get("MICRODL_BENCH_ALWAYS_THREADS"):
     from microdl import config
-    config.BUSY_LOAD_FACTOR = float("inf")
+    config.machine_is_busy = lambda: False
 def run():
     if "{who}" == "sklearn":
         from sklearn.neural_network import MLPClassifier
@@ -58,10 +66,11 @@ def run():
                       n_iter_no_change=10**9, random_state=0).fit(X, y)
     else:
         from microdl.nn import MLP
-        from microdl.optim import SGD
+        from microdl.optim import GD, SGD
         from microdl.train import fit
         net = MLP((X.shape[1], *hidden, int(y.max()) + 1), random_state=0)
-        fit(net, SGD(net.params, lr=0.01), X, y, epochs=epochs, batch_size=batch, random_state=0)
+        opt = (GD if batch == len(X) else SGD)(net.params, lr=0.01)
+        fit(net, opt, X, y, epochs=epochs, batch_size=batch, random_state=0)
 import warnings; warnings.simplefilter("ignore")
 run()  # compile and warm up
 best = float("inf")
@@ -74,7 +83,7 @@ FORK = """
 import numpy as np
 from microdl import config
 config.MIN_BLOCK_ROWS, config.MIN_BLOCK_WORK = 1, 1  # the parallel path, whatever the size and load
-config.BUSY_LOAD_FACTOR = float("inf")
+config.machine_is_busy = lambda: False
 from microdl.nn import MLP
 from microdl.optim import Adam
 from microdl.train import fit
@@ -116,6 +125,18 @@ def _time(who: str, problem: str, env: dict[str, str], repeat: int) -> float | N
     return float(proc.stdout.split()[-1])
 
 
+def _interleaved(problem: str, repeat: int) -> dict[str, float | None]:
+    """The best time of each configuration over ``repeat`` rounds, each round running every configuration once
+    in turn (a fresh process each, its fit warmed up first), so that a load that comes and goes (other users
+    of a shared machine) falls on all of them alike."""
+    best: dict[str, float | None] = dict.fromkeys(CONFIGS, float("inf"))
+    for _ in range(repeat):
+        for name, (who, env) in CONFIGS.items():
+            t = _time(who, problem, env, 1)
+            best[name] = None if t is None or best[name] is None else min(best[name], t)
+    return best
+
+
 def _fork(env: dict[str, str]) -> str:
     try:
         proc = _python(FORK, env, timeout=60)
@@ -128,14 +149,16 @@ def _fork(env: dict[str, str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--busy", type=int, default=2, help="busy processes for the loaded runs (default 2)")
+    parser.add_argument("--busy", type=int, nargs="+", default=[1, 2],
+                        help="busy processes for each loaded run (default 1, then 2)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration, best kept (default 3)")
-    parser.add_argument("--settle", type=float, default=90.0,
-                        help="seconds between starting the busy processes and the runs (default 90)")
+    parser.add_argument("--settle", type=float, default=5.0,
+                        help="seconds between starting the busy processes and the runs (default 5)")
+    parser.add_argument("--no-quiet", action="store_true", help="skip the runs without busy processes")
     args = parser.parse_args()
     print(machine_info())
     rows = []
-    for load in (0, args.busy):
+    for load in (() if args.no_quiet else (0,)) + tuple(args.busy):
         spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(load)]
         for p in spinners:
             p.start()
@@ -143,9 +166,9 @@ def main() -> None:
             time.sleep(args.settle)
         try:
             for label, problem in PROBLEMS.items():
-                times = {name: _time(who, problem, env, args.repeat) for name, (who, env) in CONFIGS.items()}
+                times = _interleaved(problem, args.repeat)
                 single = times["microdl 1 thread"]
-                row = {"busy processes": load, "problem": label}
+                row = {"busy processes": load, "other tasks runnable": other_runnable(), "problem": label}
                 for name, t in times.items():
                     row[f"{name} s"] = t
                 for name, peer, over in (("microdl ÷ 1 thread", "microdl", single),

@@ -16,9 +16,11 @@ NOTE [threading layer]
 
     * never in a process forked from this one (children run the serial kernels, so they never touch the
       parent's OpenMP runtime);
-    * never while the machine is oversubscribed: when the 1-minute load average exceeds twice the cores
-      (:func:`machine_is_busy`), a launch waits for its slowest thread, and a thread whose core is taken waits
-      a whole time slice;
+    * never while another process wants a core that the threads need (:func:`machine_is_busy`): a launch
+      waits for its slowest thread, and a thread whose core is taken waits a whole time slice. The test is
+      the *runnable* tasks of the machine now, not the 1-minute load average, which lags by a minute and
+      counted a load of 2 on 2 cores as idle: with one or two busy processes on the 2 cores a full-batch
+      fit on digits took 13-31 times as long on the threads as on one (issue 20);
     * only where the work repays a launch (``MIN_BLOCK_WORK``, ``MIN_PARALLEL_ELEMENTS``): a tiny launch on a
       loaded machine was what cost 12 ms; large ones degrade gracefully (benchmarks/load.py).
 
@@ -67,8 +69,12 @@ MIN_PARALLEL_ELEMENTS = 1 << 16
 
 #: Held by every parallel (multi-threaded) kernel launch in microdl (NOTE [threading layer]).
 PARALLEL_LOCK = threading.RLock()
-#: The machine counts as oversubscribed while its 1-minute load average exceeds this many times its cores.
+#: Where the runnable tasks cannot be read (no ``/proc``), the machine counts as oversubscribed while its
+#: 1-minute load average exceeds this many times its cores.
 BUSY_LOAD_FACTOR = 2.0
+#: Samples of the runnable tasks per check, and the seconds between checks (NOTE [threading layer]).
+LOAD_SAMPLES = 3
+LOAD_CHECK_INTERVAL = 1.0
 
 # -- CUDA launch shapes (tests shrink them so that partial tiles and blocks run on tiny arrays) -----------------
 #: Threads per block of the 1-D grid-stride kernels and reductions (a power of two): the optimizer steps,
@@ -161,17 +167,64 @@ if hasattr(os, "register_at_fork"):
                         after_in_child=_forked)
 
 
-def machine_is_busy() -> bool:
-    """Whether the 1-minute load average exceeds :data:`BUSY_LOAD_FACTOR` times this process's usable cores
-    (NOTE [threading layer]). Read at most once a second."""
-    now = time.monotonic()
-    if now - _state["load_checked"] >= 1.0:
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _machine_cores() -> int:
+    """The machine's cores, all of them: those ``/proc/loadavg`` counts runnable tasks on (a process pinned to
+    some of them, or a container given a set of them, still sees the whole machine's tasks there)."""
+    return os.cpu_count() or 1
+
+
+def _runnable_here() -> int:
+    """This process's threads that are running or ready to run (state R in ``/proc/self/task/*/stat``)."""
+    count = 0
+    for task in os.listdir("/proc/self/task"):
         try:
-            load = os.getloadavg()[0]
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-            _state["busy"] = load > BUSY_LOAD_FACTOR * cores
-        except OSError:  # no load average on this platform
-            _state["busy"] = False
+            with open(f"/proc/self/task/{task}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        count += stat[stat.rindex(b")") + 2: stat.rindex(b")") + 3] == b"R"
+    return count
+
+
+def other_runnable() -> int | None:
+    """Tasks of other processes running or ready to run on the machine now, or None where ``/proc`` cannot
+    tell: the least of :data:`LOAD_SAMPLES` readings of ``/proc/loadavg``'s running count less this process's
+    running threads (the least, so that a task that runs now and then does not count, and a process that
+    spins always does)."""
+    try:
+        least = None
+        for _ in range(LOAD_SAMPLES):
+            with open("/proc/loadavg", "rb") as f:
+                running = int(f.read().split()[3].split(b"/")[0])
+            others = max(0, running - _runnable_here())
+            least = others if least is None else min(least, others)
+        return least
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine_is_busy() -> bool:
+    """Whether other processes want the cores that Numba's threads would need (NOTE [threading layer]): more
+    tasks of other processes runnable now than the machine's cores less Numba's threads (on 2 cores and 2
+    threads, any one). Without ``/proc``, whether the 1-minute load average exceeds
+    :data:`BUSY_LOAD_FACTOR` times the usable cores. Read at most once every :data:`LOAD_CHECK_INTERVAL`
+    seconds, so a fit looks again between its epochs."""
+    now = time.monotonic()
+    if now - _state["load_checked"] >= LOAD_CHECK_INTERVAL:
+        others = other_runnable()
+        if others is not None:
+            import numba
+
+            _state["busy"] = others > _machine_cores() - numba.get_num_threads()
+        else:
+            try:
+                _state["busy"] = os.getloadavg()[0] > BUSY_LOAD_FACTOR * _usable_cores()
+            except OSError:  # no load average on this platform
+                _state["busy"] = False
         _state["load_checked"] = now
     return _state["busy"]
 

@@ -309,6 +309,8 @@ class HostBatches:
             # mode="clip": the indices are a permutation, always valid, and np.take then writes straight into
             # ``out`` (its default mode="raise" stages the result in a temporary the size of the batch). Sparse
             # X is sliced, which allocates: dense input is the fast path.
+            # X, Y and w are aligned and C-ordered here (NOTE [aligned input] in microdl._validation): from a
+            # misaligned array np.take would copy the whole of it on every call.
             Xb = X[idx] if issparse(X) else np.take(X, idx, axis=0, out=self._X[:m], mode="clip")
             Yb = np.take(Y, idx, axis=0, out=self._Y[:m], mode="clip")
             wb = None if w is None else np.take(w, idx, out=self._w[:m], mode="clip")
