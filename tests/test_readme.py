@@ -60,6 +60,8 @@ def test_every_file_the_readme_names_is_shipped():
     text = README.read_text(encoding="utf-8")
     named = set(re.findall(r"\]\(([^)#\s]+)", text))  # Markdown links
     named |= set(re.findall(r"\b((?:examples|docs|microdl|scripts)/[\w./-]*\w)", text))
+    # docs/_build/ is what `bash dev.sh docs` writes: the README names it as an output, not a shipped file
+    named = {p for p in named if not p.startswith("docs/_build")}
     missing = [p for p in sorted(named) if not p.startswith("http") and not (ROOT / p).exists()]
     assert not missing, f"the README names files that are not in the repository: {missing}"
 
