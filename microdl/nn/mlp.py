@@ -79,9 +79,11 @@ class _Workspace:
             return
         widths, dtype = self.model.layer_sizes[1:], self.model.dtype
         self.A = tuple(np.empty((m, w), dtype=dtype) for w in widths)  # outputs of layers 1..L
-        # pre-activations, kept only for training with an activation whose f' needs them (else A stands in)
-        keep = self.with_deltas and self.model._keep_z
-        self.Z = tuple(np.empty((m, w), dtype=dtype) for w in widths) if keep else self.A
+        # pre-activations, only for an activation whose f' needs them (None otherwise: NOTE [two blocks] in
+        # microdl.nn._cpu); a forward-only pass writes them over its outputs, since no backward pass reads them
+        self.Z: tuple[np.ndarray, ...] | None = None
+        if self.model._keep_z:
+            self.Z = tuple(np.empty((m, w), dtype=dtype) for w in widths) if self.with_deltas else self.A
         # dL/dZ of layers 1..L; a forward-only workspace never writes them and keeps none
         self.D = tuple(np.empty((m if self.with_deltas else 0, w), dtype=dtype) for w in widths)
         self.per_sample = np.empty(m, dtype=dtype)
@@ -253,7 +255,7 @@ class MLP:
         scale = 1.0 / total_weight if total_weight > 0 else 0.0  # a batch of zero weights contributes nothing
         args = (self._no_X if sparse else X, Y, self._no_w if w is None else w, scale, self.params, self._layout,
                 ws.A, ws.Z, ws.D, self.grads, ws.block_grads, ws.per_sample, m, n_blocks, self._activation_code,
-                self._activation_p, ws.Z is not ws.A, self._loss_code, self._loss_p, with_grad, sparse)
+                self._activation_p, self._loss_code, self._loss_p, with_grad, sparse)
         passes = _cpu.kernels()
         with _cpu.single_threaded_blas(), config.kernel_call():  # NOTE [fork while a kernel runs]
             if sparse:
