@@ -28,6 +28,15 @@ of GELU, SiLU or ELU compiled into it; the other keeps z for the activations tha
 in one loop, the CPU's loss and gradient ran 1.2 to 1.3 times slower than before activations were registered
 (relu, 64-128-10 and 100-256-256-2 networks) and a first fit compiled 1.5 times longer.
 
+NOTE [dropout]
+Inverted dropout of the hidden layers' outputs, in a training pass only: A[l] = f(Z[l]) ⊙ M[l], where M[l] holds
+1/(1−p) for a kept unit and 0 for a dropped one (drawn by :class:`microdl.nn.MLP` on the host, from the model's
+own random stream, into a buffer reused from batch to batch). The forward loop computes f'(Z) beside f(Z) and
+leaves M[l] ⊙ f'(Z[l]) in the mask's buffer, so the backward pass is one product, D[l] = (D[l+1] W[l+1]ᵀ) ⊙ M[l],
+and f' is taken of the undropped output (tanh' = 1 − a² of a scaled a would be wrong). A pass without dropout
+passes M = None, and the block is then compiled without any of this: the same machine code as before dropout
+existed (NOTE [two blocks]).
+
 The formulas are those registered in :mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, inlined
 (``F``, compiled by :mod:`microdl.nn.formulas`); the steps are those of the textbook pass in
 :mod:`microdl.nn.reference`, which the tests compare these kernels with, and with finite differences. The
@@ -109,6 +118,41 @@ def _times_derivative_from_z(D, Z, A, code, p):
 
 
 @_inline
+def _bias_activation_dropped(A, M, b, code, p):
+    """A ← f(A + b) ⊙ M in place and M ← M ⊙ f'(z), for an activation whose f' reads only the output, in a
+    training pass with dropout (M holds the mask's factors on the way in: NOTE [dropout])."""
+    m, n = A.shape
+    for i in range(m):
+        for j in range(n):
+            a = F.activate_from_output(code, A[i, j] + b[j], p)
+            keep = M[i, j]
+            A[i, j] = a * keep
+            M[i, j] = keep * F.derivative_from_output(code, a, p)
+
+
+@_inline
+def _bias_activation_dropped_from_z(A, M, b, code, p):
+    """:func:`_bias_activation_dropped` for an activation whose f' needs z."""
+    m, n = A.shape
+    for i in range(m):
+        for j in range(n):
+            z = A[i, j] + b[j]
+            a = F.activate_from_z(code, z, p)
+            keep = M[i, j]
+            A[i, j] = a * keep
+            M[i, j] = keep * F.derivative_from_z(code, z, a, p)
+
+
+@_inline
+def _times(D, M):
+    """D ← D ⊙ M in place (M = mask ⊙ f'(Z) after a forward pass with dropout)."""
+    m, n = D.shape
+    for i in range(m):
+        for j in range(n):
+            D[i, j] *= M[i, j]
+
+
+@_inline
 def _output_layer(Z, b, Y, w, scale, D, per_sample, loss, loss_p, with_grad):
     """Add the bias to the logits Z, then for each row i: the output over Z and ℓ_i into ``per_sample`` (if Y
     has rows), and with ``with_grad`` the loss's delta D = dL/dZ (w_i (A − Y) · scale for the canonical pairs,
@@ -154,11 +198,11 @@ def _part(c, n, parts):
 
 # -- one block, all layers ------------------------------------------------------------------------------------
 @checked_jit(nogil=True, fastmath=_FASTMATH)
-def _block(lo, hi, X, Y, w, scale, params, layout, A, Z, D, g, per_sample, activation, act_p, loss, loss_p,
+def _block(lo, hi, X, Y, w, scale, params, layout, A, Z, M, D, g, per_sample, activation, act_p, loss, loss_p,
            with_grad, first_product_done):
     """Forward (and backward) pass of rows lo..hi-1, writing their gradient into the flat ``g``.
     Returns Σ w_i ℓ_i over the block. ``Z`` is None for an activation whose f' reads only the output (NOTE
-    [two blocks])."""
+    [two blocks]); ``M`` is None without dropout (NOTE [dropout])."""
     n_layers = layout.shape[0]
     total = 0.0
 
@@ -173,7 +217,12 @@ def _block(lo, hi, X, Y, w, scale, params, layout, A, Z, D, g, per_sample, activ
         elif not first_product_done:
             np.dot(X[lo:hi], W, Al)
         if l < n_layers - 1:
-            if Z is None:
+            if M is not None:  # a training pass with dropout (NOTE [dropout])
+                if Z is None:
+                    _bias_activation_dropped(Al, M[l][lo:hi], b, activation, act_p)
+                else:
+                    _bias_activation_dropped_from_z(Al, M[l][lo:hi], b, activation, act_p)
+            elif Z is None:
                 _bias_activation(Al, b, activation, act_p)
             else:
                 _bias_activation_keeping_z(Al, Z[l][lo:hi], b, activation, act_p)
@@ -199,7 +248,9 @@ def _block(lo, hi, X, Y, w, scale, params, layout, A, Z, D, g, per_sample, activ
             W = params[off_W : off_W + fan_in * fan_out].reshape((fan_in, fan_out))
             D_prev = D[l - 1][lo:hi]
             np.dot(Dl, W.T, D_prev)
-            if Z is None:
+            if M is not None:  # M holds mask ⊙ f'(Z) since the forward pass
+                _times(D_prev, M[l - 1][lo:hi])
+            elif Z is None:
                 _times_derivative(D_prev, A[l - 1][lo:hi], activation, act_p)
             else:
                 _times_derivative_from_z(D_prev, Z[l - 1][lo:hi], A[l - 1][lo:hi], activation, act_p)
@@ -208,7 +259,7 @@ def _block(lo, hi, X, Y, w, scale, params, layout, A, Z, D, g, per_sample, activ
 
 # -- all blocks ----------------------------------------------------------------------------------------------
 @checked_jit(parallel=True, nogil=True)
-def forward_backward(X, Y, w, scale, params, layout, A, Z, D, grads, block_grads, per_sample, m, n_blocks,
+def forward_backward(X, Y, w, scale, params, layout, A, Z, M, D, grads, block_grads, per_sample, m, n_blocks,
                      activation, act_p, loss, loss_p, with_grad, first_product_done):
     """The forward pass (and with ``with_grad`` the backward pass) of ``m`` rows, in ``n_blocks`` row blocks
     run in parallel.
@@ -227,6 +278,9 @@ def forward_backward(X, Y, w, scale, params, layout, A, Z, D, grads, block_grads
     Z : tuple of (capacity, width) arrays, or None
         The pre-activations, for an activation whose f' needs them (A itself in a forward-only pass); None for
         one whose f' reads only the output (NOTE [two blocks]).
+    M : tuple of (capacity, width) arrays, one per hidden layer, or None
+        In a training pass with dropout, the factors of the mask (0 for a dropped unit, 1/(1−p) for a kept one),
+        overwritten with mask ⊙ f'(Z) (NOTE [dropout]); None otherwise, and the block is compiled without it.
     activation, loss : int
         Codes of the registered activation and loss (:mod:`microdl.nn.formulas`).
     act_p, loss_p : tuples of floats
@@ -243,21 +297,21 @@ def forward_backward(X, Y, w, scale, params, layout, A, Z, D, grads, block_grads
     for c in prange(n_blocks):
         g = grads if c == 0 or not with_grad else block_grads[c - 1]  # a forward pass writes no gradient
         lo, hi = _part(c, m, n_blocks)
-        total += _block(lo, hi, X, Y, w, scale, params, layout, A, Z, D, g, per_sample, activation, act_p, loss,
+        total += _block(lo, hi, X, Y, w, scale, params, layout, A, Z, M, D, g, per_sample, activation, act_p, loss,
                         loss_p, with_grad, first_product_done)
     return total
 
 
-def forward_backward_serial(X, Y, w, scale, params, layout, A, Z, D, grads, block_grads, per_sample, m, n_blocks,
+def forward_backward_serial(X, Y, w, scale, params, layout, A, Z, M, D, grads, block_grads, per_sample, m, n_blocks,
                             activation, act_p, loss, loss_p, with_grad, first_product_done):
     """:func:`forward_backward` with one block, on the calling thread: small batches and small networks do
     not repay waking the other threads (``n_blocks`` and ``block_grads`` are ignored). A plain call of the
     compiled block, so that a first fit compiles no wrapper around it."""
-    return _block(0, m, X, Y, w, scale, params, layout, A, Z, D, grads, per_sample, activation, act_p, loss, loss_p,
+    return _block(0, m, X, Y, w, scale, params, layout, A, Z, M, D, grads, per_sample, activation, act_p, loss, loss_p,
                   with_grad, first_product_done)
 
 
-def forward_backward_sequential(X, Y, w, scale, params, layout, A, Z, D, grads, block_grads, per_sample, m, n_blocks,
+def forward_backward_sequential(X, Y, w, scale, params, layout, A, Z, M, D, grads, block_grads, per_sample, m, n_blocks,
                                 activation, act_p, loss, loss_p, with_grad, first_product_done):
     """:func:`forward_backward`'s blocks one after the other on the calling thread, when threads would not pay
     (NOTE [threading layer] in :mod:`microdl.config`): the same blocks, their losses added in the parallel
@@ -266,7 +320,7 @@ def forward_backward_sequential(X, Y, w, scale, params, layout, A, Z, D, grads, 
     for c in range(n_blocks):
         g = grads if c == 0 or not with_grad else block_grads[c - 1]
         lo, hi = _part(c, m, n_blocks)
-        total += _block(lo, hi, X, Y, w, scale, params, layout, A, Z, D, g, per_sample, activation, act_p, loss,
+        total += _block(lo, hi, X, Y, w, scale, params, layout, A, Z, M, D, g, per_sample, activation, act_p, loss,
                         loss_p, with_grad, first_product_done)
     return total
 
@@ -352,6 +406,8 @@ def kernels() -> Passes:
     if passes is None:
         inline = njit(inline="always")
         built = rebuild({"_bias_activation": (_bias_activation.py_func, inline),
+                         "_bias_activation_dropped": (_bias_activation_dropped.py_func, inline),
+                         "_bias_activation_dropped_from_z": (_bias_activation_dropped_from_z.py_func, inline),
                          "_bias_activation_keeping_z": (_bias_activation_keeping_z.py_func, inline),
                          "_times_derivative": (_times_derivative.py_func, inline),
                          "_times_derivative_from_z": (_times_derivative_from_z.py_func, inline),
