@@ -133,7 +133,7 @@ def _matmul_kernel(trans_a: bool, trans_b: bool, tile: int, reg: int, dtype: typ
     F = _formulas()
 
     @cuda.jit
-    def matmul(A, B, C, bias, deriv_of, code, p, pre):
+    def matmul(A, B, C, bias, deriv_of, code, p, pre, drop):
         M, N = C.shape
         K = A.shape[0] if trans_a else A.shape[1]
         sA = cuda.shared.array(STAGE, dtype)  # sA[k, i] = op(A)[i0 + i, k0 + k]
@@ -201,7 +201,14 @@ def _matmul_kernel(trans_a: bool, trans_b: bool, tile: int, reg: int, dtype: typ
                                     z = acc[a, b] + bias[j]
                                     if pre is not None:
                                         pre[i, j] = z
-                                    C[i, j] = F.activate(code, z, p)
+                                    out = F.activate(code, z, p)
+                                    if drop is not None:  # dropout: mask ⊙ f'(z) stays in drop (NOTE
+                                        keep = drop[i, j]  # [dropout] in microdl.nn._cpu)
+                                        drop[i, j] = keep * F.derivative(code, z, out, p)
+                                        out = out * keep
+                                    C[i, j] = out
+                                elif drop is not None:  # the backward product times mask ⊙ f'(Z)
+                                    C[i, j] = acc[a, b] * drop[i, j]
                                 elif deriv_of is not None:
                                     out = deriv_of[i, j]
                                     z = pre[i, j] if pre is not None else out
@@ -213,7 +220,7 @@ def _matmul_kernel(trans_a: bool, trans_b: bool, tile: int, reg: int, dtype: typ
 
 
 def _launch_matmul(trans_a: bool, trans_b: bool, A: Any, B: Any, C: Any, bias: Any, deriv_of: Any,
-                   activation: str, params: Any = None, pre: Any = None) -> None:
+                   activation: str, params: Any = None, pre: Any = None, drop: Any = None) -> None:
     M, N = C.shape
     K_a = A.shape[0] if trans_a else A.shape[1]
     K_b = B.shape[1] if trans_b else B.shape[0]
@@ -230,15 +237,16 @@ def _launch_matmul(trans_a: bool, trans_b: bool, A: Any, B: Any, C: Any, bias: A
     bm = tile * reg
     grid = (max(1, -(-N // bm)), max(1, min(_MAX_GRID_Y, -(-M // bm))))
     kernel[grid, (tile, tile)](A, B, C, bias, deriv_of, get_activation(activation).code,
-                               _no_params() if params is None else params, pre)
+                               _no_params() if params is None else params, pre, drop)
 
 
 def matmul(A: Any, B: Any, C: Any, bias: Any = None, activation: str = "identity", params: Any = None,
-           pre: Any = None) -> None:
+           pre: Any = None, drop: Any = None) -> None:
     """C = A · B (A is M × K, B is K × N, C is M × N); with ``bias``, C = f(A · B + b), f the ``activation``
     with the parameter vector ``params`` (a float64 device array), and Z = A · B + b into ``pre`` unless it is
-    None: a layer's forward pass in one kernel."""
-    _launch_matmul(False, False, A, B, C, bias, None, activation, params, pre)
+    None: a layer's forward pass in one kernel. With ``drop`` (M × N, the dropout mask's factors), C = f(Z) ⊙
+    drop, and drop ← drop ⊙ f'(Z) for the backward pass."""
+    _launch_matmul(False, False, A, B, C, bias, None, activation, params, pre, drop)
 
 
 def matmul_tn(A: Any, B: Any, C: Any) -> None:
@@ -247,11 +255,12 @@ def matmul_tn(A: Any, B: Any, C: Any) -> None:
 
 
 def matmul_nt(A: Any, B: Any, C: Any, times_derivative_of: Any = None, activation: str = "identity",
-              params: Any = None, pre: Any = None) -> None:
+              params: Any = None, pre: Any = None, drop: Any = None) -> None:
     """C = A · Bᵀ (A is M × K, B is N × K); with ``times_derivative_of`` (the output f(Z) of the layer below,
     M × N, and its Z in ``pre`` for an activation whose f' needs it), C = (A · Bᵀ) ⊙ f'(Z): the delta
-    D[l−1] = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1]) in one kernel."""
-    _launch_matmul(False, True, A, B, C, None, times_derivative_of, activation, params, pre)
+    D[l−1] = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1]) in one kernel. With ``drop`` (what :func:`matmul` left there), C = (A ·
+    Bᵀ) ⊙ drop instead: the delta with dropout."""
+    _launch_matmul(False, True, A, B, C, None, times_derivative_of, activation, params, pre, drop)
 
 
 # -- elementwise kernels -------------------------------------------------------------------------------------

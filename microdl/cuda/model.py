@@ -120,6 +120,7 @@ class DeviceNet:
         # takes turns on the GPU anyway (NOTE [workspaces] in microdl.nn.mlp).
         self.lock = threading.RLock()
         self._rows_cache: dict[int, _Rows] = {}
+        self._masks: list = []  # the dropout masks' device buffer, made at the first pass with dropout
 
     # -- buffers -------------------------------------------------------------------------------------------
     def reserve(self, m: int) -> None:
@@ -193,9 +194,10 @@ class DeviceNet:
         return rows.X
 
     # -- the passes (launches only: NOTE [device sync]) ----------------------------------------------------
-    def _forward(self, X: Any, rows: _Rows, Y: Any = None, out: Any = None) -> Any:
+    def _forward(self, X: Any, rows: _Rows, Y: Any = None, out: Any = None, drop: Any = None) -> Any:
         """Forward pass of the rows of device ``X``; with ``Y``, ℓ_i into ``rows.per_sample``. The last
-        layer writes into ``out`` if given (rows of a larger output array), else into ``rows.A[-1]``."""
+        layer writes into ``out`` if given (rows of a larger output array), else into ``rows.A[-1]``. With
+        ``drop`` (the dropout masks of a training pass), the hidden layers' outputs are dropped."""
         A_prev = X
         last = self.n_layers - 1
         for l in range(self.n_layers):
@@ -204,7 +206,8 @@ class DeviceNet:
             K.matmul(A_prev, self.model.weights[l], Z, bias=self.model.biases[l],
                      activation=self.activation if hidden else "identity",
                      params=self._activation_p if hidden else None,
-                     pre=rows.Z[l] if hidden and Y is not None else None)
+                     pre=rows.Z[l] if hidden and Y is not None else None,
+                     drop=drop[l] if hidden and drop is not None else None)
             A_prev = Z
         K.output_and_loss(A_prev, Y, rows.per_sample, self.loss, self._loss_p)
         return A_prev
@@ -219,7 +222,7 @@ class DeviceNet:
                 K.sum_of_squares(W, self._stats, K.STAT_SUM_SQ)
         K.batch_loss(rows.per_sample, w, self._stats, alpha, losses, penalties, slot)
 
-    def _backward(self, X: Any, Y: Any, w: Any, rows: _Rows) -> None:
+    def _backward(self, X: Any, Y: Any, w: Any, rows: _Rows, drop: Any = None) -> None:
         D = rows.D[-1]
         K.output_delta(rows.A[-1], Y, w, self._stats, D, self.loss, self._loss_p)
         for l in range(self.n_layers - 1, -1, -1):
@@ -229,11 +232,14 @@ class DeviceNet:
                 K.add_l2_grad(self._dW_flat[l], self._W_flat[l], self.model.alpha, self._stats)
             K.column_sums(D, self.model.dL_db[l])
             if l > 0:
-                K.matmul_nt(D, self.model.weights[l], rows.D[l - 1], times_derivative_of=A_prev,
-                            activation=self.activation, params=self._activation_p, pre=rows.Z[l - 1])
+                if drop is not None:  # mask ⊙ f'(Z), left by the forward pass (NOTE [dropout] in microdl.nn._cpu)
+                    K.matmul_nt(D, self.model.weights[l], rows.D[l - 1], drop=drop[l - 1])
+                else:
+                    K.matmul_nt(D, self.model.weights[l], rows.D[l - 1], times_derivative_of=A_prev,
+                                activation=self.activation, params=self._activation_p, pre=rows.Z[l - 1])
                 D = rows.D[l - 1]
 
-    def step(self, X: Any, Y: Any, w: Any, losses: Any, penalties: Any, slot: int) -> None:
+    def step(self, X: Any, Y: Any, w: Any, losses: Any, penalties: Any, slot: int, keep: Any = None) -> None:
         """Loss into ``losses[slot]`` (its penalty into ``penalties[slot]``) and gradients into :attr:`grads` for
         one device batch. No sync.
 
@@ -241,9 +247,26 @@ class DeviceNet:
         dtype; ``losses`` and ``penalties`` are float64 device arrays.
         """
         rows = self._rows(X.shape[0])
-        self._forward(X, rows, Y)
+        drop = self._dropout_masks(X.shape[0], keep)
+        self._forward(X, rows, Y, drop=drop)
         self._batch_loss(rows, w, losses, penalties, slot)
-        self._backward(X, Y, w, rows)
+        self._backward(X, Y, w, rows, drop)
+
+    def _dropout_masks(self, m: int, keep: Any) -> list | None:
+        """The dropout masks of a training pass of ``m`` rows on the device (None without dropout): drawn on the
+        host from the model's stream, the same masks as the CPU's for the same seed (or from the boolean
+        ``keep`` masks), and copied into a device buffer reused from batch to batch."""
+        model = self.model
+        if model._dropout_rng is None and keep is None:
+            return None
+        factors = model._dropout_factors(m, keep)
+        if not self._masks or self._masks[0].shape[0] < m:
+            self._masks = [cuda.device_array(M.shape, self.dtype) for M in factors]
+        out = []
+        for M, dev in zip(factors, self._masks):
+            dev[:m].copy_to_device(M[:m])
+            out.append(dev[:m])
+        return out
 
     def gather(self, X: Any, Y: Any, w: Any, order: Any, lo: int, m: int) -> tuple[Any, Any, Any]:
         """Rows ``order[lo : lo + m]`` of the device data, gathered into the batch buffers."""
@@ -286,7 +309,7 @@ class DeviceNet:
         return loss, None if out is None else out.copy_to_host()
 
     # -- the surface MLP calls -----------------------------------------------------------------------------
-    def loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None) -> float:
+    def loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None, keep: Any = None) -> float:
         """Loss of one batch (returned, which waits for the GPU) and its gradients (left in :attr:`grads`).
 
         ``X`` comes from :meth:`as_input` (MLP.loss_and_grad calls it); ``Y`` and ``w`` are checked host arrays.
@@ -297,7 +320,7 @@ class DeviceNet:
             Xd = self._input_rows(X, 0, m, rows)
             Yd = self._stage(Y, rows.Y)
             wd = None if w is None else self._stage(w, rows.w)
-            self.step(Xd, Yd, wd, self._loss_out, self._penalty_out, 0)
+            self.step(Xd, Yd, wd, self._loss_out, self._penalty_out, 0, keep)
             return float(self._loss_out.copy_to_host()[0])
 
     def forward_device(self, X: Any) -> Any:

@@ -7,8 +7,10 @@ NOTE [one block for all formulas]). :func:`compiled` writes, from the registries
 
     activate(code, z, p)              f(z) of activation ``code``
     derivative(code, z, a, p)         f'(z) of activation ``code``
-    derivative_from_output(code, a, p)   the same, for an activation registered with ``from_output=True``
-    derivative_from_z(code, z, a, p)     the same, for the others (the CPU's backward pass keeps z for them)
+    activate_from_output(code, z, p)     f(z), for an activation registered with ``from_output=True``
+    derivative_from_output(code, a, p)   f'(z) from the output alone, for the same activations
+    activate_from_z(code, z, p)          f(z), for the others (the CPU's passes keep z for them)
+    derivative_from_z(code, z, a, p)     f'(z), for the same others
     loss_and_output(code, z, y, has_y, p)   ℓ of loss ``code``, z overwritten with the output
     output_delta(code, a, y, c, p)    dL/dz of loss ``code``
 
@@ -24,7 +26,9 @@ NOTE [one block for all formulas]
     the loops. So the registry's functions are chained by ``if code == k`` here, in registration order, each
     function once. Each inlined formula costs the block's compile too (Numba inlines it into its IR and types it
     again), so on the CPU the formulas of activations that keep z (GELU, SiLU, ELU: a call of ``erf`` or ``exp``
-    per element anyway) are compiled as functions of their own and called, not inlined.
+    per element anyway) are compiled as functions of their own and called, not inlined, and only into the
+    block of the activations that keep z (the CPU compiles the block twice at most, with z and without: NOTE
+    [two blocks] in :mod:`microdl.nn._cpu`).
 
 NOTE [parameters as a tuple]
     The kernels take p as a tuple of ``MAX_PARAMETERS`` floats, not an array: a tuple lives in registers, while a
@@ -35,9 +39,12 @@ NOTE [parameters as a tuple]
 NOTE [derivative from the output]
     A chain that holds a call (GELU's ``erf``, ELU's ``exp``) keeps LLVM from vectorising the loop around it,
     even in the branches not taken: the CPU's backward loop over a relu layer ran 2 to 3 times slower through the
-    full ``derivative`` chain (measured, 64-128-10 network, 200 rows). The activations registered with
-    ``from_output=True`` (identity, relu, leaky_relu, tanh, sigmoid: arithmetic only) therefore get their own
-    chain, ``derivative_from_output``, which the kernels call when they keep no z.
+    full ``derivative`` chain (measured, 64-128-10 network, 200 rows), and so did the forward loop through the
+    full ``activate`` chain (the CPU's loss and gradient 1.3 times slower than with the chain of the arithmetic
+    activations alone, relu, same network). The activations registered with ``from_output=True`` (identity, relu,
+    leaky_relu, tanh, sigmoid: arithmetic only) therefore get chains of their own, ``activate_from_output`` and
+    ``derivative_from_output``, which the CPU's block calls when it keeps no z; the others get
+    ``activate_from_z`` and ``derivative_from_z`` (NOTE [two blocks] in :mod:`microdl.nn._cpu`).
 """
 
 from __future__ import annotations
@@ -192,11 +199,13 @@ def _build(jit: Callable[[FunctionType], Any], key: Any, outline: Callable[[Func
 
     from_output = [a for a in acts if a.from_output]
     from_z = [a for a in acts if not a.from_output] or acts
-    chain("activate", "z, p", acts, "f")
-    chain("derivative", "z, a, p", acts, "df")  # (the CUDA epilogue's: any activation)
-    # The CPU's two, each as short as it can be (NOTE [derivative from the output]): the activations whose f'
-    # reads only the output, called with a for z; and those that keep z.
+    chain("activate", "z, p", acts, "f")  # (the CUDA epilogues': any activation)
+    chain("derivative", "z, a, p", acts, "df")
+    # The CPU's, each as short as it can be (NOTE [derivative from the output]): the activations whose f' reads
+    # only the output (f' called with a for z); and those that keep z.
+    chain("activate_from_output", "z, p", from_output or acts, "f")
     chain("derivative_from_output", "a, p", from_output or acts, "df", "a, a, p")
+    chain("activate_from_z", "z, p", from_z, "f")
     chain("derivative_from_z", "z, a, p", from_z, "df")
     chain("loss_and_output", "z, y, has_y, p", loss_list, "value")
     chain("output_delta", "a, y, c, p", loss_list, "delta")
@@ -206,8 +215,8 @@ def _build(jit: Callable[[FunctionType], Any], key: Any, outline: Callable[[Func
     exec(compile(source, filename, "exec"), namespace)
     target = ModuleType(f"microdl.nn.formulas ({key})")
     target.__doc__ = source
-    for name in ("activate", "derivative", "derivative_from_output", "derivative_from_z", "loss_and_output",
-                 "output_delta"):
+    for name in ("activate", "derivative", "activate_from_output", "derivative_from_output", "activate_from_z",
+                 "derivative_from_z", "loss_and_output", "output_delta"):
         fn = namespace[name]
         fn.__module__ = __name__
         setattr(target, name, jit(fn))

@@ -36,7 +36,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any, NamedTuple
 
 import numba
@@ -80,9 +80,11 @@ class _Workspace:
             return
         widths, dtype = self.model.layer_sizes[1:], self.model.dtype
         self.A = tuple(np.empty((m, w), dtype=dtype) for w in widths)  # outputs of layers 1..L
-        # pre-activations, kept only for training with an activation whose f' needs them (else A stands in)
-        keep = self.with_deltas and self.model._keep_z
-        self.Z = tuple(np.empty((m, w), dtype=dtype) for w in widths) if keep else self.A
+        # pre-activations, only for an activation whose f' needs them (None otherwise: NOTE [two blocks] in
+        # microdl.nn._cpu); a forward-only pass writes them over its outputs, since no backward pass reads them
+        self.Z: tuple[np.ndarray, ...] | None = None
+        if self.model._keep_z:
+            self.Z = tuple(np.empty((m, w), dtype=dtype) for w in widths) if self.with_deltas else self.A
         # dL/dZ of layers 1..L; a forward-only workspace never writes them and keeps none
         self.D = tuple(np.empty((m if self.with_deltas else 0, w), dtype=dtype) for w in widths)
         self.per_sample = np.empty(m, dtype=dtype)
@@ -133,6 +135,12 @@ class MLP:
     backend : {"numba", "numpy"}, default "numba"
         ``"numpy"`` runs forward and backward through the textbook code of :mod:`microdl.nn.reference` (CPU
         only; slow, for reading and stepping through in a debugger). Both give the same numbers to rounding.
+    dropout : float or sequence of float, default 0
+        Inverted dropout of the hidden layers' outputs: each unit is dropped with probability p (0 ≤ p < 1) and
+        the kept ones scaled by 1/(1−p), in training passes only (:meth:`loss_and_grad`, ``fit``); prediction and
+        evaluation never drop. One rate for every hidden layer, or one per hidden layer. The masks are drawn from
+        the model's own random stream, seeded by ``random_state``, so the same seed gives the same fit; 0 (the
+        default) runs the passes without any dropout code.
 
     Examples
     --------
@@ -148,8 +156,10 @@ class MLP:
     def __init__(self, layer_sizes: Sequence[int], activation: str = "relu", loss: str = "cross_entropy",
                  alpha: float = 0.0, init: str = "auto", dtype: Any = "float64", random_state: Any = None,
                  device: str = "cpu", activation_params: dict[str, float] | None = None,
-                 loss_params: dict[str, float] | None = None, backend: str = "numba") -> None:
+                 loss_params: dict[str, float] | None = None, backend: str = "numba",
+                 dropout: float | Sequence[float] = 0.0) -> None:
         self.layer_sizes = _check_layer_sizes(layer_sizes)
+        self.dropout = _check_dropout(dropout, len(self.layer_sizes) - 2)
         self.activation = get_activation(activation).name
         self.loss = get_loss(loss).name
         self.activation_params = activation_parameters(self.activation, activation_params)
@@ -175,6 +185,8 @@ class MLP:
         self.weights, self.biases = layer_views(self.params, self.layer_sizes)
         self.dL_dW, self.dL_db = layer_views(self.grads, self.layer_sizes)
         self.initialize(random_state)
+        # the masks' own stream, drawn after the weights so that they are the same with and without dropout
+        self._dropout_rng = _dropout_stream(random_state) if any(self.dropout) else None
         self._setup()
 
     def _setup(self) -> None:
@@ -193,6 +205,7 @@ class MLP:
         self._train = _Workspace(self, with_deltas=True)
         self._local = threading.local()  # a forward-only workspace per thread (NOTE [workspaces])
         self._fit_lock = threading.Lock()
+        self._masks: tuple[np.ndarray, ...] = ()  # the dropout masks' buffer (NOTE [dropout] in microdl.nn._cpu)
         self._device_net = None
         if self.device == "cuda":
             from microdl.cuda.model import DeviceNet  # imports numba.cuda only now
@@ -238,10 +251,11 @@ class MLP:
     # -- forward and backward ------------------------------------------------------------------------------
     # Both run in the kernels of microdl.nn._cpu, one row block per thread. Sparse X is the one case that
     # needs SciPy here: its products with W[1] (forward) and with D[1] (backward) are done outside the kernel.
-    def _run(self, X: Any, Y: np.ndarray, w: np.ndarray | None, ws: _Workspace,
-             with_grad: bool) -> tuple[float, float, int]:
+    def _run(self, X: Any, Y: np.ndarray, w: np.ndarray | None, ws: _Workspace, with_grad: bool,
+             masks: tuple[np.ndarray, ...] | None = None) -> tuple[float, float, int]:
         """Run the kernel over validated, model-dtype ``X`` (dense or CSR) and ``Y`` (or an empty Y for no
-        loss) in workspace ``ws``; return (Σ w_i ℓ_i, 1/Σw, n_blocks)."""
+        loss) in workspace ``ws``, with the dropout ``masks`` of :meth:`_dropout_factors` if given; return
+        (Σ w_i ℓ_i, 1/Σw, n_blocks)."""
         m = X.shape[0]
         ws.reserve(m)
         n_blocks = ws.blocks(m)
@@ -253,8 +267,8 @@ class MLP:
         total_weight = m if w is None else float(np.sum(w, dtype=np.float64))
         scale = 1.0 / total_weight if total_weight > 0 else 0.0  # a batch of zero weights contributes nothing
         args = (self._no_X if sparse else X, Y, self._no_w if w is None else w, scale, self.params, self._layout,
-                ws.A, ws.Z, ws.D, self.grads, ws.block_grads, ws.per_sample, m, n_blocks, self._activation_code,
-                self._activation_p, ws.Z is not ws.A, self._loss_code, self._loss_p, with_grad, sparse)
+                ws.A, ws.Z, masks, ws.D, self.grads, ws.block_grads, ws.per_sample, m, n_blocks, self._activation_code,
+                self._activation_p, self._loss_code, self._loss_p, with_grad, sparse)
         passes = _cpu.kernels()
         with _cpu.single_threaded_blas(), config.kernel_call():  # NOTE [fork while a kernel runs]
             if sparse:
@@ -269,12 +283,15 @@ class MLP:
             self.dL_dW[0][...] = X.T @ ws.D[0][:m]
         return sum_wl, scale, n_blocks
 
-    def _batch_loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None = None) -> tuple[float, float]:
+    def _batch_loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None = None,
+                             keep: tuple[np.ndarray, ...] | None = None) -> tuple[float, float]:
         """(data loss Σwℓ/Σw, L2 penalty) of one batch, and its gradient into :attr:`grads`, for validated,
-        model-dtype ``X`` and 2-D ``Y``. The batch loss is their sum."""
+        model-dtype ``X`` and 2-D ``Y``, with dropout if the model has it (masks drawn now, or the boolean
+        ``keep`` masks given). The batch loss is their sum."""
+        masks = self._dropout_factors(X.shape[0], keep) if self._dropout_rng is not None or keep is not None else None
         if self.backend == "numpy":
-            return self._reference_loss_and_grad(X, Y, w)
-        sum_wl, scale, n_blocks = self._run(X, Y, w, self._train, with_grad=True)
+            return self._reference_loss_and_grad(X, Y, w, masks)
+        sum_wl, scale, n_blocks = self._run(X, Y, w, self._train, with_grad=True, masks=masks)
         penalty = 0.0
         if self.alpha or n_blocks > 1:
             # Add up the blocks' gradients and the L2 term (α/Σw) W; the penalty itself is α/(2Σw) Σ‖W‖².
@@ -290,18 +307,41 @@ class MLP:
             penalty = losses.l2_penalty(self.alpha, scale, sum_sq)
         return float(sum_wl * scale), float(penalty)
 
-    def _reference_loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None) -> tuple[float, float]:
+    def _reference_loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None,
+                                 masks: tuple[np.ndarray, ...] | None = None) -> tuple[float, float]:
         """:meth:`_batch_loss_and_grad` through the textbook pass (``backend="numpy"``)."""
-        loss, dL_dW, dL_db = reference.loss_and_grad(self, X, Y, w)
+        m = X.shape[0]
+        loss, dL_dW, dL_db = reference.loss_and_grad(self, X, Y, w, None if masks is None else
+                                                     [M[:m] for M in masks])
         for view, g in zip(self.dL_dW + self.dL_db, dL_dW + dL_db):
             view[...] = g
         penalty = self.penalty(X.shape[0] if w is None else float(np.sum(w, dtype=np.float64)))
         return loss - penalty, penalty
 
-    def _loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None = None) -> float:
+    def _loss_and_grad(self, X: Any, Y: np.ndarray, w: np.ndarray | None = None,
+                       keep: tuple[np.ndarray, ...] | None = None) -> float:
         """Loss and gradients (into :attr:`grads`) for validated, model-dtype ``X`` and 2-D ``Y``."""
-        data, penalty = self._batch_loss_and_grad(X, Y, w)
+        data, penalty = self._batch_loss_and_grad(X, Y, w, keep)
         return data + penalty
+
+    def _dropout_factors(self, m: int, keep: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, ...]:
+        """The dropout masks of a training pass of ``m`` rows as factors, 1/(1−p) for a kept unit and 0 for a
+        dropped one, one (capacity, width) array per hidden layer, of which rows 0..m−1 are set: drawn from the
+        model's dropout stream (a unit is kept when its uniform draw is ≥ p), or from the boolean ``keep``
+        masks. The buffer is reused from batch to batch (NOTE [dropout] in :mod:`microdl.nn._cpu`)."""
+        if not self._masks or self._masks[0].shape[0] < m:
+            self._masks = tuple(np.empty((m, w), dtype=self.dtype) for w in self.layer_sizes[1:-1])
+        for l, (buf, p) in enumerate(zip(self._masks, self.dropout)):
+            M = buf[:m]
+            if keep is not None:
+                np.multiply(keep[l], 1.0 / (1.0 - p), out=M)
+            elif p == 0:
+                M.fill(1.0)
+            else:
+                self._dropout_rng.random(out=M, dtype=self.dtype)
+                np.greater_equal(M, p, out=M, casting="unsafe")  # 1 kept, 0 dropped
+                M *= 1.0 / (1.0 - p)
+        return self._masks
 
     def _evaluate(self, X: Any, Y: np.ndarray | None,
                   with_outputs: bool = False) -> tuple[float, np.ndarray | None]:
@@ -383,8 +423,9 @@ class MLP:
         """Targets as the 2-D float array the loss expects (one-hot for 1-D class labels with cross_entropy)."""
         return check_Y(y, self.layer_sizes[-1], self.loss, self.dtype, name)
 
-    def loss_and_grad(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Return the loss on ``(X, y)`` and write its gradient into :attr:`grads`.
+    def loss_and_grad(self, X: Any, y: Any, sample_weight: Any = None, dropout_mask: Any = None) -> float:
+        """Return the loss on ``(X, y)`` and write its gradient into :attr:`grads`: a training pass, with
+        dropout if the model has it.
 
         Parameters
         ----------
@@ -397,19 +438,39 @@ class MLP:
             ``poisson``: non-negative values, shaped as for ``squared_error``.
         sample_weight : array of shape (m,), optional
             Non-negative weights with a positive sum.
+        dropout_mask : sequence of bool arrays, optional
+            The dropout masks to use instead of drawing new ones, one per hidden layer, of shape (m, width), True
+            for a kept unit (scaled by 1/(1−p) of its layer): a fixed mask, for a gradient check.
 
         ``y`` and ``sample_weight`` may also be device arrays; they are copied to the host to be checked.
         """
         X, Y = self._as_data(X, y)
         w = check_sample_weight(sample_weight, X.shape[0], self.dtype)
+        keep = None if dropout_mask is None else self._check_dropout_mask(dropout_mask, X.shape[0])
         if self._device_net is not None:
-            return self._device_net.loss_and_grad(X, Y, w)
-        return self._loss_and_grad(X, Y, w)
+            return self._device_net.loss_and_grad(X, Y, w, keep)
+        return self._loss_and_grad(X, Y, w, keep)
+
+    def _check_dropout_mask(self, masks: Any, m: int) -> tuple[np.ndarray, ...]:
+        widths = self.layer_sizes[1:-1]
+        if isinstance(masks, np.ndarray) or not isinstance(masks, Sequence) or len(masks) != len(widths):
+            raise TypeError(f"dropout_mask must be a sequence of {len(widths)} boolean arrays, one per hidden "
+                            f"layer; got {type(masks).__name__}")
+        out = []
+        for l, (mask, width) in enumerate(zip(masks, widths)):
+            mask = np.asarray(mask)
+            if mask.dtype != np.bool_:
+                raise TypeError(f"dropout_mask[{l}] must be a boolean array (True keeps a unit); got {mask.dtype}")
+            if mask.shape != (m, width):
+                raise ValueError(f"dropout_mask[{l}] must have shape {(m, width)}; got {mask.shape}")
+            out.append(mask)
+        return tuple(out)
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in (("activation_params", self.activation_params),
                                                       ("loss_params", self.loss_params)) if v)
         extra += ", backend='numpy'" if self.backend == "numpy" else ""
+        extra += f", dropout={self._dropout_arg()!r}" if any(self.dropout) else ""
         return (f"MLP(layer_sizes={self.layer_sizes}, activation={self.activation!r}, loss={self.loss!r}, "
                 f"alpha={self.alpha}, dtype={self.dtype.name!r}{extra})")
 
@@ -425,7 +486,13 @@ class MLP:
             config["loss_params"] = dict(self.loss_params)
         if self.backend != "numba":
             config["backend"] = self.backend
+        if any(self.dropout):
+            config["dropout"] = self._dropout_arg()
         return config
+
+    def _dropout_arg(self) -> float | list[float]:
+        """:attr:`dropout` as the constructor takes it: one rate if all layers share it."""
+        return self.dropout[0] if len(set(self.dropout)) == 1 else list(self.dropout)
 
     def host_params(self) -> np.ndarray:
         """A host copy of :attr:`params` (on either device)."""
@@ -446,11 +513,47 @@ class MLP:
             self.params[...] = values
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config(), "params": self.host_params()}
+        state = {"config": self.config(), "params": self.host_params()}
+        if self._dropout_rng is not None:  # so that a copy goes on drawing the same masks
+            state["dropout_stream"] = self._dropout_rng.bit_generator.state
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state["config"])
         self.set_params(state["params"])
+        if "dropout_stream" in state and self._dropout_rng is not None:
+            self._dropout_rng.bit_generator.state = state["dropout_stream"]
+
+
+def _check_dropout(dropout: Any, n_hidden: int) -> tuple[float, ...]:
+    """The dropout rate of each hidden layer, from one rate for all or a sequence of one per layer."""
+    if isinstance(dropout, (str, bytes)) or not isinstance(dropout, (Real, np.floating, np.integer, Sequence,
+                                                                      np.ndarray)):
+        raise TypeError(f"dropout must be a number or a sequence of one per hidden layer; got {dropout!r}")
+    if isinstance(dropout, (Sequence, np.ndarray)):
+        rates = list(dropout)
+        if len(rates) != n_hidden:
+            raise ValueError(f"dropout needs one rate per hidden layer ({n_hidden}); got {len(rates)}")
+    else:
+        rate = check_real("dropout", dropout, 0.0, 1.0, high_open=True)
+        if rate and not n_hidden:
+            raise ValueError(f"dropout applies to hidden layers, and this network has none; got dropout={rate}")
+        rates = [rate] * n_hidden
+    return tuple(check_real(f"dropout[{k}]" if isinstance(dropout, (Sequence, np.ndarray)) else "dropout", p, 0.0,
+                            1.0, high_open=True) for k, p in enumerate(rates))
+
+
+def _dropout_stream(random_state: Any) -> np.random.Generator:
+    """The dropout masks' random stream: from an int seed, a Generator of its own keyed by the seed (the
+    weights' stream is untouched); from a Generator or RandomState, one seeded by a draw from it; from None,
+    fresh entropy."""
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+        return np.random.default_rng([int(random_state), 0x64726F70])  # ("drop")
+    rng = check_random_state(random_state)
+    seed = rng.integers(2**63) if isinstance(rng, np.random.Generator) else rng.randint(2**31)
+    return np.random.default_rng(int(seed))
 
     # -- torch's names: state_dict / load_state_dict ---------------------------------------------------------
     def state_dict(self) -> OrderedDict[str, np.ndarray]:

@@ -5,12 +5,14 @@ product and f the hidden activation::
 
     forward   A[0] = X
               Z[l] = A[l−1] W[l] + b[l]                       l = 1 .. L
-              A[l] = f(Z[l])              for l < L;     A[L] = output(Z[L])  (softmax, sigmoid, identity, exp)
+              A[l] = f(Z[l]) ⊙ M[l]       for l < L;     A[L] = output(Z[L])  (softmax, sigmoid, identity, exp)
     loss      L = Σ_i w_i ℓ_i / Σw + α/(2Σw) Σ_l ‖W[l]‖²      (ℓ_i from the logits Z[L], losses.py)
     backward  D[L] = dL/dZ[L], the loss's delta               (w ⊙ (A[L] − Y) / Σw for the canonical pairs)
               dL/dW[l] = A[l−1]ᵀ D[l] + (α/Σw) W[l]
               dL/db[l] = Σ_rows D[l]
-              D[l−1] = (D[l] W[l]ᵀ) ⊙ f'(Z[l−1])               (activations.py)
+              D[l−1] = (D[l] W[l]ᵀ) ⊙ M[l−1] ⊙ f'(Z[l−1])      (activations.py)
+    dropout   M[l] = 1/(1−p) for a kept unit, 0 for a dropped one, in a training pass (inverted dropout); all
+              ones, left out, without dropout or when predicting
 
 Every per-element formula (f, f', each loss with its output and delta) is the one registered in
 :mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, the same functions the fast kernels compile; this
@@ -105,10 +107,11 @@ def evaluate(model: Any, X: Any, Y: np.ndarray | None) -> tuple[float, np.ndarra
 
 
 def loss_and_grad(model: Any, X: Any, Y: np.ndarray, w: np.ndarray | None = None,
-                  ) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
+                  masks: list[np.ndarray] | None = None) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
     """The loss of ``model`` (an :class:`~microdl.nn.MLP`, read for its weights, biases, activation, loss, their
     parameters and α) on ``(X, Y)`` with encoded targets Y (one-hot for classes) and sample weights ``w``, and
-    its gradients dL/dW[l] and dL/db[l], by the equations of the module docstring."""
+    its gradients dL/dW[l] and dL/db[l], by the equations of the module docstring; ``masks`` are the dropout
+    masks M[l] of the hidden layers (None: no dropout)."""
     weights = [np.asarray(W, dtype=np.float64) for W in model.weights]
     biases = [np.asarray(b, dtype=np.float64) for b in model.biases]
     X = X.astype(np.float64) if hasattr(X, "toarray") else np.asarray(X, dtype=np.float64)
@@ -126,7 +129,7 @@ def loss_and_grad(model: Any, X: Any, Y: np.ndarray, w: np.ndarray | None = None
     for l in range(1, L + 1):
         Z.append(A[l - 1] @ weights[l - 1] + biases[l - 1])
         if l < L:
-            A.append(_f(act, Z[l], p_act))
+            A.append(_f(act, Z[l], p_act) if masks is None else _f(act, Z[l], p_act) * masks[l - 1])
         else:
             out, ell = _output_and_losses(loss_fn, Z[l], Y, p_loss)
             A.append(out)
@@ -141,5 +144,8 @@ def loss_and_grad(model: Any, X: Any, Y: np.ndarray, w: np.ndarray | None = None
         dL_dW[l - 1] = A[l - 1].T @ D + model.alpha * inv_sum_w * weights[l - 1]
         dL_db[l - 1] = D.sum(axis=0)
         if l > 1:
-            D = (D @ weights[l - 1].T) * _f_prime(act, Z[l - 1], A[l - 1], p_act)
+            f_of_z = A[l - 1] if masks is None else _f(act, Z[l - 1], p_act)  # (undropped)
+            D = (D @ weights[l - 1].T) * _f_prime(act, Z[l - 1], f_of_z, p_act)
+            if masks is not None:
+                D = D * masks[l - 2]
     return loss, [np.asarray(g) for g in dL_dW], dL_db
