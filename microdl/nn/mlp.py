@@ -524,37 +524,6 @@ class MLP:
         if "dropout_stream" in state and self._dropout_rng is not None:
             self._dropout_rng.bit_generator.state = state["dropout_stream"]
 
-
-def _check_dropout(dropout: Any, n_hidden: int) -> tuple[float, ...]:
-    """The dropout rate of each hidden layer, from one rate for all or a sequence of one per layer."""
-    if isinstance(dropout, (str, bytes)) or not isinstance(dropout, (Real, np.floating, np.integer, Sequence,
-                                                                      np.ndarray)):
-        raise TypeError(f"dropout must be a number or a sequence of one per hidden layer; got {dropout!r}")
-    if isinstance(dropout, (Sequence, np.ndarray)):
-        rates = list(dropout)
-        if len(rates) != n_hidden:
-            raise ValueError(f"dropout needs one rate per hidden layer ({n_hidden}); got {len(rates)}")
-    else:
-        rate = check_real("dropout", dropout, 0.0, 1.0, high_open=True)
-        if rate and not n_hidden:
-            raise ValueError(f"dropout applies to hidden layers, and this network has none; got dropout={rate}")
-        rates = [rate] * n_hidden
-    return tuple(check_real(f"dropout[{k}]" if isinstance(dropout, (Sequence, np.ndarray)) else "dropout", p, 0.0,
-                            1.0, high_open=True) for k, p in enumerate(rates))
-
-
-def _dropout_stream(random_state: Any) -> np.random.Generator:
-    """The dropout masks' random stream: from an int seed, a Generator of its own keyed by the seed (the
-    weights' stream is untouched); from a Generator or RandomState, one seeded by a draw from it; from None,
-    fresh entropy."""
-    if random_state is None:
-        return np.random.default_rng()
-    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
-        return np.random.default_rng([int(random_state), 0x64726F70])  # ("drop")
-    rng = check_random_state(random_state)
-    seed = rng.integers(2**63) if isinstance(rng, np.random.Generator) else rng.randint(2**31)
-    return np.random.default_rng(int(seed))
-
     # -- torch's names: state_dict / load_state_dict ---------------------------------------------------------
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """The parameters by name, as ``torch.nn.Module.state_dict()`` gives them: an ordered mapping from
@@ -637,6 +606,36 @@ def _dropout_stream(random_state: Any) -> np.random.Generator:
         self.set_params(params)
         return _IncompatibleKeys(missing, unexpected)
 
+
+def _check_dropout(dropout: Any, n_hidden: int) -> tuple[float, ...]:
+    """The dropout rate of each hidden layer, from one rate for all or a sequence of one per layer."""
+    if isinstance(dropout, (str, bytes)) or not isinstance(dropout, (Real, np.floating, np.integer, Sequence,
+                                                                      np.ndarray)):
+        raise TypeError(f"dropout must be a number or a sequence of one per hidden layer; got {dropout!r}")
+    if isinstance(dropout, (Sequence, np.ndarray)):
+        rates = list(dropout)
+        if len(rates) != n_hidden:
+            raise ValueError(f"dropout needs one rate per hidden layer ({n_hidden}); got {len(rates)}")
+    else:
+        rate = check_real("dropout", dropout, 0.0, 1.0, high_open=True)
+        if rate and not n_hidden:
+            raise ValueError(f"dropout applies to hidden layers, and this network has none; got dropout={rate}")
+        rates = [rate] * n_hidden
+    return tuple(check_real(f"dropout[{k}]" if isinstance(dropout, (Sequence, np.ndarray)) else "dropout", p, 0.0,
+                            1.0, high_open=True) for k, p in enumerate(rates))
+
+
+def _dropout_stream(random_state: Any) -> np.random.Generator:
+    """The dropout masks' random stream: from an int seed, a Generator of its own keyed by the seed (the
+    weights' stream is untouched); from a Generator or RandomState, one seeded by a draw from it; from None,
+    fresh entropy."""
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+        return np.random.default_rng([int(random_state), 0x64726F70])  # ("drop")
+    rng = check_random_state(random_state)
+    seed = rng.integers(2**63) if isinstance(rng, np.random.Generator) else rng.randint(2**31)
+    return np.random.default_rng(int(seed))
 
 def _check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
     if isinstance(layer_sizes, (str, bytes)):
