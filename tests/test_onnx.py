@@ -156,3 +156,17 @@ def test_multilabel(activation):
     labels, proba = _run(mdonnx.to_onnx(clf, X[:1], options={"zipmap": False}), X)
     np.testing.assert_allclose(proba, clf.predict_proba(X), atol=TOLERANCE[np.float32])
     np.testing.assert_array_equal(labels, clf.predict(X))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dropout", [0.3, [0.5, 0.1]])
+def test_dropout_is_left_out_of_the_graph(dropout, dtype):
+    """Dropout acts in training passes only, so the exported graph is the deterministic network ``predict`` runs
+    (a graph that kept a random mask, or the 1/(1-p) scale, would miss these probabilities)."""
+    X, y = _classification(3, dtype)
+    clf = _fit(MLPClassifier((7, 5), dropout=dropout, max_iter=30, random_state=0), X, y)
+    labels, proba = _run(mdonnx.to_onnx(clf, X[:1], options={"zipmap": False}), X)
+    np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=0, atol=TOLERANCE[dtype])
+    np.testing.assert_array_equal(labels, clf.predict(X))
+    assert not any(node.op_type in ("Dropout", "RandomUniform", "RandomUniformLike") for node in
+                   mdonnx.to_onnx(clf, X[:1], options={"zipmap": False}).graph.node)
