@@ -63,3 +63,19 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def print_report(title: str, rows: Sequence[dict[str, Any]], how: str, info: dict[str, Any],
+                 out: str | None = None) -> str:
+    """Print a benchmark's Markdown report: ``## title``, the table, and one line saying how it was measured
+    (``how``), on what (``info``, :func:`machine_info` and any versions) and under what load (the 1-minute load
+    average at the end, since a shared machine is the usual source of noise); also write it to ``out``."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    report = "\n".join([f"## {title}", "", markdown_table(rows), "",
+                        f"{how} {', '.join(f'{k} {v}' for k, v in info.items())}; 1-minute load average "
+                        f"{load:.2f} at the end.", ""])
+    print(report)
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(report)
+    return report

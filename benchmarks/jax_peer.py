@@ -21,13 +21,12 @@ The contenders take turns, round by round (the machines these run on are shared)
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import machine_info, markdown_table
+from benchmarks.common import machine_info, print_report
 
 try:
     import jax
@@ -223,20 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     info = machine_info()
     info.update({"jax": jax.__version__, "jaxlib": jaxlib.__version__, "optax": optax.__version__,
                  "jax devices": ", ".join(d.platform for d in jax.devices())})
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    report = "\n".join([
-        "## microdl against JAX + optax's jitted epoch (Adam, float32), with the GEMM floor",
-        "",
-        markdown_table(rows),
-        "",
-        f"Best of {rounds} rounds, the contenders taking turns; JAX's compile time apart. "
-        f"{', '.join(f'{k} {v}' for k, v in info.items())}; 1-minute load average {load:.2f} at the end.",
-        "",
-    ])
-    print(report)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(report)
+    print_report("microdl against JAX + optax's jitted epoch (Adam, float32), with the GEMM floor", rows,
+                 f"Best of {rounds} rounds, the contenders taking turns; JAX's compile time apart.",
+                 info, args.out)
 
 
 if __name__ == "__main__":

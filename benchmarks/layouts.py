@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import machine_info, markdown_table
+from benchmarks.common import machine_info, print_report
 
 
 def misaligned(X: np.ndarray) -> np.ndarray:
@@ -138,20 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     rounds = args.rounds or (2 if args.quick else 5)
     rows = measure(rounds, args.quick)
     info = machine_info()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    report = "\n".join([
-        "## Input layouts against an aligned C-ordered copy (Adam, float32, shuffled batches of 200)",
-        "",
-        markdown_table(rows),
-        "",
-        f"Best of {rounds} interleaved rounds; one fit includes the boundary copy. "
-        f"{', '.join(f'{k} {v}' for k, v in info.items())}; 1-minute load average {load:.2f} at the end.",
-        "",
-    ])
-    print(report)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(report)
+    print_report("Input layouts against an aligned C-ordered copy (Adam, float32, shuffled batches of 200)", rows,
+                 f"Best of {rounds} interleaved rounds; one fit includes the boundary copy.",
+                 info, args.out)
 
 
 if __name__ == "__main__":
