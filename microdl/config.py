@@ -44,11 +44,10 @@ NOTE [fork while a kernel runs]
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 # -- evaluation and prediction ------------------------------------------------------------------------------
@@ -105,21 +104,30 @@ class _ForkGate:
     runs]): many kernel calls may run at once; a fork waits for none to run and lets none start."""
 
     def __init__(self) -> None:
-        self.cond = threading.Condition(threading.Lock())
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
         self.running = 0
         self.forking = False
 
+    # enter and leave run around every parallel kernel call: they take the lock itself (not ``with self.cond``,
+    # a Python-level call more) and touch the condition only when a fork waits.
     def enter(self) -> None:
-        with self.cond:
+        self.lock.acquire()
+        try:
             while self.forking:
                 self.cond.wait()
             self.running += 1
+        finally:
+            self.lock.release()
 
     def leave(self) -> None:
-        with self.cond:
+        self.lock.acquire()
+        try:
             self.running -= 1
-            if self.running == 0:
+            if self.running == 0 and self.forking:
                 self.cond.notify_all()
+        finally:
+            self.lock.release()
 
     def before_fork(self) -> None:
         self.cond.acquire()
@@ -140,20 +148,34 @@ _gate = _ForkGate()
 _in_kernel_call = threading.local()
 
 
-@contextlib.contextmanager
-def kernel_call() -> Iterator[None]:
-    """Run a kernel call (one batch's pass, one optimizer step) where a fork cannot split it (NOTE [fork while
-    a kernel runs])."""
-    depth = getattr(_in_kernel_call, "depth", 0)
-    if depth == 0:  # re-entrant: a nested call must not wait for a fork that waits for the outer one
-        _gate.enter()
-    _in_kernel_call.depth = depth + 1
-    try:
-        yield
-    finally:
+class _KernelCall:
+    """What :func:`kernel_call` returns: a plain context manager, since it wraps every optimizer step and batch
+    pass, and a generator-based one (``contextlib.contextmanager``) cost 3 µs a call, a third of an SGD step at
+    N = 1e5 (``python -m benchmarks.optimizers``). Re-entrant: a nested call must not wait for a fork that
+    waits for the outer one. It keeps no state of its own (the depth is per thread), so one instance serves."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        depth = getattr(_in_kernel_call, "depth", 0)
+        if depth == 0:
+            _gate.enter()  # read at call time: a forked child has a fresh gate
+        _in_kernel_call.depth = depth + 1
+
+    def __exit__(self, *exc: object) -> None:
+        depth = _in_kernel_call.depth - 1
         _in_kernel_call.depth = depth
         if depth == 0:
             _gate.leave()
+
+
+_KERNEL_CALL = _KernelCall()
+
+
+def kernel_call() -> _KernelCall:
+    """Run a kernel call (one batch's pass, one optimizer step) where a fork cannot split it (NOTE [fork while
+    a kernel runs]): ``with kernel_call(): ...``."""
+    return _KERNEL_CALL
 
 
 def _forked() -> None:
