@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from microdl.cli import build_parser, main
+from tests.signals import train_stopped_by
 
 
 def test_train_prints_progress_and_final_summary(capsys):
@@ -174,18 +175,8 @@ def test_ctrl_c_in_train_exits_130_with_one_line_and_keeps_the_old_checkpoint(tm
     path = tmp_path / "model.npz"
     assert main(["train", "--dataset", "iris", "--epochs", "1", "--quiet", "--save", str(path)]) == 0
     before = path.read_bytes()
-    proc = subprocess.Popen([sys.executable, "-m", "microdl", "train", "--dataset", "digits", "--epochs", "100000",
-                             "--save", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        for line in proc.stdout:  # wait until it trains
-            if line.startswith("epoch "):
-                break
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130
+    returncode, stderr = train_stopped_by(signal.SIGINT, path)
+    assert returncode == 130
     assert stderr.strip().splitlines() == ["microdl train: interrupted; files written before were left as they were"]
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
 

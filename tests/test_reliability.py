@@ -16,6 +16,7 @@ from microdl.nn import MLP
 from microdl.nn._cpu import single_threaded_blas
 from microdl.optim import Adam
 from microdl.train import fit
+from tests.signals import train_stopped_by
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -219,20 +220,8 @@ def test_train_stopped_by_sighup_exits_129_and_keeps_the_old_checkpoint(tmp_path
     assert subprocess.run([sys.executable, "-m", "microdl", "train", "--dataset", "iris", "--epochs", "1", "--quiet",
                            "--save", str(path)], capture_output=True, timeout=120).returncode == 0
     before = path.read_bytes()
-    import os
-
-    proc = subprocess.Popen([sys.executable, "-m", "microdl", "train", "--dataset", "digits", "--epochs", "100000",
-                             "--save", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        for line in proc.stdout:  # wait until it trains
-            if line.startswith("epoch "):
-                break
-        proc.send_signal(signal.SIGHUP)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 129
+    returncode, stderr = train_stopped_by(signal.SIGHUP, path)
+    assert returncode == 129
     assert stderr.strip().splitlines() == ["microdl train: stopped by SIGHUP; files written before were left as "
                                            "they were"]
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
