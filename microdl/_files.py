@@ -40,6 +40,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -47,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from microdl import config
 
 __all__ = ["atomic_file", "atomic_folder", "check_writable_file", "check_writable_folder",
            "check_replaceable_folder", "strict_json", "MANIFEST", "Stopped", "deferred_signals",
@@ -71,32 +74,53 @@ class Stopped(KeyboardInterrupt):
 
 
 def _raise_stopped(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt if signum == signal.SIGINT else Stopped(signum)
+    exc = KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
+    if not config.pending_stop:  # the first signal's exception is the one that stops the command
+        config.pending_stop.append(exc)
+    raise exc
+
+
+def _installed(signum: int) -> bool:
+    """Whether ``signum`` still has the handler Python starts with (no one else has changed it)."""
+    return signal.getsignal(signum) is (signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
 
 
 @contextlib.contextmanager
 def stop_signals_as_exceptions() -> Iterator[None]:
-    """While inside, SIGTERM and SIGHUP raise :class:`Stopped` in the main thread (as SIGINT raises
-    ``KeyboardInterrupt``); the previous handlers come back on the way out. Does nothing off the main thread,
-    where Python cannot set handlers, and leaves a signal alone whose handler someone already changed."""
+    """While inside, SIGTERM and SIGHUP raise :class:`Stopped` in the main thread, SIGINT ``KeyboardInterrupt``
+    as always, and every kernel call and commit of files raises the exception again where Python swallowed it
+    (NOTE [a stop Python swallowed], :data:`microdl.config.pending_stop`); the previous handlers come back on
+    the way out. Does nothing off the main thread, where Python cannot set handlers, and leaves a signal alone
+    whose handler someone already changed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {}
-    for name, signum in STOP_SIGNALS.items():
-        if name != "SIGINT" and signal.getsignal(signum) is signal.SIG_DFL:
-            previous[signum] = signal.signal(signum, _raise_stopped)
+    previous = {signum: signal.signal(signum, _raise_stopped) for signum in STOP_SIGNALS.values()
+                if _installed(signum)}
+    hook = sys.unraisablehook
+
+    def quiet_about_the_stop(unraisable: Any) -> None:
+        # The stop's exception, swallowed in a callback: it is raised again at the next kernel call, so
+        # Python's "Exception ignored ..." traceback would only be noise above the command's one line.
+        if not (config.pending_stop and unraisable.exc_value is config.pending_stop[0]):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet_about_the_stop
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        config.pending_stop.clear()
 
 
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
     """Hold back SIGINT, SIGTERM and SIGHUP for the few statements that must not be split; raise the first one
     received afterwards (``KeyboardInterrupt`` or :class:`Stopped`)."""
+    if config.pending_stop:  # a stop that Python swallowed: do not commit (NOTE [a stop Python swallowed])
+        raise config.pending_stop[0]
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -104,7 +128,7 @@ def deferred_signals() -> Iterator[None]:
     previous = {}
     for signum in STOP_SIGNALS.values():
         handler = signal.getsignal(signum)
-        if signum == signal.SIGINT or handler is _raise_stopped:  # only those that would have raised
+        if _installed(signum) and signum == signal.SIGINT or handler is _raise_stopped:  # those that raise
             previous[signum] = signal.signal(signum, lambda n, frame: received.append(n))
     try:
         yield

@@ -21,7 +21,8 @@ A command fails with one line on stderr, never a traceback, unless the traceback
 * an OS error while reading or writing (a full disk): status 1;
 * a diverged ``train`` (fit's verdict, or ``compare``'s blow-up rule): status 1, one line saying why, and no
   checkpoint written, so a good one already at ``--save`` stays;
-* Ctrl-C: status 130; files are written atomically (:mod:`microdl._files`), so whatever was there before
+* Ctrl-C: status 130, also while the modules load or a kernel compiles (NOTE [a stop Python swallowed] in
+  :mod:`microdl.config`); files are written atomically (:mod:`microdl._files`), so whatever was there before
   is intact; SIGTERM (``kill``, ``docker stop``, Kubernetes) and SIGHUP (a closed terminal) stop a command
   the same way (joblib's workers stopped, temporary files removed), with status 143 and 129;
 * a reader that closed the pipe (``microdl train | head``): status 141, as for a shell tool killed by
@@ -786,6 +787,14 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit status (NOTE [how the CLI fails])."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the command's modules load, before it has a name and a handler
+        sys.stderr.write("microdl: interrupted\n")
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from microdl._cuda_support import CudaUnavailableError
 
     try:

@@ -110,24 +110,19 @@ class _ForkGate:
         self.forking = False
 
     # enter and leave run around every parallel kernel call: they take the lock itself (not ``with self.cond``,
-    # a Python-level call more) and touch the condition only when a fork waits.
+    # a Python-level call more) and touch the condition only when a fork waits. ``with``, not acquire() and a
+    # try: Ctrl-C raised between the two would leave the lock held, and the next kernel call would wait forever.
     def enter(self) -> None:
-        self.lock.acquire()
-        try:
+        with self.lock:
             while self.forking:
                 self.cond.wait()
             self.running += 1
-        finally:
-            self.lock.release()
 
     def leave(self) -> None:
-        self.lock.acquire()
-        try:
+        with self.lock:
             self.running -= 1
             if self.running == 0 and self.forking:
                 self.cond.notify_all()
-        finally:
-            self.lock.release()
 
     def before_fork(self) -> None:
         self.cond.acquire()
@@ -147,6 +142,14 @@ class _ForkGate:
 _gate = _ForkGate()
 _in_kernel_call = threading.local()
 
+#: NOTE [a stop Python swallowed]: the exception of a stop signal (Ctrl-C, SIGTERM, SIGHUP) that the command
+#: line received and has not yet seen reach its handler. Python raises a signal's exception in whatever Python
+#: code runs next, and when that is a ctypes callback or a ``__del__`` it prints "Exception ignored" and carries
+#: on: Ctrl-C during a first compile landed in llvmlite's object-cache callback 2 times in 10 here, and
+#: ``microdl compare`` went on training for minutes. So the handler (microdl._files) also puts the exception
+#: here, every kernel call raises it again until it gets through, and the command line clears it on the way out.
+pending_stop: list[BaseException] = []
+
 
 class _KernelCall:
     """What :func:`kernel_call` returns: a plain context manager, since it wraps every optimizer step and batch
@@ -157,6 +160,8 @@ class _KernelCall:
     __slots__ = ()
 
     def __enter__(self) -> None:
+        if pending_stop:  # NOTE [a stop Python swallowed]
+            raise pending_stop[0]
         depth = getattr(_in_kernel_call, "depth", 0)
         if depth == 0:
             _gate.enter()  # read at call time: a forked child has a fresh gate

@@ -227,6 +227,48 @@ def test_train_stopped_by_sighup_exits_129_and_keeps_the_old_checkpoint(tmp_path
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
 
 
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_stop_that_python_swallowed_in_a_callback_is_raised_at_the_next_kernel_call(signame, capsys):
+    """Ctrl-C during a first compile landed in llvmlite's ctypes callback, where Python prints "Exception
+    ignored" and goes on: ``microdl compare`` then trained for minutes (CI, test_ctrl_c_in_compare...). Here the
+    signal lands in a ``__del__``, which Python also swallows."""
+    import gc
+    import signal
+
+    from microdl import config
+    from microdl._files import Stopped, deferred_signals, stop_signals_as_exceptions
+
+    class SwallowsWhatItRaises:
+        def __del__(self):
+            signal.raise_signal(getattr(signal, signame))  # the handler runs here, inside __del__
+
+    expected = KeyboardInterrupt
+    with stop_signals_as_exceptions():
+        SwallowsWhatItRaises()
+        gc.collect()
+        with pytest.raises(expected) as raised, config.kernel_call():
+            pytest.fail("the kernel call ran after the stop")
+        with pytest.raises(expected), deferred_signals():  # nor does a commit of files
+            pytest.fail("the files were committed after the stop")
+    assert isinstance(raised.value, Stopped) == (signame == "SIGTERM")
+    assert "Exception ignored" not in capsys.readouterr().err  # the command's one line is all a user sees
+    with config.kernel_call():  # the command is over: the library works as before
+        pass
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_ctrl_c_while_the_cli_loads_its_modules_is_one_line_and_status_130(monkeypatch, capsys):
+    from microdl import cli
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_main", interrupted)
+    assert cli.main(["compare"]) == 130
+    assert capsys.readouterr().err == "microdl: interrupted\n"
+
+
 # -- the odd cases of issue 21 ---------------------------------------------------------------------------------
 def test_save_through_a_symlink_writes_its_target_and_keeps_the_link(tmp_path):
     from microdl.io import load, save
