@@ -107,3 +107,38 @@ def test_a_fit_leaves_numpys_blas_alone_for_the_other_threads():
         time.sleep(0.01)
     fitter.join()
     assert seen <= before
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="needs os.register_at_fork")
+@pytest.mark.parametrize("through", ["run_parallel", "kernel_call"])
+def test_a_fork_waits_for_a_launch_in_another_thread_to_end(through):
+    """NOTE [fork while a kernel runs]: a fork never lands inside a parallel launch (which holds PARALLEL_LOCK,
+    also taken by the fork) nor inside a kernel call (the gate)."""
+    import threading
+
+    started, events = threading.Event(), []
+
+    def kernel():
+        started.set()
+        time.sleep(0.3)
+        events.append("kernel ended")
+
+    def launch():
+        if through == "run_parallel":
+            config.run_parallel(kernel)
+        else:
+            with config.kernel_call():
+                kernel()
+
+    worker = threading.Thread(target=launch)
+    worker.start()
+    started.wait()
+    pid = os.fork()
+    if pid == 0:  # the child: nothing to do but leave, without running the parent's clean-ups
+        os._exit(0)
+    events.append("fork returned")
+    worker.join()
+    assert os.waitpid(pid, 0)[1] == 0
+    assert events == ["kernel ended", "fork returned"]
+    assert config.PARALLEL_LOCK.acquire(blocking=False)  # and the fork gave the lock back
+    config.PARALLEL_LOCK.release()
