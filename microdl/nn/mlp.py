@@ -39,7 +39,6 @@ from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any, NamedTuple
 
-import numba
 import numpy as np
 from scipy.sparse import issparse
 
@@ -53,17 +52,70 @@ from microdl._validation import (
     check_X,
     check_Y,
 )
-from microdl.nn import _cpu, formulas, losses, reference
+from microdl.nn import formulas, losses, reference
 from microdl.nn.activations import activation_parameters, get_activation
 from microdl.nn.layout import layer_shapes, layer_views, layout_table, n_params
 from microdl.nn.losses import get_loss, loss_parameters
 
-__all__ = ["MLP", "INITS", "BACKENDS"]
+__all__ = ["MLP", "INITS", "BACKENDS", "choose_backend", "fit_work", "NUMPY_MAX_WORK", "NUMPY_BATCH_WORK"]
 
 INITS = ("auto", "glorot", "he", "sklearn")
-#: Who runs the passes on the CPU: Numba's compiled kernels, or the textbook NumPy code of
-#: :mod:`microdl.nn.reference` (slow, for reading and stepping through).
+#: Who runs the passes on the CPU: Numba's compiled kernels, or the NumPy code of :mod:`microdl.nn.reference`
+#: (NOTE [the NumPy backend for small fits]).
 BACKENDS = ("numba", "numpy")
+
+# The compiled passes and Numba's thread count, imported by the first model that runs on them, so that a model on
+# the NumPy backend imports no Numba (NOTE [the NumPy backend for small fits]).
+_cpu: Any = None
+_num_threads: Any = None
+
+
+#: The most work for which :func:`choose_backend` picks the NumPy backend, in samples × parameters: the time a
+#: fresh process needs to load the compiled kernels, divided by what the NumPy backend costs more per sample and
+#: parameter (NOTE [the NumPy backend for small fits]).
+NUMPY_MAX_WORK = 2_200_000_000
+#: What one batch costs the NumPy backend more than the compiled kernels (its Python calls, the temporaries), in
+#: the same units of work (NOTE [the NumPy backend for small fits]).
+NUMPY_BATCH_WORK = 400_000
+
+
+def fit_work(n_params: int, n_samples: int, epochs: int, batch_size: int | None = None) -> int:
+    """The work of a fit as :func:`choose_backend` counts it: ``epochs`` × (``n_samples`` × ``n_params`` +
+    batches × :data:`NUMPY_BATCH_WORK`), with batches of ``batch_size`` rows (None: the full batch)."""
+    batches = 1 if batch_size is None or n_samples == 0 else -(-n_samples // min(batch_size, n_samples))
+    return epochs * (n_samples * n_params + batches * NUMPY_BATCH_WORK)
+
+
+def choose_backend(layer_sizes: Sequence[int], n_samples: int, epochs: int, batch_size: int | None = None,
+                   activation: str = "relu", loss: str = "cross_entropy", device: str = "cpu") -> str:
+    """The backend that finishes a fit of ``epochs`` passes over ``n_samples`` rows in batches of ``batch_size``
+    (None: the full batch) soonest, counting the time a fresh process needs to load the compiled kernels:
+    ``"numpy"`` while its work (:func:`fit_work`) is at most :data:`NUMPY_MAX_WORK` and the activation and the
+    loss have array forms, ``"numba"`` otherwise (NOTE [the NumPy backend for small fits]). A pure function of
+    its arguments, so that the same fit makes the same choice in every process.
+
+    >>> choose_backend((64, 100, 10), n_samples=1797, epochs=10, batch_size=200)
+    'numpy'
+    >>> choose_backend((64, 100, 10), n_samples=1797, epochs=200, batch_size=200)
+    'numba'
+    """
+    sizes = _check_layer_sizes(layer_sizes)
+    n_samples, epochs = check_int("n_samples", n_samples, 0), check_int("epochs", epochs, 0)
+    batch_size = None if batch_size is None else check_int("batch_size", batch_size, 1)
+    act, out = get_activation(activation), get_loss(loss)
+    has_arrays = None not in (act.f_array, act.df_array, out.value_array, out.delta_array)
+    small = fit_work(n_params(sizes), n_samples, epochs, batch_size) <= NUMPY_MAX_WORK
+    return "numpy" if check_choice("device", device, ("cpu", "cuda")) == "cpu" and has_arrays and small else "numba"
+
+
+def _load_kernels() -> None:
+    global _cpu, _num_threads
+    if _cpu is None:
+        from numba import get_num_threads
+
+        from microdl.nn import _cpu as module
+
+        _cpu, _num_threads = module, get_num_threads
 
 
 class _Workspace:
@@ -94,7 +146,7 @@ class _Workspace:
         """Row blocks for a pass of ``m`` rows (NOTE [row blocks] in :mod:`microdl.nn._cpu`); grows the gradient
         buffers of blocks 1.. when the thread count has grown."""
         model = self.model
-        n_blocks = _cpu.n_blocks_for(m, model._n_weights, numba.get_num_threads(), self.with_deltas)
+        n_blocks = _cpu.n_blocks_for(m, model._n_weights, _num_threads(), self.with_deltas)
         if self.with_deltas and n_blocks - 1 > self.block_grads.shape[0]:
             self.block_grads = np.empty((n_blocks - 1, model.n_params), dtype=model.dtype)
         return n_blocks
@@ -207,6 +259,8 @@ class MLP:
         self._fit_lock = threading.Lock()
         self._masks: tuple[np.ndarray, ...] = ()  # the dropout masks' buffer (NOTE [dropout] in microdl.nn._cpu)
         self._device_net = None
+        if self.backend == "numba":
+            _load_kernels()
         if self.device == "cuda":
             from microdl.cuda.model import DeviceNet  # imports numba.cuda only now
 
