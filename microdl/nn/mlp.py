@@ -22,6 +22,28 @@ Backprop, in the names used below (⊙ is the elementwise product, m the batch s
 it). Otherwise the passes run in the kernels of :mod:`microdl.nn._cpu` (the batch cut into row blocks, one per
 thread, NOTE [row blocks] there) or, for ``device="cuda"``, of :mod:`microdl.cuda`.
 
+NOTE [the NumPy backend for small fits]
+    A fresh process pays for the compiled kernels before their first pass: importing Numba, setting up its CPU
+    target and loading the kernels from the disk cache took 0.44 s of CPU time with a warm cache (the median of 7
+    pairs of fresh processes fitting digits once, ``backend="numba"`` against ``"numpy"``, issue 20), and compiling
+    them about 3 s with an empty one; a user's first fit of a small problem was more than 95 % of that. The NumPy
+    backend (:mod:`microdl.nn.reference`, with the array forms of the formulas: NOTE [array forms] in
+    :mod:`microdl.nn.activations`) needs no compiled code, and costs more per batch instead: about 80 µs per batch
+    and 0.1-0.2 ns per sample and parameter more than the kernels (Adam on digits, BLAS on one thread, batches of
+    1, 32 and 200 rows, hidden layers of 64, 100 and 512; the kernels took 2.1 ms an epoch at batch 200 and
+    hidden 100, the NumPy backend 3.7 ms, scikit-learn 14.5 ms). So :func:`choose_backend` counts a fit's work as
+    epochs × (samples × parameters + batches × :data:`NUMPY_BATCH_WORK`), 400,000 units a batch (80 µs over
+    0.2 ns), and takes NumPy up to :data:`NUMPY_MAX_WORK`, 2.2e9 units (0.44 s over 0.2 ns): where the NumPy
+    backend is done before the kernels would be loaded. Digits' default network then trains on NumPy for up to
+    about 130 epochs of batch 200. The choice is made from the planned fit alone, never from what the process has
+    loaded already, so the same fit runs on the same backend everywhere; the estimators
+    (``backend='auto'``, their default) and ``microdl train`` (``--backend auto``) make it, and say which they
+    took (``backend_``; the model's repr). Both backends compute the same thing and agree to rounding; the NumPy
+    one computes in float64 whatever the model's dtype (the reference pass's rule), and holds BLAS at one thread
+    as the kernels do (a BLAS thread pool on a loaded machine made its epochs 4 to 30 times slower). Importing
+    :mod:`microdl.nn`, :mod:`microdl.optim`, :mod:`microdl.train` or :mod:`microdl.sklearn` imports no Numba:
+    the kernels are imported by the first model built on them.
+
 NOTE [workspaces]
     A pass needs buffers for every layer's activations and deltas. Training uses the model's own workspace,
     sized for the largest batch and reused, so a step allocates nothing. Prediction and evaluation use a
@@ -186,7 +208,9 @@ class MLP:
         0.01}`` for leaky_relu, ``{"alpha": 1.0}`` for elu, ``{"delta": 1.0}`` for huber.
     backend : {"numba", "numpy"}, default "numba"
         ``"numpy"`` runs forward and backward through the textbook code of :mod:`microdl.nn.reference` (CPU
-        only; slow, for reading and stepping through in a debugger). Both give the same numbers to rounding.
+        only): no compiled code to load, so a fresh process starts at once, and slower per batch than the
+        kernels (NOTE [the NumPy backend for small fits]; :func:`choose_backend` picks one for a planned fit);
+        also the code to read and step through in a debugger. Both give the same numbers to rounding.
     dropout : float or sequence of float, default 0
         Inverted dropout of the hidden layers' outputs: each unit is dropped with probability p (0 ≤ p < 1) and
         the kept ones scaled by 1/(1−p), in training passes only (:meth:`loss_and_grad`, ``fit``); prediction and

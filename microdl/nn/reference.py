@@ -16,9 +16,12 @@ product and f the hidden activation::
 
 Every per-element formula (f, f', each loss with its output and delta) is the one registered in
 :mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, the same functions the fast kernels compile; this
-module only arranges them in the order above, with NumPy's matrix products. It allocates every array it needs
-and is meant for reading, stepping through in a debugger and testing, not for speed. ``MLP(...,
-backend="numpy")`` trains on it: :func:`microdl.train.fit`, the estimators and ``compare`` then run this code.
+module only arranges them in the order above, with NumPy's matrix products, each formula applied to a whole
+array at once through its array form (NOTE [array forms] in :mod:`microdl.nn.activations`). It allocates every
+array it needs and is meant for reading, stepping through in a debugger and testing, and for small fits, which
+it finishes before the compiled kernels could be loaded (NOTE [the NumPy backend for small fits] in
+:mod:`microdl.nn.mlp`). ``MLP(..., backend="numpy")`` trains on it: :func:`microdl.train.fit`, the estimators
+and ``compare`` then run this code.
 
 The fast passes compute exactly this: :mod:`microdl.nn._cpu` runs the same steps on row blocks of the batch,
 one per thread, fusing the elementwise steps into single loops and writing the gradients straight into the
