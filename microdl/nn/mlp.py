@@ -86,12 +86,6 @@ INITS = ("auto", "glorot", "he", "sklearn")
 #: (NOTE [the NumPy backend for small fits]).
 BACKENDS = ("numba", "numpy")
 
-# The compiled passes and Numba's thread count, imported by the first model that runs on them, so that a model on
-# the NumPy backend imports no Numba (NOTE [the NumPy backend for small fits]).
-_cpu: Any = None
-_num_threads: Any = None
-
-
 #: The most work for which :func:`choose_backend` picks the NumPy backend, in samples × parameters: the time a
 #: fresh process needs to load the compiled kernels, divided by what the NumPy backend costs more per sample and
 #: parameter (NOTE [the NumPy backend for small fits]).
@@ -128,6 +122,17 @@ def choose_backend(layer_sizes: Sequence[int], n_samples: int, epochs: int, batc
     has_arrays = None not in (act.f_array, act.df_array, out.value_array, out.delta_array)
     small = fit_work(n_params(sizes), n_samples, epochs, batch_size) <= NUMPY_MAX_WORK
     return "numpy" if check_choice("device", device, ("cpu", "cuda")) == "cpu" and has_arrays and small else "numba"
+
+
+# The compiled passes and Numba's thread count, imported by the first model that runs on them, so that a model on
+# the NumPy backend imports no Numba (NOTE [the NumPy backend for small fits]).
+_cpu: Any = None
+_num_threads: Any = None
+
+
+#: The NumPy backend computes as the kernels do, without floating-point warnings: a loss or a weight that overflows
+#: is the training loop's to report, once (NOTE [finite or told] in microdl.train).
+_QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore", "under": "ignore"}
 
 
 def _load_kernels() -> None:
@@ -389,10 +394,11 @@ class MLP:
                                  masks: tuple[np.ndarray, ...] | None = None) -> tuple[float, float]:
         """:meth:`_batch_loss_and_grad` through the textbook pass (``backend="numpy"``)."""
         m = X.shape[0]
-        loss, dL_dW, dL_db = reference.loss_and_grad(self, X, Y, w, None if masks is None else
-                                                     [M[:m] for M in masks])
-        for view, g in zip(self.dL_dW + self.dL_db, dL_dW + dL_db):
-            view[...] = g
+        with np.errstate(**_QUIET):
+            loss, dL_dW, dL_db = reference.loss_and_grad(self, X, Y, w, None if masks is None else
+                                                         [M[:m] for M in masks])
+            for view, g in zip(self.dL_dW + self.dL_db, dL_dW + dL_db):
+                view[...] = g  # (a float32 model: an overflowing gradient becomes inf, as in the kernels)
         penalty = self.penalty(X.shape[0] if w is None else float(np.sum(w, dtype=np.float64)))
         return loss - penalty, penalty
 
@@ -429,7 +435,8 @@ class MLP:
         if self._device_net is not None:
             return self._device_net.evaluate(X, Y, with_outputs)
         if self.backend == "numpy":
-            loss, out = reference.evaluate(self, X, Y)
+            with np.errstate(**_QUIET):
+                loss, out = reference.evaluate(self, X, Y)
             return loss, out.astype(self.dtype) if with_outputs else None
         n, chunk = X.shape[0], config.EVAL_CHUNK
         out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype) if with_outputs else None
