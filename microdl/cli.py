@@ -235,7 +235,10 @@ def _add_train(sub: Any) -> None:
                    help="hold out this fraction of the training data for validation")
     p.add_argument("--test-size", type=fraction, default=0.25, help="test fraction (default 0.25)")
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"], help="precision")
-    p.add_argument("--backend", default="cpu", choices=list(BACKENDS), help="optimizer backend (default cpu)")
+    p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                   help="optimizer backend, the model on the Numba kernels; or auto (the default): the model and the "
+                        "optimizer on NumPy for a small run, which then loads no compiled code, and on Numba's "
+                        "CPU kernels otherwise (microdl.nn.choose_backend)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where the whole training step runs (cuda needs numba-cuda and a GPU)")
     p.add_argument("--seed", type=seed, default=0, help="random seed of initialisation, split and shuffling")
@@ -280,7 +283,7 @@ _NOT_FOR_LBFGS = {
     "schedule": ("--schedule", "constant", "it has no learning rate to schedule"),
     "clip_norm": ("--clip-norm", None, "its line search needs the true gradient"),
     "clip_value": ("--clip-value", None, "its line search needs the true gradient"),
-    "backend": ("--backend", "cpu", "it runs SciPy's L-BFGS-B on the CPU"),
+    "backend": ("--backend", "auto", "it runs SciPy's L-BFGS-B on the CPU"),
     "device": ("--device", "cpu", "it runs on the CPU only: SciPy's L-BFGS-B works on host arrays"),
 }
 
@@ -425,7 +428,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     from microdl.datasets import load_dataset
     from microdl.experiments.runs import BLOW_UP_FACTOR, blew_up
-    from microdl.nn import MLP, get_loss
+    from microdl.nn import MLP, choose_backend, get_loss
     from microdl.optim import available_optimizers, make_optimizer, optimizer_entry
     from microdl.train import DivergenceWarning, EarlyStopping, History, evaluate_loss, fit, score, split_validation
 
@@ -447,7 +450,7 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         args.validation_fraction = 0.1
     backend, device = args.backend, args.device
     if device == "cuda" or backend == "cuda":  # either one says "on the GPU": the parameters and the update
-        if backend not in ("cpu", "cuda"):     # must live in the same place, so one implies the other
+        if backend not in ("auto", "cpu", "cuda"):  # must live in the same place, so one implies the other
             parser.error(f"--device cuda needs the cuda optimizer backend, not --backend {backend}")
         backend = device = "cuda"
     from microdl._files import check_writable_file, strict_json
@@ -485,9 +488,15 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
                    else f"microdl sensitivity --dataset {source}") + f" --optimizers {args.optimizer}"
             rate_note = (f"{args.optimizer}: lr {hyper['lr']:.3g}{' with ' + shown if shown else ''} ({lr_source}); "
                          f"set --lr to choose another, and see which rates work with `{how}`")
-        model = MLP((data.n_features, *args.hidden, data.n_outputs), activation=args.activation, loss=loss,
-                    alpha=args.alpha, dtype=args.dtype, random_state=args.seed, device=device,
-                    activation_params=dict(args.activation_param), loss_params=dict(args.loss_param))
+        sizes = (data.n_features, *args.hidden, data.n_outputs)
+        model_backend = "numba"
+        if backend == "auto":  # NOTE [the NumPy backend for small fits] in microdl.nn.mlp
+            model_backend = choose_backend(sizes, data.X_train.shape[0], args.epochs,
+                                           None if lbfgs else args.batch_size, args.activation, loss, device)
+            backend = "numpy" if model_backend == "numpy" and not lbfgs else "cpu"  # (L-BFGS: SciPy's, on the host)
+        model = MLP(sizes, activation=args.activation, loss=loss, alpha=args.alpha, dtype=args.dtype,
+                    random_state=args.seed, device=device, activation_params=dict(args.activation_param),
+                    loss_params=dict(args.loss_param), backend=model_backend)
         optimizer = make_optimizer(args.optimizer, model.params, backend=backend, **hyper)
         done = History()
         rng = np.random.default_rng(args.seed)  # as fit(random_state=seed) makes it: kept to save its state

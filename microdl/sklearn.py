@@ -132,7 +132,7 @@ except ImportError:  # scikit-learn < 1.6
 
 
 from microdl._validation import check_int
-from microdl.nn import MLP
+from microdl.nn import MLP, choose_backend
 from microdl.nn.layout import layer_views
 from microdl.optim import make_optimizer, optimizer_entry
 from microdl.optim.lbfgs import LBFGS
@@ -434,7 +434,7 @@ class _BaseMLP(BaseEstimator):
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [_Registered(_activation_options)],
         "activation_params": [dict, None],
-        "backend": [StrOptions({"numba", "numpy"})],
+        "backend": [StrOptions({"auto", "numba", "numpy"})],
         "solver": [_SolverOptions()],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -479,7 +479,7 @@ class _BaseMLP(BaseEstimator):
                  early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
                  max_fun: int = 15000, device: str = "cpu", dtype: Any = "auto",
-                 activation_params: dict | None = None, backend: str = "numba", early_stopping_metric: str = "score",
+                 activation_params: dict | None = None, backend: str = "auto", early_stopping_metric: str = "score",
                  lr_schedule: Any = None, clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
                  callbacks: Sequence[Any] | None = None, progress: bool = False, dropout: Any = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -717,17 +717,26 @@ class _BaseMLP(BaseEstimator):
             hyper.update(_OPTIMIZER_PARAMS[param](self))
         if "epsilon" in entry.estimator_params and "eps_on" in entry.parameters:
             hyper["eps_on"] = "v"  # scikit-learn's ε placement (NOTE [same random stream, same model])
-        backend = "cuda" if self._model.device == "cuda" else "numpy" if self.backend == "numpy" else "cpu"
+        backend = "cuda" if self._model.device == "cuda" else "numpy" if self._model.backend == "numpy" else "cpu"
         return make_optimizer(self.solver, self._model.params, backend=backend, **hyper)
 
-    def _initialize(self, n_features: int, n_outputs: int, dtype: np.dtype, random_state: Any = None) -> None:
-        """A fresh network, drawn from ``_random_state`` as scikit-learn draws it, and a fresh record."""
-        self._model = MLP((n_features, *self._hidden_sizes(), n_outputs),
-                          activation=_ACTIVATION_ALIASES.get(self.activation, self.activation),
+    def _initialize(self, n_features: int, n_outputs: int, dtype: np.dtype, n_samples: int, epochs: int,
+                    random_state: Any = None) -> None:
+        """A fresh network, drawn from ``_random_state`` as scikit-learn draws it, and a fresh record. With
+        ``backend='auto'`` the network runs on the backend that :func:`microdl.nn.choose_backend` picks for
+        ``epochs`` passes over ``n_samples`` rows; the choice is kept in ``backend_``."""
+        sizes = (n_features, *self._hidden_sizes(), n_outputs)
+        activation = _ACTIVATION_ALIASES.get(self.activation, self.activation)
+        self.backend_ = self.backend
+        if self.backend == "auto":
+            batch_size = None if self.solver == "lbfgs" else 200 if self.batch_size == "auto" else self.batch_size
+            self.backend_ = choose_backend(sizes, n_samples, epochs, batch_size, activation, self._loss_for_targets(),
+                                           self.device)
+        self._model = MLP(sizes, activation=activation,
                           loss=self._loss_for_targets(), alpha=float(self.alpha), init="sklearn", dtype=dtype,
                           random_state=self._random_state if random_state is None else random_state,
                           device=self.device, activation_params=self.activation_params,
-                          loss_params=self._loss_params(), backend=self.backend, **self._dropout_argument())
+                          loss_params=self._loss_params(), backend=self.backend_, **self._dropout_argument())
         self._dropout_built = self._dropout_rates()
         self.history_ = History()
         self.n_iter_ = 0
@@ -742,7 +751,8 @@ class _BaseMLP(BaseEstimator):
             self._no_improvement_count = 0
             self._reset_stopping_record()
 
-    def _initialize_from_assigned(self, n_features: int, n_outputs: int, dtype: np.dtype) -> None:
+    def _initialize_from_assigned(self, n_features: int, n_outputs: int, dtype: np.dtype, n_samples: int,
+                                  epochs: int) -> None:
         """The network from the assigned coefs_ and intercepts_ (NOTE [weights assigned before a fit]).
 
         As in scikit-learn, nothing is drawn from ``_random_state`` (the shuffles stay scikit-learn's), and the
@@ -750,7 +760,8 @@ class _BaseMLP(BaseEstimator):
         """
         assigned = self.__dict__.pop("_assigned_layers")
         record = {key: value for key, value in vars(self).items() if key in _RECORD}
-        self._initialize(n_features, n_outputs, dtype, random_state=np.random.RandomState(0))  # overwritten below
+        self._initialize(n_features, n_outputs, dtype, n_samples, epochs,
+                         random_state=np.random.RandomState(0))  # (the weights are overwritten below)
         vars(self).update(record)
         self._write_layers(0, assigned[0])
         self._write_layers(1, assigned[1])
@@ -786,11 +797,12 @@ class _BaseMLP(BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
         sample_weight = self._weigh_classes(y_labels, sample_weight, incremental, X.dtype)
         self._random_state = check_random_state(self.random_state)
+        epochs = 1 if incremental else self.max_iter  # the planned work, for backend='auto'
         if first_pass:
             self.__dict__.pop("_assigned_layers", None)
-            self._initialize(X.shape[1], Y.shape[1], self._dtype_for(X))
+            self._initialize(X.shape[1], Y.shape[1], self._dtype_for(X), X.shape[0], epochs)
         elif not hasattr(self, "_model"):
-            self._initialize_from_assigned(X.shape[1], Y.shape[1], self._dtype_for(X))
+            self._initialize_from_assigned(X.shape[1], Y.shape[1], self._dtype_for(X), X.shape[0], epochs)
         elif self._model.layer_sizes[1:] != (*hidden, Y.shape[1]):
             raise ValueError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} and {Y.shape[1]} outputs differ from "
                              f"the fitted network's {self._model.layer_sizes[1:]}; warm_start and partial_fit need "
@@ -1103,9 +1115,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         scikit-learn does.
     activation_params : dict or None, default None
         Parameters of the activation, by name (``{'alpha': 0.5}`` for 'elu'); the rest at their defaults.
-    backend : {'numba', 'numpy'}, default 'numba'
-        'numpy' trains on the textbook code (:mod:`microdl.nn.reference` and the optimizers' NumPy rules): slow,
-        for reading and stepping through in a debugger; the same numbers to rounding.
+    backend : {'auto', 'numba', 'numpy'}, default 'auto'
+        Who runs the network and the solver on the CPU: 'numba' the compiled kernels, 'numpy' the NumPy code
+        (:mod:`microdl.nn.reference` and the optimizers' NumPy rules), which needs no compiled code, so a fresh
+        process starts at scikit-learn's speed, but runs each epoch slower. 'auto' takes 'numpy' for a small fit
+        (``max_iter`` × samples × parameters up to :data:`microdl.nn.NUMPY_MAX_WORK`; one epoch for
+        ``partial_fit``) and 'numba' otherwise (:func:`microdl.nn.choose_backend`); the fitted ``backend_`` says
+        which. The two give the same numbers to rounding.
 
     class_weight : dict, 'balanced' or None, default None
         Beyond scikit-learn's MLP (off by default): weights of the classes, ``{label: weight}`` (1 for a label
@@ -1179,6 +1195,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         call ended, and with early stopping ``best_epoch`` (from 1) whose weights were restored.
     n_iter_ : int
         Epochs (iterations for 'lbfgs') run by the last call of ``fit`` or ``partial_fit``.
+    backend_ : {'numba', 'numpy'}
+        Beyond scikit-learn: the backend the network runs on (``backend``, or what 'auto' chose).
     t_ : int
         Training samples seen by the stochastic solvers, over all calls.
     n_features_in_ : int
@@ -1212,7 +1230,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
                  max_fun: int = 15000, device: str = "cpu", dtype: Any = "auto",
-                 activation_params: dict | None = None, backend: str = "numba", class_weight: Any = None,
+                 activation_params: dict | None = None, backend: str = "auto", class_weight: Any = None,
                  early_stopping_metric: str = "score", lr_schedule: Any = None, clip_grad_norm: float | None = None,
                  clip_grad_value: float | None = None, callbacks: Sequence[Any] | None = None,
                  progress: bool = False, dropout: Any = None) -> None:
@@ -1361,7 +1379,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     validation_loss_curve_, best_validation_loss_, history_
         As in :class:`MLPClassifier`, on the scale of ``loss_curve_``.
     out_activation_ : {'identity', 'exp'}
-    coefs_, intercepts_, n_iter_, t_, n_features_in_, feature_names_in_, n_layers_, n_outputs_
+    coefs_, intercepts_, n_iter_, backend_, t_, n_features_in_, feature_names_in_, n_layers_, n_outputs_
         As in :class:`MLPClassifier`.
 
     Examples
@@ -1390,7 +1408,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
                  n_iter_no_change: int | float = 10, max_fun: int = 15000, device: str = "cpu",
                  dtype: Any = "auto", activation_params: dict | None = None, loss_params: dict | None = None,
-                 backend: str = "numba", early_stopping_metric: str = "score", lr_schedule: Any = None,
+                 backend: str = "auto", early_stopping_metric: str = "score", lr_schedule: Any = None,
                  clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
                  callbacks: Sequence[Any] | None = None, progress: bool = False, dropout: Any = None) -> None:
         super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,

@@ -103,7 +103,11 @@ def test_an_edited_formula_is_picked_up_with_a_warm_cache(tmp_path):
     source = activations.read_text()
     old = "def relu(z, p):\n    return 0.0 if z < 0 else z\n"
     assert old in source
-    activations.write_text(source.replace(old, "def relu(z, p):\n    return 0.0 if z < 0 else 2.0 * z\n"))
+    # (its array form too, which the NumPy pass uses: registration refuses a pair that disagrees)
+    old_array = "def relu_array(z, p):\n    return np.maximum(z, 0.0)"
+    assert old_array in source
+    activations.write_text(source.replace(old, "def relu(z, p):\n    return 0.0 if z < 0 else 2.0 * z\n")
+                           .replace(old_array, "def relu_array(z, p):\n    return 2.0 * np.maximum(z, 0.0)"))
     edited, hits, _ = _run(root, TRAIN, cache)
     assert hits == 0  # a cache written before the edit is not used
     assert edited != first

@@ -64,6 +64,7 @@ def test_backend_means_the_optimizer_kernels_and_executor_the_runs():
     for name, sub in parser.commands.items():
         for action in sub._actions:
             if "--backend" in action.option_strings and action.help != "==SUPPRESS==":
-                assert set(action.choices) <= {"cpu", "numpy", "cuda"}, (name, action.choices)
+                # (train's auto picks the model's backend with the optimizer's: microdl.nn.choose_backend)
+                assert set(action.choices) <= {"auto", "cpu", "numpy", "cuda"}, (name, action.choices)
             if "--executor" in action.option_strings:
                 assert set(action.choices) == {"loky", "threading", "dask"}, name

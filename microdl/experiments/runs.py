@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numba
 import numpy as np
 
 from microdl._files import strict_json
@@ -283,6 +282,8 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     ``train_loss``, ``<eval>_loss``, ``wall_time`` and ``grad_evals`` (all starting at epoch 0), the final
     losses and metrics (accuracy or R²), ``diverged`` and ``stop_reason``.
     """
+    import numba  # (here: the CLI's train imports this module, and must import no Numba for a small run)
+
     from microdl.nn import MLP
     from microdl.optim import make_optimizer
     from microdl.train import DivergenceWarning, evaluate_loss, fit, score

@@ -3,7 +3,8 @@
 The kernels take the activation and the loss as small integers (a kernel compiled once serves every
 activation and loss: compiling one per pair cost more first-fit latency than the branch costs at run time,
 NOTE [one block for all formulas]). :func:`compiled` writes, from the registries of
-:mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, four dispatch functions::
+:mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, these dispatch functions (for microdl's own formulas
+they are checked in as ``microdl/nn/_dispatch.py``, to read and to follow in an editor)::
 
     activate(code, z, p)              f(z) of activation ``code``
     derivative(code, z, a, p)         f'(z) of activation ``code``
@@ -59,7 +60,7 @@ from typing import Any
 from microdl._jit import jit_scalar_functions
 
 __all__ = ["compiled", "version", "is_builtin", "registry_digest", "registry_changed", "as_parameters",
-           "MAX_PARAMETERS"]
+           "MAX_PARAMETERS", "dispatch_source", "dispatch_module_text", "write_dispatch_module"]
 
 #: The most parameters an activation or a loss may declare (NOTE [parameters as a tuple]).
 MAX_PARAMETERS = 4
@@ -138,9 +139,10 @@ def compiled(jit: Callable[[FunctionType], Any], key: Any, outline: Callable[[Fu
              ) -> ModuleType:
     """The dispatch functions and every registered formula compiled by ``jit`` (``key`` names the target),
     as the attributes of a module object (a kernel calls ``F.activate(...)``; Numba resolves a module's
-    attributes at compile time). Built once per registry version and target. With ``outline``, the formulas of
-    activations that keep z (GELU, SiLU, ELU) are compiled by it instead, as functions of their own (NOTE [one
-    block for all formulas])."""
+    attributes at compile time); for microdl's own formulas its code reads as ``microdl/nn/_dispatch.py``.
+    Built once per registry version and target. With ``outline``, the formulas of activations that keep z
+    (GELU, SiLU, ELU) are compiled by it instead, as functions of their own (NOTE [one block for all
+    formulas])."""
     hit = _cache.get((_current, key))
     if hit is None:
         hit = _cache[(_current, key)] = _build(jit, key, outline)
@@ -170,7 +172,29 @@ def _build(jit: Callable[[FunctionType], Any], key: Any, outline: Callable[[Func
         if fn not in copies:
             copies[fn] = (outline if fn in heavy else jit)(fn)
 
-    namespace: dict[str, Any] = {}
+    source, symbols = dispatch_source(acts, loss_list)
+    namespace: dict[str, Any] = {symbol: copies[fn] for symbol, fn in symbols.items()}
+    filename = f"<microdl formulas {registry_digest()}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
+    exec(compile(source, filename, "exec"), namespace)
+    target = ModuleType(f"microdl.nn.formulas ({key})")
+    target.__doc__ = source
+    for name in ("activate", "derivative", "activate_from_output", "derivative_from_output", "activate_from_z",
+                 "derivative_from_z", "loss_and_output", "output_delta"):
+        fn = namespace[name]
+        fn.__module__ = __name__
+        setattr(target, name, jit(fn))
+    target.l2_penalty = copies[losses.l2_penalty]
+    target.l2_gradient = copies[losses.l2_gradient]
+    return target
+
+
+def dispatch_source(acts: list[Any], loss_list: list[Any]) -> tuple[str, dict[str, Callable[..., Any]]]:
+    """The source of the dispatch functions for the activations ``acts`` and the losses ``loss_list`` (the
+    registries' entries, in registration order), and the formula each of its free names stands for: ``{"activate_1":
+    relu, ...}``. :func:`compiled` binds those names to the target's compiled copies; ``microdl/nn/_dispatch.py``
+    is this source for the built-in registries, checked in for reading (:func:`write_dispatch_module`)."""
+    symbols: dict[str, Callable[..., Any]] = {}
     lines: list[str] = []
 
     def chain(name: str, args: str, entries: list[Any], attr: str, call: str | None = None) -> None:
@@ -186,7 +210,7 @@ def _build(jit: Callable[[FunctionType], Any], key: Any, outline: Callable[[Func
         lines.append(f"def {name}(code, {args}):")
         for fn, group in ordered:
             symbol = f"{name}_{group[0].code}"
-            namespace[symbol] = copies[fn]
+            symbols[symbol] = fn
             names = ", ".join(e.name for e in group)
             if fn is fallback:
                 continue
@@ -209,17 +233,41 @@ def _build(jit: Callable[[FunctionType], Any], key: Any, outline: Callable[[Func
     chain("derivative_from_z", "z, a, p", from_z, "df")
     chain("loss_and_output", "z, y, has_y, p", loss_list, "value")
     chain("output_delta", "a, y, c, p", loss_list, "delta")
-    source = "\n".join(lines)
-    filename = f"<microdl formulas {registry_digest()}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
-    exec(compile(source, filename, "exec"), namespace)
-    target = ModuleType(f"microdl.nn.formulas ({key})")
-    target.__doc__ = source
-    for name in ("activate", "derivative", "activate_from_output", "derivative_from_output", "activate_from_z",
-                 "derivative_from_z", "loss_and_output", "output_delta"):
-        fn = namespace[name]
-        fn.__module__ = __name__
-        setattr(target, name, jit(fn))
-    target.l2_penalty = copies[losses.l2_penalty]
-    target.l2_gradient = copies[losses.l2_gradient]
-    return target
+    return "\n".join(lines), symbols
+
+
+#: The checked-in dispatch of the built-in formulas (:func:`dispatch_module_text`).
+DISPATCH_MODULE = "microdl/nn/_dispatch.py"
+
+
+def dispatch_module_text() -> str:
+    """The text of ``microdl/nn/_dispatch.py``: the dispatch functions :func:`compiled` compiles for microdl's
+    own activations and losses, as plain Python over the plain formulas, so that a reader (and an editor's
+    go-to-definition) can follow ``F.activate(code, z, p)`` to the formula it runs. ``tests/nn/test_dispatch.py``
+    checks that the file is this text; :func:`write_dispatch_module` writes it after a built-in formula is
+    added."""
+    from microdl.nn import activations, losses
+
+    own = (activations.__name__, losses.__name__)
+    acts = [a for a in activations._REGISTRY.values() if a.f.__module__ == activations.__name__]
+    loss_list = [l for l in losses._REGISTRY.values() if l.value.__module__ == losses.__name__]
+    source, symbols = dispatch_source(acts, loss_list)
+    imports = []
+    for module in own:
+        names = sorted((fn.__name__, symbol) for symbol, fn in symbols.items() if fn.__module__ == module)
+        imports.append(f"from {module} import (\n" + "".join(f"    {n} as {s},\n" for n, s in names) + ")")
+    header = ('"""The dispatch of microdl\'s own formulas, as :mod:`microdl.nn.formulas` writes it (written by\n'
+              "``microdl.nn.formulas.write_dispatch_module()``; do not edit).\n\n"
+              "The kernels take an activation and a loss as their registry codes and call ``F.activate(code, z, p)``"
+              ",\n``F.loss_and_output(code, z, y, has_y, p)``, ...; ``F`` is this code compiled for the kernels' "
+              "target,\nwith each name below bound to the target's compiled copy of the formula it is imported as "
+              "here. A\nuser's registered formulas add branches to the compiled dispatch, not to this file.\n"
+              '"""\n\n# ruff: noqa: I001  (the imports are in the order the generator writes them)\n\n')
+    return header + "\n".join(imports) + "\n\n\n" + source.replace("\n\ndef ", "\n\n\ndef ").rstrip() + "\n"
+
+
+def write_dispatch_module() -> None:
+    """Write ``microdl/nn/_dispatch.py`` anew (:func:`dispatch_module_text`)."""
+    from pathlib import Path
+
+    (Path(__file__).resolve().parents[2] / DISPATCH_MODULE).write_text(dispatch_module_text())

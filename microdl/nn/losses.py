@@ -34,9 +34,14 @@ never as ``log(softmax)`` or ``log(sigmoid)``, so they stay finite for large log
 scikit-learn's half Poisson deviance (its y log y − y terms do not depend on the network and make the loss 0 at
 a perfect fit).
 
-Like the activations (:mod:`microdl.nn.activations`) these are plain functions that serve the textbook pass
-(:mod:`microdl.nn.reference`, row by row) as they are, and the CPU and CUDA kernels compiled
-(:mod:`microdl.nn.formulas`).
+Like the activations (:mod:`microdl.nn.activations`) these are plain functions that serve the CPU and CUDA
+kernels compiled (:mod:`microdl.nn.formulas`) and the textbook pass (:mod:`microdl.nn.reference`) as they are,
+row by row, or through their array forms (NOTE [array forms] in :mod:`microdl.nn.activations`), which the
+built-ins all have::
+
+    value_array(Z, Y, has_y, p)  → ℓ, the per-sample losses of a batch (a 1-D array) from its logits Z (m × n),
+                                   overwriting Z with the outputs
+    delta_array(A, Y, C, p)      → dL/dZ of the batch, C the column of w_i/Σw (m × 1)
 """
 
 from __future__ import annotations
@@ -46,8 +51,16 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
+from scipy import special
 
-from microdl.nn.activations import _call_scalar, _check_defaults, _complete_params, sigmoid
+from microdl.nn.activations import (
+    _call_scalar,
+    _check_defaults,
+    _complete_params,
+    check_array_form,
+    sigmoid,
+    sigmoid_array,
+)
 
 __all__ = ["Loss", "TARGETS", "register_loss", "get_loss", "loss_names", "loss_parameters", "canonical_delta",
            "l2_penalty", "l2_gradient"]
@@ -70,18 +83,24 @@ class Loss(NamedTuple):
     positive: tuple[str, ...]
     #: Position in the registry: the integer the compiled kernels branch on.
     code: int
+    #: The array forms of ``value`` and ``delta`` for the NumPy pass, or None (module docstring).
+    value_array: Callable[..., np.ndarray] | None = None
+    delta_array: Callable[..., np.ndarray] | None = None
 
 
 _REGISTRY: dict[str, Loss] = {}
 
 
 def register_loss(name: str, value: Callable[..., float], delta: Callable[..., float], *, output: str,
-                  targets: str, params: Mapping[str, float] | None = None, positive: tuple[str, ...] = ()) -> Loss:
+                  targets: str, params: Mapping[str, float] | None = None, positive: tuple[str, ...] = (),
+                  value_array: Callable[..., np.ndarray] | None = None,
+                  delta_array: Callable[..., np.ndarray] | None = None) -> Loss:
     """Register the loss ``name`` (module docstring): ``value(z, y, has_y, p)``, ``delta(a, y, c, p)``, the
     ``output`` activation's name and the ``targets`` it accepts (one of :data:`TARGETS`).
 
     ``value`` and ``delta`` are tried once here on a two-output sample with the default parameters, so a wrong
-    signature or a non-scalar result is an error now, naming the function.
+    signature or a non-scalar result is an error now, naming the function. ``value_array`` and ``delta_array``
+    are their optional array forms (module docstring), checked here against them on a small batch.
 
     >>> def cubic(z, y, has_y, p):   # z stays (identity output); ℓ = Σ_k |z_k − y_k|³ / 3
     ...     ell = 0.0
@@ -105,8 +124,10 @@ def register_loss(name: str, value: Callable[..., float], delta: Callable[..., f
     z, y = np.array([0.3, -0.2]), np.array([1.0, 0.0])
     _call_scalar(name, "value", value, (z.copy(), y, True, p))
     _call_scalar(name, "delta", delta, (0.3, 1.0, 0.5, p))
+    if value_array is not None or delta_array is not None:
+        _check_loss_arrays(name, value, delta, value_array, delta_array, targets, p)
     code = _REGISTRY[name].code if name in _REGISTRY else len(_REGISTRY)
-    entry = Loss(name, value, delta, output, targets, params, tuple(positive), code)
+    entry = Loss(name, value, delta, output, targets, params, tuple(positive), code, value_array, delta_array)
     _REGISTRY[name] = entry
     from microdl.nn import formulas  # the compiled dispatch is rebuilt for the new registry
 
@@ -124,6 +145,27 @@ def get_loss(name: str) -> Loss:
 def loss_names() -> tuple[str, ...]:
     """The registered losses, in registration order (built-ins first)."""
     return tuple(_REGISTRY)
+
+
+def _check_loss_arrays(name: str, value: Callable[..., float], delta: Callable[..., float],
+                       value_array: Callable[..., np.ndarray] | None, delta_array: Callable[..., np.ndarray] | None,
+                       targets: str, p: np.ndarray) -> None:
+    """The array forms against the scalar ones on a batch of three samples with three outputs, logits from −30
+    to 30 and targets of the kind the loss accepts (module docstring)."""
+    Z = np.array([[-30.0, 0.0, 2.5], [1.5, -0.5, 0.0], [0.3, 30.0, -2.0]])
+    Y = {"classes": np.eye(3)[[2, 0, 1]], "probabilities": np.array([[1.0, 0.0, 0.5]] * 3),
+         "non_negative": np.array([[0.0, 1.0, 3.0]] * 3), "real": np.array([[-1.0, 0.5, 2.0]] * 3)}[targets]
+    C = np.array([[0.5], [0.25], [0.25]])
+    A = Z.copy()
+    ell = np.array([value(A[i], Y[i], True, p) for i in range(3)])  # A holds the outputs after this
+    if value_array is not None:
+        Z_after = check_array_form(name, "value_array", value_array, (Z, Y, True, p), ell)[0]
+        if not np.allclose(Z_after, A, rtol=1e-12, atol=1e-300, equal_nan=True):
+            raise ValueError(f"{name}: value_array ({getattr(value_array, '__name__', value_array)}) must leave the "
+                             "outputs in Z, as value does")
+    if delta_array is not None:
+        expected = np.array([[delta(A[i, k], Y[i, k], C[i, 0], p) for k in range(3)] for i in range(3)])
+        check_array_form(name, "delta_array", delta_array, (A, Y, C, p), expected)
 
 
 def loss_parameters(name: str, given: Mapping[str, Any] | None) -> dict[str, float]:
@@ -194,8 +236,55 @@ def poisson(z, y, has_y, p):
 
 
 def canonical_delta(a, y, c, p):
-    """dL/dz of the output layer for every canonical pair: (output − target) · w_i/Σw, with c = w_i/Σw."""
+    """dL/dz of the output layer for every canonical pair: (output − target) · w_i/Σw, with c = w_i/Σw (plain
+    arithmetic: its own array form)."""
     return (a - y) * c
+
+
+# -- the array forms (module docstring), each a batch at once: rows are samples, ℓ summed over the outputs ----
+def cross_entropy_array(Z, Y, has_y, p):
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    yz = (Y * shifted).sum(axis=1) if has_y else 0.0
+    np.exp(shifted, out=Z)
+    total = Z.sum(axis=1, keepdims=True)
+    Z /= total
+    return np.log(total[:, 0]) - yz
+
+
+def binary_cross_entropy_array(Z, Y, has_y, p):
+    ell = (np.maximum(Z, 0.0) + np.log1p(np.exp(-np.abs(Z))) - Y * Z).sum(axis=1) if has_y else np.zeros(len(Z))
+    Z[...] = sigmoid_array(Z, p)
+    return ell
+
+
+def squared_error_array(Z, Y, has_y, p):
+    return 0.5 * ((Z - Y) ** 2).sum(axis=1) if has_y else np.zeros(len(Z))
+
+
+def poisson_array(Z, Y, has_y, p):
+    E = np.exp(Z)
+    ell = (special.xlogy(Y, Y) - Y * Z - Y + E).sum(axis=1) if has_y else np.zeros(len(Z))
+    Z[...] = E
+    return ell
+
+
+def huber_array(Z, Y, has_y, p):
+    if not has_y:
+        return np.zeros(len(Z))
+    r = np.abs(Z - Y)
+    return np.where(r < p[0], 0.5 * r * r, p[0] * (r - 0.5 * p[0])).sum(axis=1)
+
+
+def huber_delta_array(A, Y, C, p):
+    return np.clip(A - Y, -p[0], p[0]) * C
+
+
+def absolute_error_array(Z, Y, has_y, p):
+    return np.abs(Z - Y).sum(axis=1) if has_y else np.zeros(len(Z))
+
+
+def absolute_error_delta_array(A, Y, C, p):
+    return np.sign(A - Y) * C
 
 
 def huber(z, y, has_y, p):
@@ -249,11 +338,15 @@ def l2_gradient(alpha, inv_sum_w, w):
     return alpha * inv_sum_w * w
 
 
-register_loss("cross_entropy", cross_entropy, canonical_delta, output="softmax", targets="classes")
+register_loss("cross_entropy", cross_entropy, canonical_delta, output="softmax", targets="classes",
+              value_array=cross_entropy_array, delta_array=canonical_delta)
 register_loss("binary_cross_entropy", binary_cross_entropy, canonical_delta, output="sigmoid",
-              targets="probabilities")
-register_loss("squared_error", squared_error, canonical_delta, output="identity", targets="real")
-register_loss("poisson", poisson, canonical_delta, output="exp", targets="non_negative")
+              targets="probabilities", value_array=binary_cross_entropy_array, delta_array=canonical_delta)
+register_loss("squared_error", squared_error, canonical_delta, output="identity", targets="real",
+              value_array=squared_error_array, delta_array=canonical_delta)
+register_loss("poisson", poisson, canonical_delta, output="exp", targets="non_negative", value_array=poisson_array,
+              delta_array=canonical_delta)
 register_loss("huber", huber, huber_delta, output="identity", targets="real", params={"delta": 1.0},
-              positive=("delta",))
-register_loss("absolute_error", absolute_error, absolute_error_delta, output="identity", targets="real")
+              positive=("delta",), value_array=huber_array, delta_array=huber_delta_array)
+register_loss("absolute_error", absolute_error, absolute_error_delta, output="identity", targets="real",
+              value_array=absolute_error_array, delta_array=absolute_error_delta_array)

@@ -22,6 +22,28 @@ Backprop, in the names used below (⊙ is the elementwise product, m the batch s
 it). Otherwise the passes run in the kernels of :mod:`microdl.nn._cpu` (the batch cut into row blocks, one per
 thread, NOTE [row blocks] there) or, for ``device="cuda"``, of :mod:`microdl.cuda`.
 
+NOTE [the NumPy backend for small fits]
+    A fresh process pays for the compiled kernels before their first pass: importing Numba, setting up its CPU
+    target and loading the kernels from the disk cache took 0.44 s of CPU time with a warm cache (the median of 7
+    pairs of fresh processes fitting digits once, ``backend="numba"`` against ``"numpy"``, issue 20), and compiling
+    them about 3 s with an empty one; a user's first fit of a small problem was more than 95 % of that. The NumPy
+    backend (:mod:`microdl.nn.reference`, with the array forms of the formulas: NOTE [array forms] in
+    :mod:`microdl.nn.activations`) needs no compiled code, and costs more per batch instead: about 80 µs per batch
+    and 0.1-0.2 ns per sample and parameter more than the kernels (Adam on digits, BLAS on one thread, batches of
+    1, 32 and 200 rows, hidden layers of 64, 100 and 512; the kernels took 2.1 ms an epoch at batch 200 and
+    hidden 100, the NumPy backend 3.7 ms, scikit-learn 14.5 ms). So :func:`choose_backend` counts a fit's work as
+    epochs × (samples × parameters + batches × :data:`NUMPY_BATCH_WORK`), 400,000 units a batch (80 µs over
+    0.2 ns), and takes NumPy up to :data:`NUMPY_MAX_WORK`, 2.2e9 units (0.44 s over 0.2 ns): where the NumPy
+    backend is done before the kernels would be loaded. Digits' default network then trains on NumPy for up to
+    about 130 epochs of batch 200. The choice is made from the planned fit alone, never from what the process has
+    loaded already, so the same fit runs on the same backend everywhere; the estimators
+    (``backend='auto'``, their default) and ``microdl train`` (``--backend auto``) make it, and say which they
+    took (``backend_``; the model's repr). Both backends compute the same thing and agree to rounding; the NumPy
+    one computes in float64 whatever the model's dtype (the reference pass's rule), and holds BLAS at one thread
+    as the kernels do (a BLAS thread pool on a loaded machine made its epochs 4 to 30 times slower). Importing
+    :mod:`microdl.nn`, :mod:`microdl.optim`, :mod:`microdl.train` or :mod:`microdl.sklearn` imports no Numba:
+    the kernels are imported by the first model built on them.
+
 NOTE [workspaces]
     A pass needs buffers for every layer's activations and deltas. Training uses the model's own workspace,
     sized for the largest batch and reused, so a step allocates nothing. Prediction and evaluation use a
@@ -39,7 +61,6 @@ from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any, NamedTuple
 
-import numba
 import numpy as np
 from scipy.sparse import issparse
 
@@ -53,17 +74,75 @@ from microdl._validation import (
     check_X,
     check_Y,
 )
-from microdl.nn import _cpu, formulas, losses, reference
+from microdl.nn import formulas, losses, reference
 from microdl.nn.activations import activation_parameters, get_activation
 from microdl.nn.layout import layer_shapes, layer_views, layout_table, n_params
 from microdl.nn.losses import get_loss, loss_parameters
 
-__all__ = ["MLP", "INITS", "BACKENDS"]
+__all__ = ["MLP", "INITS", "BACKENDS", "choose_backend", "fit_work", "NUMPY_MAX_WORK", "NUMPY_BATCH_WORK"]
 
 INITS = ("auto", "glorot", "he", "sklearn")
-#: Who runs the passes on the CPU: Numba's compiled kernels, or the textbook NumPy code of
-#: :mod:`microdl.nn.reference` (slow, for reading and stepping through).
+#: Who runs the passes on the CPU: Numba's compiled kernels, or the NumPy code of :mod:`microdl.nn.reference`
+#: (NOTE [the NumPy backend for small fits]).
 BACKENDS = ("numba", "numpy")
+
+#: The most work for which :func:`choose_backend` picks the NumPy backend, in samples × parameters: the time a
+#: fresh process needs to load the compiled kernels, divided by what the NumPy backend costs more per sample and
+#: parameter (NOTE [the NumPy backend for small fits]).
+NUMPY_MAX_WORK = 2_200_000_000
+#: What one batch costs the NumPy backend more than the compiled kernels (its Python calls, the temporaries), in
+#: the same units of work (NOTE [the NumPy backend for small fits]).
+NUMPY_BATCH_WORK = 400_000
+
+
+def fit_work(n_params: int, n_samples: int, epochs: int, batch_size: int | None = None) -> int:
+    """The work of a fit as :func:`choose_backend` counts it: ``epochs`` × (``n_samples`` × ``n_params`` +
+    batches × :data:`NUMPY_BATCH_WORK`), with batches of ``batch_size`` rows (None: the full batch)."""
+    batches = 1 if batch_size is None or n_samples == 0 else -(-n_samples // min(batch_size, n_samples))
+    return epochs * (n_samples * n_params + batches * NUMPY_BATCH_WORK)
+
+
+def choose_backend(layer_sizes: Sequence[int], n_samples: int, epochs: int, batch_size: int | None = None,
+                   activation: str = "relu", loss: str = "cross_entropy", device: str = "cpu") -> str:
+    """The backend that finishes a fit of ``epochs`` passes over ``n_samples`` rows in batches of ``batch_size``
+    (None: the full batch) soonest, counting the time a fresh process needs to load the compiled kernels:
+    ``"numpy"`` while its work (:func:`fit_work`) is at most :data:`NUMPY_MAX_WORK` and the activation and the
+    loss have array forms, ``"numba"`` otherwise (NOTE [the NumPy backend for small fits]). A pure function of
+    its arguments, so that the same fit makes the same choice in every process.
+
+    >>> choose_backend((64, 100, 10), n_samples=1797, epochs=10, batch_size=200)
+    'numpy'
+    >>> choose_backend((64, 100, 10), n_samples=1797, epochs=200, batch_size=200)
+    'numba'
+    """
+    sizes = _check_layer_sizes(layer_sizes)
+    n_samples, epochs = check_int("n_samples", n_samples, 0), check_int("epochs", epochs, 0)
+    batch_size = None if batch_size is None else check_int("batch_size", batch_size, 1)
+    act, out = get_activation(activation), get_loss(loss)
+    has_arrays = None not in (act.f_array, act.df_array, out.value_array, out.delta_array)
+    small = fit_work(n_params(sizes), n_samples, epochs, batch_size) <= NUMPY_MAX_WORK
+    return "numpy" if check_choice("device", device, ("cpu", "cuda")) == "cpu" and has_arrays and small else "numba"
+
+
+# The compiled passes and Numba's thread count, imported by the first model that runs on them, so that a model on
+# the NumPy backend imports no Numba (NOTE [the NumPy backend for small fits]).
+_cpu: Any = None
+_num_threads: Any = None
+
+
+#: The NumPy backend computes as the kernels do, without floating-point warnings: a loss or a weight that overflows
+#: is the training loop's to report, once (NOTE [finite or told] in microdl.train).
+_QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore", "under": "ignore"}
+
+
+def _load_kernels() -> None:
+    global _cpu, _num_threads
+    if _cpu is None:
+        from numba import get_num_threads
+
+        from microdl.nn import _cpu as module
+
+        _cpu, _num_threads = module, get_num_threads
 
 
 class _Workspace:
@@ -94,7 +173,7 @@ class _Workspace:
         """Row blocks for a pass of ``m`` rows (NOTE [row blocks] in :mod:`microdl.nn._cpu`); grows the gradient
         buffers of blocks 1.. when the thread count has grown."""
         model = self.model
-        n_blocks = _cpu.n_blocks_for(m, model._n_weights, numba.get_num_threads(), self.with_deltas)
+        n_blocks = _cpu.n_blocks_for(m, model._n_weights, _num_threads(), self.with_deltas)
         if self.with_deltas and n_blocks - 1 > self.block_grads.shape[0]:
             self.block_grads = np.empty((n_blocks - 1, model.n_params), dtype=model.dtype)
         return n_blocks
@@ -134,7 +213,9 @@ class MLP:
         0.01}`` for leaky_relu, ``{"alpha": 1.0}`` for elu, ``{"delta": 1.0}`` for huber.
     backend : {"numba", "numpy"}, default "numba"
         ``"numpy"`` runs forward and backward through the textbook code of :mod:`microdl.nn.reference` (CPU
-        only; slow, for reading and stepping through in a debugger). Both give the same numbers to rounding.
+        only): no compiled code to load, so a fresh process starts at once, and slower per batch than the
+        kernels (NOTE [the NumPy backend for small fits]; :func:`choose_backend` picks one for a planned fit);
+        also the code to read and step through in a debugger. Both give the same numbers to rounding.
     dropout : float or sequence of float, default 0
         Inverted dropout of the hidden layers' outputs: each unit is dropped with probability p (0 ≤ p < 1) and
         the kept ones scaled by 1/(1−p), in training passes only (:meth:`loss_and_grad`, ``fit``); prediction and
@@ -207,6 +288,8 @@ class MLP:
         self._fit_lock = threading.Lock()
         self._masks: tuple[np.ndarray, ...] = ()  # the dropout masks' buffer (NOTE [dropout] in microdl.nn._cpu)
         self._device_net = None
+        if self.backend == "numba":
+            _load_kernels()
         if self.device == "cuda":
             from microdl.cuda.model import DeviceNet  # imports numba.cuda only now
 
@@ -311,10 +394,11 @@ class MLP:
                                  masks: tuple[np.ndarray, ...] | None = None) -> tuple[float, float]:
         """:meth:`_batch_loss_and_grad` through the textbook pass (``backend="numpy"``)."""
         m = X.shape[0]
-        loss, dL_dW, dL_db = reference.loss_and_grad(self, X, Y, w, None if masks is None else
-                                                     [M[:m] for M in masks])
-        for view, g in zip(self.dL_dW + self.dL_db, dL_dW + dL_db):
-            view[...] = g
+        with np.errstate(**_QUIET):
+            loss, dL_dW, dL_db = reference.loss_and_grad(self, X, Y, w, None if masks is None else
+                                                         [M[:m] for M in masks])
+            for view, g in zip(self.dL_dW + self.dL_db, dL_dW + dL_db):
+                view[...] = g  # (a float32 model: an overflowing gradient becomes inf, as in the kernels)
         penalty = self.penalty(X.shape[0] if w is None else float(np.sum(w, dtype=np.float64)))
         return loss - penalty, penalty
 
@@ -351,7 +435,8 @@ class MLP:
         if self._device_net is not None:
             return self._device_net.evaluate(X, Y, with_outputs)
         if self.backend == "numpy":
-            loss, out = reference.evaluate(self, X, Y)
+            with np.errstate(**_QUIET):
+                loss, out = reference.evaluate(self, X, Y)
             return loss, out.astype(self.dtype) if with_outputs else None
         n, chunk = X.shape[0], config.EVAL_CHUNK
         out = np.empty((n, self.layer_sizes[-1]), dtype=self.dtype) if with_outputs else None

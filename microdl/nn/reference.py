@@ -16,9 +16,12 @@ product and f the hidden activation::
 
 Every per-element formula (f, f', each loss with its output and delta) is the one registered in
 :mod:`microdl.nn.activations` and :mod:`microdl.nn.losses`, the same functions the fast kernels compile; this
-module only arranges them in the order above, with NumPy's matrix products. It allocates every array it needs
-and is meant for reading, stepping through in a debugger and testing, not for speed. ``MLP(...,
-backend="numpy")`` trains on it: :func:`microdl.train.fit`, the estimators and ``compare`` then run this code.
+module only arranges them in the order above, with NumPy's matrix products, each formula applied to a whole
+array at once through its array form (NOTE [array forms] in :mod:`microdl.nn.activations`). It allocates every
+array it needs and is meant for reading, stepping through in a debugger and testing, and for small fits, which
+it finishes before the compiled kernels could be loaded (NOTE [the NumPy backend for small fits] in
+:mod:`microdl.nn.mlp`). ``MLP(..., backend="numpy")`` trains on it: :func:`microdl.train.fit`, the estimators
+and ``compare`` then run this code.
 
 The fast passes compute exactly this: :mod:`microdl.nn._cpu` runs the same steps on row blocks of the batch,
 one per thread, fusing the elementwise steps into single loops and writing the gradients straight into the
@@ -56,24 +59,44 @@ def _vector(params: dict[str, float] | None, defaults: Any) -> np.ndarray:
 
 
 def _f(act: Activation, Z: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """f(Z), elementwise."""
+    """f(Z), elementwise: the activation's array form, or its scalar form mapped over Z (NOTE [array forms] in
+    :mod:`microdl.nn.activations`)."""
+    if act.f_array is not None:
+        return act.f_array(Z, p)
     return np.vectorize(act.f, excluded={1}, otypes=[np.float64])(Z, p)
 
 
 def _f_prime(act: Activation, Z: np.ndarray, A: np.ndarray, p: np.ndarray) -> np.ndarray:
     """f'(Z), elementwise, from the pre-activation Z and the output A = f(Z)."""
+    if act.df_array is not None:
+        return act.df_array(Z, A, p)
     return np.vectorize(act.df, excluded={2}, otypes=[np.float64])(Z, A, p)
 
 
 def _output_and_losses(loss: Loss, Z: np.ndarray, Y: np.ndarray | None, p: np.ndarray,
                        ) -> tuple[np.ndarray, np.ndarray]:
-    """The output A[L] and the per-sample losses ℓ_i, sample by sample, from the logits Z."""
-    out = np.array(Z, dtype=np.float64)  # each row is overwritten with its output
+    """The output A[L] and the per-sample losses ℓ_i from the logits Z: the whole batch at once through the
+    loss's array form, or sample by sample."""
+    out = np.array(Z, dtype=np.float64)  # overwritten with the output
+    if loss.value_array is not None:
+        return out, loss.value_array(out, out if Y is None else Y, Y is not None, p)
     ell = np.zeros(Z.shape[0])
     for i in range(Z.shape[0]):
         y = Y[i] if Y is not None else out[i]
         ell[i] = loss.value(out[i], np.asarray(y, dtype=np.float64), Y is not None, p)
     return out, ell
+
+
+def _delta(loss: Loss, A: np.ndarray, Y: np.ndarray, C: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """D[L] = dL/dZ[L] from the outputs A, the targets Y and the column C of w_i/Σw."""
+    if loss.delta_array is not None:
+        return loss.delta_array(A, Y, C, p)
+    return np.vectorize(loss.delta, excluded={3}, otypes=[np.float64])(A, Y, C, p)
+
+
+def _sum_of_squares(weights: list[np.ndarray]) -> float:
+    """Σ_l ‖W[l]‖²."""
+    return float(sum(np.dot(W.ravel(), W.ravel()) for W in weights))
 
 
 def forward(weights: list[np.ndarray], biases: list[np.ndarray], X: Any, activation: str, loss: str,
@@ -103,7 +126,8 @@ def evaluate(model: Any, X: Any, Y: np.ndarray | None) -> tuple[float, np.ndarra
     if Y is None:
         return float("nan"), out
     n = X.shape[0]
-    return float(ell.mean() + model.alpha / (2 * n) * sum(np.sum(W * W) for W in weights)), out
+    penalty = model.alpha / (2 * n) * _sum_of_squares(weights) if model.alpha else 0.0
+    return float(ell.mean() + penalty), out
 
 
 def loss_and_grad(model: Any, X: Any, Y: np.ndarray, w: np.ndarray | None = None,
@@ -134,12 +158,13 @@ def loss_and_grad(model: Any, X: Any, Y: np.ndarray, w: np.ndarray | None = None
             out, ell = _output_and_losses(loss_fn, Z[l], Y, p_loss)
             A.append(out)
     inv_sum_w = 1.0 / sum_w if sum_w > 0 else 0.0  # a batch of zero weights contributes nothing
-    loss = float(w @ ell * inv_sum_w + model.alpha / 2 * inv_sum_w * sum(np.sum(W * W) for W in weights))
+    penalty = model.alpha / 2 * inv_sum_w * _sum_of_squares(weights) if model.alpha else 0.0
+    loss = float(w @ ell * inv_sum_w + penalty)
 
     # backward: D[l] = dL/dZ[l], from the output layer down
     dL_dW: list[np.ndarray] = [np.empty(0)] * L
     dL_db: list[np.ndarray] = [np.empty(0)] * L
-    D = np.vectorize(loss_fn.delta, excluded={3}, otypes=[np.float64])(A[L], Y, (w * inv_sum_w)[:, None], p_loss)
+    D = _delta(loss_fn, A[L], Y, (w * inv_sum_w)[:, None], p_loss)
     for l in range(L, 0, -1):
         dL_dW[l - 1] = A[l - 1].T @ D + model.alpha * inv_sum_w * weights[l - 1]
         dL_db[l - 1] = D.sum(axis=0)

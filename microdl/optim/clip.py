@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from microdl._validation import check_real
-from microdl.optim import _cpu
 from microdl.optim.base import check_flat_buffer
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
@@ -39,6 +38,8 @@ def clip_grad_norm(grads: Any, max_norm: float) -> Any:
         from microdl.optim import _cuda
 
         return _cuda.clip_grad_norm(g, max_norm)
+    from microdl.optim import _cpu  # (imported here: importing microdl.optim imports no Numba)
+
     norm = float(np.sqrt(_cpu.sum_of_squares(g)))
     coef = max_norm / (norm + 1e-6)
     if coef < 1.0:
@@ -55,4 +56,6 @@ def clip_grad_value(grads: Any, clip_value: float) -> None:
 
         _cuda.clip_grad_value(g, clip_value)
         return
+    from microdl.optim import _cpu
+
     _cpu.clamp(g, -clip_value, clip_value)
