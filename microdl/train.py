@@ -63,7 +63,7 @@ from microdl._validation import (
     check_real,
     check_sample_weight,
 )
-from microdl.nn import MLP, all_finite, single_threaded_blas
+from microdl.nn import MLP, all_finite
 from microdl.optim import Optimizer, clip_grad_norm, clip_grad_value
 from microdl.optim.schedules import LRSchedule, make_schedule
 
@@ -756,13 +756,12 @@ def fit(model: MLP, optimizer: Any, X: Any, y: Any, *, epochs: int = 10, batch_s
         run = _Run(model, optimizer, batches, X_val, Y_val, epochs=epochs, shuffle=shuffle, rng=rng,
                    schedule=schedule, clip_norm=clip_norm, clip_value=clip_value, callbacks=callbacks,
                    progress=progress, max_time=max_time, max_grad_evals=max_grad_evals)
-        # The kernels run BLAS on one thread (NOTE [row blocks] in microdl/nn/_cpu.py); setting that once here
-        # instead of once per batch saves a few microseconds per batch.
-        with single_threaded_blas():
-            if drives:
-                run.run_iterations()
-            else:
-                run.run_epochs()
+        # No BLAS limit around the whole fit: each kernel call limits the BLAS it calls, and only while it runs
+        # (NOTE [which BLAS] in microdl/nn/_cpu.py), so the user's other threads keep theirs.
+        if drives:
+            run.run_iterations()
+        else:
+            run.run_epochs()
         return run.finish()
     finally:
         model._fit_lock.release()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from microdl.nn import MLP
-from microdl.nn._cpu import single_threaded_blas
+from microdl.nn._cpu import kernel_blas_info, single_threaded_blas
 from microdl.optim import Adam
 from microdl.train import fit
 from tests.signals import train_stopped_by
@@ -23,6 +23,11 @@ threadpoolctl = pytest.importorskip("threadpoolctl")
 
 def _blas_threads() -> list[int]:
     return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+
+
+def _kernel_blas_threads() -> list[int]:
+    """The thread counts of the BLAS that the kernels call (NOTE [which BLAS] in microdl/nn/_cpu.py)."""
+    return [lib["num_threads"] for lib in kernel_blas_info()]
 
 
 def _in_thread(function, *args):
@@ -42,10 +47,44 @@ def test_blas_is_limited_in_a_worker_thread_after_the_main_thread_limited_it():
 
     def inside():
         with single_threaded_blas():
-            return _blas_threads()
+            return _kernel_blas_threads()
 
-    assert all(n == 1 for n in _in_thread(inside))
+    assert _in_thread(inside) and all(n == 1 for n in _in_thread(inside))
     assert _blas_threads() == before  # restored, from whichever thread left last
+
+
+def test_the_limit_is_the_kernels_blas_only_and_is_held_by_the_last_thread_out():
+    """SciPy's BLAS, which the kernels' np.dot calls, is limited; NumPy's (another library in the wheels) is
+    not; a limit entered in one thread and left in another is restored by the last one out."""
+    kernel = kernel_blas_info()
+    assert kernel, "no BLAS found for the kernels"
+    before = {lib["filepath"]: lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+              if lib["user_api"] == "blas"}
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        entered, leave = threading.Event(), threading.Event()
+
+        def hold():
+            with single_threaded_blas():
+                entered.set()
+                leave.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        entered.wait(10)
+        with single_threaded_blas():
+            inside = {lib["filepath"]: lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                      if lib["user_api"] == "blas"}
+        still_held = _kernel_blas_threads()  # the holder is still inside: the limit stays
+        leave.set()
+        holder.join()
+        after = _kernel_blas_threads()
+    kernel_paths = {lib["filepath"] for lib in kernel}
+    for path, n in inside.items():
+        assert n == (1 if path in kernel_paths else 2)
+    assert all(n == 1 for n in still_held) and all(n == 2 for n in after)
+    numpys = {path for path in before if "numpy" in path}
+    if len(before) > 1 and numpys:  # the wheels: the kernels call SciPy's library, not NumPy's
+        assert not numpys & kernel_paths, kernel_paths
 
 
 def _problem():

@@ -15,8 +15,9 @@ is barely faster than a single-threaded one, while two independent half-batch GE
 And BLAS's thread pool must not run beside Numba's: OpenBLAS threads busy-wait after each product, Numba's
 OpenMP threads busy-wait after each kernel, and on a machine with as many cores as threads each pool then
 waits for the other to be descheduled. We measured a 9,610-parameter Adam step plus one 200×64×128 product
-at 8 ms instead of 40 µs. So while the kernels run, BLAS is held at one thread (:class:`single_threaded_blas`),
-as scikit-learn does around its own OpenMP loops.
+at 8 ms instead of 40 µs. So during each kernel call, the BLAS the kernels call is held at one thread
+(:class:`single_threaded_blas`), as scikit-learn does around its own OpenMP loops; NumPy's, and BLAS between
+kernel calls, are left as the user set them (NOTE [which BLAS]).
 
 NOTE [two blocks]
 The block takes the pre-activations ``Z`` as a tuple of arrays, or None for an activation whose f' reads only
@@ -48,11 +49,15 @@ new formulas once a user registers one.
 
 from __future__ import annotations
 
+import ctypes
+import itertools
+import os
 import threading
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  (np.dot in the kernels calls this BLAS; load it before limiting it)
+import scipy.linalg.cython_blas  # np.dot in the kernels calls this BLAS; load it before limiting it
 from numba import njit, prange
 
 from microdl import config
@@ -62,7 +67,7 @@ from microdl.nn import formulas, losses
 
 __all__ = ["Passes", "kernels", "forward_backward", "forward_backward_serial", "forward_backward_sequential",
            "sum_blocks", "sum_blocks_serial", "sum_blocks_sequential", "n_blocks_for", "single_threaded_blas",
-           "all_finite"]
+           "kernel_blas_info", "all_finite"]
 
 _inline = njit(inline="always")
 # The registered formulas, compiled to be inlined into the loops below: F.activate(code, z, p),
@@ -448,59 +453,144 @@ def all_finite(x: np.ndarray) -> bool:
     return bool(np.isfinite(x).all())
 
 
+def _address(function: Any) -> int:
+    return ctypes.cast(function, ctypes.c_void_p).value or 0
+
+
+def _kernel_blas(controllers: list[Any]) -> list[Any]:
+    """Of threadpoolctl's BLAS ``controllers``, those that the kernels' ``np.dot`` calls (NOTE [which BLAS]):
+    those whose identifying symbol (``openblas_get_num_threads``, ``MKL_Get_Max_Threads``, ...) the dynamic
+    linker resolves, from ``scipy.linalg.cython_blas``, to the same address as in the library itself. All of
+    them where that cannot be told (no ``RTLD_NOLOAD``: Windows), so that no product of a kernel escapes."""
+    try:
+        linker = ctypes.CDLL(scipy.linalg.cython_blas.__file__, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+    except (AttributeError, OSError):
+        return controllers
+    used = []
+    for lib in controllers:
+        for symbol in getattr(type(lib), "check_symbols", ()):
+            own = getattr(lib.dynlib, symbol, None)
+            if own is not None:
+                seen = getattr(linker, symbol, None)  # dlsym on a handle: the module and its dependencies
+                if seen is not None and _address(seen) == _address(own):
+                    used.append(lib)
+                break
+    return used or controllers
+
+
+class _ThreadCount(NamedTuple):
+    """Read and set one BLAS library's thread count."""
+
+    get: Callable[[], int | None]
+    set: Callable[[int], None]
+
+
+def _thread_count(lib: Any) -> _ThreadCount:
+    """OpenBLAS's own get and set functions where its threads are pthreads (one process-wide count: NOTE [BLAS
+    limit from any thread]), called without releasing the GIL (``PYFUNCTYPE``): a release is a point where
+    another Python thread takes the GIL, and one kernel call would then wait for it. Otherwise threadpoolctl's
+    get and set, after taking its control."""
+    if lib.internal_api == "openblas" and getattr(lib, "threading_layer", None) != "openmp":
+        for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+            get = getattr(lib.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+            set_ = getattr(lib.dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                return _ThreadCount(ctypes.PYFUNCTYPE(ctypes.c_int)(_address(get)),
+                                    ctypes.PYFUNCTYPE(None, ctypes.c_int)(_address(set_)))
+
+    def set_with_control(n: int) -> None:
+        clear = getattr(type(lib), "clear_controlling_thread", None)  # OpenBLAS on threadpoolctl >= 3.8
+        if clear is not None:
+            clear(force=True)
+        lib.set_num_threads(n)
+        if clear is not None:
+            clear(force=True)  # leave no thread in control: the user's next threadpool_limits works
+
+    return _ThreadCount(lib.get_num_threads, set_with_control)
+
+
 class single_threaded_blas:  # noqa: N801  (used like a function: ``with single_threaded_blas():``)
-    """Hold every loaded BLAS at one thread while the block kernels run (NOTE [row blocks]).
+    """Hold the BLAS that the kernels call at one thread while they run (NOTE [row blocks]); wraps each kernel
+    call (one batch's pass), and leaves every other BLAS alone (NOTE [which BLAS]).
 
     Re-entrant and shared between threads, and it works from any thread: the first ``with`` in the process
-    sets the limit, the last one out (whichever thread that is) restores the settings found on the way in, so
-    the training loop can hold it once around many kernel calls cheaply, and outside microdl's calls BLAS is
-    left as the user set it.
+    sets the limit, the last one out (whichever thread that is) restores the count found on the way in, so
+    outside microdl's kernel calls BLAS is as the user set it. Entering and leaving costs about a microsecond
+    (two calls into OpenBLAS and a lock; a library already at one thread is not set at all).
+
+    NOTE [which BLAS]
+    ``np.dot`` in a jitted function calls the BLAS of ``scipy.linalg.cython_blas``; NumPy's ``@`` calls NumPy's
+    own. In the wheels these are two libraries (``scipy.libs/libscipy_openblas``, ``numpy.libs/
+    libscipy_openblas64_``), so the kernels' limit leaves NumPy's alone: a user's other threads keep their
+    ``X @ W`` on every core while microdl trains (issue 20). Where NumPy and SciPy share one library (conda,
+    Debian), that one library is limited, during kernel calls only.
 
     NOTE [BLAS limit from any thread]
     OpenBLAS built on pthreads (the wheels of NumPy and SciPy) has one thread pool and one limit for the whole
-    process. threadpoolctl (>= 3.8) therefore lets only one "controlling" Python thread change it, the first
-    that did and is still alive, usually the main thread, and silently ignores the others: a fit in a worker
-    thread then ran its products on every BLAS thread, with other bits than in the main thread, beside Numba's
-    threads, and a ``fork()`` during such a product froze the worker (issue 21, cases 1-2). Here the limit is
-    reference-counted across threads and set by whichever thread enters first, after handing it
-    threadpoolctl's control (``clear_controlling_thread(force=True)``, the documented way to move it); control
-    is cleared again on the way out, so the user's next ``threadpool_limits`` works from any of their threads.
+    process, and no per-thread one: ``openblas_set_num_threads_local`` (0.3.27+, in both wheels here: 0.3.30
+    and 0.3.31) sets that same process-wide count in a pthreads build (a worker thread's call set the main
+    thread's count too, measured here), it is thread-local only in OpenMP builds. So the limit is
+    process-wide and is held only while a kernel call is in flight, never for a whole fit; another thread's
+    SciPy BLAS runs on one thread only while it overlaps a kernel call. threadpoolctl (>= 3.8) lets only one
+    "controlling" Python thread change OpenBLAS's count and silently ignores the others: a fit in a worker
+    thread then ran its products on every BLAS thread, with other bits than in the main thread, beside
+    Numba's threads, and a ``fork()`` during such a product froze the worker (issue 21, cases 1-2). Here the
+    limit is reference-counted across threads and set through OpenBLAS's own functions by whichever thread
+    enters first (through threadpoolctl, after taking its control, for any other BLAS).
     """
 
     _lock = threading.Lock()
     _depth = 0
-    _controller = None
-    _saved: list[tuple[object, int | None]] = []
+    _counts: list[_ThreadCount] | None = None
+    _saved: list[tuple[Callable[[int], None], int]] = []  # (set, count found on the way in)
 
-    @staticmethod
-    def _take_control(lib: object) -> None:
-        clear = getattr(type(lib), "clear_controlling_thread", None)  # OpenBLAS on threadpoolctl >= 3.8
-        if clear is not None:
-            clear(force=True)
+    @classmethod
+    def _find(cls) -> list[_ThreadCount]:
+        if cls._counts is None:
+            from threadpoolctl import ThreadpoolController
 
+            blas = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+            cls._counts = [_thread_count(lib) for lib in _kernel_blas(blas)]
+        return cls._counts
+
+    # enter and exit wrap every kernel call: class attributes read once, no allocation unless a count changes
     def __enter__(self) -> None:
-        cls = type(self)
+        cls = single_threaded_blas
         with cls._lock:
             if cls._depth == 0:
-                if cls._controller is None:
-                    from threadpoolctl import ThreadpoolController
-
-                    cls._controller = ThreadpoolController()
-                libs = [lib for lib in cls._controller.lib_controllers if lib.user_api == "blas"]
-                cls._saved = [(lib, lib.get_num_threads()) for lib in libs]
-                for lib in libs:
-                    cls._take_control(lib)
-                    lib.set_num_threads(1)
+                for get, set_ in cls._counts if cls._counts is not None else cls._find():
+                    n = get()
+                    if n is not None and n != 1:
+                        set_(1)
+                        cls._saved.append((set_, n))
             cls._depth += 1
 
     def __exit__(self, *exc: object) -> None:
-        cls = type(self)
+        cls = single_threaded_blas
         with cls._lock:
             cls._depth -= 1
-            if cls._depth == 0:
-                for lib, n in cls._saved:
-                    if n is not None:
-                        cls._take_control(lib)
-                        lib.set_num_threads(n)
-                        cls._take_control(lib)  # leave no thread in control: the user's next limit works
-                cls._saved = []
+            if cls._depth == 0 and cls._saved:
+                for set_, n in cls._saved:
+                    set_(n)
+                cls._saved.clear()
+
+    @classmethod
+    def _after_fork_in_child(cls) -> None:
+        """A thread that held the limit when another forked is not in the child: restore for it."""
+        cls._lock = threading.Lock()
+        if cls._depth:
+            cls._depth = 1
+            cls().__exit__()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=single_threaded_blas._after_fork_in_child)
+
+
+def kernel_blas_info() -> list[dict[str, Any]]:
+    """threadpoolctl's ``threadpool_info()`` entries of the BLAS libraries the kernels call (NOTE [which
+    BLAS]): those :class:`single_threaded_blas` limits."""
+    from threadpoolctl import ThreadpoolController
+
+    blas = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    return [lib.info() for lib in _kernel_blas(blas)]
