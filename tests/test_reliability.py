@@ -4,6 +4,7 @@ thread, and a fork while another thread trains neither hangs the parent nor free
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -128,6 +129,36 @@ def test_other_threads_blas_settings_are_left_alone_outside_microdl():
     before = _blas_threads()
     _in_thread(_fitted_params)
     assert _blas_threads() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_another_thread_holds_the_limit_gets_its_blas_back():
+    """The thread that would restore the count is not in a forked child: the child restores it itself, and
+    its own kernel calls limit and restore as usual."""
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        entered, leave = threading.Event(), threading.Event()
+
+        def hold():
+            with single_threaded_blas():
+                entered.set()
+                leave.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        entered.wait(10)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: exit status 0 only if every check holds
+                ok = all(n == 2 for n in _kernel_blas_threads())
+                with single_threaded_blas():
+                    ok = ok and all(n == 1 for n in _kernel_blas_threads())
+                ok = ok and all(n == 2 for n in _kernel_blas_threads())
+                os._exit(0 if ok else 1)
+            assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+            assert all(n == 1 for n in _kernel_blas_threads())  # the parent's holder still holds it
+        finally:
+            leave.set()
+            holder.join()
 
 
 FORK_WHILE_FITTING = """

@@ -539,52 +539,64 @@ class single_threaded_blas:  # noqa: N801  (used like a function: ``with single_
     enters first (through threadpoolctl, after taking its control, for any other BLAS).
     """
 
-    _lock = threading.Lock()
-    _depth = 0
-    _counts: list[_ThreadCount] | None = None
-    _saved: list[tuple[Callable[[int], None], int]] = []  # (set, count found on the way in)
+    __slots__ = ()
 
-    @classmethod
-    def _find(cls) -> list[_ThreadCount]:
-        if cls._counts is None:
-            from threadpoolctl import ThreadpoolController
-
-            blas = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
-            cls._counts = [_thread_count(lib) for lib in _kernel_blas(blas)]
-        return cls._counts
-
-    # enter and exit wrap every kernel call: class attributes read once, no allocation unless a count changes
+    # enter and exit wrap every kernel call: the state lives on one instance (a class attribute written per call
+    # would invalidate the type's attribute cache), and nothing is allocated unless a count changes
     def __enter__(self) -> None:
-        cls = single_threaded_blas
-        with cls._lock:
-            if cls._depth == 0:
-                for get, set_ in cls._counts if cls._counts is not None else cls._find():
+        held = _held
+        with held.lock:
+            if held.depth == 0:
+                for get, set_ in held.counts if held.counts is not None else held.find():
                     n = get()
                     if n is not None and n != 1:
                         set_(1)
-                        cls._saved.append((set_, n))
-            cls._depth += 1
+                        held.saved.append((set_, n))
+            held.depth += 1
 
     def __exit__(self, *exc: object) -> None:
-        cls = single_threaded_blas
-        with cls._lock:
-            cls._depth -= 1
-            if cls._depth == 0 and cls._saved:
-                for set_, n in cls._saved:
+        held = _held
+        with held.lock:
+            held.depth -= 1
+            if held.depth == 0 and held.saved:
+                for set_, n in held.saved:
                     set_(n)
-                cls._saved.clear()
+                held.saved.clear()
 
-    @classmethod
-    def _after_fork_in_child(cls) -> None:
+
+class _Held:
+    """The state of :class:`single_threaded_blas`, one for the process: the kernels' BLAS libraries (found on the
+    first use), how many kernel calls hold the limit now, and the counts to restore when the last one ends."""
+
+    __slots__ = ("lock", "depth", "counts", "saved")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.counts: list[_ThreadCount] | None = None
+        self.saved: list[tuple[Callable[[int], None], int]] = []  # (set, the count found on the way in)
+
+    def find(self) -> list[_ThreadCount]:
+        if self.counts is None:
+            from threadpoolctl import ThreadpoolController
+
+            blas = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+            self.counts = [_thread_count(lib) for lib in _kernel_blas(blas)]
+        return self.counts
+
+    def after_fork_in_child(self) -> None:
         """A thread that held the limit when another forked is not in the child: restore for it."""
-        cls._lock = threading.Lock()
-        if cls._depth:
-            cls._depth = 1
-            cls().__exit__()
+        self.lock = threading.Lock()
+        if self.depth:
+            self.depth = 1
+            single_threaded_blas().__exit__()
+
+
+_held = _Held()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=single_threaded_blas._after_fork_in_child)
+    os.register_at_fork(after_in_child=_held.after_fork_in_child)
 
 
 def kernel_blas_info() -> list[dict[str, Any]]:
