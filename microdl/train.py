@@ -44,6 +44,7 @@ NOTE [random streams]
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import warnings
@@ -63,7 +64,7 @@ from microdl._validation import (
     check_real,
     check_sample_weight,
 )
-from microdl.nn import MLP, all_finite, single_threaded_blas
+from microdl.nn import MLP, all_finite
 from microdl.optim import Optimizer, clip_grad_norm, clip_grad_value
 from microdl.optim.schedules import LRSchedule, make_schedule
 
@@ -271,6 +272,12 @@ class Batches(Protocol):
         """An uninitialised buffer like ``a``, on this device."""
 
 
+def _gather(a: np.ndarray, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out ← a[idx]`` (rows of ``a``), written straight into ``out``. The array's own ``take``: ``np.take``'s
+    Python dispatch cost 1 µs a call, and a batch-1 step of digits takes about 20 µs with two or three of them."""
+    return a.take(idx, 0, out, "clip")
+
+
 class HostBatches:
     """The batches of host (NumPy or SciPy sparse) training data, for a model on the CPU.
 
@@ -289,6 +296,7 @@ class HostBatches:
         self.penalties = np.zeros(len(self.bounds))
         self.batch_size = batch_size
         self._X = self._Y = self._w = None  # the gather buffers, made on the first shuffled batch
+        self._sparse = issparse(X)
         self.order: np.ndarray | None = None
 
     def set_order(self, order: np.ndarray | None) -> None:
@@ -306,14 +314,16 @@ class HostBatches:
             idx, m = self.order[lo:hi], hi - lo
             if self._Y is None:
                 self._reserve_gather()
-            # mode="clip": the indices are a permutation, always valid, and np.take then writes straight into
+            # mode="clip": the indices are a permutation, always valid, and take then writes straight into
             # ``out`` (its default mode="raise" stages the result in a temporary the size of the batch). Sparse
             # X is sliced, which allocates: dense input is the fast path.
             # X, Y and w are aligned and C-ordered here (NOTE [aligned input] in microdl._validation): from a
-            # misaligned array np.take would copy the whole of it on every call.
-            Xb = X[idx] if issparse(X) else np.take(X, idx, axis=0, out=self._X[:m], mode="clip")
-            Yb = np.take(Y, idx, axis=0, out=self._Y[:m], mode="clip")
-            wb = None if w is None else np.take(w, idx, out=self._w[:m], mode="clip")
+            # misaligned array take would copy the whole of it on every call.
+            # Into the whole buffer for a whole batch: no view is made per batch but the last.
+            full = m == self.batch_size
+            Xb = X[idx] if self._sparse else _gather(X, idx, self._X if full else self._X[:m])
+            Yb = _gather(Y, idx, self._Y if full else self._Y[:m])
+            wb = None if w is None else _gather(w, idx, self._w if full else self._w[:m])
         data, penalty = self.model._batch_loss_and_grad(Xb, Yb, wb)
         self.losses[k], self.penalties[k] = data + penalty, penalty
         return True
@@ -321,7 +331,7 @@ class HostBatches:
     def _reserve_gather(self) -> None:
         """The buffers shuffled batches are gathered into (dense X only: sparse X is sliced)."""
         b, dtype = self.batch_size, self.model.dtype
-        self._X = None if issparse(self.X) else np.empty((b, self.X.shape[1]), dtype=dtype)
+        self._X = None if self._sparse else np.empty((b, self.X.shape[1]), dtype=dtype)
         self._Y = np.empty((b, self.Y.shape[1]), dtype=dtype)
         self._w = None if self.w is None else np.empty(b, dtype=dtype)
 
@@ -405,11 +415,12 @@ class _Run:
     def _step(self, k: int) -> bool:
         """Loss and gradient of batch k, clipping, the optimizer's step. Returns whether the loss is known."""
         known = self.batches.loss_and_grad(k)
+        grads = self.model.grads
         if self.clip_norm is not None:
-            clip_grad_norm(self.model.grads, self.clip_norm)
+            clip_grad_norm(grads, self.clip_norm)
         if self.clip_value is not None:
-            clip_grad_value(self.model.grads, self.clip_value)
-        self.optimizer.step(self.model.grads)
+            clip_grad_value(grads, self.clip_value)
+        self.optimizer.step(grads)
         return known
 
     def _ok(self, loss: float) -> bool:
@@ -435,6 +446,10 @@ class _Run:
         order = np.arange(n)
         base_lr = self.optimizer.lr
         monitor = None
+        step, ok = self._step, self._ok
+        n_batches = len(b.bounds)
+        batch_numbers = range(n_batches)
+        seen_after = [0, *itertools.accumulate(hi - lo for lo, hi in b.bounds)]  # rows seen after k batches
         for epoch in range(1, self.epochs + 1):
             if self.schedule is not None and not self._schedule(epoch, base_lr, monitor):
                 return
@@ -449,13 +464,13 @@ class _Run:
                 self.previous, self.snapshot = self.snapshot, self.previous
             self.snapshot.take()  # after this epoch's rate and order are set: a replay needs them
             bad = None  # the first batch whose loss is not ok, if known during the epoch
-            for k, (lo, hi) in enumerate(b.bounds):
-                known = self._step(k)
-                self.grad_evals += 1
-                self.samples_seen += hi - lo
-                if known and not self._ok(b.losses[k]):
+            for k in batch_numbers:  # per batch only the step and the loss check (a batch-1 step is ~20 µs)
+                if step(k) and not ok(b.losses[k]):
                     bad = k
                     break
+            steps = n_batches if bad is None else bad + 1
+            self.grad_evals += steps
+            self.samples_seen += seen_after[steps]
             losses, penalties = b.epoch_losses()
             if bad is None:
                 bad = next((k for k, loss in enumerate(losses) if not self._ok(loss)), None)
@@ -756,13 +771,12 @@ def fit(model: MLP, optimizer: Any, X: Any, y: Any, *, epochs: int = 10, batch_s
         run = _Run(model, optimizer, batches, X_val, Y_val, epochs=epochs, shuffle=shuffle, rng=rng,
                    schedule=schedule, clip_norm=clip_norm, clip_value=clip_value, callbacks=callbacks,
                    progress=progress, max_time=max_time, max_grad_evals=max_grad_evals)
-        # The kernels run BLAS on one thread (NOTE [row blocks] in microdl/nn/_cpu.py); setting that once here
-        # instead of once per batch saves a few microseconds per batch.
-        with single_threaded_blas():
-            if drives:
-                run.run_iterations()
-            else:
-                run.run_epochs()
+        # No BLAS limit around the whole fit: each kernel call limits the BLAS it calls, and only while it runs
+        # (NOTE [which BLAS] in microdl/nn/_cpu.py), so the user's other threads keep theirs.
+        if drives:
+            run.run_iterations()
+        else:
+            run.run_epochs()
         return run.finish()
     finally:
         model._fit_lock.release()

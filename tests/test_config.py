@@ -75,11 +75,10 @@ def test_this_process_counts_its_running_thread_and_a_spinning_process_is_seen()
             p.join()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20.3, open: single_threaded_blas (microdl/nn/_cpu.py) holds every "
-                   "BLAS at one thread for the whole fit, NumPy's too, and OpenBLAS's setting is process-wide")
 def test_a_fit_leaves_numpys_blas_alone_for_the_other_threads():
-    """microdl's kernels call SciPy's BLAS (scipy.linalg.cython_blas); NumPy's, which a user's other threads
-    use for ``X @ W``, should keep the threads it had while a fit runs in another thread."""
+    """microdl's kernels call SciPy's BLAS (scipy.linalg.cython_blas) and limit only it, only during each kernel
+    call (issue 20.3); NumPy's, which a user's other threads use for ``X @ W``, keeps the threads it had while
+    a fit runs in another thread."""
     import threading
 
     import numpy as np

@@ -8,6 +8,7 @@ byte into a buffer.
 import numpy as np
 import pytest
 
+import microdl.train
 from microdl._validation import as_kernel_array
 from microdl.nn import MLP
 from microdl.optim import Adam
@@ -100,12 +101,12 @@ def test_training_reads_one_aligned_c_ordered_array_for_every_batch(data, tmp_pa
     X, y = data
     A = X if layout == "aligned" else LAYOUTS[layout](X, tmp_path)
     gathered_from, batches = [], []
-    take = np.take
+    gather = microdl.train._gather
 
-    def recording_take(a, *args, **kwargs):
+    def recording_gather(a, *args, **kwargs):
         if a.ndim == 2 and a.shape[1] == X.shape[1]:
             gathered_from.append(a)
-        return take(a, *args, **kwargs)
+        return gather(a, *args, **kwargs)
 
     batch_pass = MLP._batch_loss_and_grad
 
@@ -113,7 +114,7 @@ def test_training_reads_one_aligned_c_ordered_array_for_every_batch(data, tmp_pa
         batches.append(Xb)
         return batch_pass(self, Xb, Yb, wb)
 
-    monkeypatch.setattr(np, "take", recording_take)
+    monkeypatch.setattr(microdl.train, "_gather", recording_gather)
     monkeypatch.setattr(MLP, "_batch_loss_and_grad", recording_pass)
     _fit(A, y, batch_size)
     assert len(batches) == (3 * 10 if batch_size else 3)

@@ -4,6 +4,7 @@ thread, and a fork while another thread trains neither hangs the parent nor free
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from microdl.nn import MLP
-from microdl.nn._cpu import single_threaded_blas
+from microdl.nn._cpu import kernel_blas_info, single_threaded_blas
 from microdl.optim import Adam
 from microdl.train import fit
 from tests.signals import train_stopped_by
@@ -23,6 +24,11 @@ threadpoolctl = pytest.importorskip("threadpoolctl")
 
 def _blas_threads() -> list[int]:
     return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+
+
+def _kernel_blas_threads() -> list[int]:
+    """The thread counts of the BLAS that the kernels call (NOTE [which BLAS] in microdl/nn/_cpu.py)."""
+    return [lib["num_threads"] for lib in kernel_blas_info()]
 
 
 def _in_thread(function, *args):
@@ -42,10 +48,44 @@ def test_blas_is_limited_in_a_worker_thread_after_the_main_thread_limited_it():
 
     def inside():
         with single_threaded_blas():
-            return _blas_threads()
+            return _kernel_blas_threads()
 
-    assert all(n == 1 for n in _in_thread(inside))
+    assert _in_thread(inside) and all(n == 1 for n in _in_thread(inside))
     assert _blas_threads() == before  # restored, from whichever thread left last
+
+
+def test_the_limit_is_the_kernels_blas_only_and_is_held_by_the_last_thread_out():
+    """SciPy's BLAS, which the kernels' np.dot calls, is limited; NumPy's (another library in the wheels) is
+    not; a limit entered in one thread and left in another is restored by the last one out."""
+    kernel = kernel_blas_info()
+    assert kernel, "no BLAS found for the kernels"
+    before = {lib["filepath"]: lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+              if lib["user_api"] == "blas"}
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        entered, leave = threading.Event(), threading.Event()
+
+        def hold():
+            with single_threaded_blas():
+                entered.set()
+                leave.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        entered.wait(10)
+        with single_threaded_blas():
+            inside = {lib["filepath"]: lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                      if lib["user_api"] == "blas"}
+        still_held = _kernel_blas_threads()  # the holder is still inside: the limit stays
+        leave.set()
+        holder.join()
+        after = _kernel_blas_threads()
+    kernel_paths = {lib["filepath"] for lib in kernel}
+    for path, n in inside.items():
+        assert n == (1 if path in kernel_paths else 2)
+    assert all(n == 1 for n in still_held) and all(n == 2 for n in after)
+    numpys = {path for path in before if "numpy" in path}
+    if len(before) > 1 and numpys:  # the wheels: the kernels call SciPy's library, not NumPy's
+        assert not numpys & kernel_paths, kernel_paths
 
 
 def _problem():
@@ -85,10 +125,62 @@ def test_two_concurrent_fits_equal_sequential_ones():
     np.testing.assert_array_equal(results[192], sequential[1])
 
 
+def test_the_numpy_backend_holds_numpys_blas_at_one_thread_during_each_pass_only(monkeypatch):
+    """The NumPy backend's products are NumPy's: its own limit (NOTE [which BLAS]), during each pass only."""
+    from microdl.nn import reference
+    from microdl.nn._blas import _numpy_blas
+
+    libraries = _numpy_blas()
+    counts = lambda: [lib.get_num_threads() for lib in libraries]  # noqa: E731
+    before, seen = counts(), []
+
+    def spy(function):
+        return lambda *args, **kwargs: (seen.append(counts()), function(*args, **kwargs))[1]
+
+    monkeypatch.setattr(reference, "loss_and_grad", spy(reference.loss_and_grad))
+    monkeypatch.setattr(reference, "evaluate", spy(reference.evaluate))
+    net = MLP((4, 8, 3), random_state=0, backend="numpy")
+    X, y = np.random.default_rng(0).normal(size=(16, 4)), np.arange(16) % 3
+    net.loss_and_grad(X, y)
+    net.predict(X)
+    assert len(seen) == 2 and all(n == 1 for c in seen for n in c), seen
+    assert counts() == before
+
+
 def test_other_threads_blas_settings_are_left_alone_outside_microdl():
     before = _blas_threads()
     _in_thread(_fitted_params)
     assert _blas_threads() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_another_thread_holds_the_limit_gets_its_blas_back():
+    """The thread that would restore the count is not in a forked child: the child restores it itself, and
+    its own kernel calls limit and restore as usual."""
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        entered, leave = threading.Event(), threading.Event()
+
+        def hold():
+            with single_threaded_blas():
+                entered.set()
+                leave.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        entered.wait(10)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: exit status 0 only if every check holds
+                ok = all(n == 2 for n in _kernel_blas_threads())
+                with single_threaded_blas():
+                    ok = ok and all(n == 1 for n in _kernel_blas_threads())
+                ok = ok and all(n == 2 for n in _kernel_blas_threads())
+                os._exit(0 if ok else 1)
+            assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+            assert all(n == 1 for n in _kernel_blas_threads())  # the parent's holder still holds it
+        finally:
+            leave.set()
+            holder.join()
 
 
 FORK_WHILE_FITTING = """

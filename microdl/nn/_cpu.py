@@ -15,8 +15,9 @@ is barely faster than a single-threaded one, while two independent half-batch GE
 And BLAS's thread pool must not run beside Numba's: OpenBLAS threads busy-wait after each product, Numba's
 OpenMP threads busy-wait after each kernel, and on a machine with as many cores as threads each pool then
 waits for the other to be descheduled. We measured a 9,610-parameter Adam step plus one 200×64×128 product
-at 8 ms instead of 40 µs. So while the kernels run, BLAS is held at one thread (:class:`single_threaded_blas`),
-as scikit-learn does around its own OpenMP loops.
+at 8 ms instead of 40 µs. So during each kernel call, the BLAS the kernels call is held at one thread
+(:class:`single_threaded_blas`), as scikit-learn does around its own OpenMP loops; NumPy's, and BLAS between
+kernel calls, are left as the user set them (NOTE [which BLAS]).
 
 NOTE [two blocks]
 The block takes the pre-activations ``Z`` as a tuple of arrays, or None for an activation whose f' reads only
@@ -51,18 +52,17 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  (np.dot in the kernels calls this BLAS; load it before limiting it)
 from numba import njit, prange
 
 from microdl import config
 from microdl._cache import checked_jit
 from microdl._jit import rebuild
 from microdl.nn import formulas, losses
-from microdl.nn._blas import single_threaded_blas  # (its home: importing it imports no Numba)
+from microdl.nn._blas import kernel_blas_info, single_threaded_blas  # their home: it imports no Numba
 
 __all__ = ["Passes", "kernels", "forward_backward", "forward_backward_serial", "forward_backward_sequential",
            "sum_blocks", "sum_blocks_serial", "sum_blocks_sequential", "n_blocks_for", "single_threaded_blas",
-           "all_finite"]
+           "kernel_blas_info", "all_finite"]
 
 _inline = njit(inline="always")
 # The registered formulas, compiled to be inlined into the loops below: F.activate(code, z, p),

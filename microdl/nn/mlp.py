@@ -39,8 +39,9 @@ NOTE [the NumPy backend for small fits]
     loaded already, so the same fit runs on the same backend everywhere; the estimators
     (``backend='auto'``, their default) and ``microdl train`` (``--backend auto``) make it, and say which they
     took (``backend_``; the model's repr). Both backends compute the same thing and agree to rounding; the NumPy
-    one computes in float64 whatever the model's dtype (the reference pass's rule), and holds BLAS at one thread
-    as the kernels do (a BLAS thread pool on a loaded machine made its epochs 4 to 30 times slower). Importing
+    one computes in float64 whatever the model's dtype (the reference pass's rule), and holds NumPy's BLAS at one
+    thread during each pass, as the kernels hold theirs during each call (a BLAS thread pool on a loaded machine
+    made its epochs 4 to 30 times slower; :class:`microdl.nn._blas.single_threaded_numpy_blas`). Importing
     :mod:`microdl.nn`, :mod:`microdl.optim`, :mod:`microdl.train` or :mod:`microdl.sklearn` imports no Numba:
     the kernels are imported by the first model built on them.
 
@@ -75,6 +76,7 @@ from microdl._validation import (
     check_Y,
 )
 from microdl.nn import formulas, losses, reference
+from microdl.nn._blas import single_threaded_numpy_blas
 from microdl.nn.activations import activation_parameters, get_activation
 from microdl.nn.layout import layer_shapes, layer_views, layout_table, n_params
 from microdl.nn.losses import get_loss, loss_parameters
@@ -394,7 +396,7 @@ class MLP:
                                  masks: tuple[np.ndarray, ...] | None = None) -> tuple[float, float]:
         """:meth:`_batch_loss_and_grad` through the textbook pass (``backend="numpy"``)."""
         m = X.shape[0]
-        with np.errstate(**_QUIET):
+        with single_threaded_numpy_blas(), np.errstate(**_QUIET):
             loss, dL_dW, dL_db = reference.loss_and_grad(self, X, Y, w, None if masks is None else
                                                          [M[:m] for M in masks])
             for view, g in zip(self.dL_dW + self.dL_db, dL_dW + dL_db):
@@ -435,7 +437,7 @@ class MLP:
         if self._device_net is not None:
             return self._device_net.evaluate(X, Y, with_outputs)
         if self.backend == "numpy":
-            with np.errstate(**_QUIET):
+            with single_threaded_numpy_blas(), np.errstate(**_QUIET):
                 loss, out = reference.evaluate(self, X, Y)
             return loss, out.astype(self.dtype) if with_outputs else None
         n, chunk = X.shape[0], config.EVAL_CHUNK
