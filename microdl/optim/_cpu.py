@@ -2,12 +2,12 @@
 
 * The rule kernels: each registered rule's per-element update (:func:`microdl.optim._elementwise.element_update`)
   in one ``prange`` loop, compiled from the rule itself by :func:`kernels_for`, once per rule.
-* The clipping kernels of :mod:`microdl.optim.clip`: Σ g², a scale and a clamp; and the flush of subnormal
-  state that :meth:`~microdl.optim.Optimizer.step` runs every 64 steps (NOTE [subnormal state] in
-  :mod:`microdl.optim.rules`).
+* The clipping kernels of :mod:`microdl.optim.clip`: Σ g², a scale and a clamp.
+* The flush of subnormal state that :meth:`~microdl.optim.Optimizer.step` runs every 64 steps (NOTE
+  [subnormal state] in :mod:`microdl.optim.rules`), on the calling thread only.
 
-Each loop is compiled twice: ``parallel=True``, for buffers of at least ``config.MIN_PARALLEL_ELEMENTS`` when
-threads are wise (NOTE [threading layer] in :mod:`microdl.config`), and as its serial twin (the same loop
+The other loops are compiled twice: ``parallel=True``, for buffers of at least ``config.MIN_PARALLEL_ELEMENTS``
+when threads are wise (NOTE [threading layer] in :mod:`microdl.config`), and as a serial twin (the same loop
 without threads, as :func:`microdl._jit.serial_twin` builds it); the two give the same bits, element by element.
 
 Kernels are compiled lazily, once per dtype. Those of the rules that ship with microdl are cached on disk
@@ -179,14 +179,17 @@ def _clamp(g, low, high):
         g[i] = min(max(g[i], low), high)
 
 
-@_kernel
+SERIAL = {kernel: serial_twin(kernel.py_func) for kernel in (_sum_of_squares, _scale, _clamp)}
+
+
+# On the calling thread only: it runs once every 64 steps, where one pass over the state costs under 1 % of a
+# step even at N = 1e7, and a parallel build would be one more compile on a first fit (about 0.2 s each, once
+# per machine: the disk cache keeps it).
+@checked_jit(nogil=True, error_model="numpy")
 def _flush_subnormal(x, tiny):
-    for i in prange(x.size):
+    for i in range(x.size):
         if abs(x[i]) < tiny:
             x[i] = 0
-
-
-SERIAL = {kernel: serial_twin(kernel.py_func) for kernel in (_sum_of_squares, _scale, _clamp, _flush_subnormal)}
 
 
 def _launch(kernel: Any, g: np.ndarray, *args: Any) -> Any:
@@ -216,4 +219,4 @@ def clamp(g: np.ndarray, low: float, high: float) -> None:
 def flush_subnormal(x: np.ndarray) -> None:
     """x ← 0 where abs(x) is below the dtype's smallest normal number, in place (NOTE [subnormal state] in
     :mod:`microdl.optim.rules`)."""
-    _launch(_flush_subnormal, x, x.dtype.type(np.finfo(x.dtype).tiny))
+    _flush_subnormal(x, x.dtype.type(np.finfo(x.dtype).tiny))
