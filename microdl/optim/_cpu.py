@@ -44,8 +44,8 @@ __all__ = ["kernels_for", "apply", "flush_subnormal", "sum_of_squares", "scale",
 #     is written once (:func:`_loop`) for any number of buffers and generated for each rule with its own number.
 #     Every argument costs the dispatcher a typing and an unboxing at every call: a first form gave every kernel
 #     ``_elementwise.MAX_STATE`` state arguments, ``None`` past the rule's own, so that one loop served every
-#     rule, and plain SGD's call took 0.8 us instead of 0.6 (measured, N = 10, numba 0.68), about 0.2-0.3 us a
-#     step for every rule with fewer than six buffers.
+#     rule: a call of plain SGD's serial kernel took 0.8-0.9 us instead of 0.6, Adam's 1.1 instead of 0.9
+#     (measured, N = 10, numba 0.68), on every step.
 
 
 def _loop(name: str, at: Any, n_state: int) -> FunctionType:
