@@ -395,7 +395,9 @@ class Optimizer:
 
     # -- the step ----------------------------------------------------------------------------------------------
     def step(self, grads: Any) -> None:
-        """Apply one update to :attr:`params` in place, using ``grads`` (same shape and dtype)."""
+        """Apply one update to :attr:`params` in place, using ``grads`` (same shape and dtype); after every
+        ``FLUSH_EVERY``-th (64th), set the state's entries below the dtype's smallest normal number to zero (NOTE
+        [subnormal state] in :mod:`microdl.optim.rules`)."""
         params = self._params
         if not (type(grads) is np.ndarray and type(params) is np.ndarray and grads.shape == params.shape
                 and grads.dtype == params.dtype and grads.flags.c_contiguous):

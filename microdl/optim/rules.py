@@ -54,7 +54,7 @@ NOTE [subnormal state]
     slower on such entries; on this project's AMD EPYC the float32 CPU kernel took 1.24-1.25 times as long at
     N = 1e5 with half the entries subnormal (``python -m benchmarks.subnormal --n 100000``).
 
-    So :meth:`Optimizer.step <microdl.optim.Optimizer.step>` flushes the state to zero every
+    So ``Optimizer.step`` (``microdl/optim/base.py``) flushes the state to zero every
     ``FLUSH_EVERY`` (64) steps, after the update of step t = 64, 128, ...: every entry of every state buffer
     with abs(x) < tiny becomes 0 (each backend's ``flush_subnormal``, one pass over each buffer). A state that
     falls below ``tiny`` is subnormal for at most 64 steps, then 0 for as long as its gradient stays 0. The
