@@ -34,6 +34,7 @@ from microdl._cache import checked_jit
 from microdl._jit import serial_twin
 from microdl.optim import _elementwise as ew
 from microdl.optim.contract import scalars_type, vars_of
+from microdl.optim.rules import smallest_normal
 
 __all__ = ["kernels_for", "apply", "flush_subnormal", "sum_of_squares", "scale", "clamp"]
 
@@ -219,4 +220,4 @@ def clamp(g: np.ndarray, low: float, high: float) -> None:
 def flush_subnormal(x: np.ndarray) -> None:
     """x ← 0 where abs(x) is below the dtype's smallest normal number, in place (NOTE [subnormal state] in
     :mod:`microdl.optim.rules`)."""
-    _flush_subnormal(x, x.dtype.type(np.finfo(x.dtype).tiny))
+    _flush_subnormal(x, smallest_normal(x.dtype))

@@ -34,6 +34,7 @@ from microdl import config
 from microdl._cuda_support import require_cuda
 from microdl.optim import _elementwise as ew
 from microdl.optim.contract import scalars_type, vars_of
+from microdl.optim.rules import smallest_normal
 
 cuda = require_cuda()
 
@@ -142,9 +143,8 @@ def _flush_subnormal(x, tiny):
 def flush_subnormal(x: Any) -> None:
     """x ← 0 where abs(x) is below the dtype's smallest normal number, in place, on the device (NOTE [subnormal
     state] in :mod:`microdl.optim.rules`)."""
-    dtype = np.dtype(x.dtype)
     blocks, threads = config.launch_1d(x.size)
-    _flush_subnormal[blocks, threads](x, dtype.type(np.finfo(dtype).tiny))
+    _flush_subnormal[blocks, threads](x, smallest_normal(np.dtype(x.dtype)))
 
 
 #: Device scalars, allocated once per process (clipping runs every step): the Σg² accumulator (kept at zero

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from microdl.optim.contract import vars_of
+from microdl.optim.rules import smallest_normal
 
 
 def kernels_for(cls: type) -> Callable:
@@ -34,4 +35,4 @@ def apply(rule: Callable, theta: np.ndarray, g: np.ndarray, slots: tuple, s: tup
 def flush_subnormal(x: np.ndarray) -> None:
     """x ← 0 where abs(x) is below the dtype's smallest normal number, in place (NOTE [subnormal state] in
     :mod:`microdl.optim.rules`)."""
-    x[np.abs(x) < np.finfo(x.dtype).tiny] = 0
+    x[np.abs(x) < smallest_normal(x.dtype)] = 0

@@ -93,13 +93,21 @@ NOTE [plain tuple at the kernel boundary]
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["SGDScalars", "sgd_scalars", "sgd", "AdagradScalars", "adagrad_scalars", "adagrad", "RMSpropScalars",
            "rmsprop_scalars", "rmsprop", "AdadeltaScalars", "adadelta_scalars", "adadelta", "AdamScalars",
-           "adam_scalars", "adam", "EPS_ON"]
+           "adam_scalars", "adam", "EPS_ON", "smallest_normal"]
+
+
+@cache
+def smallest_normal(dtype: np.dtype) -> np.floating:
+    """``dtype``'s smallest normal number, below which ``Optimizer.step`` flushes the state to zero every 64 steps
+    (NOTE [subnormal state]); cached, since ``np.finfo`` costs about a microsecond."""
+    return dtype.type(np.finfo(dtype).tiny)
 
 
 # -- SGD (and GD) -------------------------------------------------------------------------------------------
