@@ -18,6 +18,11 @@ Cases (``--cases``, comma-separated):
   × 100 ``make_classification`` (hidden 256, 256); best of ``--fits`` fits, after a warm-up fit.
 * ``cold``: seconds from a fresh process with an empty Numba cache to the end of the first fit
   (``MLPClassifier(max_iter=1)`` on digits): import plus compile, what a new user waits for.
+* ``step``: ``opt.step(g)`` on ``backend="cpu"``, float32, for each configuration of
+  :mod:`benchmarks.optimizers` at N = 1e4, 1e5 and 1e6 (Python overhead included); best of 15 × ~2 ms of steps.
+* ``launch``: the same at N = 16 with Numba's threads forced on (``config.use_threads``, no size threshold): what a
+  step costs besides its arithmetic when it runs on the threads, as every step of 65,536 elements or more does on
+  a quiet machine. Only a quiet machine gives figures here: on a loaded one a launch waits for time slices.
 
 Each case gives two ratios: of wall-clock times, and of the CPU time of the calling thread
 (``time.thread_time``), which a shared machine disturbs far less. The second counts all the work only when it
@@ -102,7 +107,37 @@ def cold_time():
     MLPClassifier(max_iter=1, random_state=0).fit(X / 16, y)
     out["cold first fit"] = (time.perf_counter() - t, time.thread_time() - c)
 
-{"lg": loss_and_grad_times, "fit": fit_times, "cold": cold_time}[case["name"]]()
+def step_times(sizes=(10_000, 100_000, 1_000_000)):
+    from microdl.optim import OPTIMIZERS
+    configs = {"sgd": ("sgd", {"lr": 1e-3}), "sgd_momentum": ("sgd", {"lr": 1e-3, "momentum": 0.9}),
+               "adagrad": ("adagrad", {}), "rmsprop": ("rmsprop", {}), "adadelta": ("adadelta", {}),
+               "adam": ("adam", {}), "adamw": ("adamw", {})}
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        theta = rng.standard_normal(n, dtype=np.float32)
+        g = theta * np.float32(1e-3)
+        for label, (name, hyper) in configs.items():
+            opt = OPTIMIZERS[name](theta.copy(), backend="cpu", **hyper)
+            opt.step(g)
+            t = time.perf_counter()
+            opt.step(g)
+            calls = max(1, min(200, int(2e-3 / max(time.perf_counter() - t, 1e-6))))  # about 2 ms of steps
+            wall = cpu = np.inf
+            for _ in range(15):
+                t, c = time.perf_counter(), time.thread_time()
+                for _ in range(calls):
+                    opt.step(g)
+                wall = min(wall, (time.perf_counter() - t) / calls)
+                cpu = min(cpu, (time.thread_time() - c) / calls)
+            out[f"step {label} @{n:,}"] = (wall, cpu)
+
+def launch_times():
+    from microdl import config
+    config.use_threads, config.MIN_PARALLEL_ELEMENTS = (lambda: True), 0
+    step_times(sizes=(16,))
+
+{"lg": loss_and_grad_times, "fit": fit_times, "cold": cold_time, "step": step_times,
+ "launch": launch_times}[case["name"]]()
 print(json.dumps(out))
 """
 
@@ -121,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old", help="the source tree measured as the baseline")
     parser.add_argument("new", help="the source tree compared with it")
-    parser.add_argument("--cases", default="lg,fit,cold", help="comma-separated: lg, fit, cold (default: all)")
+    parser.add_argument("--cases", default="lg,fit,cold",
+                        help="comma-separated: lg, fit, cold, step, launch (default: lg, fit, cold)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each case, the trees taking turns")
     parser.add_argument("--fits", type=int, default=2, help="fits per measurement of the fit case (best taken)")
     parser.add_argument("--sequential", action="store_true",
@@ -133,9 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         if not os.path.isfile(os.path.join(tree, "microdl", "__init__.py")):
             parser.error(f"{tree} is not a microdl source tree (no microdl/__init__.py)")
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = sorted(set(cases) - {"lg", "fit", "cold"})
+    unknown = sorted(set(cases) - {"lg", "fit", "cold", "step", "launch"})
     if unknown:
-        parser.error(f"unknown cases {unknown}; choose from lg, fit, cold")
+        parser.error(f"unknown cases {unknown}; choose from lg, fit, cold, step, launch")
 
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine_info().items()))
     print(f"load average before: {os.getloadavg()[0]:.1f}")

@@ -23,6 +23,7 @@ CUDA (or the simulator) is there.
 from __future__ import annotations
 
 import functools
+import linecache
 import math
 from types import FunctionType
 from typing import Any
@@ -33,19 +34,32 @@ from microdl import config
 from microdl._cuda_support import require_cuda
 from microdl.optim import _elementwise as ew
 from microdl.optim.contract import scalars_type, vars_of
+from microdl.optim.rules import smallest_normal
 
 cuda = require_cuda()
 
-__all__ = ["kernels_for", "apply", "clip_grad_norm", "clip_grad_value"]
+__all__ = ["kernels_for", "apply", "flush_subnormal", "clip_grad_norm", "clip_grad_value"]
 
 _device = cuda.jit(device=True)
 
 
-def _loop(theta, g, h, x0, x1, x2, x3, x4, x5):
-    """The kernel every rule runs: ``at`` is the rule's per-element update (a global of each copy), ``x0`` ...
-    its state buffers, ``None`` past the rule's own (``_elementwise.MAX_STATE`` of them)."""
-    for i in range(cuda.grid(1), theta.size, cuda.gridsize(1)):
-        at(i, theta, g, h, x0, x1, x2, x3, x4, x5)  # noqa: F821 (bound per rule in kernels_for)
+def _loop(name: str, at: Any, n_state: int) -> FunctionType:
+    """The kernel of a rule, named ``name``, over ``n_state`` state buffers (NOTE [kernel arguments] in
+    :mod:`microdl.optim._cpu`); ``at`` is the rule's per-element update. For Adam's three buffers::
+
+        def adam(theta, g, h, x0, x1, x2):
+            for i in range(cuda.grid(1), theta.size, cuda.gridsize(1)):
+                at(i, theta, g, h, x0, x1, x2)
+    """
+    state = "".join(f", x{k}" for k in range(n_state))
+    source = (f"def {name}(theta, g, h{state}):\n"
+              f"    for i in range(cuda.grid(1), theta.size, cuda.gridsize(1)):\n"
+              f"        at(i, theta, g, h{state})\n")
+    filename = f"<microdl: CUDA kernel of {name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
+    namespace = {"__name__": __name__, "cuda": cuda, "at": at}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[name]
 
 
 _KERNELS: dict[tuple, Any] = {}
@@ -58,16 +72,14 @@ def kernels_for(cls: type) -> Any:
     kernel = _KERNELS.get((rule, state))
     if kernel is None:
         at = _device(ew.element_update(_device(rule), scalars_type(cls), state))
-        copy = FunctionType(_loop.__code__, {**_loop.__globals__, "at": at}, rule.__name__, None, None)
-        kernel = _KERNELS[(rule, state)] = (cuda.jit(copy), (None,) * (ew.MAX_STATE - len(state)))
+        kernel = _KERNELS[(rule, state)] = cuda.jit(_loop(rule.__name__, at, len(state)))
     return kernel
 
 
-def apply(kernel: tuple, theta: Any, g: Any, slots: tuple, s: tuple) -> None:
+def apply(kernel: Any, theta: Any, g: Any, slots: tuple, s: tuple) -> None:
     """Apply a rule in place over the flat device buffers with one kernel launch; ``s`` is the step's scalars."""
-    launch, padding = kernel
     blocks, threads = config.launch_1d(theta.size)
-    launch[blocks, threads](theta, g, tuple(s), *slots, *padding)
+    kernel[blocks, threads](theta, g, tuple(s), *slots)
 
 
 # -- clipping (microdl.optim.clip) -------------------------------------------------------------------------------
@@ -119,6 +131,20 @@ def _scale(g, coef):
 def _clamp(g, low, high):
     for i in range(cuda.grid(1), g.size, cuda.gridsize(1)):
         g[i] = min(max(g[i], low), high)
+
+
+@cuda.jit
+def _flush_subnormal(x, tiny):
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        if abs(x[i]) < tiny:
+            x[i] = 0
+
+
+def flush_subnormal(x: Any) -> None:
+    """x ← 0 where abs(x) is below the dtype's smallest normal number, in place, on the device (NOTE [subnormal
+    state] in :mod:`microdl.optim.rules`)."""
+    blocks, threads = config.launch_1d(x.size)
+    _flush_subnormal[blocks, threads](x, smallest_normal(np.dtype(x.dtype)))
 
 
 #: Device scalars, allocated once per process (clipping runs every step): the Σg² accumulator (kept at zero

@@ -4,7 +4,7 @@ The compiled backends (:mod:`microdl.optim._cpu`, :mod:`microdl.optim._cuda`) lo
 per element, the function :func:`element_update` writes for a rule. For Adam (state ``m``, ``v``, ``v_max``) it
 is::
 
-    def adam_at(i, theta, g, h, m_, v_, v_max_, unused_3, unused_4, unused_5):
+    def adam_at(i, theta, g, h, m_, v_, v_max_):
         if m_ is None:
             m_i = g[i]
         else:
@@ -20,11 +20,11 @@ is::
 
 It is written from the rule's state names, so one generator serves every rule, the built-ins and a learner's
 own alike; the backend compiles it together with the rule (``numba.njit(inline="always")`` on the CPU,
-``cuda.jit(device=True)`` on the GPU, plain Python under the CUDA simulator). Every kernel passes
-:data:`MAX_STATE` state arguments, ``None`` past the rule's own, so that one loop, written once in each backend's
-module, serves every rule. The rule receives scalars only (one element of each buffer, and the NamedTuple ``s``
-of the step's scalars, rebuilt here from the plain tuple ``h`` that the kernel was given: NOTE [plain tuple at
-the kernel boundary] in :mod:`microdl.optim.rules`).
+``cuda.jit(device=True)`` on the GPU, plain Python under the CUDA simulator). It takes the rule's own state
+buffers and no more, and so does each backend's loop around it (written once per backend, for any number of
+buffers: NOTE [kernel arguments] in :mod:`microdl.optim._cpu`). The rule receives scalars only (one element of
+each buffer, and the NamedTuple ``s`` of the step's scalars, rebuilt here from the plain tuple ``h`` that the
+kernel was given: NOTE [plain tuple at the kernel boundary] in :mod:`microdl.optim.rules`).
 
 An optional state buffer whose option is off is passed as ``None`` (NOTE [optional state]): the rule then gets
 ``g[i]`` as a stand-in value, which it ignores, and nothing is stored. Numba compiles a separate specialisation
@@ -38,18 +38,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import FunctionType
 
-#: The most state buffers a rule may have: every kernel takes this many state arguments. Six, so that a kernel
-#: takes nine arguments in all: Numba's dispatcher types up to ten in its fast path, and a call with eleven cost
-#: twice as much (measured, numba 0.68: 0.8 us against 1.3-2.1 us per call of an empty kernel).
+#: The most state buffers a rule may have. Six, so that a kernel takes at most nine arguments (θ, g, the scalars
+#: and the state): Numba's dispatcher types up to ten in its fast path, and a call with eleven cost twice as much
+#: (measured, numba 0.68: 0.8 us against 1.3-2.1 us per call of an empty kernel).
 MAX_STATE = 6
 
 
 def element_update(rule: Callable, Scalars: type, state_names: tuple[str, ...]) -> FunctionType:
-    """The per-element update ``<rule>_at(i, theta, g, h, <MAX_STATE state buffers>)`` of ``rule`` (compiled
-    for the target already, or plain Python)."""
+    """The per-element update ``<rule>_at(i, theta, g, h, <one argument per state buffer>)`` of ``rule``
+    (compiled for the target already, or plain Python)."""
     names = [f"{n}_" for n in state_names]  # never a name of the generated code's own (i, theta, g, h, s)
-    unused = [f"unused_{k}" for k in range(len(names), MAX_STATE)]
-    lines = [f"def {rule.__name__}_at(i, theta, g, h, {', '.join(names + unused)}):\n"]
+    lines = [f"def {rule.__name__}_at(i, theta, g, h{''.join(', ' + n for n in names)}):\n"]
     for n in names:
         lines += [f"    if {n} is None:\n", f"        {n}i = g[i]\n", "    else:\n", f"        {n}i = {n}[i]\n"]
     lines += ["    s = Scalars(*h)\n",

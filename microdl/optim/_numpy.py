@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from microdl.optim.contract import vars_of
+from microdl.optim.rules import smallest_normal
 
 
 def kernels_for(cls: type) -> Callable:
@@ -29,3 +30,9 @@ def apply(rule: Callable, theta: np.ndarray, g: np.ndarray, slots: tuple, s: tup
     for slot, new in zip(slots, new_slots):
         if slot is not None:  # an option that is off has no buffer (NOTE [optional state])
             slot[...] = new
+
+
+def flush_subnormal(x: np.ndarray) -> None:
+    """x ← 0 where abs(x) is below the dtype's smallest normal number, in place (NOTE [subnormal state] in
+    :mod:`microdl.optim.rules`)."""
+    x[np.abs(x) < smallest_normal(x.dtype)] = 0

@@ -31,6 +31,10 @@ __all__ = ["Optimizer", "BACKENDS", "Hyperparameter", "check_flat_buffer", "real
 
 BACKENDS = ("numpy", "cpu", "cuda")
 
+#: Every this many steps, :meth:`Optimizer.step` sets the state's entries below the dtype's smallest normal number
+#: to zero (NOTE [subnormal state] in :mod:`microdl.optim.rules`).
+FLUSH_EVERY = 64
+
 
 def load_backend(name: str) -> ModuleType:
     """Import the backend module for ``name`` (``"numpy"``, ``"cpu"`` or ``"cuda"``)."""
@@ -391,7 +395,9 @@ class Optimizer:
 
     # -- the step ----------------------------------------------------------------------------------------------
     def step(self, grads: Any) -> None:
-        """Apply one update to :attr:`params` in place, using ``grads`` (same shape and dtype)."""
+        """Apply one update to :attr:`params` in place, using ``grads`` (same shape and dtype); after every
+        ``FLUSH_EVERY``-th (64th), set the state's entries below the dtype's smallest normal number to zero (NOTE
+        [subnormal state] in :mod:`microdl.optim.rules`)."""
         params = self._params
         if not (type(grads) is np.ndarray and type(params) is np.ndarray and grads.shape == params.shape
                 and grads.dtype == params.dtype and grads.flags.c_contiguous):
@@ -404,6 +410,10 @@ class Optimizer:
         except BaseException:  # Ctrl-C too (issue 21)
             self.t -= 1  # a step that did not happen must not advance the bias corrections and decays
             raise
+        if self.t % FLUSH_EVERY == 0:  # NOTE [subnormal state] in microdl.optim.rules
+            for buf in self._slots:
+                if buf is not None:
+                    self._backend.flush_subnormal(buf)
 
     # -- checkpoints -------------------------------------------------------------------------------------------
     def _to_host(self, x: Any) -> np.ndarray:

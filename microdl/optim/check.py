@@ -156,7 +156,7 @@ def _check_float32(cls: type, cases: list[dict], **_: Any) -> str:
             kernel.py_func)
         opt = cls(theta0.copy(), backend="cpu", **hyper)
         opt.t = 1
-        fresh(opt.params, grads[0], tuple(opt._scalars()), *opt._slots, *_cpu.kernels_for(cls).padding)
+        fresh(opt.params, grads[0], tuple(opt._scalars()), *opt._slots)
         (ir,) = fresh.inspect_llvm().values()
         if "fpext" in ir:
             raise _Failed(f"{hyper}: the float32 CPU kernel widens a value to float64 (fpext in its LLVM IR): a "

@@ -52,22 +52,26 @@ NOTE [subnormal state]
     0: 0.9 × 4·2⁻¹⁴⁹ rounds back to 4·2⁻¹⁴⁹, so it would stay subnormal for good, and arithmetic on subnormal
     numbers takes a slow path on x86 CPUs (microcode assists): issue 20 measured Adam's step 8-15 times
     slower on such entries; on this project's AMD EPYC the float32 CPU kernel took 1.24-1.25 times as long at
-    N = 1e5 with half the entries subnormal, and 0.99-1.0 with the flush (``python -m benchmarks.subnormal
-    --n 100000``). So each such state is flushed to zero where it decays: ``m ← β₁ m·[|m| ≥ tiny] + ...``
-    (``m * (abs(m) >= s.tiny)``, the comparison's 1 or 0 as a factor). A state that has just fallen below
-    ``tiny`` is stored once and read once more, then it is 0 for as long as its gradient stays 0. The flush
-    is branch-free, so that it vectorises and applies to whole arrays on the NumPy backend; it sits inside
-    the update's own statement, so a rule still reads as its algorithm, statement for statement; and it is
-    in the one rule every backend shares, so the backends still agree to the bit. NaN stays NaN
-    (NaN · 0) and infinity stays infinite. What it changes is below any rounding that matters: an update of
-    γ m/(√v̂ + ε) with m < tiny moves θ by less than 1e-30 γ. Adagrad's sum and AMSGrad's maximum never
-    decay, and are not flushed. Setting the CPU's flush-to-zero mode instead would reach every thread and
-    every later computation of the process, not only the optimizer's. A first form of the flush (a statement of
-    its own after each update) cost about 5 % of a float32 Adam step at N = 1e4, in cache (``python -m
-    benchmarks.optimizers --quick``, 8.5 -> 8.8 us, shared machine), nothing measurable where memory is the
-    limit, and about 20 % of the NumPy reference's step; the form kept costs nothing measurable (the same
-    benchmark, two runs each way taking turns with the code before it: Adam at N = 1e4, 22.6-24.3 GB/s
-    before, 24.5-32.4 after).
+    N = 1e5 with half the entries subnormal (``python -m benchmarks.subnormal --n 100000``).
+
+    So ``Optimizer.step`` (``microdl/optim/base.py``) flushes the state to zero every
+    ``FLUSH_EVERY`` (64) steps, after the update of step t = 64, 128, ...: every entry of every state buffer
+    with abs(x) < tiny becomes 0 (each backend's ``flush_subnormal``, one pass over each buffer). A state that
+    falls below ``tiny`` is subnormal for at most 64 steps, then 0 for as long as its gradient stays 0. The
+    rules themselves stay the plain algorithm, and every backend flushes the same entries at the same steps,
+    so the backends still agree to the bit. NaN stays NaN and infinity stays infinite. What it changes is
+    below any rounding that matters: an update of γ m/(√v̂ + ε) with m < tiny moves θ by less than 1e-30 γ;
+    Adagrad's sum and AMSGrad's maximum, which never decay, reach it only from gradients below 1e-19, where
+    √S < 1.1e-19 is far below ε. A learner's own optimizer gets the same flush without writing it. Setting the
+    CPU's flush-to-zero mode instead would reach every thread and every later computation of the process, not
+    only the optimizer's.
+
+    Two earlier forms flushed inside the rules, at every step: a statement of its own after each update, then
+    a factor in the update itself, ``m ← β₁ m·[|m| ≥ tiny] + ...``. Either cost a compare and a select per
+    state and element in the compiled loop: the second 1.27-1.30 times the plain float32 Adam step on one
+    thread at N = 1e5 and 1e6 (measured against ``9530d49``, which had no flush, interleaved, shared machine),
+    and about 20 % of the NumPy reference's step. The pass every 64 steps costs under 1 % of a step (numbers
+    in ``docs/performance.md``).
 
 NOTE [positional scalars]
     A step's Python overhead is a few microseconds, a fair part of a whole step at N = 1e5, so the host
@@ -101,8 +105,8 @@ __all__ = ["SGDScalars", "sgd_scalars", "sgd", "AdagradScalars", "adagrad_scalar
 
 @cache
 def smallest_normal(dtype: np.dtype) -> np.floating:
-    """``dtype``'s smallest normal number, below which a decaying state is flushed to zero (NOTE [subnormal
-    state]); cached, since ``np.finfo`` costs about a microsecond a step."""
+    """``dtype``'s smallest normal number, below which ``Optimizer.step`` flushes the state to zero every 64 steps
+    (NOTE [subnormal state]); cached, since ``np.finfo`` costs about a microsecond."""
     return dtype.type(np.finfo(dtype).tiny)
 
 
@@ -117,15 +121,13 @@ class SGDScalars(NamedTuple):
     nesterov: bool
     maximize: bool
     first_step: bool  # t = 1: the momentum buffer starts as g
-    tiny: float  # the smallest normal number: b below it is flushed to 0 (NOTE [subnormal state])
 
 
 def sgd_scalars(dtype: np.dtype, t: int, lr: float, momentum: float, dampening: float, weight_decay: float,
                 nesterov: bool, maximize: bool) -> SGDScalars:
     """SGD's scalars for step ``t`` (from 1), in ``dtype``."""
     f = dtype.type
-    return SGDScalars(f(lr), f(momentum), f(1.0 - dampening), f(weight_decay), nesterov, maximize, t == 1,
-                      smallest_normal(dtype))
+    return SGDScalars(f(lr), f(momentum), f(1.0 - dampening), f(weight_decay), nesterov, maximize, t == 1)
 
 
 def sgd(theta, g, b, s: SGDScalars):
@@ -134,7 +136,7 @@ def sgd(theta, g, b, s: SGDScalars):
         g ← −g                                  if maximize
         g ← g + λ θ                             if λ ≠ 0         (coupled L2 penalty)
         b ← g                                   if μ ≠ 0 and t = 1
-        b ← μ b·[|b| ≥ tiny] + (1 − τ) g        if μ ≠ 0 and t > 1   (NOTE [subnormal state])
+        b ← μ b + (1 − τ) g                     if μ ≠ 0 and t > 1
         g ← g + μ b   (nesterov)  or  g ← b     if μ ≠ 0
         θ ← θ − γ g
     """
@@ -146,7 +148,7 @@ def sgd(theta, g, b, s: SGDScalars):
         if s.first_step:
             b = g
         else:
-            b = s.momentum * (b * (abs(b) >= s.tiny)) + s.one_minus_dampening * g
+            b = s.momentum * b + s.one_minus_dampening * g
         if s.nesterov:
             g = g + s.momentum * b
         else:
@@ -204,15 +206,13 @@ class RMSpropScalars(NamedTuple):
     momentum: float  # μ
     centered: bool
     maximize: bool
-    tiny: float  # the smallest normal number: state below it is flushed to 0 (NOTE [subnormal state])
 
 
 def rmsprop_scalars(dtype: np.dtype, t: int, lr: float, alpha: float, eps: float, weight_decay: float,
                     momentum: float, centered: bool, maximize: bool) -> RMSpropScalars:
     """RMSprop's scalars, in ``dtype`` (the same at every step ``t``)."""
     f = dtype.type
-    return RMSpropScalars(f(lr), f(alpha), f(1.0 - alpha), f(eps), f(weight_decay), f(momentum), centered, maximize,
-                          smallest_normal(dtype))
+    return RMSpropScalars(f(lr), f(alpha), f(1.0 - alpha), f(eps), f(weight_decay), f(momentum), centered, maximize)
 
 
 def rmsprop(theta, g, v, g_avg, b, s: RMSpropScalars):
@@ -220,7 +220,7 @@ def rmsprop(theta, g, v, g_avg, b, s: RMSpropScalars):
 
         g ← −g                                  if maximize
         g ← g + λ θ                             if λ ≠ 0
-        v ← α v·[|v| ≥ tiny] + (1 − α) g²       (NOTE [subnormal state]; ḡ and b alike)
+        v ← α v + (1 − α) g²
         ḡ ← α ḡ + (1 − α) g;  ṽ ← v − ḡ²        if centered,  else  ṽ ← v
         b ← μ b + g / (√ṽ + ε);  θ ← θ − γ b    if μ > 0
         θ ← θ − γ g / (√ṽ + ε)                  if μ = 0
@@ -229,14 +229,14 @@ def rmsprop(theta, g, v, g_avg, b, s: RMSpropScalars):
         g = -g
     if s.weight_decay != 0:
         g = g + s.weight_decay * theta
-    v = s.alpha * (v * (abs(v) >= s.tiny)) + s.one_minus_alpha * g * g
+    v = s.alpha * v + s.one_minus_alpha * g * g
     if s.centered:
-        g_avg = s.alpha * (g_avg * (abs(g_avg) >= s.tiny)) + s.one_minus_alpha * g
+        g_avg = s.alpha * g_avg + s.one_minus_alpha * g
         denom = np.sqrt(v - g_avg * g_avg) + s.eps
     else:
         denom = np.sqrt(v) + s.eps
     if s.momentum > 0:
-        b = s.momentum * (b * (abs(b) >= s.tiny)) + g / denom
+        b = s.momentum * b + g / denom
         theta = theta - s.lr * b
     else:
         theta = theta - s.lr * g / denom
@@ -253,14 +253,13 @@ class AdadeltaScalars(NamedTuple):
     eps: float  # ε
     weight_decay: float  # λ
     maximize: bool
-    tiny: float  # the smallest normal number: v and u below it are flushed to 0 (NOTE [subnormal state])
 
 
 def adadelta_scalars(dtype: np.dtype, t: int, lr: float, rho: float, eps: float, weight_decay: float,
                      maximize: bool) -> AdadeltaScalars:
     """AdaDelta's scalars, in ``dtype`` (the same at every step ``t``)."""
     f = dtype.type
-    return AdadeltaScalars(f(lr), f(rho), f(1.0 - rho), f(eps), f(weight_decay), maximize, smallest_normal(dtype))
+    return AdadeltaScalars(f(lr), f(rho), f(1.0 - rho), f(eps), f(weight_decay), maximize)
 
 
 def adadelta(theta, g, v, u, s: AdadeltaScalars):
@@ -268,18 +267,18 @@ def adadelta(theta, g, v, u, s: AdadeltaScalars):
 
         g ← −g                                  if maximize
         g ← g + λ θ                             if λ ≠ 0
-        v ← ρ v·[|v| ≥ tiny] + (1 − ρ) g²       (NOTE [subnormal state])
+        v ← ρ v + (1 − ρ) g²
         Δ ← √(u + ε) / √(v + ε) · g
-        u ← ρ u·[|u| ≥ tiny] + (1 − ρ) Δ²
+        u ← ρ u + (1 − ρ) Δ²
         θ ← θ − γ Δ
     """
     if s.maximize:
         g = -g
     if s.weight_decay != 0:
         g = g + s.weight_decay * theta
-    v = s.rho * (v * (abs(v) >= s.tiny)) + s.one_minus_rho * g * g
+    v = s.rho * v + s.one_minus_rho * g * g
     delta = np.sqrt(u + s.eps) / np.sqrt(v + s.eps) * g
-    u = s.rho * (u * (abs(u) >= s.tiny)) + s.one_minus_rho * delta * delta
+    u = s.rho * u + s.one_minus_rho * delta * delta
     theta = theta - s.lr * delta
     return theta, v, u
 
@@ -305,7 +304,6 @@ class AdamScalars(NamedTuple):
     decoupled: bool  # AdamW
     amsgrad: bool
     maximize: bool
-    tiny: float  # the smallest normal number: m and v below it are flushed to 0 (NOTE [subnormal state])
 
 
 def adam_scalars(dtype: np.dtype, t: int, lr: float, betas: tuple[float, float], eps: float,
@@ -328,8 +326,7 @@ def adam_scalars(dtype: np.dtype, t: int, lr: float, betas: tuple[float, float],
     if eps_on == "v":
         eps = eps / bias_correction2_sqrt
     return AdamScalars(f(beta1), f(1.0 - beta1), f(beta2), f(1.0 - beta2), f(eps), f(weight_decay),
-                       f(1.0 - lr * weight_decay), f(step_size), f(bias_correction2_sqrt), decoupled, amsgrad, maximize,
-                       smallest_normal(dtype))
+                       f(1.0 - lr * weight_decay), f(step_size), f(bias_correction2_sqrt), decoupled, amsgrad, maximize)
 
 
 def adam(theta, g, m, v, v_max, s: AdamScalars):
@@ -338,8 +335,8 @@ def adam(theta, g, m, v, v_max, s: AdamScalars):
         g ← −g                                  if maximize
         θ ← θ (1 − γ λ)                         if λ ≠ 0, decoupled (AdamW)
         g ← g + λ θ                             if λ ≠ 0, coupled (Adam)
-        m ← β₁ m·[|m| ≥ tiny] + (1 − β₁) g      ([x ≥ y] is 1 or 0: NOTE [subnormal state])
-        v ← β₂ v·[|v| ≥ tiny] + (1 − β₂) g²
+        m ← β₁ m + (1 − β₁) g
+        v ← β₂ v + (1 − β₂) g²
         v_max ← max(v_max, v);  v ← v_max       if amsgrad       (in the denominator only)
         θ ← θ − γ/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
 
@@ -352,8 +349,8 @@ def adam(theta, g, m, v, v_max, s: AdamScalars):
             theta = theta * s.decay_factor
         else:
             g = g + s.weight_decay * theta
-    m = s.beta1 * (m * (abs(m) >= s.tiny)) + s.one_minus_beta1 * g
-    v = s.beta2 * (v * (abs(v) >= s.tiny)) + s.one_minus_beta2 * g * g
+    m = s.beta1 * m + s.one_minus_beta1 * g
+    v = s.beta2 * v + s.one_minus_beta2 * g * g
     if s.amsgrad:
         v_max = np.maximum(v_max, v)
         denom = np.sqrt(v_max) / s.bias_correction2_sqrt + s.eps

@@ -282,3 +282,29 @@ def test_clipping_on_the_device_needs_no_model_kernel():
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
             alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         assert not {m for m in imported if m and m.startswith(("microdl.cuda", "microdl.nn._cpu"))}, path
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_the_flush_of_subnormal_state_matches_the_host(dtype):
+    # NOTE [subnormal state] in microdl.optim.rules: the device kernel zeroes exactly what the host's does, and a
+    # step at a multiple of FLUSH_EVERY runs it (SGD, zero gradient: b <- 0.9 b keeps a subnormal b subnormal)
+    from microdl.optim import _cuda, _numpy
+    from microdl.optim.base import FLUSH_EVERY
+
+    info = np.finfo(dtype)
+    x = np.array([info.tiny, -info.tiny / 2, info.smallest_subnormal, 0.0, 1.0, np.inf, np.nan, -info.tiny * 3,
+                  info.tiny / 3, -5.0, info.tiny * 0.999], dtype=dtype)
+    on_device = cuda.to_device(x)
+    _cuda.flush_subnormal(on_device)
+    _numpy.flush_subnormal(x)
+    np.testing.assert_array_equal(on_device.copy_to_host(), x)
+
+    b = np.array([info.tiny / 4, info.tiny * 2, 1.0], dtype=dtype)
+    opts = [OPTIMIZERS["sgd"](params, backend=backend, lr=0.1, momentum=0.9)
+            for params, backend in ((cuda.to_device(np.zeros(3, dtype)), "cuda"), (np.zeros(3, dtype), "numpy"))]
+    for opt in opts:
+        opt.load_state_dict({**opt.state_dict(), "t": FLUSH_EVERY - 1, "state": {"b": b}})
+        opt.step(np.zeros(3, dtype))
+    flushed = opts[0].state["b"].copy_to_host()
+    np.testing.assert_array_equal(flushed, opts[1].state["b"])
+    assert flushed[0] == 0 and flushed[1] != 0

@@ -69,7 +69,7 @@ def test_float32_kernels_stay_float32_and_vectorise(name, cls, hyper, build):
     opts = [cls(np.linspace(1.0, 2.0, 64, dtype=np.float32), backend="cpu", **hyper) for _ in range(2)]
     opts[0].step(g)
     opts[1].t += 1
-    fresh(opts[1].params, g, tuple(opts[1]._scalars()), *opts[1]._slots, *_cpu.kernels_for(cls).padding)
+    fresh(opts[1].params, g, tuple(opts[1]._scalars()), *opts[1]._slots)
     np.testing.assert_array_equal(opts[1].params, opts[0].params)
 
     (ir,) = fresh.inspect_llvm().values()
@@ -79,6 +79,21 @@ def test_float32_kernels_stay_float32_and_vectorise(name, cls, hyper, build):
         (asm,) = fresh.inspect_asm().values()
         assert "cvtss2sd" not in asm
         assert re.search(r"\bv?(mul|add)ps\b", asm), "no packed float32 arithmetic"
+
+
+@pytest.mark.parametrize("cls", [SGD, Adagrad, RMSprop, Adadelta, Adam], ids=lambda c: c.__name__)
+def test_each_kernel_takes_its_own_state_buffers_and_no_more(cls):
+    # NOTE [kernel arguments] in microdl.optim._cpu: θ, g, the scalars and the rule's buffers, no padding
+    import inspect
+    import linecache
+
+    for kernel in _cpu.kernels_for(cls):
+        loop = kernel.py_func
+        assert list(inspect.signature(loop).parameters) == ["theta", "g", "h",
+                                                            *(f"x{k}" for k in range(len(cls.state_names)))]
+        # filed under _cpu.py (Numba caches only kernels defined in a file), at the lines that write it
+        assert loop.__code__.co_filename == _cpu.__file__
+        assert 'f"def {name}(theta, g, h{state}' in linecache.getline(_cpu.__file__, loop.__code__.co_firstlineno)
 
 
 def test_steps_and_clipping_from_several_threads_at_once():

@@ -298,7 +298,7 @@ def test_the_generated_update_is_readable():
     from microdl.optim import _elementwise
 
     at = _elementwise.element_update(rules.adam, rules.AdamScalars, ("m", "v", "v_max"))
-    assert at.__source__.splitlines()[0] == "def adam_at(i, theta, g, h, m_, v_, v_max_, unused_3, unused_4, unused_5):"
+    assert at.__source__.splitlines()[0] == "def adam_at(i, theta, g, h, m_, v_, v_max_):"
     assert "        v_max_[i] = v_max_new\n" in at.__source__
 
 

@@ -196,10 +196,6 @@ def test_scalars_are_typed_in_the_parameters_dtype(rule, dtype):
             assert type(value) is dtype, field
 
 
-#: float64's smallest normal number, 2⁻¹⁰²², below which a decaying state is flushed (NOTE [subnormal state])
-TINY = 2.0**-1022
-
-
 def _by_hand(t=3):
     """Every field of every rule's scalars at step 3, worked out here from the formulas beside the rules, with
     hyperparameters that all differ, so that two swapped fields cannot go unnoticed."""
@@ -207,23 +203,23 @@ def _by_hand(t=3):
         "sgd": ({"lr": 0.5, "momentum": 0.25, "dampening": 0.125, "weight_decay": 2.0, "nesterov": True,
                  "maximize": False},
                 {"lr": 0.5, "momentum": 0.25, "one_minus_dampening": 0.875, "weight_decay": 2.0, "nesterov": True,
-                 "maximize": False, "first_step": False, "tiny": TINY}),
+                 "maximize": False, "first_step": False}),
         "adagrad": ({"lr": 0.5, "lr_decay": 0.25, "weight_decay": 2.0, "initial_accumulator_value": 4.0,
                      "eps": 0.125, "maximize": True},
                     {"decayed_lr": 0.5 / (1 + 2 * 0.25), "weight_decay": 2.0, "eps": 0.125, "maximize": True}),
         "rmsprop": ({"lr": 0.5, "alpha": 0.75, "eps": 0.125, "weight_decay": 2.0, "momentum": 0.25, "centered": True,
                      "maximize": False},
                     {"lr": 0.5, "alpha": 0.75, "one_minus_alpha": 0.25, "eps": 0.125, "weight_decay": 2.0,
-                     "momentum": 0.25, "centered": True, "maximize": False, "tiny": TINY}),
+                     "momentum": 0.25, "centered": True, "maximize": False}),
         "adadelta": ({"lr": 0.5, "rho": 0.75, "eps": 0.125, "weight_decay": 2.0, "maximize": True},
                      {"lr": 0.5, "rho": 0.75, "one_minus_rho": 0.25, "eps": 0.125, "weight_decay": 2.0,
-                      "maximize": True, "tiny": TINY}),
+                      "maximize": True}),
         "adam": ({"lr": 0.5, "betas": (0.5, 0.75), "eps": 0.125, "weight_decay": 0.25, "amsgrad": True,
                   "maximize": False, "eps_on": "v_hat", "decoupled": True},
                  {"beta1": 0.5, "one_minus_beta1": 0.5, "beta2": 0.75, "one_minus_beta2": 0.25, "eps": 0.125,
                   "weight_decay": 0.25, "decay_factor": 1 - 0.5 * 0.25, "step_size": 0.5 / (1 - 0.5**3),
                   "bias_correction2_sqrt": math.sqrt(1 - 0.75**3), "decoupled": True, "amsgrad": True,
-                  "maximize": False, "tiny": TINY}),
+                  "maximize": False}),
     }
 
 

@@ -1,12 +1,14 @@
-"""NOTE [subnormal state] in microdl.optim.rules: a state that decays while its gradient is exactly zero is flushed
-to zero instead of staying subnormal (it may be subnormal for one step, never two in a row), on every backend
-alike, and the parameters still follow the naive oracle (which does not flush) within the float32 tolerance of
-the rule tests."""
+"""NOTE [subnormal state] in microdl.optim.rules: every FLUSH_EVERY steps, ``Optimizer.step`` sets the state's
+entries below the dtype's smallest normal number to zero, so that a state that decays while its gradient is
+exactly zero is subnormal for at most FLUSH_EVERY steps instead of for good; on every backend alike, and the
+parameters still follow the naive oracle (which does not flush) within the float32 tolerance of the rule tests.
+The CUDA kernel of the flush is checked in tests/cuda_sim/test_optim_cuda.py."""
 
 import numpy as np
 import pytest
 
-from microdl.optim import OPTIMIZERS
+from microdl.optim import OPTIMIZERS, _cpu, _numpy
+from microdl.optim.base import FLUSH_EVERY
 from tests.optim.naive import ORACLES
 
 # The decaying states of each rule, with every option on that adds one.
@@ -46,14 +48,15 @@ def test_a_decaying_state_is_flushed_to_zero_not_left_subnormal(name, hyper, bac
     params = theta0.copy()
     opt = OPTIMIZERS[name](params, backend=backend, **hyper)
     reached_below_tiny = {}
-    was_subnormal = {key: np.zeros(8, dtype=bool) for key in opt.state}
+    subnormal_for = {key: np.zeros(8, dtype=int) for key in opt.state}  # steps in a row each entry has been
     for g in grads:
         opt.step(g.copy())
         for key, state in opt.state.items():
-            # a state that has just fallen below tiny is stored once, and 0 from the next step on
             now = _subnormal(state)
-            assert not (now & was_subnormal[key]).any(), (key, opt.t, state)
-            was_subnormal[key] = now
+            subnormal_for[key] = np.where(now, subnormal_for[key] + 1, 0)
+            assert subnormal_for[key].max() < FLUSH_EVERY, (key, opt.t, state)
+            if opt.t % FLUSH_EVERY == 0:  # just flushed
+                assert not now.any(), (key, opt.t, state)
             if key != "v_max":
                 reached_below_tiny[key] = reached_below_tiny.get(key, False) or bool(np.any(state[:4] == 0))
     # the flush happened (else this test could not fail): a state of the zero-gradient half reached 0, where
@@ -74,3 +77,35 @@ def test_the_backends_agree_to_the_bit_through_the_flush():
         finals.append((params, opt.state["m"].copy()))
     np.testing.assert_array_equal(finals[0][1], finals[1][1])
     np.testing.assert_allclose(finals[0][0], finals[1][0], rtol=1e-6)  # Adam's CPU kernel uses arcp
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_the_flush_zeroes_exactly_the_entries_below_the_smallest_normal_number(backend, dtype):
+    info = np.finfo(dtype)
+    tiny, sub = info.tiny, info.smallest_subnormal
+    special = np.array([tiny, -tiny, tiny * 0.5, -tiny * 0.5, sub, -sub, 0.0, -0.0, 1.0, -3.5, info.max,
+                        np.inf, -np.inf, np.nan, np.nextafter(tiny, 0), np.nextafter(tiny, 1)], dtype=dtype)
+    x = np.concatenate([special, np.random.default_rng(0).standard_normal(1000).astype(dtype) * tiny * 4])
+    expected = x.copy()
+    expected[np.abs(x) < tiny] = 0  # NaN compares False: it stays
+    {"numpy": _numpy, "cpu": _cpu}[backend].flush_subnormal(x)
+    np.testing.assert_array_equal(x, expected)
+    assert (expected == 0).sum() > 100 and not _subnormal(x).any()  # both kinds of entry were there
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_the_flush_runs_after_the_update_of_every_multiple_of_flush_every(backend):
+    # SGD with momentum and a zero gradient: b <- 0.9 b, so a subnormal b stays subnormal until a flush
+    params = np.zeros(4, dtype=np.float32)
+    opt = OPTIMIZERS["sgd"](params, backend=backend, lr=0.1, momentum=0.9)
+    tiny = np.finfo(np.float32).tiny
+    b = np.array([tiny / 4, -tiny / 8, tiny * 2, 1.0], dtype=np.float32)
+    opt.load_state_dict({**opt.state_dict(), "t": FLUSH_EVERY - 2, "state": {"b": b}})
+    zero = np.zeros(4, dtype=np.float32)
+    opt.step(zero)  # t = FLUSH_EVERY - 1: no flush
+    assert opt.t == FLUSH_EVERY - 1 and _subnormal(opt.state["b"])[:2].all()
+    opt.step(zero)  # t = FLUSH_EVERY: updated, then flushed
+    assert opt.t == FLUSH_EVERY
+    np.testing.assert_array_equal(opt.state["b"], [0, 0, np.float32(0.9) * np.float32(0.9) * b[2],
+                                                   np.float32(0.9) * np.float32(0.9)])
