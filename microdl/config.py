@@ -279,5 +279,7 @@ def use_threads() -> bool:
 def run_parallel(kernel: Callable[..., Any], *args: Any) -> Any:
     """Launch a parallel ``kernel`` under :data:`PARALLEL_LOCK` (NOTE [threading layer]), which a fork also
     takes, so that it cannot split the launch (NOTE [fork while a kernel runs])."""
+    if pending_stop:  # NOTE [a stop Python swallowed]: optimizer steps pass here, not through kernel_call
+        raise pending_stop[0]
     with PARALLEL_LOCK:
         return kernel(*args)
