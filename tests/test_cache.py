@@ -4,7 +4,8 @@ read-only install with a read-only home, and damaged cache files each fall back 
 once, and the model still trains.
 
 Each case runs in a fresh process (the cache is read when a kernel is first compiled in a process), on a copy of
-the package where the test edits a file.
+the package where the test edits a file. The cases that edit nothing share one copy, its untouched results and
+its warm cache (the ``pristine`` fixture).
 """
 
 import os
@@ -91,6 +92,17 @@ def _run(root, code, cache_dir=None, prelude="", env_extra=None):
     return tuple(float(v) for v in loss), hits, warnings_
 
 
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """A copy of the package that no test edits, a cache filled by a first run of TRAIN on it, and that run's
+    results (the numbers every case that edits nothing must reproduce)."""
+    tmp_path = tmp_path_factory.mktemp("pristine")
+    root, cache = _copy_package(tmp_path), tmp_path / "cache"
+    loss, hits, warned = _run(root, TRAIN, cache)
+    assert hits == 0 and not warned and list(cache.rglob("*.nbi"))
+    return root, cache, loss
+
+
 def test_an_edited_formula_is_picked_up_with_a_warm_cache(tmp_path):
     """Issue 19 item 5 / issue 21 case 3: the kernel file is untouched; only activations.py changes."""
     root, cache = _copy_package(tmp_path), tmp_path / "cache"
@@ -111,9 +123,10 @@ def test_an_edited_formula_is_picked_up_with_a_warm_cache(tmp_path):
     assert edited == pytest.approx(reference, rel=1e-12)  # the new formula, as the readable code computes it
 
 
-def test_a_full_disk_compiles_in_memory_and_says_so_once(tmp_path):
+def test_a_full_disk_compiles_in_memory_and_says_so_once(tmp_path, pristine):
     """Issue 21 case 4: every write to the cache directory fails with ENOSPC."""
-    root, cache = _copy_package(tmp_path), tmp_path / "cache"
+    root, _, expected = pristine
+    cache = tmp_path / "cache"
     prelude = f"""
     import builtins, errno
     _open = builtins.open
@@ -123,14 +136,13 @@ def test_a_full_disk_compiles_in_memory_and_says_so_once(tmp_path):
         return _open(file, mode, *args, **kwargs)
     builtins.open = _full
     """
-    expected, _, _ = _run(root, TRAIN)  # (the default cache, for the numbers)
     got, hits, warned = _run(root, TRAIN, cache, prelude)
     assert got == expected and hits == 0
     assert len(warned) == 1, warned
     assert str(cache) in warned[0] and "writing the cache failed" in warned[0] and "No space left" in warned[0]
 
 
-def test_a_read_only_install_and_home_compile_in_memory(tmp_path):
+def test_a_read_only_install_and_home_compile_in_memory(tmp_path, pristine):
     """Issue 21 case 5: no NUMBA_CACHE_DIR, and neither the package's folder nor the home is writable (as
     root, which may write anywhere, the read-only file system is simulated where Numba probes it)."""
     root = _copy_package(tmp_path)
@@ -155,7 +167,7 @@ def test_a_read_only_install_and_home_compile_in_memory(tmp_path):
         os.chmod(root / "microdl", 0o755)
     assert hits == 0 and not any((root / "microdl").rglob("*.nbi"))
     assert len(warned) == 1 and "finding a writable directory failed" in warned[0], warned
-    assert got == _run(root, TRAIN)[0]
+    assert got == pristine[2]
     # the optimizers' kernels too: `import microdl.optim` raised "no locator available" with plain cache=True
     try:
         os.chmod(root / "microdl", 0o555)
@@ -163,14 +175,14 @@ def test_a_read_only_install_and_home_compile_in_memory(tmp_path):
     finally:
         os.chmod(root / "microdl", 0o755)
     assert hits == 0 and len(warned) == 1 and "finding a writable directory failed" in warned[0], warned
-    assert got == _run(root, STEP)[0]
+    assert got == _run(root, STEP, tmp_path / "cache")[0]
 
 
 @pytest.mark.parametrize("damaged", ["nbi", "nbc"])
-def test_damaged_cache_files_are_recompiled_and_repaired(tmp_path, damaged):
+def test_damaged_cache_files_are_recompiled_and_repaired(tmp_path, damaged, pristine):
     """Issue 21 case 6: a truncated or overwritten .nbi/.nbc file."""
-    root, cache = _copy_package(tmp_path), tmp_path / "cache"
-    expected, _, _ = _run(root, TRAIN, cache)
+    root, warm, expected = pristine
+    cache = shutil.copytree(warm, tmp_path / "cache")
     files = list(cache.rglob(f"*.{damaged}"))
     assert files
     for f in files:
