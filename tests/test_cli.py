@@ -94,14 +94,15 @@ def test_bad_values_exit_2_with_a_message(args, message, capsys):
     assert len(err.splitlines()) == 1 and err.startswith(prefix) and message in err, err
 
 
-def test_console_script_entry_point():
-    proc = subprocess.run([sys.executable, "-m", "microdl.cli", "train", "--dataset", "moons", "--epochs", "2",
-                           "--quiet"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("final")
+def test_quiet_prints_only_the_final_line(capsys):
+    assert main(["train", "--dataset", "moons", "--epochs", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("final") and len(out.splitlines()) == 1, out
 
 
-def test_python_dash_m_microdl_is_the_same_tool():
+def test_python_dash_m_microdl_microdl_cli_and_the_console_script_are_the_same_tool():
+    """The three ways in: the console script and ``python -m microdl`` train to the same JSON, and ``python -m
+    microdl`` and ``python -m microdl.cli`` print the same help under the name microdl."""
     script = Path(sys.executable).parent / "microdl"
     if not script.exists():
         pytest.skip("no microdl console script next to this Python")
@@ -111,9 +112,10 @@ def test_python_dash_m_microdl_is_the_same_tool():
     a, b = (json.loads(r.stdout) for r in runs)
     a.pop("wall_time_s"), b.pop("wall_time_s")
     assert a == b and a["dataset"] == "iris"
-    helps = [subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=60).stdout
-             for cmd in ([sys.executable, "-m", "microdl"], [str(script)])]
-    assert helps[0] == helps[1] and helps[0].startswith("usage: microdl ")
+    helps = [subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+             for module in ("microdl", "microdl.cli")]
+    assert [h.returncode for h in helps] == [0, 0], helps[1].stderr
+    assert helps[0].stdout == helps[1].stdout and helps[0].stdout.startswith("usage: microdl ")
 
 
 def test_train_on_your_own_csv(tmp_path, capsys):
