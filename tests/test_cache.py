@@ -76,7 +76,8 @@ def _copy_package(tmp_path):
     return root
 
 
-def _run(root, code, cache_dir=None, prelude="", env_extra=None):
+def _output(root, code, cache_dir=None, prelude="", env_extra=None):
+    """The lines that ``code`` prints in a fresh process on the package copy at ``root``."""
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = str(cache_dir)
@@ -85,11 +86,19 @@ def _run(root, code, cache_dir=None, prelude="", env_extra=None):
                           capture_output=True, text=True, timeout=300)
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
-    loss = [line for line in lines if line.startswith("LOSS")][-1].split()[1:]
+    return proc.stdout.splitlines()
+
+
+def _numbers(lines, label="LOSS"):
+    return tuple(float(v) for v in [line for line in lines if line.startswith(label)][-1].split()[1:])
+
+
+def _run(root, code, cache_dir=None, prelude="", env_extra=None):
+    """What TRAIN or STEP printed: (the numbers, the cache hits, the CacheWarnings)."""
+    lines = _output(root, code, cache_dir, prelude, env_extra)
     hits = int([line for line in lines if line.startswith("HITS")][-1].split()[1])
     warnings_ = [line for line in lines if line.startswith("WARNING")]
-    return tuple(float(v) for v in loss), hits, warnings_
+    return _numbers(lines), hits, warnings_
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +125,14 @@ def test_an_edited_formula_is_picked_up_with_a_warm_cache(tmp_path):
     old = "def relu(z, p):\n    return 0.0 if z < 0 else z\n"
     assert old in source
     activations.write_text(source.replace(old, "def relu(z, p):\n    return 0.0 if z < 0 else 2.0 * z\n"))
-    edited, hits, _ = _run(root, TRAIN, cache)
+    # the same process then runs the readable code (backend="numpy"), which prints REFERENCE and REFHITS instead
+    readable = (TRAIN.replace('activation="relu"', 'activation="relu", backend="numpy"')
+                .replace('print("LOSS"', 'print("REFERENCE"').replace('print("HITS"', 'print("REFHITS"'))
+    lines = _output(root, TRAIN + readable, cache)
+    edited, hits = _numbers(lines), int([line for line in lines if line.startswith("HITS")][-1].split()[1])
     assert hits == 0  # a cache written before the edit is not used
     assert edited != first
-    reference = _run(root, TRAIN.replace('activation="relu"', 'activation="relu", backend="numpy"'), cache)[0]
+    reference = _numbers(lines, "REFERENCE")
     assert edited == pytest.approx(reference, rel=1e-12)  # the new formula, as the readable code computes it
 
 
