@@ -162,15 +162,18 @@ def test_a_bad_save_path_is_refused_before_training(tmp_path, monkeypatch, capsy
     assert err.startswith("microdl train: error: --save") and message in err and len(err.splitlines()) == 1
 
 
-def test_a_missing_gpu_is_one_line_and_status_2():
-    proc = subprocess.run([sys.executable, "-m", "microdl", "train", "--dataset", "iris", "--device", "cuda",
-                           "--epochs", "1", "--quiet"], capture_output=True, text=True, timeout=120,
-                          env={k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"})
-    if proc.returncode == 0:
-        pytest.skip("a CUDA GPU is present")
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("microdl train: error: ") and "CUDA" in lines[0], proc.stderr
+def test_a_missing_gpu_is_one_line_and_status_2(capsys):
+    from microdl._cuda_support import simulator_enabled
+    from tests.test_cuda_unavailable import gpu_present
+
+    if simulator_enabled() or gpu_present():
+        pytest.skip("a CUDA device (or the simulator) is present")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--dataset", "iris", "--device", "cuda", "--epochs", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("microdl train: error: ") and "CUDA" in lines[0], err
 
 
 def test_ctrl_c_in_train_exits_130_with_one_line_and_keeps_the_old_checkpoint(tmp_path):
@@ -212,28 +215,29 @@ def test_a_closed_pipe_is_quiet_with_buffered_output_too():
     assert (proc.returncode, stderr) == (141, "")
 
 
-def test_a_diverged_train_exits_1_with_strict_json_and_keeps_the_previous_checkpoint(tmp_path):
+def test_a_diverged_train_exits_1_with_strict_json_and_keeps_the_previous_checkpoint(tmp_path, capsys):
     """GD at lr 1 in float32 on diabetes blows up within 5 epochs (issue 12's case): exit 1, the reason on stderr,
     and no checkpoint written over the good one already at --save."""
     path = tmp_path / "model.npz"
     assert main(["train", "--dataset", "iris", "--epochs", "1", "--quiet", "--save", str(path)]) == 0
     before = path.read_bytes()
-    proc = subprocess.run([sys.executable, "-m", "microdl", "train", "--dataset", "diabetes", "--optimizer", "gd",
-                           "--lr", "1", "--dtype", "float32", "--epochs", "5", "--json", "--save", str(path)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1, proc.stderr
+    capsys.readouterr()
+    status = main(["train", "--dataset", "diabetes", "--optimizer", "gd", "--lr", "1", "--dtype", "float32",
+                   "--epochs", "5", "--json", "--save", str(path)])
+    stdout, stderr = capsys.readouterr()
+    assert status == 1, stderr
 
     def refuse(constant):
         raise AssertionError(f"--json printed {constant}, which is not JSON")
 
-    summary = json.loads(proc.stdout, parse_constant=refuse)
+    summary = json.loads(stdout, parse_constant=refuse)
     assert summary["diverged"] is True and summary["saved"] is None
     # the reason is on stderr too, since with --json it is nowhere else there
-    assert proc.stderr.splitlines() == [
-        proc.stderr.splitlines()[0],
+    assert stderr.splitlines() == [
+        stderr.splitlines()[0],
         f"microdl train: nothing saved to {path}: training diverged (the file already there was left as it was)"]
     assert re.match(r"microdl train: training diverged: the training loss became \S+ in epoch \d+ with GD",
-                    proc.stderr), proc.stderr
+                    stderr), stderr
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
 
 
