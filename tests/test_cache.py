@@ -4,7 +4,8 @@ read-only install with a read-only home, and damaged cache files each fall back 
 once, and the model still trains.
 
 Each case runs in a fresh process (the cache is read when a kernel is first compiled in a process), on a copy of
-the package where the test edits a file.
+the package where the test edits a file. The cases that edit nothing share one copy, its untouched results and
+its warm cache (the ``pristine`` fixture).
 """
 
 import os
@@ -75,7 +76,8 @@ def _copy_package(tmp_path):
     return root
 
 
-def _run(root, code, cache_dir=None, prelude="", env_extra=None):
+def _output(root, code, cache_dir=None, prelude="", env_extra=None):
+    """The lines that ``code`` prints in a fresh process on the package copy at ``root``."""
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = str(cache_dir)
@@ -84,11 +86,30 @@ def _run(root, code, cache_dir=None, prelude="", env_extra=None):
                           capture_output=True, text=True, timeout=300)
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
-    loss = [line for line in lines if line.startswith("LOSS")][-1].split()[1:]
+    return proc.stdout.splitlines()
+
+
+def _numbers(lines, label="LOSS"):
+    return tuple(float(v) for v in [line for line in lines if line.startswith(label)][-1].split()[1:])
+
+
+def _run(root, code, cache_dir=None, prelude="", env_extra=None):
+    """What TRAIN or STEP printed: (the numbers, the cache hits, the CacheWarnings)."""
+    lines = _output(root, code, cache_dir, prelude, env_extra)
     hits = int([line for line in lines if line.startswith("HITS")][-1].split()[1])
     warnings_ = [line for line in lines if line.startswith("WARNING")]
-    return tuple(float(v) for v in loss), hits, warnings_
+    return _numbers(lines), hits, warnings_
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """A copy of the package that no test edits, a cache filled by a first run of TRAIN on it, and that run's
+    results (the numbers every case that edits nothing must reproduce)."""
+    tmp_path = tmp_path_factory.mktemp("pristine")
+    root, cache = _copy_package(tmp_path), tmp_path / "cache"
+    loss, hits, warned = _run(root, TRAIN, cache)
+    assert hits == 0 and not warned and list(cache.rglob("*.nbi"))
+    return root, cache, loss
 
 
 def test_an_edited_formula_is_picked_up_with_a_warm_cache(tmp_path):
@@ -108,16 +129,21 @@ def test_an_edited_formula_is_picked_up_with_a_warm_cache(tmp_path):
     assert old_array in source
     activations.write_text(source.replace(old, "def relu(z, p):\n    return 0.0 if z < 0 else 2.0 * z\n")
                            .replace(old_array, "def relu_array(z, p):\n    return 2.0 * np.maximum(z, 0.0)"))
-    edited, hits, _ = _run(root, TRAIN, cache)
+    # the same process then runs the readable code (backend="numpy"), which prints REFERENCE and REFHITS instead
+    readable = (TRAIN.replace('activation="relu"', 'activation="relu", backend="numpy"')
+                .replace('print("LOSS"', 'print("REFERENCE"').replace('print("HITS"', 'print("REFHITS"'))
+    lines = _output(root, TRAIN + readable, cache)
+    edited, hits = _numbers(lines), int([line for line in lines if line.startswith("HITS")][-1].split()[1])
     assert hits == 0  # a cache written before the edit is not used
     assert edited != first
-    reference = _run(root, TRAIN.replace('activation="relu"', 'activation="relu", backend="numpy"'), cache)[0]
+    reference = _numbers(lines, "REFERENCE")
     assert edited == pytest.approx(reference, rel=1e-12)  # the new formula, as the readable code computes it
 
 
-def test_a_full_disk_compiles_in_memory_and_says_so_once(tmp_path):
+def test_a_full_disk_compiles_in_memory_and_says_so_once(tmp_path, pristine):
     """Issue 21 case 4: every write to the cache directory fails with ENOSPC."""
-    root, cache = _copy_package(tmp_path), tmp_path / "cache"
+    root, _, expected = pristine
+    cache = tmp_path / "cache"
     prelude = f"""
     import builtins, errno
     _open = builtins.open
@@ -127,14 +153,13 @@ def test_a_full_disk_compiles_in_memory_and_says_so_once(tmp_path):
         return _open(file, mode, *args, **kwargs)
     builtins.open = _full
     """
-    expected, _, _ = _run(root, TRAIN)  # (the default cache, for the numbers)
     got, hits, warned = _run(root, TRAIN, cache, prelude)
     assert got == expected and hits == 0
     assert len(warned) == 1, warned
     assert str(cache) in warned[0] and "writing the cache failed" in warned[0] and "No space left" in warned[0]
 
 
-def test_a_read_only_install_and_home_compile_in_memory(tmp_path):
+def test_a_read_only_install_and_home_compile_in_memory(tmp_path, pristine):
     """Issue 21 case 5: no NUMBA_CACHE_DIR, and neither the package's folder nor the home is writable (as
     root, which may write anywhere, the read-only file system is simulated where Numba probes it)."""
     root = _copy_package(tmp_path)
@@ -159,7 +184,7 @@ def test_a_read_only_install_and_home_compile_in_memory(tmp_path):
         os.chmod(root / "microdl", 0o755)
     assert hits == 0 and not any((root / "microdl").rglob("*.nbi"))
     assert len(warned) == 1 and "finding a writable directory failed" in warned[0], warned
-    assert got == _run(root, TRAIN)[0]
+    assert got == pristine[2]
     # the optimizers' kernels too: `import microdl.optim` raised "no locator available" with plain cache=True
     try:
         os.chmod(root / "microdl", 0o555)
@@ -167,14 +192,14 @@ def test_a_read_only_install_and_home_compile_in_memory(tmp_path):
     finally:
         os.chmod(root / "microdl", 0o755)
     assert hits == 0 and len(warned) == 1 and "finding a writable directory failed" in warned[0], warned
-    assert got == _run(root, STEP)[0]
+    assert got == _run(root, STEP, tmp_path / "cache")[0]
 
 
 @pytest.mark.parametrize("damaged", ["nbi", "nbc"])
-def test_damaged_cache_files_are_recompiled_and_repaired(tmp_path, damaged):
+def test_damaged_cache_files_are_recompiled_and_repaired(tmp_path, damaged, pristine):
     """Issue 21 case 6: a truncated or overwritten .nbi/.nbc file."""
-    root, cache = _copy_package(tmp_path), tmp_path / "cache"
-    expected, _, _ = _run(root, TRAIN, cache)
+    root, warm, expected = pristine
+    cache = shutil.copytree(warm, tmp_path / "cache")
     files = list(cache.rglob(f"*.{damaged}"))
     assert files
     for f in files:

@@ -94,14 +94,15 @@ def test_bad_values_exit_2_with_a_message(args, message, capsys):
     assert len(err.splitlines()) == 1 and err.startswith(prefix) and message in err, err
 
 
-def test_console_script_entry_point():
-    proc = subprocess.run([sys.executable, "-m", "microdl.cli", "train", "--dataset", "moons", "--epochs", "2",
-                           "--quiet"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("final")
+def test_quiet_prints_only_the_final_line(capsys):
+    assert main(["train", "--dataset", "moons", "--epochs", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("final") and len(out.splitlines()) == 1, out
 
 
-def test_python_dash_m_microdl_is_the_same_tool():
+def test_python_dash_m_microdl_microdl_cli_and_the_console_script_are_the_same_tool():
+    """The three ways in: the console script and ``python -m microdl`` train to the same JSON, and ``python -m
+    microdl`` and ``python -m microdl.cli`` print the same help under the name microdl."""
     script = Path(sys.executable).parent / "microdl"
     if not script.exists():
         pytest.skip("no microdl console script next to this Python")
@@ -111,9 +112,10 @@ def test_python_dash_m_microdl_is_the_same_tool():
     a, b = (json.loads(r.stdout) for r in runs)
     a.pop("wall_time_s"), b.pop("wall_time_s")
     assert a == b and a["dataset"] == "iris"
-    helps = [subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=60).stdout
-             for cmd in ([sys.executable, "-m", "microdl"], [str(script)])]
-    assert helps[0] == helps[1] and helps[0].startswith("usage: microdl ")
+    helps = [subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+             for module in ("microdl", "microdl.cli")]
+    assert [h.returncode for h in helps] == [0, 0], helps[1].stderr
+    assert helps[0].stdout == helps[1].stdout and helps[0].stdout.startswith("usage: microdl ")
 
 
 def test_train_on_your_own_csv(tmp_path, capsys):
@@ -160,15 +162,18 @@ def test_a_bad_save_path_is_refused_before_training(tmp_path, monkeypatch, capsy
     assert err.startswith("microdl train: error: --save") and message in err and len(err.splitlines()) == 1
 
 
-def test_a_missing_gpu_is_one_line_and_status_2():
-    proc = subprocess.run([sys.executable, "-m", "microdl", "train", "--dataset", "iris", "--device", "cuda",
-                           "--epochs", "1", "--quiet"], capture_output=True, text=True, timeout=120,
-                          env={k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"})
-    if proc.returncode == 0:
-        pytest.skip("a CUDA GPU is present")
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("microdl train: error: ") and "CUDA" in lines[0], proc.stderr
+def test_a_missing_gpu_is_one_line_and_status_2(capsys):
+    from microdl._cuda_support import simulator_enabled
+    from tests.test_cuda_unavailable import gpu_present
+
+    if simulator_enabled() or gpu_present():
+        pytest.skip("a CUDA device (or the simulator) is present")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--dataset", "iris", "--device", "cuda", "--epochs", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("microdl train: error: ") and "CUDA" in lines[0], err
 
 
 def test_ctrl_c_in_train_exits_130_with_one_line_and_keeps_the_old_checkpoint(tmp_path):
@@ -210,28 +215,29 @@ def test_a_closed_pipe_is_quiet_with_buffered_output_too():
     assert (proc.returncode, stderr) == (141, "")
 
 
-def test_a_diverged_train_exits_1_with_strict_json_and_keeps_the_previous_checkpoint(tmp_path):
+def test_a_diverged_train_exits_1_with_strict_json_and_keeps_the_previous_checkpoint(tmp_path, capsys):
     """GD at lr 1 in float32 on diabetes blows up within 5 epochs (issue 12's case): exit 1, the reason on stderr,
     and no checkpoint written over the good one already at --save."""
     path = tmp_path / "model.npz"
     assert main(["train", "--dataset", "iris", "--epochs", "1", "--quiet", "--save", str(path)]) == 0
     before = path.read_bytes()
-    proc = subprocess.run([sys.executable, "-m", "microdl", "train", "--dataset", "diabetes", "--optimizer", "gd",
-                           "--lr", "1", "--dtype", "float32", "--epochs", "5", "--json", "--save", str(path)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1, proc.stderr
+    capsys.readouterr()
+    status = main(["train", "--dataset", "diabetes", "--optimizer", "gd", "--lr", "1", "--dtype", "float32",
+                   "--epochs", "5", "--json", "--save", str(path)])
+    stdout, stderr = capsys.readouterr()
+    assert status == 1, stderr
 
     def refuse(constant):
         raise AssertionError(f"--json printed {constant}, which is not JSON")
 
-    summary = json.loads(proc.stdout, parse_constant=refuse)
+    summary = json.loads(stdout, parse_constant=refuse)
     assert summary["diverged"] is True and summary["saved"] is None
     # the reason is on stderr too, since with --json it is nowhere else there
-    assert proc.stderr.splitlines() == [
-        proc.stderr.splitlines()[0],
+    assert stderr.splitlines() == [
+        stderr.splitlines()[0],
         f"microdl train: nothing saved to {path}: training diverged (the file already there was left as it was)"]
     assert re.match(r"microdl train: training diverged: the training loss became \S+ in epoch \d+ with GD",
-                    proc.stderr), proc.stderr
+                    stderr), stderr
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
 
 

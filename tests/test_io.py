@@ -16,6 +16,7 @@ from microdl.io import load, save
 from microdl.nn import MLP
 from microdl.optim import OPTIMIZERS, make_optimizer
 from microdl.train import fit
+from tests.signals import ctrl_c_as_at_a_terminal
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
@@ -83,7 +84,8 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_whole(tmp_path, how
     path = tmp_path / "ckpt.npz"
     old = MLP((3, 4, 2), random_state=1)
     save(path, old)
-    child = subprocess.Popen([sys.executable, "-c", _SAVER, str(path)], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-c", _SAVER, str(path)], stdout=subprocess.PIPE, text=True,
+                             preexec_fn=ctrl_c_as_at_a_terminal)
     try:
         assert child.stdout.readline().strip() == "saving"
         time.sleep(0.4)  # inside the first save, or a later one: every save overwrites the same path

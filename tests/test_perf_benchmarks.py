@@ -1,12 +1,15 @@
 """Smoke tests of issue 20's benchmarks: each runs end to end in --quick mode and prints its table. They check
 what the tables say about correctness (the same weights on every layout, no subnormal state left, the same loss
-as JAX), never how fast anything is."""
+as JAX), never how fast anything is. The layouts and subnormal benchmarks run in this process (``main(argv)``,
+what ``python -m`` calls; a process each cost more than the benchmark), and ``python -m`` finds each of them."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from benchmarks import layouts, subnormal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,17 +32,24 @@ def _table(stdout, first_column):
     return rows
 
 
-def test_layouts_benchmark_gives_the_same_weights_on_every_layout(tmp_path):
+def test_the_benchmarks_run_as_modules():
+    for module in ("benchmarks.layouts", "benchmarks.subnormal"):
+        assert _run("-m", module, "--help", timeout=60).startswith("usage: ")
+
+
+def test_layouts_benchmark_gives_the_same_weights_on_every_layout(tmp_path, capsys):
     out = tmp_path / "layouts.md"
-    stdout = _run("-m", "benchmarks.layouts", "--quick", "--out", str(out))
+    layouts.main(["--quick", "--out", str(out)])
+    stdout = capsys.readouterr().out
     rows = _table(stdout, "problem")
     assert {r["layout"] for r in rows} >= {"misaligned (byte offset)", "Fortran-ordered", "np.load(mmap_mode='r')"}
     assert all(r["same weights"] == "yes" and float(r["ratio"]) > 0 for r in rows)
     assert out.read_text(encoding="utf-8") in stdout
 
 
-def test_subnormal_benchmark_leaves_no_subnormal_state():
-    rows = _table(_run("-m", "benchmarks.subnormal", "--quick"), "backend")
+def test_subnormal_benchmark_leaves_no_subnormal_state(capsys):
+    subnormal.main(["--quick"])
+    rows = _table(capsys.readouterr().out, "backend")
     assert {r["backend"] for r in rows} == {"cpu", "numpy"}
     assert all(r["subnormal m"] == "0" and r["subnormal v"] == "0" for r in rows)  # NOTE [subnormal state]
 

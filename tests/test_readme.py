@@ -1,7 +1,8 @@
 """The README's snippets run as written, every file it names is shipped, and the docs' tour snippets run too.
 
-Python blocks run in a fresh interpreter; bash blocks run in a temporary folder holding a copy of
-``examples/`` (the README's paths are relative to a clone), with the venv's ``microdl`` first on the PATH.
+Python blocks run as ``python -c`` would, all in one fresh interpreter (tests/one_interpreter.py); bash blocks
+run in a temporary folder holding a copy of ``examples/`` (the README's paths are relative to a clone), with the
+venv's ``microdl`` first on the PATH.
 The set-up block (``bash dev.sh ...``) is what CI itself runs, so it is only checked for the commands it names.
 """
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.one_interpreter import run_in_one_interpreter
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -36,10 +39,38 @@ def test_the_readme_is_short_and_has_its_snippets():
     assert len(blocks(README, "python")) >= 2 and len(blocks(README, "bash")) >= 2
 
 
+TOUR = sorted((ROOT / "docs" / "tour").glob("*.md")) + sorted((ROOT / "docs" / "howto").glob("*.md"))
+SNIPPETS = [(page, i) for page in TOUR for i, _ in enumerate(blocks(page, "python"))]
+
+
+@pytest.fixture(scope="module")
+def python_runs(tmp_path_factory):
+    """The README's Python blocks (each in a folder of its own) and the tour's and how-tos' snippets (in the
+    repository's root, as before), each run as ``python -c`` would, all in one fresh interpreter
+    (tests/one_interpreter.py)."""
+    root = tmp_path_factory.mktemp("snippets")
+    jobs = []
+    for index, code in enumerate(blocks(README, "python")):
+        (root / f"readme-{index}").mkdir()
+        jobs.append({"name": f"readme-{index}", "code": code, "cwd": str(root / f"readme-{index}")})
+    for page, index in SNIPPETS:
+        code = blocks(page, "python")[index]
+        if not _needs_a_gpu(code):
+            jobs.append({"name": f"{page.name}-{index}", "code": code, "cwd": str(ROOT)})
+    return run_in_one_interpreter(jobs, root)
+
+
+def _needs_a_gpu(code: str) -> bool:
+    return 'device="cuda"' in code
+
+
+def _check(result: dict, code: str, where: str) -> None:
+    assert result["error"] is None, f"{where}:\n{code}\n{result['error']}\n{result['stderr'][-3000:]}"
+
+
 @pytest.mark.parametrize("index", range(len(blocks(README, "python"))))
-def test_readme_python_block_runs(index, tmp_path):
-    proc = run([sys.executable, "-c", blocks(README, "python")[index]], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_readme_python_block_runs(index, python_runs):
+    _check(python_runs[f"readme-{index}"], blocks(README, "python")[index], "README.md")
 
 
 def test_readme_bash_blocks_run(tmp_path):
@@ -78,14 +109,9 @@ def test_the_shipped_data_is_what_its_recipe_makes():
             np.testing.assert_array_equal(shipped[name], array)
 
 
-TOUR = sorted((ROOT / "docs" / "tour").glob("*.md")) + sorted((ROOT / "docs" / "howto").glob("*.md"))
-SNIPPETS = [(page, i) for page in TOUR for i, _ in enumerate(blocks(page, "python"))]
-
-
 @pytest.mark.parametrize(("page", "index"), SNIPPETS, ids=[f"{p.stem}-{i}" for p, i in SNIPPETS])
-def test_docs_python_snippet_runs(page, index, tmp_path):
+def test_docs_python_snippet_runs(page, index, python_runs):
     code = blocks(page, "python")[index]
-    if "device=\"cuda\"" in code:
+    if _needs_a_gpu(code):
         pytest.skip("needs a GPU")
-    proc = run([sys.executable, "-c", code], cwd=ROOT)
-    assert proc.returncode == 0, f"{page.name}:\n{code}\n{proc.stderr[-3000:]}"
+    _check(python_runs[f"{page.name}-{index}"], code, page.name)

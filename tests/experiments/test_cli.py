@@ -14,6 +14,7 @@ import pytest
 
 from microdl.cli import main
 from microdl.experiments import load_results
+from tests.signals import ctrl_c_as_at_a_terminal
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -144,7 +145,7 @@ def test_ctrl_c_in_compare_exits_130_with_one_line_and_keeps_the_old_results(tmp
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = subprocess.Popen([sys.executable, "-m", "microdl", "compare", "--dataset", "digits", "--budget", "time:60",
                              "--out", str(out), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=ctrl_c_as_at_a_terminal)
     try:
         time.sleep(6)  # past the imports, inside the first runs (each trains for 60 s)
         assert proc.poll() is None, proc.communicate()
