@@ -3,6 +3,7 @@ thread, and a fork while another thread trains neither hangs the parent nor free
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -54,6 +55,26 @@ def test_blas_is_limited_in_a_worker_thread_after_the_main_thread_limited_it():
     assert _blas_threads() == before  # restored, from whichever thread left last
 
 
+@contextlib.contextmanager
+def _limit_held_by_another_thread():
+    """A thread inside ``single_threaded_blas()`` for as long as the block runs, which leaves it afterwards."""
+    entered, leave = threading.Event(), threading.Event()
+
+    def hold():
+        with single_threaded_blas():
+            entered.set()
+            leave.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    entered.wait(10)
+    try:
+        yield
+    finally:
+        leave.set()
+        holder.join()
+
+
 def test_the_limit_is_the_kernels_blas_only_and_is_held_by_the_last_thread_out():
     """SciPy's BLAS, which the kernels' np.dot calls, is limited; NumPy's (another library in the wheels) is
     not; a limit entered in one thread and left in another is restored by the last one out."""
@@ -62,22 +83,11 @@ def test_the_limit_is_the_kernels_blas_only_and_is_held_by_the_last_thread_out()
     before = {lib["filepath"]: lib["num_threads"] for lib in threadpoolctl.threadpool_info()
               if lib["user_api"] == "blas"}
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-        entered, leave = threading.Event(), threading.Event()
-
-        def hold():
+        with _limit_held_by_another_thread():
             with single_threaded_blas():
-                entered.set()
-                leave.wait(10)
-
-        holder = threading.Thread(target=hold)
-        holder.start()
-        entered.wait(10)
-        with single_threaded_blas():
-            inside = {lib["filepath"]: lib["num_threads"] for lib in threadpoolctl.threadpool_info()
-                      if lib["user_api"] == "blas"}
-        still_held = _kernel_blas_threads()  # the holder is still inside: the limit stays
-        leave.set()
-        holder.join()
+                inside = {lib["filepath"]: lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                          if lib["user_api"] == "blas"}
+            still_held = _kernel_blas_threads()  # the holder is still inside: the limit stays
         after = _kernel_blas_threads()
     kernel_paths = {lib["filepath"] for lib in kernel}
     for path, n in inside.items():
@@ -157,30 +167,16 @@ def test_other_threads_blas_settings_are_left_alone_outside_microdl():
 def test_a_child_forked_while_another_thread_holds_the_limit_gets_its_blas_back():
     """The thread that would restore the count is not in a forked child: the child restores it itself, and
     its own kernel calls limit and restore as usual."""
-    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-        entered, leave = threading.Event(), threading.Event()
-
-        def hold():
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"), _limit_held_by_another_thread():
+        pid = os.fork()
+        if pid == 0:  # the child: exit status 0 only if every check holds
+            ok = all(n == 2 for n in _kernel_blas_threads())
             with single_threaded_blas():
-                entered.set()
-                leave.wait(10)
-
-        holder = threading.Thread(target=hold)
-        holder.start()
-        entered.wait(10)
-        try:
-            pid = os.fork()
-            if pid == 0:  # the child: exit status 0 only if every check holds
-                ok = all(n == 2 for n in _kernel_blas_threads())
-                with single_threaded_blas():
-                    ok = ok and all(n == 1 for n in _kernel_blas_threads())
-                ok = ok and all(n == 2 for n in _kernel_blas_threads())
-                os._exit(0 if ok else 1)
-            assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
-            assert all(n == 1 for n in _kernel_blas_threads())  # the parent's holder still holds it
-        finally:
-            leave.set()
-            holder.join()
+                ok = ok and all(n == 1 for n in _kernel_blas_threads())
+            ok = ok and all(n == 2 for n in _kernel_blas_threads())
+            os._exit(0 if ok else 1)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        assert all(n == 1 for n in _kernel_blas_threads())  # the parent's holder still holds it
 
 
 FORK_WHILE_FITTING = """
