@@ -5,7 +5,9 @@ copied into JAX), the same batches (each epoch's order drawn as :func:`microdl.t
 seed) and the same Adam (torch's and optax's convention: ε added to √v̂). JAX runs the whole epoch as one
 ``jax.jit`` function, ``lax.scan`` over the full batches and one more step for a last, smaller batch; its
 compile time is reported apart and never counted in the epoch. microdl runs :func:`microdl.train.fit` (its
-time per epoch includes the per-fit checks, which are small beside an epoch).
+time per epoch includes the per-fit checks, which are small beside an epoch), as it comes, and again with every
+step taken from Python (``config.COMPILED_RUNS = False``, as before the compiled runs of steps: NOTE [compiled runs
+of steps] in :mod:`microdl._runs`), whose last loss must be the same to the bit.
 
 The GEMM floor is the time NumPy's matrix products of the same shapes take for one epoch (forward X·W per
 layer, backward Aᵀ·δ per layer and δ·Wᵀ per layer but the first), on preallocated outputs: what any
@@ -75,18 +77,25 @@ def numpy_forward(layers: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray) ->
 
 
 # -- microdl -----------------------------------------------------------------------------------------------
-def microdl_fit(case: dict[str, Any], lr: float) -> tuple[float, float]:
-    """Seconds per epoch of microdl's fit and its last epoch's training loss."""
+def microdl_fit(case: dict[str, Any], lr: float, runs: bool = True) -> tuple[float, float]:
+    """Seconds per epoch of microdl's fit and its last epoch's training loss; ``runs=False`` turns off the compiled
+    runs of steps (NOTE [compiled runs of steps] in :mod:`microdl._runs`): every step from Python, as before."""
+    from microdl import config
     from microdl.nn import MLP
     from microdl.optim import Adam
     from microdl.train import fit
 
     X, y = case["X"], case["y"]
     net = MLP((X.shape[1], *case["hidden"], 10), dtype="float32", random_state=0)
-    start = time.perf_counter()
-    history = fit(net, Adam(net.params, lr=lr), X, y, epochs=case["epochs"], batch_size=case["batch"],
-                  random_state=0)
-    return (time.perf_counter() - start) / case["epochs"], history.train_loss[-1]
+    before, config.COMPILED_RUNS = config.COMPILED_RUNS, runs
+    try:
+        start = time.perf_counter()
+        history = fit(net, Adam(net.params, lr=lr), X, y, epochs=case["epochs"], batch_size=case["batch"],
+                      random_state=0)
+        seconds = time.perf_counter() - start
+    finally:
+        config.COMPILED_RUNS = before
+    return seconds / case["epochs"], history.train_loss[-1]
 
 
 # -- JAX + optax ---------------------------------------------------------------------------------------------
@@ -193,16 +202,22 @@ def measure(rounds: int, quick: bool, lr: float = 1e-3) -> list[dict[str, Any]]:
         # the same initial network: JAX gets microdl's weights, and the two forward passes agree
         np.testing.assert_allclose(numpy_forward(layers, X[:50]), net.forward(X[:50]), rtol=1e-4, atol=1e-6)
         setup = jax_setup(case, layers, lr)
-        microdl_fit(dict(case, epochs=1), lr)  # compile microdl's kernels outside the timings
+        for runs in (True, False):  # compile microdl's kernels outside the timings
+            microdl_fit(dict(case, epochs=1), lr, runs)
         jax_fit(dict(case, epochs=1), setup)
-        best_m = best_j = float("inf")
-        for _ in range(rounds):  # taking turns: a machine that gets busier slows both alike
+        best_m = best_p = best_j = float("inf")
+        for _ in range(rounds):  # taking turns: a machine that gets busier slows all alike
             t_m, loss_m = microdl_fit(case, lr)
+            t_p, loss_p = microdl_fit(case, lr, runs=False)
+            if loss_p != loss_m:
+                raise AssertionError(f"{case['problem']}, batch {case['batch']}: the compiled runs' last loss "
+                                     f"{loss_m!r} is not the Python steps' {loss_p!r}")
             t_j, loss_j = jax_fit(case, setup)
-            best_m, best_j = min(best_m, t_m), min(best_j, t_j)
+            best_m, best_p, best_j = min(best_m, t_m), min(best_p, t_p), min(best_j, t_j)
         floor = gemm_floor(case, layers, rounds)
         rows.append({"problem": case["problem"], "hidden": str(case["hidden"]), "batch": case["batch"],
-                     "microdl ms/epoch": 1e3 * best_m, "jax ms/epoch": 1e3 * best_j,
+                     "microdl ms/epoch": 1e3 * best_m, "microdl, Python steps ms/epoch": 1e3 * best_p,
+                     "jax ms/epoch": 1e3 * best_j,
                      "microdl ÷ jax": best_m / best_j, "jax compile s": setup["compile_s"],
                      "GEMM floor ms": 1e3 * floor, "floor ÷ microdl": floor / best_m, "floor ÷ jax": floor / best_j,
                      "last loss microdl": loss_m, "last loss jax": loss_j})

@@ -69,6 +69,14 @@ MIN_BLOCK_WORK = 3 << 21
 #: serial twin (measured, Adam float32, N = 1e4: 4 µs serial against 8 µs on two threads).
 MIN_PARALLEL_ELEMENTS = 1 << 16
 
+# -- compiled runs of steps (NOTE [compiled runs of steps] in microdl._runs) ------------------------------------
+#: Whether :func:`microdl.train.fit` runs the steps of small batches in compiled runs (the tests turn it off to
+#: compare the two, which give the same bits).
+COMPILED_RUNS = True
+#: The most work one call of a compiled run takes on, in batch rows × parameters plus parameters per step (about
+#: 10 ms of steps): Ctrl-C, a fork and the other threads wait for the end of a call, never of an epoch.
+RUN_WORK = 1 << 24
+
 #: Held by every parallel (multi-threaded) kernel launch in microdl (NOTE [threading layer]).
 PARALLEL_LOCK = threading.RLock()
 #: Where the runnable tasks cannot be read (no ``/proc``), the machine counts as oversubscribed while its

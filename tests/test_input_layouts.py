@@ -116,6 +116,9 @@ def test_training_reads_one_aligned_c_ordered_array_for_every_batch(data, tmp_pa
 
     monkeypatch.setattr(microdl.train, "_gather", recording_gather)
     monkeypatch.setattr(MLP, "_batch_loss_and_grad", recording_pass)
+    # the loop's Python steps, which these spies see (the compiled runs read the same HostBatches.X, and give the
+    # same bits: tests/test_runs.py and the test above)
+    monkeypatch.setattr(microdl.config, "COMPILED_RUNS", False)
     _fit(A, y, batch_size)
     assert len(batches) == (3 * 10 if batch_size else 3)
     sources = gathered_from if batch_size else [b.base if b.base is not None else b for b in batches]

@@ -548,15 +548,17 @@ print(",".join(names))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     compiled = proc.stdout.split()[-1].split(",")
-    # the block pass (forward and backward alike; digits' batches are too small for a parallel launch) and Adam's
+    # the block pass (forward and backward alike; digits' batches are too small for a parallel launch), Adam's
     # step on 7,510 parameters (serial, below config.MIN_PARALLEL_ELEMENTS); a rule kernel is named by its rule,
     # its fast-math flags and a fingerprint of the code it inlines. (The per-epoch finiteness scan of so few
     # parameters is NumPy's, microdl.nn.all_finite; the NumPy backend's first fit compiles nothing:
     # tests/test_startup.py.)
     compiled = [re.sub(r"_[0-9a-f]{8}(?=_serial$|$)", "", name) for name in compiled]
     # (relu's f' reads only its output, so the block is compiled without the code that keeps z and without the
-    # formulas of the activations that need it: NOTE [two blocks] in microdl.nn._cpu)
-    assert compiled == ["_block", "adam_arcp_serial"], compiled
+    # formulas of the activations that need it: NOTE [two blocks] in microdl.nn._cpu). Then the compiled run of
+    # steps (NOTE [compiled runs of steps] in microdl._runs), named by its rule's number of state buffers and the
+    # types of its scalars, which calls the block and the step by their addresses, and the flush it links.
+    assert compiled == ["_block", "_flush_subnormal", "adam_arcp_serial", "run_3_dddddddddbbb"], compiled
 
 
 def test_both_devices_batches_implement_the_loops_protocol():

@@ -197,7 +197,13 @@ def _part(c, n, parts):
 
 
 # -- one block, all layers ------------------------------------------------------------------------------------
-@checked_jit(nogil=True, fastmath=_FASTMATH)
+# NumPy's error model: a division by zero gives inf or NaN, which the loop's loss check stops at (NOTE [finite or
+# told] in microdl.train), instead of an exception, which compiled runs of steps could not raise (NOTE [kernels by
+# their address] in microdl._runs). Both models divide alike wherever the divisor is not 0.
+_BLOCK_OPTIONS = {"nogil": True, "fastmath": _FASTMATH, "error_model": "numpy"}
+
+
+@checked_jit(**_BLOCK_OPTIONS)
 def _block(lo, hi, X, Y, w, scale, params, layout, A, Z, M, D, g, per_sample, activation, act_p, loss, loss_p,
            with_grad, first_product_done):
     """Forward (and backward) pass of rows lo..hi-1, writing their gradient into the flat ``g``.
@@ -384,14 +390,16 @@ def sum_blocks_sequential(grads, block_grads, n_extra, params, layout, alpha, in
 class Passes(NamedTuple):
     """The forward and backward passes for one registry of formulas, with one signature
     (:func:`forward_backward`'s): all blocks in parallel, one block on the calling thread, and the blocks one
-    after the other."""
+    after the other; and the compiled block they call, which compiled runs of steps call too
+    (:mod:`microdl._runs`)."""
 
     parallel: Any
     serial: Any
     sequential: Any
+    block: Any
 
 
-_PASSES = Passes(forward_backward, forward_backward_serial, forward_backward_sequential)
+_PASSES = Passes(forward_backward, forward_backward_serial, forward_backward_sequential, _block)
 _rebuilt: dict[str, Passes] = {}
 
 
@@ -412,14 +420,14 @@ def kernels() -> Passes:
                          "_times_derivative": (_times_derivative.py_func, inline),
                          "_times_derivative_from_z": (_times_derivative_from_z.py_func, inline),
                          "_output_layer": (_output_layer.py_func, inline),
-                         "_block": (_block.py_func, checked_jit(nogil=True, fastmath=_FASTMATH)),
+                         "_block": (_block.py_func, checked_jit(**_BLOCK_OPTIONS)),
                          "forward_backward": (forward_backward.py_func, checked_jit(parallel=True, nogil=True)),
                          "forward_backward_serial": (forward_backward_serial, None),
                          "forward_backward_sequential": (forward_backward_sequential, None)},
                         {**globals(), "F": formulas.compiled(_inline, "cpu", outline=njit(nogil=True))},
                         f"_{digest}")
         passes = _rebuilt[digest] = Passes(built["forward_backward"], built["forward_backward_serial"],
-                                           built["forward_backward_sequential"])
+                                           built["forward_backward_sequential"], built["_block"])
     return passes
 
 

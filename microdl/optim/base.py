@@ -259,6 +259,10 @@ class Optimizer:
     rule: ClassVar[str]
     #: True for optimizers that the training loop must give full-batch gradients (GD).
     full_batch: ClassVar[bool] = False
+    #: Whether the host function :attr:`scalars` also takes an array of step counts ``t`` and returns, for each
+    #: scalar that depends on it, an array of the very bits it returns for each ``t`` alone (NOTE [scalars of many
+    #: steps] in :mod:`microdl.optim.rules`); registration checks it. False: called once per step.
+    scalars_take_arrays: ClassVar[bool] = False
     #: The declared hyperparameters, in declaration order (base class first); filled by __init_subclass__.
     _hyperparameter_specs: ClassVar[dict[str, Hyperparameter]] = {}
 
@@ -357,6 +361,35 @@ class Optimizer:
         """The NamedTuple of scalars for step :attr:`t`: one call of the host function :attr:`scalars`, with the
         hyperparameters in declaration order (NOTE [positional scalars] in :mod:`microdl.optim.rules`)."""
         return type(self).scalars(self._dtype, self.t, *self._hyperparameter_values.values())
+
+    def _scalar_rows(self, count: int) -> np.ndarray:
+        """The scalars of the next ``count`` steps (``t + 1`` to ``t + count``), a row each: what a compiled run
+        of steps reads (NOTE [scalars of many steps] in :mod:`microdl.optim.rules`)."""
+        return self._scalars_at(np.arange(self.t + 1, self.t + count + 1))
+
+    def _scalars_at(self, steps: np.ndarray) -> np.ndarray:
+        """The scalars of the step counts ``steps``, a row each, in float64 (each one rounded to the dtype first,
+        as the kernels take it; a flag as 0 or 1): one call of :meth:`_scalars` with ``t`` the array where the
+        class takes one (:attr:`scalars_take_arrays`), else one call per step. :attr:`t` is left as it was."""
+        t0 = self.t
+        rows = np.empty((steps.size, 0))
+        try:
+            if self.scalars_take_arrays:
+                self.t = steps  # what _scalars passes on to the host function
+                columns = self._scalars()
+                rows = np.empty((steps.size, len(columns)))
+                for j, column in enumerate(columns):
+                    rows[:, j] = column
+            else:
+                for k, t in enumerate(steps.tolist()):
+                    self.t = t
+                    scalars = self._scalars()
+                    if k == 0:
+                        rows = np.empty((steps.size, len(scalars)))
+                    rows[k] = scalars
+        finally:
+            self.t = t0
+        return rows
 
     # -- buffers -----------------------------------------------------------------------------------------------
     def _new_state(self) -> None:

@@ -20,7 +20,10 @@ An elementwise optimizer (an :class:`~microdl.optim.Optimizer` subclass) declare
   constant is computed by the host function);
 * run once on the NumPy backend with the defaults, the rule returns a tuple of ``1 + len(state_names)`` arrays
   of the parameters' shape (an array returned instead of a tuple would otherwise be unpacked element by
-  element into the parameters).
+  element into the parameters);
+* a class that says its host function takes an array of step counts (``scalars_take_arrays``) gets, for the
+  steps of :data:`CHECKED_STEPS` in one call, the very bits it gets for each step alone, in float32 and float64
+  (NOTE [scalars of many steps] in :mod:`~.rules`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_optimizer_class", "scalars_type", "rule_label"]
+__all__ = ["check_optimizer_class", "scalars_type", "rule_label", "CHECKED_STEPS"]
+
+#: The step counts at which registration compares a host function's scalars for an array of steps with those of
+#: each step alone: the first steps, the flush's period, and late ones, where β**t is near its limits.
+CHECKED_STEPS = (1, 2, 3, 4, 5, 63, 64, 65, 999, 1000, 12345, 1_000_000)
 
 
 def rule_label(cls: type) -> str:
@@ -194,6 +201,32 @@ def check_optimizer_class(cls: type) -> None:
         if np.shape(value) != theta.shape:
             raise TypeError(f"{label} returned {name} of shape {np.shape(value)} for buffers of shape "
                             f"{theta.shape}: return the new element (or array) for each buffer, in order")
+    if getattr(cls, "scalars_take_arrays", False):
+        _check_scalars_take_arrays(cls, label)
+
+
+def _check_scalars_take_arrays(cls: type, label: str) -> None:
+    """The scalars of :data:`CHECKED_STEPS` from one call with an array of step counts equal, bit for bit, those
+    of each step alone, in both dtypes (NOTE [scalars of many steps] in :mod:`~.rules`)."""
+    steps = np.asarray(CHECKED_STEPS)
+    for dtype in (np.float32, np.float64):
+        opt = cls(np.zeros(2, dtype=dtype), backend="numpy")
+        alone = []
+        for t in CHECKED_STEPS:
+            opt.t = t
+            alone.append(np.array(opt._scalars(), dtype=np.float64))
+        try:
+            rows = opt._scalars_at(steps)
+        except Exception as exc:
+            raise TypeError(f"{label}: {cls.__name__}.scalars_take_arrays is True, but its host function fails for an "
+                            f"array of step counts ({type(exc).__name__}: {exc}); use np.sqrt for math.sqrt and "
+                            "microdl.optim.rules.power(x, t) for x ** t, or set scalars_take_arrays = False") from exc
+        if not np.array_equal(rows, np.array(alone)):
+            bad = next(t for t, a, b in zip(CHECKED_STEPS, rows, alone) if not np.array_equal(a, b))
+            raise TypeError(f"{label}: {cls.__name__}.scalars_take_arrays is True, but its host function's scalars "
+                            f"for an array of step counts differ from those of each step alone at t = {bad} "
+                            f"({np.dtype(dtype).name}); raise to the power t with microdl.optim.rules.power (NumPy's "
+                            "vectorised power may round differently), or set scalars_take_arrays = False")
 
 
 def _own_methods(cls: type) -> set[str]:

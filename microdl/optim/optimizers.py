@@ -82,6 +82,7 @@ class SGD(Optimizer):
 
     update = rules.sgd
     scalars = rules.sgd_scalars
+    scalars_take_arrays = True  # NOTE [scalars of many steps] in microdl.optim.rules
     state_names = ("b",)
     momentum = Hyperparameter(real(0.0))
     dampening = Hyperparameter(real(0.0, 1.0))
@@ -148,6 +149,7 @@ class Adagrad(Optimizer):
 
     update = rules.adagrad
     scalars = rules.adagrad_scalars
+    scalars_take_arrays = True  # NOTE [scalars of many steps] in microdl.optim.rules
     state_names = ("state_sum",)
     lr_decay = Hyperparameter(real(0.0))
     weight_decay = Hyperparameter(real(0.0))
@@ -203,6 +205,7 @@ class RMSprop(Optimizer):
 
     update = rules.rmsprop
     scalars = rules.rmsprop_scalars
+    scalars_take_arrays = True  # NOTE [scalars of many steps] in microdl.optim.rules
     state_names = ("v", "g_avg", "b")
     alpha = Hyperparameter(real(0.0, 1.0, high_open=True))
     eps = Hyperparameter(real(0.0, low_open=True))  # eps = 0 divides 0 by 0 where a gradient is 0
@@ -255,6 +258,7 @@ class Adadelta(Optimizer):
 
     update = rules.adadelta
     scalars = rules.adadelta_scalars
+    scalars_take_arrays = True  # NOTE [scalars of many steps] in microdl.optim.rules
     state_names = ("v", "u")
     rho = Hyperparameter(real(0.0, 1.0))
     eps = Hyperparameter(real(0.0, low_open=True))  # eps = 0 divides 0 by 0 where a gradient is 0
@@ -317,6 +321,7 @@ class Adam(Optimizer):
 
     update = rules.adam
     scalars = rules.adam_scalars
+    scalars_take_arrays = True  # NOTE [scalars of many steps] in microdl.optim.rules
     state_names = ("m", "v", "v_max")
     fastmath = frozenset({"arcp"})  # NOTE [arcp for Adam] in microdl.optim._cpu
     #: AdamW's decay acts on θ; Adam's enters g.

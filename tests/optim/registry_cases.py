@@ -7,9 +7,16 @@ from microdl): for each optimizer, the case that allocates the most state buffer
 compiled), the most options breaking ties.
 """
 
+import contextlib
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 
-from microdl.optim import Optimizer
+from microdl.optim import Optimizer, unregister_optimizer
 from microdl.optim.registry import registered
 from tests.optim.naive import CASES
 
@@ -28,3 +35,21 @@ def _fullest(name, cls):
 
 #: ``(name, class, hyperparameters)``: each built-in with every state buffer allocated.
 ALL_OPTIONS = [(name, cls, _fullest(name, cls)) for name, cls in BUILTIN]
+
+
+#: The example of a learner's own optimizer, in its own file.
+LION_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_optimizer.py"
+
+
+@contextlib.contextmanager
+def learner_lion(module_name: str) -> Iterator[ModuleType]:
+    """The example's Lion, imported from its file as a learner's module is, and unregistered afterwards."""
+    spec = importlib.util.spec_from_file_location(module_name, LION_EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    try:
+        yield module
+    finally:
+        unregister_optimizer("lion")
+        del sys.modules[module_name]

@@ -2,18 +2,15 @@
 copy of a rule) fails it; a learner's optimizer from a file outside the package passes it and works everywhere
 a name is taken (fit, compare, the estimators, the CLI's --plugin)."""
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from microdl.optim import OPTIMIZERS, Adam, check_optimizer, rules, unregister_optimizer
 from microdl.optim.check import CHECKS
-from tests.optim.registry_cases import ALL_OPTIONS
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_optimizer.py"
+from tests.optim.registry_cases import ALL_OPTIONS, learner_lion
+from tests.optim.registry_cases import LION_EXAMPLE as EXAMPLE
 
 
 @pytest.mark.parametrize(("name", "cls", "hyper"), ALL_OPTIONS, ids=[c[0] for c in ALL_OPTIONS])
@@ -68,13 +65,8 @@ def test_check_optimizer_refuses_what_it_cannot_check():
 @pytest.fixture
 def lion():
     """The example's Lion, imported from its file as a learner's module is (and unregistered afterwards)."""
-    spec = importlib.util.spec_from_file_location("learner_lion", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["learner_lion"] = module
-    spec.loader.exec_module(module)
-    yield module
-    unregister_optimizer("lion")
-    del sys.modules["learner_lion"]
+    with learner_lion("learner_lion") as module:
+        yield module
 
 
 def test_a_learners_optimizer_passes_check_optimizer(lion):
@@ -132,7 +124,6 @@ def test_compare_with_jobs_imports_the_plugin_in_its_workers(tmp_path):
     """Worker processes import the plugin files the parent imported, so a plugin's optimizer runs with --jobs 2
     (it failed there before: the worker did not know the name)."""
     import subprocess
-    import sys
 
     proc = subprocess.run(
         [sys.executable, "-m", "microdl", "compare", "--plugin", str(EXAMPLE), "--optimizers", "lion,adam",

@@ -3,6 +3,7 @@ rule's contract checked at registration (microdl.optim.contract), each broken ru
 
 import ast
 import inspect
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +18,7 @@ from microdl.optim import (
     Hyperparameter,
     Optimizer,
     available_optimizers,
+    contract,
     optimizer_entry,
     register_optimizer,
     rules,
@@ -320,3 +322,54 @@ def test_a_rule_with_too_many_state_buffers_is_refused(scratch_name):
     cls = _class(good, state=tuple(f"b{k}" for k in range(MAX_STATE + 1)))
     with pytest.raises(TypeError, match=f"at most {MAX_STATE}"):
         register_optimizer(scratch_name, cls)
+
+
+# -- a host function that says it takes an array of step counts (NOTE [scalars of many steps]) --------------------
+def sqrt_by_math(dtype: np.dtype, t: int, lr: float, beta: float) -> StepScalars:
+    f = dtype.type
+    return StepScalars(f(lr / math.sqrt(t)), f(1.0 - beta), f(beta))
+
+
+def power_by_numpy(dtype: np.dtype, t: int, lr: float, beta: float) -> StepScalars:
+    f = dtype.type
+    return StepScalars(f(lr / (1.0 - np.power(0.999, t))), f(1.0 - beta), f(beta))  # SVML's pow on AVX-512
+
+
+def power_by_rules(dtype: np.dtype, t: int, lr: float, beta: float) -> StepScalars:
+    f = dtype.type
+    return StepScalars(f(lr / (1.0 - rules.power(0.999, t))), f(1.0 - beta), f(beta))
+
+
+def _arrays_class(host, says=True):
+    cls = _class(good, host)
+    cls.scalars_take_arrays = says
+    return cls
+
+
+def test_a_host_function_that_says_it_takes_arrays_and_does_not_is_refused(scratch_name):
+    with pytest.raises(TypeError, match=r"scalars_take_arrays is True, but its host function fails for an array of "
+                                        r"step counts .*use np\.sqrt for math\.sqrt"):
+        register_optimizer(scratch_name, _arrays_class(sqrt_by_math))
+    assert scratch_name not in OPTIMIZERS
+    register_optimizer(scratch_name, _arrays_class(sqrt_by_math, says=False))  # called once per step: fine
+
+
+def test_a_host_function_whose_arrays_round_otherwise_is_refused_or_registered_as_the_bits_say(scratch_name):
+    """np.power over an array may round otherwise than Python's ** (NumPy's SVML power on AVX-512): registration
+    compares the bits, and refuses the class only where they differ on this machine; rules.power always agrees."""
+    steps = np.asarray(contract.CHECKED_STEPS)
+    numpy_agrees = all(np.power(0.999, steps)[k] == 0.999 ** int(t) for k, t in enumerate(steps))
+    if numpy_agrees:
+        register_optimizer(scratch_name, _arrays_class(power_by_numpy))
+        unregister_optimizer(scratch_name)
+    else:
+        with pytest.raises(TypeError, match=r"differ from those of each step alone at t = \d+ \(float\d\d\); raise "
+                                            r"to the power t with microdl.optim.rules.power"):
+            register_optimizer(scratch_name, _arrays_class(power_by_numpy))
+    register_optimizer(scratch_name, _arrays_class(power_by_rules))
+    opt = OPTIMIZERS[scratch_name](np.zeros(3), lr=0.1)
+    opt.t = 41
+    rows = opt._scalar_rows(5)
+    for k in range(5):
+        opt.t = 42 + k
+        np.testing.assert_array_equal(rows[k], np.array(opt._scalars(), dtype=np.float64))

@@ -283,3 +283,24 @@ def test_each_rule_reads_its_scalars_by_name_and_holds_no_literal(rule):
     uses = [node for node in nodes if isinstance(node, ast.Name) and node.id == scalars]
     assert set(reads) == set(RULES[rule][0]._fields)
     assert len(uses) == len(reads), f"{scalars} is used only as {scalars}.<field>"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("case_id", "name", "hyper"), CASES, ids=[c[0] for c in CASES])
+def test_the_scalars_of_many_steps_are_those_of_each_step_alone(case_id, name, hyper, dtype):
+    """NOTE [scalars of many steps]: one call of a built-in host function with an array of step counts gives, bit
+    for bit, what each step's own call gives (the compiled runs read the one, Optimizer.step the other), over the
+    first 3,000 steps and late ones, where β**t is near its limits."""
+    opt = OPTIMIZERS[name](np.zeros(3, dtype=dtype), backend="numpy", **hyper)
+    assert opt.scalars_take_arrays
+    steps = np.concatenate([np.arange(1, 3001), [10**5, 10**6 + 7, 2**31 + 1]])
+    rows = opt._scalars_at(steps)
+    alone = np.empty_like(rows)
+    for k, t in enumerate(steps.tolist()):
+        opt.t = t
+        alone[k] = opt._scalars()
+    np.testing.assert_array_equal(rows, alone)
+    assert rows.dtype == np.float64 and rows.shape == (steps.size, len(opt._scalars()))
+    opt.t = 7
+    np.testing.assert_array_equal(opt._scalar_rows(3), alone[7:10])  # steps t + 1 .. t + 3, t left as it was
+    assert opt.t == 7
