@@ -86,7 +86,7 @@ def _source(name: str, n_state: int, kinds: tuple[str, ...], with_l2: bool) -> t
           "        penalty = l2_penalty(alpha, scale, sum_sq)\n") if with_l2 else ""
     line = sys._getframe().f_lineno + 2  # the generated lines start at the next line's string
     source = (
-        f"def {name}(block, step, X, Y, order, batch, k0, k1, bx, by, no_w, params, layout, A, Z, D, grads,\n"
+        f"def {name}(block_at, step_at, X, Y, order, batch, k0, k1, bx, by, no_w, params, layout, A, Z, D, grads,\n"
         f"        block_grads, per_sample, act, act_p, loss, loss_p, alpha, H, t0, tiny, limit, losses, penalties,\n"
         f"        yes, no{state}):\n"
         f"    n = X.shape[0]\n"
@@ -106,14 +106,14 @@ def _source(name: str, n_state: int, kinds: tuple[str, ...], with_l2: bool) -> t
         f"        Xb = bx[:m]\n"
         f"        Yb = by[:m]\n"
         f"        scale = 1.0 / m\n"
-        f"        data = block(first, m, Xb, Yb, no_w, scale, params, layout, A, Z, None, D, grads, per_sample, act,\n"
-        f"                     act_p, loss, loss_p, yes, no) * scale\n"
+        f"        data = call_float64(block_at, (first, m, Xb, Yb, no_w, scale, params, layout, A, Z, None, D, grads,\n"
+        f"                                       per_sample, act, act_p, loss, loss_p, yes, no)) * scale\n"
         f"        penalty = 0.0\n"
         f"{l2}"
         f"        losses[k] = data + penalty\n"
         f"        penalties[k] = penalty\n"
         f"        j = k - k0\n"
-        f"        step(params, grads, ({h},){state})\n"
+        f"        call_none(step_at, (params, grads, ({h},){state}))\n"
         f"        if (t0 + j + 1) % flush_every == 0:\n"
         f"{flush}"
         f"            pass\n"
@@ -136,8 +136,9 @@ def _run_function(n_state: int, kinds: tuple[str, ...], with_l2: bool) -> Any:
         # e.g. run_3_dddddddddbbb: Adam's three buffers, nine float64 scalars and three flags (NumPy's type codes)
         name = f"run_{n_state}_{''.join('b' if k == 'b' else np.dtype(k).char for k in kinds)}{'_l2' * with_l2}"
         source, line = _source(name, n_state, kinds, with_l2)
-        namespace = {"__name__": __name__, "np": np, "sum_range": _cpu._sum_range,
-                     "l2_penalty": _l2_penalty, "flush": _flush_subnormal, "flush_every": FLUSH_EVERY}
+        namespace = {"__name__": __name__, "np": np, "call_float64": _call_float64, "call_none": _call_none,
+                     "sum_range": _cpu._sum_range, "l2_penalty": _l2_penalty, "flush": _flush_subnormal,
+                     "flush_every": FLUSH_EVERY}
         exec(compile("\n" * (line - 1) + source, __file__, "exec"), namespace)
         py_func: FunctionType = namespace[name]
         py_func.__doc__ = "A run of training steps, compiled (written by microdl._runs._source)."
@@ -146,33 +147,74 @@ def _run_function(n_state: int, kinds: tuple[str, ...], with_l2: bool) -> Any:
 
 
 # NOTE [kernels by their address]
-#     The run function calls the block of the passes and the rule's kernel by their addresses, as first-class
-#     functions (Numba's ``CompileResultWAP`` of the overload the loop calls, its C wrapper), not as dispatchers.
-#     A dispatcher's code is linked into the caller's module, and LLVM optimises the whole module again: compiling
-#     the run function took 1.9 s with both linked, 1.3 s with the block by its address and 1.1 s with both
-#     (measured, a fresh cache, digits, Adam, float64, L2; numba 0.68). By address it is compiled once per number
-#     of state buffers and types of scalars, whatever the rule and the registered formulas, and cached on disk
-#     like any other kernel, and it calls the very code the loop calls. A C wrapper cannot raise: an exception in
-#     the callee would be printed and lost. Neither raises: the rule's serial kernel and the block are compiled with
-#     NumPy's error model, where a division by zero gives inf or NaN, which the loss check stops at.
+#     The run function calls the block of the passes and the rule's kernel at their addresses: those of the C
+#     wrappers Numba compiles beside every overload (``llvm_cfunc_wrapper_name``), of the overloads the loop
+#     calls, passed as plain integers and called through :func:`_call_float64` and :func:`_call_none`. Called as
+#     dispatchers, their code would be linked into the run function's module, and LLVM would optimise the whole
+#     module again: compiling the run function took 1.9 s with both linked and 1.1 s with neither (measured, a
+#     fresh cache, digits, Adam, float64, L2; numba 0.68). By address it is compiled once per number of state
+#     buffers and types of scalars, whatever the rule and the registered formulas, and cached on disk like any
+#     other kernel, and it calls the very code the loop calls. Numba's own first-class functions
+#     (``CompileResultWAP``) do the same, but type and unbox each one from Python at every call: 65 µs a call of
+#     the run function, a tenth of an epoch of digits at batch 200; an integer costs nothing. What an integer
+#     does not carry is the callee's signature, so :class:`CompiledRuns` takes the address of the overload typed
+#     from the very buffers the run function passes (``tests/test_runs.py`` checks that the types agree). A C
+#     wrapper cannot raise: an exception in the callee would be printed and lost. Neither raises: the rule's
+#     serial kernel and the block are compiled with NumPy's error model, where a division by zero gives inf or
+#     NaN, which the loss check stops at.
 
 
-_ADDRESSES: dict[tuple, Any] = {}
+def _caller(return_type: Any) -> Any:
+    """An intrinsic ``call(address, args)``: the C wrapper at ``address`` called with the tuple ``args``, its
+    result of ``return_type`` (NOTE [kernels by their address])."""
+    from llvmlite import ir
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def call(typingctx: Any, address: Any, args: Any) -> Any:
+        if not (isinstance(address, types.Integer) and isinstance(args, types.BaseTuple)):
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, llargs: Any) -> Any:
+            at, values = llargs
+            argument_types = [context.get_value_type(t) for t in args.types]
+            fnty = ir.FunctionType(context.get_value_type(return_type), argument_types)
+            fn = builder.inttoptr(at, fnty.as_pointer())
+            out = builder.call(fn, [builder.extract_value(values, i) for i in range(len(args.types))])
+            return context.get_dummy_value() if return_type == types.none else out
+
+        return return_type(address, args), codegen
+
+    return call
 
 
-def _address(kernel: Any, key: tuple, args: tuple) -> Any:
-    """The kernel's overload for these arguments (loaded from the disk cache, or compiled: the loop calls the same
-    one), as a first-class function (NOTE [kernels by their address]); kept under ``key``, which must tell apart
-    every signature ``args`` can have (typing 20 arguments cost about 0.5 ms a fit)."""
-    wap = _ADDRESSES.get((kernel, key))
-    if wap is None:
+def _return_types() -> tuple[Any, Any]:
+    from numba.core import types
+
+    return types.float64, types.none
+
+
+_call_float64, _call_none = (_caller(t) for t in _return_types())
+
+_ADDRESSES: dict[tuple, tuple[int, Any]] = {}
+
+
+def _address(kernel: Any, key: tuple, args: tuple) -> tuple[int, tuple]:
+    """The address of the C wrapper of the kernel's overload for these arguments (loaded from the disk cache, or
+    compiled: the loop calls the same one; NOTE [kernels by their address]); kept under ``key``, which must tell
+    apart every signature ``args`` can have (typing 20 arguments cost about 0.5 ms a fit). Returns the address and
+    the signature."""
+    found = _ADDRESSES.get((kernel, key))
+    if found is None:
         from numba import typeof
-        from numba.core.types.function_type import CompileResultWAP
 
         signature = tuple(typeof(a) for a in args)
         kernel.compile(signature)
-        wap = _ADDRESSES[kernel, key] = CompileResultWAP(kernel.overloads[signature])
-    return wap
+        overload = kernel.overloads[signature]  # (kept alive by the dispatcher, as its code is)
+        at = overload.library.get_pointer_to_function(overload.fndesc.llvm_cfunc_wrapper_name)
+        found = _ADDRESSES[kernel, key] = (at, signature)
+    return found
 
 
 class CompiledRuns:
@@ -190,15 +232,16 @@ class CompiledRuns:
         if batches._Y is None:
             batches._reserve_gather()
         self.fn = _run_function(len(optimizer._slots), kinds, model.alpha != 0)
-        slots = optimizer._slots
-        self.step = _address(optimizer._kernels.serial, (model.dtype, kinds, tuple(x is None for x in slots)),
-                             (model.params, model.grads, scalars, *slots))
-        # what decides the block's signature: the dtype, the layers, Z or not, the formulas' parameter counts
-        p_act, p_loss = model._activation_p, model._loss_p
-        self.block = _address(_cpu.kernels().block, (model.dtype, len(ws.A), ws.Z is None, len(p_act), len(p_loss)),
-                              (0, 1, batches._X, batches._Y, model._no_w, 1.0, model.params, model._layout, ws.A,
-                               ws.Z, None, ws.D, model.grads, ws.per_sample, model._activation_code, p_act,
-                               model._loss_code, p_loss, True, False))
+        slots, p_act, p_loss = optimizer._slots, model._activation_p, model._loss_p
+        # each kept under what decides its signature: the dtype, the scalars' types, which state buffers are None;
+        # the layers, Z or not, the formulas' parameter counts
+        self.step, self.step_signature = _address(
+            optimizer._kernels.serial, (model.dtype, kinds, tuple(x is None for x in slots)),
+            (model.params, model.grads, scalars, *slots))
+        self.block, self.block_signature = _address(
+            _cpu.kernels().block, (model.dtype, len(ws.A), ws.Z is None, len(p_act), len(p_loss)),
+            (0, 1, batches._X, batches._Y, model._no_w, 1.0, model.params, model._layout, ws.A, ws.Z, None, ws.D,
+             model.grads, ws.per_sample, model._activation_code, p_act, model._loss_code, p_loss, True, False))
         self.steps_per_call = max(1, config.RUN_WORK // (batches.batch_size * model.n_params + model.n_params))
         self.no_order = np.empty(0, dtype=np.intp)
         dtype = model.dtype
@@ -208,23 +251,26 @@ class CompiledRuns:
         """Whether a batch is still one row block (the thread count may have changed since the fit began)."""
         return self.model._train.blocks(self.batches.batch_size) == 1
 
+    def arguments(self, k0: int, k1: int, H: np.ndarray) -> tuple:
+        """The run function's arguments for batches ``k0`` to ``k1 - 1`` of this epoch, with the scalars ``H``."""
+        b, opt, model = self.batches, self.optimizer, self.model
+        ws = model._train
+        return (self.block, self.step, b.X, b.Y, self.no_order if b.order is None else b.order, b.batch_size, k0,
+                k1, b._X, b._Y, model._no_w, model.params, model._layout, ws.A, ws.Z, ws.D, model.grads,
+                ws.block_grads, ws.per_sample, model._activation_code, model._activation_p, model._loss_code,
+                model._loss_p, float(model.alpha), H, opt.t, self.tiny, self.limit, b.losses, b.penalties, True,
+                False, *opt._slots)
+
     def run(self, k0: int, k1: int) -> int | None:
         """Batches ``k0`` to ``k1 - 1`` of this epoch, each a step; the first whose loss is not finite or beyond
         the dtype's range (its step taken, as the loop takes it), or None."""
-        b, opt, model = self.batches, self.optimizer, self.model
-        ws = model._train
-        order = self.no_order if b.order is None else b.order
-        data = (b.X, b.Y, order, b.batch_size)
-        net = (b._X, b._Y, model._no_w, model.params, model._layout, ws.A, ws.Z, ws.D, model.grads, ws.block_grads,
-               ws.per_sample, model._activation_code, model._activation_p, model._loss_code, model._loss_p,
-               float(model.alpha))
+        opt = self.optimizer
         k = k0
         while k < k1:
             stop = min(k1, k + self.steps_per_call)
-            H = opt._scalar_rows(stop - k)
+            args = self.arguments(k, stop, opt._scalar_rows(stop - k))
             with _cpu.single_threaded_blas(), config.kernel_call():
-                done, bad = self.fn(self.block, self.step, *data, k, stop, *net, H, opt.t, self.tiny, self.limit,
-                                    b.losses, b.penalties, True, False, *opt._slots)
+                done, bad = self.fn(*args)
                 opt.t += done
             if bad >= 0:
                 return bad

@@ -246,3 +246,30 @@ def test_the_runs_flush_subnormal_state_at_the_loops_steps(monkeypatch, spy):
     _assert_same_bits(a, b)
     first_row = b[1].state["m"][: 6]  # W[1]'s row of input 0: its gradient is 0 at every step
     assert b[1].t == 80 and np.all(first_row == 0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_the_kernels_run_at_their_addresses_are_typed_as_the_run_function_passes_their_arguments(activation):
+    """The run function calls the block and the rule's kernel at plain addresses, which carry no signature (NOTE
+    [kernels by their address]): the overloads whose addresses it is given must be typed exactly as Numba's own
+    inference types the tuples it passes them, or the call would read its arguments wrongly."""
+    from numba import njit, typeof
+    from numba.core import types
+
+    X, y = _data(dtype=np.float32)
+    net = MLP((5, 6, 4, 3), dtype="float32", activation=activation, alpha=0.1, random_state=0)
+    opt = Adam(net.params, lr=0.01, amsgrad=activation == "gelu")
+    batches = HostBatches(net, *net._as_data(X, y), None, 4)
+    batches.set_order(np.arange(len(y))[::-1].copy())
+    runs = compiled_runs(batches, opt, clipping=False)
+    args = runs.arguments(0, 2, opt._scalar_rows(2))
+    fresh = njit(error_model="numpy")(runs.fn.py_func)  # compiled here, so that its types can be read
+    signature = tuple(typeof(a) for a in args)
+    fresh.compile(signature)
+    typemap = fresh.overloads[signature].type_annotation.typemap
+    passed = {t for t in typemap.values() if isinstance(t, types.BaseTuple)}
+    assert any(tuple(t.types) == runs.block_signature for t in passed), (runs.block_signature, passed)
+    assert any(tuple(t.types) == runs.step_signature for t in passed), (runs.step_signature, passed)
+    # and the run gives the loop's losses for those two batches
+    done, bad = runs.fn(*args)
+    assert (done, bad) == (2, -1) and np.isfinite(batches.losses[:2]).all()
