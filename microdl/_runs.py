@@ -88,7 +88,7 @@ def _source(name: str, n_state: int, kinds: tuple[str, ...], with_l2: bool) -> t
     source = (
         f"def {name}(block_at, step_at, X, Y, order, batch, k0, k1, bx, by, no_w, params, layout, A, Z, D, grads,\n"
         f"        block_grads, per_sample, act, act_p, loss, loss_p, alpha, H, t0, tiny, limit, losses, penalties,\n"
-        f"        yes, no{state}):\n"
+        f"        done, yes, no{state}):\n"
         f"    n = X.shape[0]\n"
         f"    first = k0 - k0\n"  # 0, typed as the other ints (a literal 0 would be typed apart)
         f"    for k in range(k0, k1):\n"
@@ -114,12 +114,13 @@ def _source(name: str, n_state: int, kinds: tuple[str, ...], with_l2: bool) -> t
         f"        penalties[k] = penalty\n"
         f"        j = k - k0\n"
         f"        call_none(step_at, (params, grads, ({h},){state}))\n"
+        f"        done[0] = j + 1\n"
         f"        if (t0 + j + 1) % flush_every == 0:\n"
         f"{flush}"
         f"            pass\n"
         f"        if not abs(losses[k]) <= limit:\n"
-        f"            return j + 1, k\n"
-        f"    return k1 - k0, -1\n"
+        f"            return k\n"
+        f"    return -1\n"
     )
     return source, line
 
@@ -244,6 +245,7 @@ class CompiledRuns:
              model.grads, ws.per_sample, model._activation_code, p_act, model._loss_code, p_loss, True, False))
         self.steps_per_call = max(1, config.RUN_WORK // (batches.batch_size * model.n_params + model.n_params))
         self.no_order = np.empty(0, dtype=np.intp)
+        self.done = np.zeros(1, dtype=np.intp)  # the steps a call has taken, written after each
         dtype = model.dtype
         self.tiny, self.limit = smallest_normal(dtype), float(np.finfo(dtype).max)
 
@@ -258,8 +260,8 @@ class CompiledRuns:
         return (self.block, self.step, b.X, b.Y, self.no_order if b.order is None else b.order, b.batch_size, k0,
                 k1, b._X, b._Y, model._no_w, model.params, model._layout, ws.A, ws.Z, ws.D, model.grads,
                 ws.block_grads, ws.per_sample, model._activation_code, model._activation_p, model._loss_code,
-                model._loss_p, float(model.alpha), H, opt.t, self.tiny, self.limit, b.losses, b.penalties, True,
-                False, *opt._slots)
+                model._loss_p, float(model.alpha), H, opt.t, self.tiny, self.limit, b.losses, b.penalties,
+                self.done, True, False, *opt._slots)
 
     def run(self, k0: int, k1: int) -> int | None:
         """Batches ``k0`` to ``k1 - 1`` of this epoch, each a step; the first whose loss is not finite or beyond
@@ -269,9 +271,12 @@ class CompiledRuns:
         while k < k1:
             stop = min(k1, k + self.steps_per_call)
             args = self.arguments(k, stop, opt._scalar_rows(stop - k))
-            with _cpu.single_threaded_blas(), config.kernel_call():
-                done, bad = self.fn(*args)
-                opt.t += done
+            self.done[0] = 0
+            try:
+                with _cpu.single_threaded_blas(), config.kernel_call():
+                    bad = self.fn(*args)
+            finally:  # the steps taken, even if Ctrl-C is raised the moment the call returns (as Optimizer.step)
+                opt.t += int(self.done[0])
             if bad >= 0:
                 return bad
             k = stop

@@ -271,5 +271,33 @@ def test_the_kernels_run_at_their_addresses_are_typed_as_the_run_function_passes
     assert any(tuple(t.types) == runs.block_signature for t in passed), (runs.block_signature, passed)
     assert any(tuple(t.types) == runs.step_signature for t in passed), (runs.step_signature, passed)
     # and the run gives the loop's losses for those two batches
-    done, bad = runs.fn(*args)
-    assert (done, bad) == (2, -1) and np.isfinite(batches.losses[:2]).all()
+    assert runs.fn(*args) == -1 and runs.done[0] == 2 and np.isfinite(batches.losses[:2]).all()
+
+
+def test_a_ctrl_c_the_moment_a_run_returns_keeps_the_step_count_with_the_weights(monkeypatch, spy):
+    """Python raises a signal's exception at the first bytecode after a compiled call returns: the optimizer's
+    step count must still count the steps the call took, as Optimizer.step keeps it in step with the weights."""
+    X, y = _data()
+    real = config.kernel_call()
+
+    class StoppedOnExit:
+        def __enter__(self):
+            return real.__enter__()
+
+        def __exit__(self, *exc):
+            real.__exit__(*exc)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(config, "kernel_call", StoppedOnExit)
+    net = MLP((5, 6, 3), random_state=0)
+    opt = Adam(net.params, lr=0.01)
+    with pytest.raises(KeyboardInterrupt):
+        fit(net, opt, X, y, epochs=3, batch_size=4, random_state=0)
+    monkeypatch.undo()
+    assert spy and opt.t == 16  # the whole first epoch, in one call
+    ref = MLP((5, 6, 3), random_state=0)
+    ref_opt = Adam(ref.params, lr=0.01)
+    monkeypatch.setattr(config, "COMPILED_RUNS", False)
+    fit(ref, ref_opt, X, y, epochs=1, batch_size=4, random_state=0)
+    assert ref_opt.t == opt.t
+    np.testing.assert_array_equal(net.params, ref.params)
