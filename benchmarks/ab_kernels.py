@@ -15,7 +15,9 @@ Cases (``--cases``, comma-separated):
   100-256-256-2 at 200 and at 5,000 rows; best of 5 × 20 calls (the figures of issue 19's "no speed lost").
 * ``fit``: ``microdl.sklearn.MLPClassifier`` as :mod:`benchmarks.sklearn_mlp` runs it (float32, alpha 1e-4,
   batches of 200): Adam seconds per epoch and L-BFGS seconds per iteration, on digits (hidden 128) and on 50,000
-  × 100 ``make_classification`` (hidden 256, 256); best of ``--fits`` fits, after a warm-up fit.
+  × 100 ``make_classification`` (hidden 256, 256), as it comes (``backend='auto'``: NumPy for digits' small fits)
+  and on digits with ``backend='numba'`` too; best of ``--fits`` fits, after a warm-up fit. (Both trees must know
+  ``backend``: ``9530d49`` does not.)
 * ``cold``: seconds from a fresh process with an empty Numba cache to the end of the first fit
   (``MLPClassifier(max_iter=1)`` on digits): import plus compile, what a new user waits for.
 * ``step``: ``opt.step(g)`` on ``backend="cpu"``, float32, for each configuration of
@@ -83,10 +85,12 @@ def load(problem):
 def fit_times():
     from microdl.sklearn import MLPClassifier
     warnings.simplefilter("ignore")
-    for problem, hidden, epochs, iterations in [("digits", (128,), 10, 20), ("50k", (256, 256), 2, 3)]:
+    for problem, hidden, epochs, iterations, backend in [("digits", (128,), 10, 20, "auto"),
+                                                         ("digits", (128,), 10, 20, "numba"),
+                                                         ("50k", (256, 256), 2, 3, "auto")]:
         X, y = load(problem)
         settings = dict(hidden_layer_sizes=hidden, alpha=1e-4, batch_size=200, learning_rate_init=1e-3, tol=0.0,
-                        n_iter_no_change=10**9, random_state=0)
+                        n_iter_no_change=10**9, random_state=0, backend=backend)
         MLPClassifier(max_iter=1, **settings).fit(X[:400], y[:400])
         for solver, n_iter in (("adam", epochs), ("lbfgs", iterations)):
             wall = cpu = np.inf
@@ -96,7 +100,7 @@ def fit_times():
                 clf.fit(X, y)
                 wall = min(wall, (time.perf_counter() - t) / clf.n_iter_)
                 cpu = min(cpu, (time.thread_time() - c) / clf.n_iter_)
-            out[f"fit {problem} {solver}"] = (wall, cpu)
+            out[f"fit {problem}{'' if backend == 'auto' else ', ' + backend} {solver}"] = (wall, cpu)
 
 def cold_time():
     t, c = time.perf_counter(), time.thread_time()

@@ -70,6 +70,7 @@ from microdl._validation import (
     check_sample_weight,
 )
 from microdl.nn import MLP, all_finite
+from microdl.nn._blas import single_threaded_blas
 from microdl.optim import Optimizer, clip_grad_norm, clip_grad_value
 from microdl.optim.schedules import LRSchedule, make_schedule
 
@@ -521,7 +522,12 @@ class _Run:
             state["stopped"] = stop
             return stop
 
-        result = self.optimizer.run(loss_and_grad, self.epochs, on_iteration)
+        # SciPy's L-BFGS-B calls SciPy's BLAS between the kernel calls, the very library the kernels call: left
+        # at its threads there, they spin after each of its calls while Numba's threads spin after each kernel,
+        # and an iteration on digits took 9-11 ms instead of 1.2-1.6 (NOTE [which BLAS] in microdl/nn/_blas.py).
+        # So the loop holds that library at one thread for the whole run, as it is microdl's work throughout.
+        with single_threaded_blas():
+            result = self.optimizer.run(loss_and_grad, self.epochs, on_iteration)
         if not state["stopped"]:
             if not self._ok(float(result.fun)) and state["epoch"] == 0:  # not finite at the initial weights
                 self.snapshot.restore()
@@ -786,7 +792,8 @@ def fit(model: MLP, optimizer: Any, X: Any, y: Any, *, epochs: int = 10, batch_s
                    schedule=schedule, clip_norm=clip_norm, clip_value=clip_value, callbacks=callbacks,
                    progress=progress, max_time=max_time, max_grad_evals=max_grad_evals)
         # No BLAS limit around the whole fit: each kernel call limits the BLAS it calls, and only while it runs
-        # (NOTE [which BLAS] in microdl/nn/_cpu.py), so the user's other threads keep theirs.
+        # (NOTE [which BLAS] in microdl/nn/_blas.py), so the user's other threads keep theirs; L-BFGS's run in
+        # SciPy is held whole (run_iterations).
         if drives:
             run.run_iterations()
         else:

@@ -16,6 +16,8 @@ def test_worker_times_one_epoch_or_iteration(contender, solver):
         pytest.skip("torch is not installed")
     result = sklearn_mlp.worker(contender, solver, "digits", 1, 1)
     assert result["seconds"] > 0 and 0 <= result["accuracy"] <= 1 and result["iterations"] == 1
+    if contender.startswith("microdl"):  # as it comes, a fit this small runs on NumPy; -numba forces the kernels
+        assert result["backend"] == ("numba" if contender == "microdl-numba" else "numpy")
 
 
 def test_plan_covers_both_problems_and_solvers():
