@@ -12,11 +12,6 @@ One epoch is::
     every loss finite and within the dtype's range, θ and the state finite?  else: recover and stop
     record the epoch (mean loss, validation, lr, time, counters); callbacks; budgets
 
-Where a batch is small, the steps of an epoch (its inner loop, as written above) run in compiled runs of many
-batches, one call of compiled code each instead of Python per batch, with the same kernels and the same bits
-(NOTE [compiled runs of steps] in :mod:`microdl._runs`): at batch 1 a step took 20-26 µs of Python around 6 µs of
-kernels. The rest of the epoch, and the replay of NOTE [finite or told], are the same either way.
-
 What a device supplies is only its batches: :class:`HostBatches` gathers rows of host arrays into buffers
 preallocated for the largest batch (nothing is allocated per batch) and knows each loss at once;
 :class:`microdl.cuda.batches.DeviceBatches` keeps the data on the GPU and hands the losses back once per epoch,
@@ -24,6 +19,11 @@ so the host never waits for the GPU inside an epoch. Full-batch gradient descent
 batch of every sample: an optimizer whose ``full_batch`` is true (:class:`microdl.optim.GD`) always gets that.
 An optimizer that ``drives_epochs`` (:class:`microdl.optim.LBFGS`) runs its own iterations through SciPy; each
 iteration is one epoch of the record, with the same bookkeeping, callbacks, budgets and divergence checks.
+
+Where a batch is small, the steps of an epoch (its inner loop, as written above) run in compiled runs of many
+batches, one call of compiled code each instead of Python per batch, with the same kernels and the same bits
+(NOTE [compiled runs of steps] in :mod:`microdl._runs`): at batch 1 a step took 20-26 µs of Python around 6 µs of
+kernels. The rest of the epoch, and the replay of NOTE [finite or told], are the same either way.
 
 NOTE [finite or told]
     No run ends with non-finite weights. A batch loss that is NaN, infinite or beyond the range of the model's
