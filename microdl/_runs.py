@@ -32,10 +32,10 @@ NOTE [compiled runs of steps]
     ``microdl.config.COMPILED_RUNS = False``.
 
     The function is generated from the rule's number of state buffers and the types of its scalars, with or
-    without the L2 term, and calls the block and the rule's kernel by their addresses (NOTE [kernels by their
-    address]): a first fit with the compiled kernels compiles one more function, once per machine (the disk cache
-    keeps it): 0.6 s without the L2 term, 0.9 s with it (measured, digits, Adam, numba 0.68; the loop's own
-    kernels took 4.3 s).
+    without the L2 term, and calls the block, the rule's kernel and the L2 term's range sum by their addresses
+    (NOTE [kernels by their address]): a first fit with the compiled kernels compiles one more function, 0.6 s
+    (measured, digits, Adam, numba 0.68; the loop's own kernels took 4.3 s), once per machine for each such
+    variant and each type of X (a read-only X is one more), which the disk cache then keeps.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ import numpy as np
 from microdl import config
 from microdl._cache import checked_jit
 from microdl.nn import _cpu, losses
+from microdl.optim import base
 from microdl.optim._cpu import _flush_subnormal
-from microdl.optim.base import FLUSH_EVERY, Optimizer
+from microdl.optim.base import Optimizer
 from microdl.optim.rules import smallest_normal
 
 __all__ = ["CompiledRuns", "compiled_runs"]
@@ -58,7 +59,7 @@ __all__ = ["CompiledRuns", "compiled_runs"]
 _l2_penalty = checked_jit(nogil=True)(losses.l2_penalty)
 
 
-def _kinds(scalars: tuple, dtype: np.dtype) -> tuple[str, ...] | None:
+def _kinds(scalars: tuple) -> tuple[str, ...] | None:
     """How each of a step's scalars is typed in the kernel's tuple (``"b"`` a flag, else a NumPy type's name),
     or None when one is of a type a row of float64 cannot carry exactly."""
     kinds = []
@@ -79,16 +80,16 @@ def _source(name: str, n_state: int, kinds: tuple[str, ...], with_l2: bool) -> t
     the L2 term or without (the loop adds it only where ``alpha`` is not 0, and its range sum is 0.3 s of a first
     compile), and the line of this file it is filed under (so that a traceback shows the lines that write it)."""
     state = "".join(f", x{k}" for k in range(n_state))
-    h = ", ".join(f"H[j, {i}] != 0.0" if kind == "b" else f"np.{kind}(H[j, {i}])" for i, kind in enumerate(kinds))
+    h = "".join(f"H[j, {i}] != 0.0, " if kind == "b" else f"np.{kind}(H[j, {i}]), " for i, kind in enumerate(kinds))
     flush = "".join(f"            if x{k} is not None:\n                flush(x{k}, tiny)\n" for k in range(n_state))
-    l2 = ("        sum_sq = sum_range(grads, block_grads, first, params, layout, alpha, scale, first, first,\n"
-          "                           grads.size)\n"
+    l2 = ("        sum_sq = call_float64(sum_range_at, (grads, block_grads, first, params, layout, alpha, scale,\n"
+          "                                             first, first, grads.size))\n"
           "        penalty = l2_penalty(alpha, scale, sum_sq)\n") if with_l2 else ""
     line = sys._getframe().f_lineno + 2  # the generated lines start at the next line's string
     source = (
-        f"def {name}(block_at, step_at, X, Y, order, batch, k0, k1, bx, by, no_w, params, layout, A, Z, D, grads,\n"
-        f"        block_grads, per_sample, act, act_p, loss, loss_p, alpha, H, t0, tiny, limit, losses, penalties,\n"
-        f"        done, yes, no{state}):\n"
+        f"def {name}(block_at, step_at, sum_range_at, X, Y, order, batch, k0, k1, bx, by, no_w, params, layout,\n"
+        f"        A, Z, D, grads, block_grads, per_sample, act, act_p, loss, loss_p, alpha, H, t0, tiny, limit,\n"
+        f"        losses, penalties, done, yes, no{state}):\n"
         f"    n = X.shape[0]\n"
         f"    first = k0 - k0\n"  # 0, typed as the other ints (a literal 0 would be typed apart)
         f"    for k in range(k0, k1):\n"
@@ -113,9 +114,9 @@ def _source(name: str, n_state: int, kinds: tuple[str, ...], with_l2: bool) -> t
         f"        losses[k] = data + penalty\n"
         f"        penalties[k] = penalty\n"
         f"        j = k - k0\n"
-        f"        call_none(step_at, (params, grads, ({h},){state}))\n"
+        f"        call_none(step_at, (params, grads, ({h}){state}))\n"
         f"        done[0] = j + 1\n"
-        f"        if (t0 + j + 1) % flush_every == 0:\n"
+        f"        if (t0 + j + 1) % base.FLUSH_EVERY == 0:\n"
         f"{flush}"
         f"            pass\n"
         f"        if not abs(losses[k]) <= limit:\n"
@@ -137,9 +138,9 @@ def _run_function(n_state: int, kinds: tuple[str, ...], with_l2: bool) -> Any:
         # e.g. run_3_dddddddddbbb: Adam's three buffers, nine float64 scalars and three flags (NumPy's type codes)
         name = f"run_{n_state}_{''.join('b' if k == 'b' else np.dtype(k).char for k in kinds)}{'_l2' * with_l2}"
         source, line = _source(name, n_state, kinds, with_l2)
-        namespace = {"__name__": __name__, "np": np, "call_float64": _call_float64, "call_none": _call_none,
-                     "sum_range": _cpu._sum_range, "l2_penalty": _l2_penalty, "flush": _flush_subnormal,
-                     "flush_every": FLUSH_EVERY}
+        # (the module, not its constant: the checked cache then covers base.py, where FLUSH_EVERY is set)
+        namespace = {"__name__": __name__, "np": np, "base": base, "call_float64": _call_float64,
+                     "call_none": _call_none, "l2_penalty": _l2_penalty, "flush": _flush_subnormal}
         exec(compile("\n" * (line - 1) + source, __file__, "exec"), namespace)
         py_func: FunctionType = namespace[name]
         py_func.__doc__ = "A run of training steps, compiled (written by microdl._runs._source)."
@@ -148,7 +149,8 @@ def _run_function(n_state: int, kinds: tuple[str, ...], with_l2: bool) -> Any:
 
 
 # NOTE [kernels by their address]
-#     The run function calls the block of the passes and the rule's kernel at their addresses: those of the C
+#     The run function calls the block of the passes, the rule's kernel and the L2 term's range sum at their
+#     addresses: those of the C
 #     wrappers Numba compiles beside every overload (``llvm_cfunc_wrapper_name``), of the overloads the loop
 #     calls, passed as plain integers and called through :func:`_call_float64` and :func:`_call_none`. Called as
 #     dispatchers, their code would be linked into the run function's module, and LLVM would optimise the whole
@@ -159,10 +161,13 @@ def _run_function(n_state: int, kinds: tuple[str, ...], with_l2: bool) -> Any:
 #     (``CompileResultWAP``) do the same, but type and unbox each one from Python at every call: 65 µs a call of
 #     the run function, a tenth of an epoch of digits at batch 200; an integer costs nothing. What an integer
 #     does not carry is the callee's signature, so :class:`CompiledRuns` takes the address of the overload typed
-#     from the very buffers the run function passes (``tests/test_runs.py`` checks that the types agree). A C
-#     wrapper cannot raise: an exception in the callee would be printed and lost. Neither raises: the rule's
-#     serial kernel and the block are compiled with NumPy's error model, where a division by zero gives inf or
-#     NaN, which the loss check stops at.
+#     from the very buffers the run function passes (``tests/test_runs.py`` checks that the types agree). Linked,
+#     the range sum (compiled with ``reassoc``) could also be optimised otherwise than the loop's own build, and
+#     add its squares in another order. A C wrapper cannot raise: an exception in the callee would be printed
+#     and lost. The callees raise none: their arithmetic is what the rules and formulas may hold (``+ - * /``,
+#     comparisons, ``np.sqrt``, ``np.exp`` ...; no ``raise``: NOTE [typed scalars] in microdl.optim.rules and
+#     docs/extend-model.md), and the rule's serial kernel and the block are compiled with NumPy's error model,
+#     where a division by zero gives inf or NaN, which the loss check stops at.
 
 
 def _caller(return_type: Any) -> Any:
@@ -232,7 +237,7 @@ class CompiledRuns:
         ws.reserve(batches.batch_size)
         if batches._Y is None:
             batches._reserve_gather()
-        self.fn = _run_function(len(optimizer._slots), kinds, model.alpha != 0)
+        self.fn = _run_function(len(optimizer._slots), kinds, bool(model.alpha != 0))  # (with_l2, below)
         slots, p_act, p_loss = optimizer._slots, model._activation_p, model._loss_p
         # each kept under what decides its signature: the dtype, the scalars' types, which state buffers are None;
         # the layers, Z or not, the formulas' parameter counts
@@ -243,6 +248,13 @@ class CompiledRuns:
             _cpu.kernels().block, (model.dtype, len(ws.A), ws.Z is None, len(p_act), len(p_loss)),
             (0, 1, batches._X, batches._Y, model._no_w, 1.0, model.params, model._layout, ws.A, ws.Z, None, ws.D,
              model.grads, ws.per_sample, model._activation_code, p_act, model._loss_code, p_loss, True, False))
+        self.with_l2 = bool(model.alpha != 0)
+        self.sum_range = 0  # the L2 term's range sum, called only with it (the loop's sum_blocks_serial)
+        if self.with_l2:
+            self.sum_range, self.sum_range_signature = _address(
+                _cpu._sum_range, (model.dtype,),
+                (model.grads, ws.block_grads, 0, model.params, model._layout, float(model.alpha), 1.0, 0, 0,
+                 model.grads.size))
         self.steps_per_call = max(1, config.RUN_WORK // (batches.batch_size * model.n_params + model.n_params))
         self.no_order = np.empty(0, dtype=np.intp)
         self.done = np.zeros(1, dtype=np.intp)  # the steps a call has taken, written after each
@@ -250,18 +262,20 @@ class CompiledRuns:
         self.tiny, self.limit = smallest_normal(dtype), float(np.finfo(dtype).max)
 
     def ready(self) -> bool:
-        """Whether a batch is still one row block (the thread count may have changed since the fit began)."""
-        return self.model._train.blocks(self.batches.batch_size) == 1
+        """Whether a batch is still one row block (the thread count may have changed since the fit began), and
+        the L2 term still on or off as the run function was built (a callback may change ``alpha``)."""
+        model = self.model
+        return (model.alpha != 0) == self.with_l2 and model._train.blocks(self.batches.batch_size) == 1
 
     def arguments(self, k0: int, k1: int, H: np.ndarray) -> tuple:
         """The run function's arguments for batches ``k0`` to ``k1 - 1`` of this epoch, with the scalars ``H``."""
         b, opt, model = self.batches, self.optimizer, self.model
         ws = model._train
-        return (self.block, self.step, b.X, b.Y, self.no_order if b.order is None else b.order, b.batch_size, k0,
-                k1, b._X, b._Y, model._no_w, model.params, model._layout, ws.A, ws.Z, ws.D, model.grads,
-                ws.block_grads, ws.per_sample, model._activation_code, model._activation_p, model._loss_code,
-                model._loss_p, float(model.alpha), H, opt.t, self.tiny, self.limit, b.losses, b.penalties,
-                self.done, True, False, *opt._slots)
+        return (self.block, self.step, self.sum_range, b.X, b.Y, self.no_order if b.order is None else b.order,
+                b.batch_size, k0, k1, b._X, b._Y, model._no_w, model.params, model._layout, ws.A, ws.Z, ws.D,
+                model.grads, ws.block_grads, ws.per_sample, model._activation_code, model._activation_p,
+                model._loss_code, model._loss_p, float(model.alpha), H, opt.t, self.tiny, self.limit, b.losses,
+                b.penalties, self.done, True, False, *opt._slots)
 
     def run(self, k0: int, k1: int) -> int | None:
         """Batches ``k0`` to ``k1 - 1`` of this epoch, each a step; the first whose loss is not finite or beyond
@@ -302,7 +316,7 @@ def compiled_runs(batches: Any, optimizer: Any, clipping: bool) -> CompiledRuns 
         scalars = tuple(optimizer._scalars())  # a plain tuple, as the loop passes them to the kernel
     finally:
         optimizer.t = t
-    kinds = _kinds(scalars, optimizer.dtype)
+    kinds = _kinds(scalars)
     if kinds is None:
         return None
     return CompiledRuns(batches, optimizer, scalars, kinds)

@@ -301,3 +301,43 @@ def test_a_ctrl_c_the_moment_a_run_returns_keeps_the_step_count_with_the_weights
     fit(ref, ref_opt, X, y, epochs=1, batch_size=4, random_state=0)
     assert ref_opt.t == opt.t
     np.testing.assert_array_equal(net.params, ref.params)
+
+
+def test_a_rule_without_scalars_and_an_alpha_changed_by_a_callback_give_the_loops_bits(monkeypatch, spy):
+    """A learner's rule whose scalars are an empty NamedTuple; and an L2 term switched on by a callback after the
+    first epoch, which the run function built without it must hand back to the loop."""
+    from typing import NamedTuple
+
+    from microdl.optim import Optimizer
+
+    class NoScalars(NamedTuple):
+        pass
+
+    def no_scalars(dtype: np.dtype, t: int, lr: float) -> NoScalars:
+        return NoScalars()
+
+    def unit_step(theta, g, s: NoScalars):
+        return (theta - g,)
+
+    class UnitStep(Optimizer):
+        update, scalars, state_names = unit_step, no_scalars, ()
+
+        def __init__(self, params, *, backend="cpu", lr=1.0):
+            super().__init__(params, backend=backend, hyperparameters={"lr": lr})
+
+    class SwitchOnL2:
+        def on_epoch_end(self, epoch, history, model, optimizer):
+            model.alpha = 0.5
+            return False
+
+    X, y = _data()
+    for make_opt, callbacks in ((lambda p: UnitStep(p), []), (lambda p: SGD(p, lr=0.1), [SwitchOnL2()])):
+
+        def make(make_opt=make_opt):
+            net = MLP((5, 6, 3), random_state=0)
+            return net, make_opt(net.params)
+
+        a, b = _both(monkeypatch, spy, make, X, y, epochs=3, batch_size=4, random_state=0, callbacks=callbacks)
+        _assert_same_bits(a, b)
+        if callbacks:
+            assert len(spy) == 1 and b[0].alpha == 0.5  # epoch 1 compiled; epochs 2 and 3, with L2, in Python

@@ -113,8 +113,11 @@ class single_threaded_blas:  # noqa: N801  (used like a function: ``with single_
     process, and no per-thread one: ``openblas_set_num_threads_local`` (0.3.27+, in both wheels here: 0.3.30
     and 0.3.31) sets that same process-wide count in a pthreads build (a worker thread's call set the main
     thread's count too, measured here), it is thread-local only in OpenMP builds. So the limit is
-    process-wide and is held only while a kernel call is in flight, never for a whole fit; another thread's
-    SciPy BLAS runs on one thread only while it overlaps a kernel call. threadpoolctl (>= 3.8) lets only one
+    process-wide and is held only while a kernel call is in flight, never for a whole fit, with one exception:
+    an L-BFGS run in SciPy, whose own BLAS calls between the kernel calls are the fit's work too (its threads
+    spun against Numba's: 9-11 ms an iteration on digits instead of 1.1-1.2, ``microdl.train``'s
+    ``run_iterations``); another thread's SciPy BLAS runs on one thread only while it overlaps a kernel call or
+    such a run (and NumPy's too, where the two share one library: conda, Debian). threadpoolctl (>= 3.8) lets only one
     "controlling" Python thread change OpenBLAS's count and silently ignores the others: a fit in a worker
     thread then ran its products on every BLAS thread, with other bits than in the main thread, beside
     Numba's threads, and a ``fork()`` during such a product froze the worker (issue 21, cases 1-2). Here the

@@ -276,6 +276,10 @@ class Optimizer:
         cls._hyperparameter_specs = specs
         if "update" in vars(cls):
             cls.rule = getattr(vars(cls)["update"], "__name__", "?")
+        own = vars(cls)
+        if ("scalars" in own or "_scalars" in own) and "scalars_take_arrays" not in own:
+            # a new host function makes no claim of its parent's (NOTE [scalars of many steps] in rules.py)
+            cls.scalars_take_arrays = False
 
     def __init__(self, params: Any, *, backend: str = "cpu", hyperparameters: Mapping[str, Any]) -> None:
         if not isinstance(backend, str):

@@ -373,3 +373,24 @@ def test_a_host_function_whose_arrays_round_otherwise_is_refused_or_registered_a
     for k in range(5):
         opt.t = 42 + k
         np.testing.assert_array_equal(rows[k], np.array(opt._scalars(), dtype=np.float64))
+
+
+def test_a_subclass_with_its_own_host_function_makes_no_claim_for_it():
+    """scalars_take_arrays is a claim about one host function: a subclass that brings its own (scalars or
+    _scalars) does not inherit it, unless it makes it again; one that keeps its parent's host function does."""
+    class OwnHost(Adam):
+        scalars = staticmethod(rules.adam_scalars)
+
+    class OwnScalars(SGD):
+        def _scalars(self):
+            return super()._scalars()
+
+    class Claims(SGD):
+        scalars_take_arrays = True
+
+        def _scalars(self):
+            return super()._scalars()
+
+    assert not OwnHost.scalars_take_arrays and not OwnScalars.scalars_take_arrays
+    assert Claims.scalars_take_arrays
+    assert OPTIMIZERS["adamw"].scalars_take_arrays and OPTIMIZERS["gd"].scalars_take_arrays
