@@ -149,25 +149,23 @@ def _run_function(n_state: int, kinds: tuple[str, ...], with_l2: bool) -> Any:
 
 
 # NOTE [kernels by their address]
-#     The run function calls the block of the passes, the rule's kernel and the L2 term's range sum at their
-#     addresses: those of the C
-#     wrappers Numba compiles beside every overload (``llvm_cfunc_wrapper_name``), of the overloads the loop
-#     calls, passed as plain integers and called through :func:`_call_float64` and :func:`_call_none`. Called as
-#     dispatchers, their code would be linked into the run function's module, and LLVM would optimise the whole
-#     module again: compiling the run function took 1.9 s with both linked and 1.1 s with neither (measured, a
-#     fresh cache, digits, Adam, float64, L2; numba 0.68). By address it is compiled once per number of state
-#     buffers and types of scalars, whatever the rule and the registered formulas, and cached on disk like any
-#     other kernel, and it calls the very code the loop calls. Numba's own first-class functions
-#     (``CompileResultWAP``) do the same, but type and unbox each one from Python at every call: 65 µs a call of
-#     the run function, a tenth of an epoch of digits at batch 200; an integer costs nothing. What an integer
-#     does not carry is the callee's signature, so :class:`CompiledRuns` takes the address of the overload typed
-#     from the very buffers the run function passes (``tests/test_runs.py`` checks that the types agree). Linked,
-#     the range sum (compiled with ``reassoc``) could also be optimised otherwise than the loop's own build, and
-#     add its squares in another order. A C wrapper cannot raise: an exception in the callee would be printed
-#     and lost. The callees raise none: their arithmetic is what the rules and formulas may hold (``+ - * /``,
-#     comparisons, ``np.sqrt``, ``np.exp`` ...; no ``raise``: NOTE [typed scalars] in microdl.optim.rules and
-#     docs/extend-model.md), and the rule's serial kernel and the block are compiled with NumPy's error model,
-#     where a division by zero gives inf or NaN, which the loss check stops at.
+#     The run function calls the block of the passes, the rule's kernel and the L2 term's range sum at their addresses:
+#     those of the C wrappers Numba compiles beside every overload (``llvm_cfunc_wrapper_name``), of the overloads the
+#     loop calls, passed as plain integers and called through :func:`_call_float64` and :func:`_call_none`. Called as
+#     dispatchers, their code would be linked into the run function's module, and LLVM would optimise the whole module
+#     again: compiling the run function took 1.9 s with both linked and 1.1 s with neither (measured, a fresh cache,
+#     digits, Adam, float64, L2; numba 0.68). By address it is compiled once per number of state buffers and types of
+#     scalars, whatever the rule and the registered formulas, and cached on disk like any other kernel, and it calls the
+#     very code the loop calls. Numba's own first-class functions (``CompileResultWAP``) do the same, but type and unbox
+#     each one from Python at every call: 65 µs a call of the run function, a tenth of an epoch of digits at batch 200;
+#     an integer costs nothing. What an integer does not carry is the callee's signature, so :class:`CompiledRuns` takes
+#     the address of the overload typed from the very buffers the run function passes (``tests/test_runs.py`` checks
+#     that the types agree). Linked, the range sum (compiled with ``reassoc``) could also be optimised otherwise than
+#     the loop's own build, and add its squares in another order. A C wrapper cannot raise: an exception in the callee
+#     would be printed and lost. The callees raise none: their arithmetic is what the rules and formulas may hold (``+ -
+#     * /``, comparisons, ``np.sqrt``, ``np.exp`` ...; no ``raise``: NOTE [typed scalars] in microdl.optim.rules and
+#     docs/extend-model.md), and the rule's serial kernel and the block are compiled with NumPy's error model, where a
+#     division by zero gives inf or NaN, which the loss check stops at.
 
 
 def _caller(return_type: Any) -> Any:
