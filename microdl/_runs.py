@@ -162,10 +162,10 @@ def _run_function(n_state: int, kinds: tuple[str, ...], with_l2: bool) -> Any:
 #     the address of the overload typed from the very buffers the run function passes (``tests/test_runs.py`` checks
 #     that the types agree). Linked, the range sum (compiled with ``reassoc``) could also be optimised otherwise than
 #     the loop's own build, and add its squares in another order. A C wrapper cannot raise: an exception in the callee
-#     would be printed and lost. The callees raise none: their arithmetic is what the rules and formulas may hold (``+ -
-#     * /``, comparisons, ``np.sqrt``, ``np.exp`` ...; no ``raise``: NOTE [typed scalars] in microdl.optim.rules and
-#     docs/extend-model.md), and the rule's serial kernel and the block are compiled with NumPy's error model, where a
-#     division by zero gives inf or NaN, which the loss check stops at.
+#     would be printed and lost. The callees raise none: their arithmetic is what the rules and formulas may hold
+#     (``+ - * /``, comparisons, ``np.sqrt``, ``np.exp`` ...; no ``raise``: NOTE [typed scalars] in
+#     microdl.optim.rules and docs/extend-model.md), and the rule's serial kernel and the block are compiled with
+#     NumPy's error model, where a division by zero gives inf or NaN, which the loss check stops at.
 
 
 def _caller(return_type: Any) -> Any:
