@@ -45,6 +45,10 @@ from types import FunctionType
 from typing import Any
 
 import numpy as np
+from llvmlite import ir
+from numba import typeof
+from numba.core import types
+from numba.extending import intrinsic
 
 from microdl import config
 from microdl._cache import checked_jit
@@ -171,9 +175,6 @@ def _run_function(n_state: int, kinds: tuple[str, ...], with_l2: bool) -> Any:
 def _caller(return_type: Any) -> Any:
     """An intrinsic ``call(address, args)``: the C wrapper at ``address`` called with the tuple ``args``, its
     result of ``return_type`` (NOTE [kernels by their address])."""
-    from llvmlite import ir
-    from numba.core import types
-    from numba.extending import intrinsic
 
     @intrinsic
     def call(typingctx: Any, address: Any, args: Any) -> Any:
@@ -193,13 +194,7 @@ def _caller(return_type: Any) -> Any:
     return call
 
 
-def _return_types() -> tuple[Any, Any]:
-    from numba.core import types
-
-    return types.float64, types.none
-
-
-_call_float64, _call_none = (_caller(t) for t in _return_types())
+_call_float64, _call_none = _caller(types.float64), _caller(types.none)
 
 _ADDRESSES: dict[tuple, tuple[int, Any]] = {}
 
@@ -211,8 +206,6 @@ def _address(kernel: Any, key: tuple, args: tuple) -> tuple[int, tuple]:
     the signature."""
     found = _ADDRESSES.get((kernel, key))
     if found is None:
-        from numba import typeof
-
         signature = tuple(typeof(a) for a in args)
         kernel.compile(signature)
         overload = kernel.overloads[signature]  # (kept alive by the dispatcher, as its code is)
